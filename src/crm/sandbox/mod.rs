@@ -1,0 +1,1 @@
+//! A Sell-compatible sandbox server (being written).

@@ -1,0 +1,1 @@
+//! Zendesk Sell API v2 client (being written).

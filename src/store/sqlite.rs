@@ -1,0 +1,662 @@
+//! The embedded SQLite store: WAL, `synchronous=FULL` so a 2xx survives power
+//! loss, and one writer connection that opens every write with `BEGIN IMMEDIATE`
+//! (no upgrade deadlocks; other processes on the same file wait on `busy_timeout`).
+//! Reads use a separate small pool so they never queue behind writes.
+
+use std::{collections::BTreeMap, str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{
+    Row, Sqlite, SqlitePool, Transaction,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+};
+
+use super::{
+    AuditEntry, Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent,
+    Outcome, StoreError,
+};
+use crate::domain::{JobKind, JobState, OffboardingEvent};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// SQLite-backed [`JobStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+const JOB_COLUMNS: &str = "id, kind, state, attempt, failures, max_attempts, run_at, lease_owner, \
+    lease_expires_at, source, event_id, employee_email, action, plan, last_error, approved, \
+    parent_id, created_at, updated_at, \
+    (SELECT payload FROM events e WHERE e.source = jobs.source AND e.event_id = jobs.event_id) AS payload";
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path`).
+    pub async fn open(url: &str, synchronous: &str) -> Result<Self, StoreError> {
+        let sync = match synchronous {
+            "normal" => SqliteSynchronous::Normal,
+            "extra" => SqliteSynchronous::Extra,
+            _ => SqliteSynchronous::Full,
+        };
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sync)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .map(|p| p.split('?').next().unwrap_or(p))
+        {
+            if let Some(parent) = std::path::Path::new(path).parent() {
+                if !parent.as_os_str().is_empty() && path != ":memory:" {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        StoreError::Corrupt(format!("cannot create {}: {e}", parent.display()))
+                    })?;
+                }
+            }
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(false))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(v).unwrap_or_default()
+}
+
+fn now_ms() -> i64 {
+    ms(Utc::now())
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn row_to_job(row: &SqliteRow) -> Result<Job, StoreError> {
+    let corrupt = |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("job {what}: {e}"));
+    let payload: String = row.try_get("payload")?;
+    let event_json: Value = serde_json::from_str(&payload).map_err(|e| corrupt("event", &e))?;
+    let event = OffboardingEvent::from_json(&event_json, None).map_err(|e| corrupt("event", &e))?;
+    let plan: Option<String> = row.try_get("plan")?;
+    let plan = plan
+        .map(|p| serde_json::from_str(&p))
+        .transpose()
+        .map_err(|e| corrupt("plan", &e))?;
+    let state: String = row.try_get("state")?;
+    let kind: String = row.try_get("kind")?;
+    Ok(Job {
+        id: row.try_get("id")?,
+        kind: JobKind::from_str(&kind).map_err(|e| corrupt("kind", &e))?,
+        state: JobState::from_str(&state).map_err(|e| corrupt("state", &e))?,
+        attempt: row.try_get::<i64, _>("attempt")? as u32,
+        failures: row.try_get::<i64, _>("failures")? as u32,
+        max_attempts: row.try_get::<i64, _>("max_attempts")? as u32,
+        run_at: from_ms(row.try_get("run_at")?),
+        lease_owner: row.try_get("lease_owner")?,
+        lease_expires_at: row.try_get::<Option<i64>, _>("lease_expires_at")?.map(from_ms),
+        source: row.try_get("source")?,
+        event_id: row.try_get("event_id")?,
+        event,
+        employee_email: row.try_get("employee_email")?,
+        action: row.try_get("action")?,
+        plan,
+        last_error: row.try_get("last_error")?,
+        approved: row.try_get::<i64, _>("approved")? != 0,
+        parent_id: row.try_get("parent_id")?,
+        created_at: from_ms(row.try_get("created_at")?),
+        updated_at: from_ms(row.try_get("updated_at")?),
+    })
+}
+
+/// Stores one event and its job inside an open transaction.
+async fn ingest_one(tx: &mut Transaction<'static, Sqlite>, ev: &NewEvent, now: i64) -> Result<IngestOutcome, StoreError> {
+    let event_id = ev.event.id.clone();
+    let existing = sqlx::query("SELECT body_sha256 FROM events WHERE source = ? AND event_id = ?")
+        .bind(&ev.source)
+        .bind(&event_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(row) = existing {
+        let sha: String = row.try_get("body_sha256")?;
+        if sha != ev.body_sha256 {
+            return Ok(IngestOutcome::Conflict { event_id });
+        }
+        let job_id: String = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE source = ? AND event_id = ? AND parent_id IS NULL ORDER BY id LIMIT 1",
+        )
+        .bind(&ev.source)
+        .bind(&event_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        return Ok(IngestOutcome::Duplicate { event_id, job_id });
+    }
+    let payload = serde_json::to_string(&ev.event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query("INSERT INTO events (source, event_id, body_sha256, payload, received_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(&ev.source)
+        .bind(&event_id)
+        .bind(&ev.body_sha256)
+        .bind(payload)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    let job_id = new_id();
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, state, max_attempts, run_at, source, event_id, employee_email, created_at, updated_at) \
+         VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&job_id)
+    .bind(ev.job_kind().as_str())
+    .bind(i64::from(ev.max_attempts))
+    .bind(ms(ev.run_at))
+    .bind(&ev.source)
+    .bind(&event_id)
+    .bind(ev.event.employee.email.as_str())
+    .bind(now)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(IngestOutcome::Accepted { event_id, job_id })
+}
+
+/// `WHERE` fragment that fences a write to the lease holder.
+const FENCE: &str = "id = ? AND lease_owner = ? AND attempt = ? AND state = 'running'";
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+            .fetch_all(&self.reader)
+            .await?;
+        for m in MIGRATOR.iter() {
+            if !applied.contains(&m.version) {
+                return Err(StoreError::Corrupt(format!("migration {} ({}) is pending", m.version, m.description)));
+            }
+        }
+        Ok(())
+    }
+
+    async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let now = now_ms();
+        let mut out = Vec::with_capacity(events.len());
+        for ev in &events {
+            out.push(ingest_one(&mut tx, ev, now).await?);
+        }
+        // A conflict anywhere in one request stores nothing of it.
+        if out.iter().any(|o| matches!(o, IngestOutcome::Conflict { .. })) {
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
+        Ok(out)
+    }
+
+    async fn claim(&self, owner: &str, n: usize, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
+        let now = now_ms();
+        let expires = now + lease.as_millis() as i64;
+        let mut tx = self.write_tx().await?;
+        // One runnable job per employee, and none whose employee already has a running job.
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT MIN(id) FROM jobs j \
+             WHERE state IN ('queued', 'scheduled') AND run_at <= ? \
+               AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.employee_email = j.employee_email AND r.state = 'running') \
+             GROUP BY employee_email ORDER BY MIN(run_at), MIN(id) LIMIT ?",
+        )
+        .bind(now)
+        .bind(n as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed = Vec::with_capacity(ids.len());
+        for id in ids {
+            sqlx::query(
+                "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = ?, lease_expires_at = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(owner)
+            .bind(expires)
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?")))
+                .bind(&id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let job = row_to_job(&row)?;
+            claimed.push(Claimed {
+                lease: Lease {
+                    job_id: job.id.clone(),
+                    owner: owner.to_owned(),
+                    attempt: job.attempt,
+                },
+                job,
+            });
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET lease_expires_at = ? WHERE {FENCE}"
+        )))
+        .bind(now + lease_for.as_millis() as i64)
+        .bind(&lease.job_id)
+        .bind(&lease.owner)
+        .bind(i64::from(lease.attempt))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost(lease.job_id.clone()));
+        }
+        Ok(())
+    }
+
+    async fn finish(&self, lease: &Lease, outcome: Outcome) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT failures, max_attempts FROM jobs WHERE {FENCE}")))
+            .bind(&lease.job_id)
+            .bind(&lease.owner)
+            .bind(i64::from(lease.attempt))
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Err(StoreError::LeaseLost(lease.job_id.clone()));
+        };
+        let failures: i64 = row.try_get("failures")?;
+        let max_attempts: i64 = row.try_get("max_attempts")?;
+        // (state, run_at, failures, last_error)
+        let (state, run_at, failures, last_error): (&str, Option<i64>, i64, Option<String>) = match outcome {
+            Outcome::Succeeded => ("succeeded", None, 0, None),
+            Outcome::Scheduled { run_at, .. } => ("scheduled", Some(ms(run_at)), 0, None),
+            Outcome::Retry { run_at, error } => {
+                if failures + 1 >= max_attempts {
+                    ("failed", None, failures + 1, Some(format!("gave up after {} attempts: {error}", failures + 1)))
+                } else {
+                    ("scheduled", Some(ms(run_at)), failures + 1, Some(error))
+                }
+            }
+            Outcome::NeedsReview { reason } => ("needs_review", None, failures, Some(reason)),
+            Outcome::Failed { error } => ("failed", None, failures, Some(error)),
+            Outcome::Cancelled { reason } => ("cancelled", None, failures, Some(reason)),
+            Outcome::Released => ("queued", Some(now), failures, None),
+        };
+        sqlx::query(
+            "UPDATE jobs SET state = ?, run_at = COALESCE(?, run_at), failures = ?, last_error = COALESCE(?, last_error), \
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?",
+        )
+        .bind(state)
+        .bind(run_at)
+        .bind(failures)
+        .bind(last_error)
+        .bind(now)
+        .bind(&lease.job_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn requeue_expired(&self) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, run_at = ?, updated_at = ? \
+             WHERE state = 'running' AND lease_expires_at < ? RETURNING id",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &ids {
+            sqlx::query("INSERT INTO audit (job_id, at, kind, detail) VALUES (?, ?, 'lease.expired', '{\"requeued\":true}')")
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
+    async fn set_plan(&self, lease: &Lease, action: &str, plan: &Value) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET action = ?, plan = ?, updated_at = ? WHERE {FENCE}"
+        )))
+        .bind(action)
+        .bind(plan.to_string())
+        .bind(now_ms())
+        .bind(&lease.job_id)
+        .bind(&lease.owner)
+        .bind(i64::from(lease.attempt))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost(lease.job_id.clone()));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn put_checkpoint(&self, lease: &Lease, key: &str, value: &Value) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let held: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT 1 FROM jobs WHERE {FENCE}")))
+            .bind(&lease.job_id)
+            .bind(&lease.owner)
+            .bind(i64::from(lease.attempt))
+            .fetch_optional(&mut *tx)
+            .await?;
+        if held.is_none() {
+            return Err(StoreError::LeaseLost(lease.job_id.clone()));
+        }
+        sqlx::query(
+            "INSERT INTO checkpoints (job_id, key, value, updated_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(&lease.job_id)
+        .bind(key)
+        .bind(value.to_string())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit(&self, job_id: &str, entries: &[(String, Value)]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        for (kind, detail) in entries {
+            sqlx::query("INSERT INTO audit (job_id, at, kind, detail) VALUES (?, ?, ?, ?)")
+                .bind(job_id)
+                .bind(now)
+                .bind(kind)
+                .bind(detail.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn enqueue_follow_up(&self, lease: &Lease, kind: JobKind, run_at: DateTime<Utc>) -> Result<String, StoreError> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let parent = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT source, event_id, employee_email, max_attempts FROM jobs WHERE {FENCE}"
+        )))
+        .bind(&lease.job_id)
+        .bind(&lease.owner)
+        .bind(i64::from(lease.attempt))
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::LeaseLost(lease.job_id.clone()))?;
+        let existing: Option<String> = sqlx::query_scalar("SELECT id FROM jobs WHERE parent_id = ? AND kind = ?")
+            .bind(&lease.job_id)
+            .bind(kind.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(id) = existing {
+            return Ok(id);
+        }
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, state, max_attempts, run_at, source, event_id, employee_email, parent_id, created_at, updated_at) \
+             VALUES (?, ?, 'scheduled', ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(kind.as_str())
+        .bind(parent.try_get::<i64, _>("max_attempts")?)
+        .bind(ms(run_at))
+        .bind(parent.try_get::<String, _>("source")?)
+        .bind(parent.try_get::<String, _>("event_id")?)
+        .bind(parent.try_get::<String, _>("employee_email")?)
+        .bind(&lease.job_id)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn cancel_pending_for(&self, email: &str, except: &str, reason: &str) -> Result<Vec<String>, StoreError> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE jobs SET state = 'cancelled', last_error = ?, updated_at = ? \
+             WHERE employee_email = ? AND id <> ? AND state IN ('queued', 'scheduled', 'needs_review') RETURNING id",
+        )
+        .bind(reason)
+        .bind(now)
+        .bind(email)
+        .bind(except)
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &ids {
+            sqlx::query("INSERT INTO audit (job_id, at, kind, detail) VALUES (?, ?, 'job.cancelled', ?)")
+                .bind(id)
+                .bind(now)
+                .bind(serde_json::json!({ "reason": reason, "by_job": except }).to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn jobs_for(&self, email: &str, states: &[JobState]) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE employee_email = ? ORDER BY id DESC"
+        )))
+        .bind(email)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(row_to_job)
+            .filter(|j| j.as_ref().map(|j| states.contains(&j.state)).unwrap_or(true))
+            .collect()
+    }
+
+    async fn count_seat_actions_since(&self, action: Option<&str>, since: DateTime<Utc>) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM seat_actions WHERE at >= ? AND (? IS NULL OR action = ?)")
+            .bind(ms(since))
+            .bind(action)
+            .bind(action)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn record_seat_action(&self, lease: &Lease, action: &str) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let held: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT 1 FROM jobs WHERE {FENCE}")))
+            .bind(&lease.job_id)
+            .bind(&lease.owner)
+            .bind(i64::from(lease.attempt))
+            .fetch_optional(&mut *tx)
+            .await?;
+        if held.is_none() {
+            return Err(StoreError::LeaseLost(lease.job_id.clone()));
+        }
+        sqlx::query("INSERT INTO seat_actions (job_id, action, at) VALUES (?, ?, ?) ON CONFLICT (job_id) DO NOTHING")
+            .bind(&lease.job_id)
+            .bind(action)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs \
+             WHERE (? IS NULL OR state = ?) AND (? IS NULL OR employee_email = ?) \
+               AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR id < ?) \
+             ORDER BY id DESC LIMIT ?"
+        )))
+        .bind(filter.state.map(|s| s.as_str()))
+        .bind(filter.state.map(|s| s.as_str()))
+        .bind(filter.employee.as_deref())
+        .bind(filter.employee.as_deref())
+        .bind(filter.since.map(ms))
+        .bind(filter.since.map(ms))
+        .bind(filter.before.as_deref())
+        .bind(filter.before.as_deref())
+        .bind(i64::from(filter.limit.unwrap_or(100).min(1000)))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(row_to_job).collect()
+    }
+
+    async fn get_job(&self, id: &str) -> Result<Option<JobDetail>, StoreError> {
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?")))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let job = row_to_job(&row)?;
+        let mut checkpoints = BTreeMap::new();
+        for row in sqlx::query("SELECT key, value FROM checkpoints WHERE job_id = ? ORDER BY key")
+            .bind(id)
+            .fetch_all(&self.reader)
+            .await?
+        {
+            let value: String = row.try_get("value")?;
+            checkpoints.insert(
+                row.try_get("key")?,
+                serde_json::from_str(&value).map_err(|e| StoreError::Corrupt(format!("checkpoint: {e}")))?,
+            );
+        }
+        let mut audit = Vec::new();
+        for row in sqlx::query("SELECT at, kind, detail FROM audit WHERE job_id = ? ORDER BY id")
+            .bind(id)
+            .fetch_all(&self.reader)
+            .await?
+        {
+            let detail: String = row.try_get("detail")?;
+            audit.push(AuditEntry {
+                at: from_ms(row.try_get("at")?),
+                kind: row.try_get("kind")?,
+                detail: serde_json::from_str(&detail).map_err(|e| StoreError::Corrupt(format!("audit: {e}")))?,
+            });
+        }
+        Ok(Some(JobDetail { job, checkpoints, audit }))
+    }
+
+    async fn retry(&self, id: &str) -> Result<Job, StoreError> {
+        self.operate(id, "retry", &[JobState::Failed, JobState::NeedsReview, JobState::Cancelled], "state = 'queued', failures = 0, last_error = NULL, run_at = ?1")
+            .await
+    }
+
+    async fn cancel(&self, id: &str, reason: &str) -> Result<Job, StoreError> {
+        let _ = reason;
+        self.operate(
+            id,
+            "cancel",
+            &[JobState::Queued, JobState::Running, JobState::Scheduled, JobState::NeedsReview],
+            "state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, last_error = 'cancelled by operator'",
+        )
+        .await
+    }
+
+    async fn approve(&self, id: &str) -> Result<Job, StoreError> {
+        self.operate(id, "approve", &[JobState::NeedsReview], "state = 'queued', approved = 1, run_at = ?1").await
+    }
+
+    async fn count_by_state(&self) -> Result<BTreeMap<JobState, u64>, StoreError> {
+        let mut out: BTreeMap<JobState, u64> = JobState::ALL.into_iter().map(|s| (s, 0)).collect();
+        for row in sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+            .fetch_all(&self.reader)
+            .await?
+        {
+            let state: String = row.try_get("state")?;
+            let n: i64 = row.try_get("n")?;
+            if let Ok(s) = JobState::from_str(&state) {
+                out.insert(s, n as u64);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn oldest_runnable_age(&self) -> Result<Option<Duration>, StoreError> {
+        let now = now_ms();
+        let oldest: Option<i64> = sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE state IN ('queued', 'scheduled') AND run_at <= ?")
+            .bind(now)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(oldest.map(|t| Duration::from_millis((now - t).max(0) as u64)))
+    }
+}
+
+impl SqliteStore {
+    /// An operator action: checks the state, applies `set` (where `?1` is now), audits.
+    async fn operate(&self, id: &str, op: &'static str, from: &[JobState], set: &str) -> Result<Job, StoreError> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let state = state.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+        let state = JobState::from_str(&state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if !from.contains(&state) {
+            return Err(StoreError::WrongState { id: id.to_owned(), state, op });
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE jobs SET {set}, updated_at = ?1 WHERE id = ?2")))
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO audit (job_id, at, kind, detail) VALUES (?, ?, ?, ?)")
+            .bind(id)
+            .bind(now)
+            .bind(format!("operator.{op}"))
+            .bind(serde_json::json!({ "from": state.as_str() }).to_string())
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?")))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let job = row_to_job(&row)?;
+        tx.commit().await?;
+        Ok(job)
+    }
+}
