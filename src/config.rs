@@ -5,7 +5,12 @@
 //! file (`*_file`) and [`Secret`] holds the value with a redacted `Debug`. Every
 //! error names the key it is about, so start-up fails with one clear line.
 
-use std::{collections::BTreeMap, fmt, net::SocketAddr, path::{Path, PathBuf}};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use figment::{
     Figment,
@@ -222,10 +227,16 @@ impl Config {
         if self.server.max_body_bytes == 0 {
             return bad("server.max_body_bytes", "must be at least 1");
         }
-        if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres://") || self.store.url.starts_with("postgresql://")) {
+        if !(self.store.url.starts_with("sqlite:")
+            || self.store.url.starts_with("postgres://")
+            || self.store.url.starts_with("postgresql://"))
+        {
             return bad("store.url", "expected sqlite://PATH or postgres://…");
         }
-        if !matches!(self.store.sqlite_synchronous.as_str(), "full" | "normal" | "extra") {
+        if !matches!(
+            self.store.sqlite_synchronous.as_str(),
+            "full" | "normal" | "extra"
+        ) {
             return bad("store.sqlite_synchronous", "expected full, normal or extra");
         }
         if self.crm.kind != "zendesk_sell" {
@@ -241,7 +252,10 @@ impl Config {
             return bad("crm.max_in_flight", "must be at least 1");
         }
         if !matches!(self.crm.seat_executor.as_str(), "manual") {
-            return bad("crm.seat_executor", "Zendesk Sell's API cannot change a user's status: only \"manual\" is available");
+            return bad(
+                "crm.seat_executor",
+                "Zendesk Sell's API cannot change a user's status: only \"manual\" is available",
+            );
         }
         if self.worker.lease_secs < 3 {
             return bad("worker.lease_secs", "must be at least 3");
@@ -254,8 +268,16 @@ impl Config {
         }
         let mut seen = std::collections::HashSet::new();
         for (i, s) in self.sources.iter().enumerate() {
-            if s.name.is_empty() || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return bad(&format!("sources[{i}].name"), "use letters, digits, - and _ only");
+            if s.name.is_empty()
+                || !s
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return bad(
+                    &format!("sources[{i}].name"),
+                    "use letters, digits, - and _ only",
+                );
             }
             if !seen.insert(&s.name) {
                 return bad(&format!("sources[{i}].name"), "duplicate source name");
@@ -266,12 +288,20 @@ impl Config {
 
     /// The CRM API token.
     pub fn crm_token(&self) -> Result<Secret, ConfigError> {
-        read_secret("crm", self.crm.token_env.as_deref(), self.crm.token_file.as_deref())
+        read_secret(
+            "crm",
+            self.crm.token_env.as_deref(),
+            self.crm.token_file.as_deref(),
+        )
     }
 
     /// The admin API token.
     pub fn admin_token(&self) -> Result<Secret, ConfigError> {
-        read_secret("admin", self.admin.token_env.as_deref(), self.admin.token_file.as_deref())
+        read_secret(
+            "admin",
+            self.admin.token_env.as_deref(),
+            self.admin.token_file.as_deref(),
+        )
     }
 }
 
@@ -288,7 +318,11 @@ impl SourceConfig {
     /// The source's secrets (several during rotation).
     pub fn secrets(&self, index: usize) -> Result<Vec<Secret>, ConfigError> {
         let key = format!("sources[{index}] ({})", self.name);
-        let raw = read_secret(&key, self.secrets_env.as_deref(), self.secrets_file.as_deref())?;
+        let raw = read_secret(
+            &key,
+            self.secrets_env.as_deref(),
+            self.secrets_file.as_deref(),
+        )?;
         let list: Vec<Secret> = raw
             .expose()
             .split([',', '\n'])
@@ -307,9 +341,21 @@ impl SourceConfig {
 }
 
 /// Reads a secret from `<section>.token_env`/`secrets_env` or the matching `_file`.
-fn read_secret(section: &str, env: Option<&str>, file: Option<&Path>) -> Result<Secret, ConfigError> {
-    let env_key = if section.starts_with("sources") { "secrets_env" } else { "token_env" };
-    let file_key = if section.starts_with("sources") { "secrets_file" } else { "token_file" };
+fn read_secret(
+    section: &str,
+    env: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Secret, ConfigError> {
+    let env_key = if section.starts_with("sources") {
+        "secrets_env"
+    } else {
+        "token_env"
+    };
+    let file_key = if section.starts_with("sources") {
+        "secrets_file"
+    } else {
+        "token_file"
+    };
     if let Some(var) = env {
         return match std::env::var(var) {
             Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim().to_owned())),
@@ -334,7 +380,9 @@ fn read_secret(section: &str, env: Option<&str>, file: Option<&Path>) -> Result<
     }
     Err(ConfigError::Secret {
         key: format!("{section}.{env_key}"),
-        problem: format!("not set: name an environment variable ({env_key}) or a file ({file_key})"),
+        problem: format!(
+            "not set: name an environment variable ({env_key}) or a file ({file_key})"
+        ),
     })
 }
 
@@ -378,7 +426,13 @@ mod tests {
     fn missing_secret_names_the_key() {
         let c = Config::from_toml("[crm]\ntoken_env = \"OFFBOARD_TEST_SURELY_UNSET_VAR\"").unwrap();
         let err = c.crm_token().unwrap_err().to_string();
-        assert!(err.contains("crm.token_env") && err.contains("OFFBOARD_TEST_SURELY_UNSET_VAR"), "{err}");
-        assert_eq!(format!("{:?}", Secret::new("hunter2".into())), "Secret(***)");
+        assert!(
+            err.contains("crm.token_env") && err.contains("OFFBOARD_TEST_SURELY_UNSET_VAR"),
+            "{err}"
+        );
+        assert_eq!(
+            format!("{:?}", Secret::new("hunter2".into())),
+            "Secret(***)"
+        );
     }
 }

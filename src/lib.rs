@@ -7,6 +7,8 @@
 //! running service; [`cli`] is the command line. See ARCHITECTURE.md.
 #![warn(missing_docs)]
 
+pub mod app;
+pub mod cli;
 pub mod config;
 pub mod crm;
 pub mod domain;
@@ -15,3 +17,4 @@ pub mod ingest;
 pub mod policy;
 pub mod store;
 pub mod telemetry;
+pub mod worker;

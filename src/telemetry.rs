@@ -21,10 +21,21 @@ pub enum LogFormat {
 /// Installs the global subscriber (once; later calls are ignored).
 pub fn init(format: Option<LogFormat>) {
     let filter = EnvFilter::try_from_env("OFFBOARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let format = format.unwrap_or(if std::io::stdout().is_terminal() { LogFormat::Pretty } else { LogFormat::Json });
+    let format = format.unwrap_or(if std::io::stdout().is_terminal() {
+        LogFormat::Pretty
+    } else {
+        LogFormat::Json
+    });
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
-        LogFormat::Json => registry.with(fmt::layer().json().flatten_event(true).with_current_span(true)).try_init(),
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true),
+            )
+            .try_init(),
         LogFormat::Pretty => registry.with(fmt::layer()).try_init(),
     };
 }
@@ -37,7 +48,11 @@ pub fn hash_email(email: &str) -> String {
 
 /// The address itself, or its hash when redaction is on.
 pub fn show_email(email: &str, redact: bool) -> String {
-    if redact { hash_email(email) } else { email.to_owned() }
+    if redact {
+        hash_email(email)
+    } else {
+        email.to_owned()
+    }
 }
 
 /// Replaces every e-mail-looking string inside a JSON value with its hash.
@@ -64,7 +79,9 @@ fn looks_like_email(s: &str) -> bool {
 pub fn redact_text(s: &str) -> String {
     s.split_inclusive(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')' || c == '"')
         .map(|word| {
-            let trimmed = word.trim_end_matches(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')' || c == '"' || c == '.');
+            let trimmed = word.trim_end_matches(|c: char| {
+                c.is_whitespace() || c == ',' || c == '(' || c == ')' || c == '"' || c == '.'
+            });
             if looks_like_email(trimmed) {
                 word.replacen(trimmed, &hash_email(trimmed), 1)
             } else {
@@ -80,8 +97,12 @@ mod tests {
 
     #[test]
     fn hashes_are_stable_and_hide_the_address() {
-        assert_eq!(hash_email("Jane@Example.com"), hash_email("jane@example.com"));
-        let mut v = serde_json::json!({"a": "jane@example.com", "b": ["x", "tell boss@example.com now."]});
+        assert_eq!(
+            hash_email("Jane@Example.com"),
+            hash_email("jane@example.com")
+        );
+        let mut v =
+            serde_json::json!({"a": "jane@example.com", "b": ["x", "tell boss@example.com now."]});
         redact_emails_in(&mut v);
         let s = v.to_string();
         assert!(!s.contains("example.com"), "{s}");

@@ -58,7 +58,9 @@ impl FromStr for Resource {
         Self::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown resource {s:?} (expected leads, contacts, deals or tasks)"))
+            .ok_or_else(|| {
+                format!("unknown resource {s:?} (expected leads, contacts, deals or tasks)")
+            })
     }
 }
 
@@ -196,7 +198,12 @@ pub trait Crm: Send + Sync {
     /// Every record of `resource` owned by `owner_id` (every page), open or not.
     async fn list_owned(&self, resource: Resource, owner_id: i64) -> Result<Vec<Record>, CrmError>;
     /// Makes `new_owner` the owner of one record.
-    async fn reassign(&self, resource: Resource, record_id: i64, new_owner: i64) -> Result<(), CrmError>;
+    async fn reassign(
+        &self,
+        resource: Resource,
+        record_id: i64,
+        new_owner: i64,
+    ) -> Result<(), CrmError>;
     /// Creates a task; returns its id.
     async fn create_task(&self, task: &NewTask) -> Result<i64, CrmError>;
     /// The id of an open task of `owner_id` whose content contains `marker`.

@@ -99,7 +99,17 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "jane", "@example.com", "jane@", "jane@com", "ja ne@x.com", "a@b@c.com", "a@.com", "a@x..com"] {
+        for bad in [
+            "",
+            "jane",
+            "@example.com",
+            "jane@",
+            "jane@com",
+            "ja ne@x.com",
+            "a@b@c.com",
+            "a@.com",
+            "a@x..com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -177,16 +177,27 @@ impl OffboardingEvent {
     /// Validates a JSON value as a canonical event. `fallback_id` is used when the
     /// payload has no `id` (the signature scheme's message id or a body hash).
     pub fn from_json(value: &Value, fallback_id: Option<&str>) -> Result<Self, EventError> {
-        let obj = value
-            .as_object()
-            .ok_or_else(|| err("$", format!("expected a JSON object, got {}", kind_of(value))))?;
+        let obj = value.as_object().ok_or_else(|| {
+            err(
+                "$",
+                format!("expected a JSON object, got {}", kind_of(value)),
+            )
+        })?;
         let id = match obj.get("id") {
             None | Some(Value::Null) => fallback_id
                 .map(str::to_owned)
                 .ok_or_else(|| err("id", "missing"))?,
             Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 256 => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
-            Some(other) => return Err(err("id", format!("expected a non-empty string of at most 256 characters, got {}", kind_of(other)))),
+            Some(other) => {
+                return Err(err(
+                    "id",
+                    format!(
+                        "expected a non-empty string of at most 256 characters, got {}",
+                        kind_of(other)
+                    ),
+                ));
+            }
         };
         let type_str = req_str(obj.get("type"), "type")?;
         let event_type = EventType::parse(type_str).ok_or_else(|| {
@@ -205,9 +216,9 @@ impl OffboardingEvent {
         let email_raw = req_str(emp.get("email"), "employee.email")?;
         let email = Email::parse(email_raw).map_err(|e| err("employee.email", e.to_string()))?;
         let manager_email = match opt_str(emp.get("manager_email"), "employee.manager_email")? {
-            Some(m) if !m.trim().is_empty() => Some(
-                Email::parse(m).map_err(|e| err("employee.manager_email", e.to_string()))?,
-            ),
+            Some(m) if !m.trim().is_empty() => {
+                Some(Email::parse(m).map_err(|e| err("employee.manager_email", e.to_string()))?)
+            }
             _ => None,
         };
         let employee = Employee {
@@ -234,11 +245,19 @@ impl OffboardingEvent {
                 Some(Termination {
                     effective_at: opt_time(t.get("effective_at"), "termination.effective_at")?,
                     kind,
-                    rehire_eligible: opt_bool(t.get("rehire_eligible"), "termination.rehire_eligible")?,
+                    rehire_eligible: opt_bool(
+                        t.get("rehire_eligible"),
+                        "termination.rehire_eligible",
+                    )?,
                     reason: opt_str(t.get("reason"), "termination.reason")?.map(str::to_owned),
                 })
             }
-            Some(other) => return Err(err("termination", format!("expected an object, got {}", kind_of(other)))),
+            Some(other) => {
+                return Err(err(
+                    "termination",
+                    format!("expected an object, got {}", kind_of(other)),
+                ));
+            }
         };
         let legal_hold = opt_bool(obj.get("legal_hold"), "legal_hold")?.unwrap_or(false);
         Ok(Self {
@@ -285,7 +304,10 @@ fn opt_str<'a>(v: Option<&'a Value>, field: &str) -> Result<Option<&'a str>, Eve
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(err(field, format!("expected a string, got {}", kind_of(other)))),
+        Some(other) => Err(err(
+            field,
+            format!("expected a string, got {}", kind_of(other)),
+        )),
     }
 }
 
@@ -300,7 +322,10 @@ fn opt_bool(v: Option<&Value>, field: &str) -> Result<Option<bool>, EventError> 
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(other) => Err(err(field, format!("expected true or false, got {}", kind_of(other)))),
+        Some(other) => Err(err(
+            field,
+            format!("expected true or false, got {}", kind_of(other)),
+        )),
     }
 }
 
@@ -319,7 +344,10 @@ fn opt_time(v: Option<&Value>, field: &str) -> Result<Option<DateTime<Utc>>, Eve
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()));
     }
-    Err(err(field, format!("{s:?} is not an RFC 3339 timestamp or YYYY-MM-DD date")))
+    Err(err(
+        field,
+        format!("{s:?} is not an RFC 3339 timestamp or YYYY-MM-DD date"),
+    ))
 }
 
 #[cfg(test)]
@@ -346,12 +374,30 @@ mod tests {
     fn names_the_bad_field() {
         let cases = [
             (json!([]), "$"),
-            (json!({"type": "employee.terminated", "employee": {"email": "a@b.co"}}), "id"),
-            (json!({"id": "1", "type": "x", "employee": {"email": "a@b.co"}}), "type"),
-            (json!({"id": "1", "type": "employee.terminated", "employee": {}}), "employee.email"),
-            (json!({"id": "1", "type": "employee.terminated", "employee": {"email": "nope"}}), "employee.email"),
-            (json!({"id": "1", "type": "employee.terminated", "employee": {"email": "a@b.co"}, "termination": {"kind": "fired"}}), "termination.kind"),
-            (json!({"id": "1", "type": "employee.terminated", "employee": {"email": "a@b.co"}, "legal_hold": "yes"}), "legal_hold"),
+            (
+                json!({"type": "employee.terminated", "employee": {"email": "a@b.co"}}),
+                "id",
+            ),
+            (
+                json!({"id": "1", "type": "x", "employee": {"email": "a@b.co"}}),
+                "type",
+            ),
+            (
+                json!({"id": "1", "type": "employee.terminated", "employee": {}}),
+                "employee.email",
+            ),
+            (
+                json!({"id": "1", "type": "employee.terminated", "employee": {"email": "nope"}}),
+                "employee.email",
+            ),
+            (
+                json!({"id": "1", "type": "employee.terminated", "employee": {"email": "a@b.co"}, "termination": {"kind": "fired"}}),
+                "termination.kind",
+            ),
+            (
+                json!({"id": "1", "type": "employee.terminated", "employee": {"email": "a@b.co"}, "legal_hold": "yes"}),
+                "legal_hold",
+            ),
         ];
         for (v, field) in cases {
             let e = OffboardingEvent::from_json(&v, None).unwrap_err();
@@ -364,6 +410,9 @@ mod tests {
         let v = json!({"type": "employee.terminated", "employee": {"email": "a@b.co"}, "termination": {"effective_at": "2026-12-15"}});
         let e = OffboardingEvent::from_json(&v, Some("msg_1")).unwrap();
         assert_eq!(e.id, "msg_1");
-        assert_eq!(e.effective_at().unwrap().to_rfc3339(), "2026-12-15T00:00:00+00:00");
+        assert_eq!(
+            e.effective_at().unwrap().to_rfc3339(),
+            "2026-12-15T00:00:00+00:00"
+        );
     }
 }

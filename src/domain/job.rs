@@ -57,13 +57,18 @@ impl JobState {
 
     /// Active means the job still intends to act on the CRM user.
     pub fn is_active(self) -> bool {
-        matches!(self, Self::Queued | Self::Running | Self::Scheduled | Self::NeedsReview)
+        matches!(
+            self,
+            Self::Queued | Self::Running | Self::Scheduled | Self::NeedsReview
+        )
     }
 }
 
 /// A state string that is not one of [`JobState::ALL`].
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("unknown job state {0:?} (expected one of queued, running, scheduled, needs_review, succeeded, failed, cancelled)")]
+#[error(
+    "unknown job state {0:?} (expected one of queued, running, scheduled, needs_review, succeeded, failed, cancelled)"
+)]
 pub struct ParseStateError(pub String);
 
 impl FromStr for JobState {

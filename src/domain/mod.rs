@@ -9,7 +9,5 @@ mod event;
 mod job;
 
 pub use email::{Email, EmailError};
-pub use event::{
-    Employee, EventError, EventType, OffboardingEvent, Termination, TerminationKind,
-};
+pub use event::{Employee, EventError, EventType, OffboardingEvent, Termination, TerminationKind};
 pub use job::{JobKind, JobState, ParseStateError};

@@ -45,7 +45,11 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-async fn require_token(State(state): State<AdminState>, req: Request, next: Next) -> Result<Response, ApiError> {
+async fn require_token(
+    State(state): State<AdminState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let presented = req
         .headers()
         .get(AUTHORIZATION)
@@ -68,7 +72,10 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-async fn list_jobs(State(state): State<AdminState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+async fn list_jobs(
+    State(state): State<AdminState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let bad = |code, msg: String| ApiError::new(axum::http::StatusCode::BAD_REQUEST, code, msg);
     let filter = JobFilter {
         state: q
@@ -90,8 +97,13 @@ async fn list_jobs(State(state): State<AdminState>, Query(q): Query<ListQuery>) 
     };
     let limit = filter.limit.unwrap_or(100).min(1000) as usize;
     let jobs = state.store.list_jobs(&filter).await?;
-    let next_cursor = (jobs.len() == limit).then(|| jobs.last().map(|j| j.id.clone())).flatten();
-    let jobs: Vec<Value> = jobs.iter().map(|j| summary(j, state.redact_emails)).collect();
+    let next_cursor = (jobs.len() == limit)
+        .then(|| jobs.last().map(|j| j.id.clone()))
+        .flatten();
+    let jobs: Vec<Value> = jobs
+        .iter()
+        .map(|j| summary(j, state.redact_emails))
+        .collect();
     Ok(Json(json!({ "jobs": jobs, "next_cursor": next_cursor })))
 }
 
@@ -108,7 +120,10 @@ pub fn summary(job: &Job, redact: bool) -> Value {
     })
 }
 
-async fn show_job(State(state): State<AdminState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show_job(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let detail = state
         .store
         .get_job(&id)
@@ -146,17 +161,29 @@ pub fn detail_json(detail: &crate::store::JobDetail, redact: bool) -> Value {
     v
 }
 
-async fn retry_job(State(state): State<AdminState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn retry_job(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let job = state.store.retry(&id).await?;
     Ok(Json(summary(&job, state.redact_emails)))
 }
 
-async fn cancel_job(State(state): State<AdminState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let job = state.store.cancel(&id, "cancelled by operator (API)").await?;
+async fn cancel_job(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = state
+        .store
+        .cancel(&id, "cancelled by operator (API)")
+        .await?;
     Ok(Json(summary(&job, state.redact_emails)))
 }
 
-async fn approve_job(State(state): State<AdminState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn approve_job(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let job = state.store.approve(&id).await?;
     Ok(Json(summary(&job, state.redact_emails)))
 }

@@ -33,12 +33,20 @@ impl ApiError {
     /// A server-side failure: logged with its cause, opaque to the client.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the server log",
+        )
     }
 
     /// 401 for the admin API.
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token",
+        )
     }
 
     /// 404 for an unknown thing.
@@ -62,7 +70,9 @@ impl From<crate::store::StoreError> for ApiError {
         use crate::store::StoreError;
         match e {
             StoreError::NotFound(id) => Self::not_found(format!("no job {id}")),
-            StoreError::WrongState { .. } => Self::new(StatusCode::CONFLICT, "wrong_state", e.to_string()),
+            StoreError::WrongState { .. } => {
+                Self::new(StatusCode::CONFLICT, "wrong_state", e.to_string())
+            }
             other => Self::internal(other),
         }
     }

@@ -56,7 +56,10 @@ pub struct HealthState {
 /// Routes every role serves: `/healthz`, `/readyz`, `/metrics`.
 pub fn health_router(state: HealthState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
         .with_state(state)
@@ -65,7 +68,8 @@ pub fn health_router(state: HealthState) -> Router {
 async fn readyz(State(state): State<HealthState>) -> Response {
     match state.store.ready().await {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
-        Err(e) => error::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string()).into_response(),
+        Err(e) => error::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string())
+            .into_response(),
     }
 }
 
@@ -76,10 +80,14 @@ async fn render_metrics(State(state): State<HealthState>) -> Response {
         }
     }
     if let Ok(lag) = state.store.oldest_runnable_age().await {
-        metrics::gauge!("offboard_queue_lag_seconds").set(lag.map(|d| d.as_secs_f64()).unwrap_or(0.0));
+        metrics::gauge!("offboard_queue_lag_seconds")
+            .set(lag.map(|d| d.as_secs_f64()).unwrap_or(0.0));
     }
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         state.metrics.render(),
     )
         .into_response()
@@ -117,4 +125,3 @@ pub fn with_layers(router: Router, timeout: Duration) -> Router {
                 .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout)),
         )
 }
-

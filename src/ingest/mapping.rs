@@ -39,12 +39,20 @@ pub fn map_body(
     message_id: Option<&str>,
     body_sha256: &str,
 ) -> Result<Vec<OffboardingEvent>, MapError> {
-    let payload: Value = serde_json::from_slice(body).map_err(|e| MapError::NotJson(e.to_string()))?;
-    let mut canonical = if map.is_empty() { payload } else { apply_pointers(&payload, map) };
+    let payload: Value =
+        serde_json::from_slice(body).map_err(|e| MapError::NotJson(e.to_string()))?;
+    let mut canonical = if map.is_empty() {
+        payload
+    } else {
+        apply_pointers(&payload, map)
+    };
     if let (Some(id), Some(obj)) = (message_id, canonical.as_object_mut()) {
         obj.insert("id".into(), Value::String(id.to_owned()));
     }
-    Ok(vec![OffboardingEvent::from_json(&canonical, Some(body_sha256))?])
+    Ok(vec![OffboardingEvent::from_json(
+        &canonical,
+        Some(body_sha256),
+    )?])
 }
 
 /// Builds the canonical object from pointers; keys absent in the payload stay absent.
@@ -73,7 +81,9 @@ fn set_path(root: &mut Value, dotted: &str, value: Value) {
             obj.insert(part.to_owned(), value);
             return;
         }
-        cur = obj.entry(part.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+        cur = obj
+            .entry(part.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
 }
 

@@ -35,10 +35,11 @@ impl Sources {
         let mut by_name = HashMap::new();
         for (i, source) in config.sources.iter().enumerate() {
             let secrets = source.secrets(i)?;
-            let scheme = schemes::build(source, secrets).map_err(|problem| ConfigError::Secret {
-                key: format!("sources[{i}] ({})", source.name),
-                problem,
-            })?;
+            let scheme =
+                schemes::build(source, secrets).map_err(|problem| ConfigError::Secret {
+                    key: format!("sources[{i}] ({})", source.name),
+                    problem,
+                })?;
             by_name.insert(
                 source.name.clone(),
                 Arc::new(Source {

@@ -27,6 +27,8 @@ pub struct IngestState {
     pub sources: Arc<Sources>,
     /// `[worker] max_attempts` for new jobs.
     pub max_attempts: u32,
+    /// Wakes a local worker when a job was stored (none for receiver-only processes).
+    pub wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Records the request's outcome (for metrics) and passes the response through.
@@ -44,7 +46,9 @@ pub async fn receive(
 ) -> Result<Response, ApiError> {
     let Some(source) = state.sources.get(&source_name) else {
         outcome("unknown", "unknown_source");
-        return Err(ApiError::not_found(format!("no source named {source_name:?}")));
+        return Err(ApiError::not_found(format!(
+            "no source named {source_name:?}"
+        )));
     };
     let name = source.config.name.as_str();
     let req = SignedRequest {
@@ -54,11 +58,24 @@ pub async fn receive(
         now: chrono::Utc::now().timestamp(),
     };
     let verified = source.scheme.verify(&req).map_err(|e| {
-        outcome(name, if e.code() == "stale_timestamp" { "stale" } else { "bad_signature" });
+        outcome(
+            name,
+            if e.code() == "stale_timestamp" {
+                "stale"
+            } else {
+                "bad_signature"
+            },
+        );
         ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
     })?;
     let body_sha256 = hex::encode(Sha256::digest(&body));
-    let events = mapping::map_body(&body, &source.config.map, verified.message_id.as_deref(), &body_sha256).map_err(|e| {
+    let events = mapping::map_body(
+        &body,
+        &source.config.map,
+        verified.message_id.as_deref(),
+        &body_sha256,
+    )
+    .map_err(|e| {
         outcome(name, "unmappable");
         ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())
     })?;
@@ -77,6 +94,9 @@ pub async fn receive(
         outcome(name, "store_error");
         ApiError::internal(e)
     })?;
+    if let Some(wake) = &state.wake {
+        wake.notify_one();
+    }
     respond(name, &results)
 }
 
@@ -104,7 +124,11 @@ fn respond(source: &str, results: &[IngestOutcome]) -> Result<Response, ApiError
         }
     }
     outcome(source, if any_new { "accepted" } else { "duplicate" });
-    let status = if any_new { StatusCode::ACCEPTED } else { StatusCode::OK };
+    let status = if any_new {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
     let body = match items.len() {
         1 => items.remove(0),
         _ => json!({ "events": items }),

@@ -42,6 +42,16 @@ impl Policy {
         todo!("policy parsing")
     }
 
+    /// Decides the `delete_after` follow-up; cannot fail.
+    pub fn decide_follow_up_delete(&self, _facts: &Facts<'_>) -> Decision {
+        todo!("policy decide_follow_up_delete")
+    }
+
+    /// Short hash of the policy text.
+    pub fn version(&self) -> &str {
+        todo!("policy version")
+    }
+
     /// Decides; cannot fail.
     pub fn decide(&self, _facts: &Facts<'_>) -> Decision {
         todo!("policy decide")

@@ -219,6 +219,22 @@ pub struct AuditEntry {
     pub detail: Value,
 }
 
+/// The answer of [`JobStore::reserve_seat_action`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// The job may act.
+    Granted,
+    /// A cap is reached: `count` actions of the capped kind in the window.
+    OverCap {
+        /// `deletions` or `offboardings`.
+        cap: &'static str,
+        #[allow(missing_docs)]
+        count: u64,
+        #[allow(missing_docs)]
+        max: u32,
+    },
+}
+
 /// A job with everything an operator needs to see.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobDetail {
@@ -257,7 +273,12 @@ pub trait JobStore: Send + Sync + 'static {
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError>;
 
     /// Claims up to `n` runnable jobs for `owner`, leasing them for `lease`.
-    async fn claim(&self, owner: &str, n: usize, lease: Duration) -> Result<Vec<Claimed>, StoreError>;
+    async fn claim(
+        &self,
+        owner: &str,
+        n: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError>;
     /// Extends a lease; `LeaseLost` if it is no longer held.
     async fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<(), StoreError>;
     /// Ends a run (fenced).
@@ -268,20 +289,43 @@ pub trait JobStore: Send + Sync + 'static {
     /// Saves the decision and final action (fenced).
     async fn set_plan(&self, lease: &Lease, action: &str, plan: &Value) -> Result<(), StoreError>;
     /// Saves one checkpoint (fenced).
-    async fn put_checkpoint(&self, lease: &Lease, key: &str, value: &Value) -> Result<(), StoreError>;
+    async fn put_checkpoint(
+        &self,
+        lease: &Lease,
+        key: &str,
+        value: &Value,
+    ) -> Result<(), StoreError>;
     /// Appends audit entries (not fenced: history stays true even from a late worker).
     async fn audit(&self, job_id: &str, entries: &[(String, Value)]) -> Result<(), StoreError>;
 
     /// Creates a follow-up job (idempotent per parent and kind).
-    async fn enqueue_follow_up(&self, lease: &Lease, kind: JobKind, run_at: DateTime<Utc>) -> Result<String, StoreError>;
+    async fn enqueue_follow_up(
+        &self,
+        lease: &Lease,
+        kind: JobKind,
+        run_at: DateTime<Utc>,
+    ) -> Result<String, StoreError>;
     /// Cancels every active, not-running job for `email` except `except`; returns their ids.
-    async fn cancel_pending_for(&self, email: &str, except: &str, reason: &str) -> Result<Vec<String>, StoreError>;
+    async fn cancel_pending_for(
+        &self,
+        email: &str,
+        except: &str,
+        reason: &str,
+    ) -> Result<Vec<String>, StoreError>;
     /// Jobs for `email` in the given states, newest first.
     async fn jobs_for(&self, email: &str, states: &[JobState]) -> Result<Vec<Job>, StoreError>;
-    /// Seat actions (`delete`, or any when `None`) requested since `since`.
-    async fn count_seat_actions_since(&self, action: Option<&str>, since: DateTime<Utc>) -> Result<u64, StoreError>;
-    /// Records that a seat action was requested for a job (counted by the caps).
-    async fn record_seat_action(&self, lease: &Lease, action: &str) -> Result<(), StoreError>;
+    /// Reserves this job's seat action against the hourly caps, atomically: granted
+    /// when the job already holds a reservation, or when fewer than `max_same_action`
+    /// reservations of `action` and fewer than `max_all` of any action were made
+    /// since `since` (a `None` cap does not apply). Fenced.
+    async fn reserve_seat_action(
+        &self,
+        lease: &Lease,
+        action: &str,
+        since: DateTime<Utc>,
+        max_same_action: Option<u32>,
+        max_all: Option<u32>,
+    ) -> Result<Reservation, StoreError>;
 
     /// Lists jobs, newest first.
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;

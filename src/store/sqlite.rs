@@ -10,12 +10,14 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{
     Row, Sqlite, SqlitePool, Transaction,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
 };
 
 use super::{
     AuditEntry, Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent,
-    Outcome, StoreError,
+    Outcome, Reservation, StoreError,
 };
 use crate::domain::{JobKind, JobState, OffboardingEvent};
 
@@ -93,7 +95,8 @@ fn new_id() -> String {
 }
 
 fn row_to_job(row: &SqliteRow) -> Result<Job, StoreError> {
-    let corrupt = |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("job {what}: {e}"));
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("job {what}: {e}"));
     let payload: String = row.try_get("payload")?;
     let event_json: Value = serde_json::from_str(&payload).map_err(|e| corrupt("event", &e))?;
     let event = OffboardingEvent::from_json(&event_json, None).map_err(|e| corrupt("event", &e))?;
@@ -113,7 +116,9 @@ fn row_to_job(row: &SqliteRow) -> Result<Job, StoreError> {
         max_attempts: row.try_get::<i64, _>("max_attempts")? as u32,
         run_at: from_ms(row.try_get("run_at")?),
         lease_owner: row.try_get("lease_owner")?,
-        lease_expires_at: row.try_get::<Option<i64>, _>("lease_expires_at")?.map(from_ms),
+        lease_expires_at: row
+            .try_get::<Option<i64>, _>("lease_expires_at")?
+            .map(from_ms),
         source: row.try_get("source")?,
         event_id: row.try_get("event_id")?,
         event,
@@ -129,7 +134,11 @@ fn row_to_job(row: &SqliteRow) -> Result<Job, StoreError> {
 }
 
 /// Stores one event and its job inside an open transaction.
-async fn ingest_one(tx: &mut Transaction<'static, Sqlite>, ev: &NewEvent, now: i64) -> Result<IngestOutcome, StoreError> {
+async fn ingest_one(
+    tx: &mut Transaction<'static, Sqlite>,
+    ev: &NewEvent,
+    now: i64,
+) -> Result<IngestOutcome, StoreError> {
     let event_id = ev.event.id.clone();
     let existing = sqlx::query("SELECT body_sha256 FROM events WHERE source = ? AND event_id = ?")
         .bind(&ev.source)
@@ -150,7 +159,8 @@ async fn ingest_one(tx: &mut Transaction<'static, Sqlite>, ev: &NewEvent, now: i
         .await?;
         return Ok(IngestOutcome::Duplicate { event_id, job_id });
     }
-    let payload = serde_json::to_string(&ev.event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let payload =
+        serde_json::to_string(&ev.event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query("INSERT INTO events (source, event_id, body_sha256, payload, received_at) VALUES (?, ?, ?, ?, ?)")
         .bind(&ev.source)
         .bind(&event_id)
@@ -189,12 +199,16 @@ impl JobStore for SqliteStore {
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
-            .fetch_all(&self.reader)
-            .await?;
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+                .fetch_all(&self.reader)
+                .await?;
         for m in MIGRATOR.iter() {
             if !applied.contains(&m.version) {
-                return Err(StoreError::Corrupt(format!("migration {} ({}) is pending", m.version, m.description)));
+                return Err(StoreError::Corrupt(format!(
+                    "migration {} ({}) is pending",
+                    m.version, m.description
+                )));
             }
         }
         Ok(())
@@ -208,7 +222,10 @@ impl JobStore for SqliteStore {
             out.push(ingest_one(&mut tx, ev, now).await?);
         }
         // A conflict anywhere in one request stores nothing of it.
-        if out.iter().any(|o| matches!(o, IngestOutcome::Conflict { .. })) {
+        if out
+            .iter()
+            .any(|o| matches!(o, IngestOutcome::Conflict { .. }))
+        {
             tx.rollback().await?;
         } else {
             tx.commit().await?;
@@ -216,7 +233,12 @@ impl JobStore for SqliteStore {
         Ok(out)
     }
 
-    async fn claim(&self, owner: &str, n: usize, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
+    async fn claim(
+        &self,
+        owner: &str,
+        n: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
         let now = now_ms();
         let expires = now + lease.as_millis() as i64;
         let mut tx = self.write_tx().await?;
@@ -242,10 +264,12 @@ impl JobStore for SqliteStore {
             .bind(&id)
             .execute(&mut *tx)
             .await?;
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?")))
-                .bind(&id)
-                .fetch_one(&mut *tx)
-                .await?;
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
+            )))
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
             let job = row_to_job(&row)?;
             claimed.push(Claimed {
                 lease: Lease {
@@ -282,33 +306,41 @@ impl JobStore for SqliteStore {
     async fn finish(&self, lease: &Lease, outcome: Outcome) -> Result<(), StoreError> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT failures, max_attempts FROM jobs WHERE {FENCE}")))
-            .bind(&lease.job_id)
-            .bind(&lease.owner)
-            .bind(i64::from(lease.attempt))
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT failures, max_attempts FROM jobs WHERE {FENCE}"
+        )))
+        .bind(&lease.job_id)
+        .bind(&lease.owner)
+        .bind(i64::from(lease.attempt))
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(row) = row else {
             return Err(StoreError::LeaseLost(lease.job_id.clone()));
         };
         let failures: i64 = row.try_get("failures")?;
         let max_attempts: i64 = row.try_get("max_attempts")?;
         // (state, run_at, failures, last_error)
-        let (state, run_at, failures, last_error): (&str, Option<i64>, i64, Option<String>) = match outcome {
-            Outcome::Succeeded => ("succeeded", None, 0, None),
-            Outcome::Scheduled { run_at, .. } => ("scheduled", Some(ms(run_at)), 0, None),
-            Outcome::Retry { run_at, error } => {
-                if failures + 1 >= max_attempts {
-                    ("failed", None, failures + 1, Some(format!("gave up after {} attempts: {error}", failures + 1)))
-                } else {
-                    ("scheduled", Some(ms(run_at)), failures + 1, Some(error))
+        let (state, run_at, failures, last_error): (&str, Option<i64>, i64, Option<String>) =
+            match outcome {
+                Outcome::Succeeded => ("succeeded", None, 0, None),
+                Outcome::Scheduled { run_at, .. } => ("scheduled", Some(ms(run_at)), 0, None),
+                Outcome::Retry { run_at, error } => {
+                    if failures + 1 >= max_attempts {
+                        (
+                            "failed",
+                            None,
+                            failures + 1,
+                            Some(format!("gave up after {} attempts: {error}", failures + 1)),
+                        )
+                    } else {
+                        ("scheduled", Some(ms(run_at)), failures + 1, Some(error))
+                    }
                 }
-            }
-            Outcome::NeedsReview { reason } => ("needs_review", None, failures, Some(reason)),
-            Outcome::Failed { error } => ("failed", None, failures, Some(error)),
-            Outcome::Cancelled { reason } => ("cancelled", None, failures, Some(reason)),
-            Outcome::Released => ("queued", Some(now), failures, None),
-        };
+                Outcome::NeedsReview { reason } => ("needs_review", None, failures, Some(reason)),
+                Outcome::Failed { error } => ("failed", None, failures, Some(error)),
+                Outcome::Cancelled { reason } => ("cancelled", None, failures, Some(reason)),
+                Outcome::Released => ("queued", Some(now), failures, None),
+            };
         sqlx::query(
             "UPDATE jobs SET state = ?, run_at = COALESCE(?, run_at), failures = ?, last_error = COALESCE(?, last_error), \
              lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?",
@@ -368,14 +400,21 @@ impl JobStore for SqliteStore {
         Ok(())
     }
 
-    async fn put_checkpoint(&self, lease: &Lease, key: &str, value: &Value) -> Result<(), StoreError> {
+    async fn put_checkpoint(
+        &self,
+        lease: &Lease,
+        key: &str,
+        value: &Value,
+    ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        let held: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT 1 FROM jobs WHERE {FENCE}")))
-            .bind(&lease.job_id)
-            .bind(&lease.owner)
-            .bind(i64::from(lease.attempt))
-            .fetch_optional(&mut *tx)
-            .await?;
+        let held: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 FROM jobs WHERE {FENCE}"
+        )))
+        .bind(&lease.job_id)
+        .bind(&lease.owner)
+        .bind(i64::from(lease.attempt))
+        .fetch_optional(&mut *tx)
+        .await?;
         if held.is_none() {
             return Err(StoreError::LeaseLost(lease.job_id.clone()));
         }
@@ -412,7 +451,12 @@ impl JobStore for SqliteStore {
         Ok(())
     }
 
-    async fn enqueue_follow_up(&self, lease: &Lease, kind: JobKind, run_at: DateTime<Utc>) -> Result<String, StoreError> {
+    async fn enqueue_follow_up(
+        &self,
+        lease: &Lease,
+        kind: JobKind,
+        run_at: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         let parent = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -424,11 +468,12 @@ impl JobStore for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StoreError::LeaseLost(lease.job_id.clone()))?;
-        let existing: Option<String> = sqlx::query_scalar("SELECT id FROM jobs WHERE parent_id = ? AND kind = ?")
-            .bind(&lease.job_id)
-            .bind(kind.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT id FROM jobs WHERE parent_id = ? AND kind = ?")
+                .bind(&lease.job_id)
+                .bind(kind.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
         if let Some(id) = existing {
             return Ok(id);
         }
@@ -453,7 +498,12 @@ impl JobStore for SqliteStore {
         Ok(id)
     }
 
-    async fn cancel_pending_for(&self, email: &str, except: &str, reason: &str) -> Result<Vec<String>, StoreError> {
+    async fn cancel_pending_for(
+        &self,
+        email: &str,
+        except: &str,
+        reason: &str,
+    ) -> Result<Vec<String>, StoreError> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         let ids: Vec<String> = sqlx::query_scalar(
@@ -467,12 +517,14 @@ impl JobStore for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         for id in &ids {
-            sqlx::query("INSERT INTO audit (job_id, at, kind, detail) VALUES (?, ?, 'job.cancelled', ?)")
-                .bind(id)
-                .bind(now)
-                .bind(serde_json::json!({ "reason": reason, "by_job": except }).to_string())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO audit (job_id, at, kind, detail) VALUES (?, ?, 'job.cancelled', ?)",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(serde_json::json!({ "reason": reason, "by_job": except }).to_string())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(ids)
@@ -487,39 +539,72 @@ impl JobStore for SqliteStore {
         .await?;
         rows.iter()
             .map(row_to_job)
-            .filter(|j| j.as_ref().map(|j| states.contains(&j.state)).unwrap_or(true))
+            .filter(|j| {
+                j.as_ref()
+                    .map(|j| states.contains(&j.state))
+                    .unwrap_or(true)
+            })
             .collect()
     }
 
-    async fn count_seat_actions_since(&self, action: Option<&str>, since: DateTime<Utc>) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM seat_actions WHERE at >= ? AND (? IS NULL OR action = ?)")
-            .bind(ms(since))
-            .bind(action)
-            .bind(action)
-            .fetch_one(&self.reader)
-            .await?;
-        Ok(n as u64)
-    }
-
-    async fn record_seat_action(&self, lease: &Lease, action: &str) -> Result<(), StoreError> {
+    async fn reserve_seat_action(
+        &self,
+        lease: &Lease,
+        action: &str,
+        since: DateTime<Utc>,
+        max_same_action: Option<u32>,
+        max_all: Option<u32>,
+    ) -> Result<Reservation, StoreError> {
         let mut tx = self.write_tx().await?;
-        let held: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT 1 FROM jobs WHERE {FENCE}")))
-            .bind(&lease.job_id)
-            .bind(&lease.owner)
-            .bind(i64::from(lease.attempt))
-            .fetch_optional(&mut *tx)
-            .await?;
+        let held: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 FROM jobs WHERE {FENCE}"
+        )))
+        .bind(&lease.job_id)
+        .bind(&lease.owner)
+        .bind(i64::from(lease.attempt))
+        .fetch_optional(&mut *tx)
+        .await?;
         if held.is_none() {
             return Err(StoreError::LeaseLost(lease.job_id.clone()));
         }
-        sqlx::query("INSERT INTO seat_actions (job_id, action, at) VALUES (?, ?, ?) ON CONFLICT (job_id) DO NOTHING")
+        let mine: Option<i64> = sqlx::query_scalar("SELECT 1 FROM seat_actions WHERE job_id = ?")
+            .bind(&lease.job_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if mine.is_some() {
+            return Ok(Reservation::Granted);
+        }
+        let since = ms(since);
+        let checks = [
+            ("deletions", Some(action), max_same_action),
+            ("offboardings", None, max_all),
+        ];
+        for (cap, only, max) in checks {
+            let Some(max) = max else { continue };
+            let count: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM seat_actions WHERE at >= ? AND (? IS NULL OR action = ?)",
+            )
+            .bind(since)
+            .bind(only)
+            .bind(only)
+            .fetch_one(&mut *tx)
+            .await?;
+            if count >= i64::from(max) {
+                return Ok(Reservation::OverCap {
+                    cap,
+                    count: count as u64,
+                    max,
+                });
+            }
+        }
+        sqlx::query("INSERT INTO seat_actions (job_id, action, at) VALUES (?, ?, ?)")
             .bind(&lease.job_id)
             .bind(action)
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Reservation::Granted)
     }
 
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
@@ -544,10 +629,12 @@ impl JobStore for SqliteStore {
     }
 
     async fn get_job(&self, id: &str) -> Result<Option<JobDetail>, StoreError> {
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?")))
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?
         else {
             return Ok(None);
         };
@@ -561,7 +648,8 @@ impl JobStore for SqliteStore {
             let value: String = row.try_get("value")?;
             checkpoints.insert(
                 row.try_get("key")?,
-                serde_json::from_str(&value).map_err(|e| StoreError::Corrupt(format!("checkpoint: {e}")))?,
+                serde_json::from_str(&value)
+                    .map_err(|e| StoreError::Corrupt(format!("checkpoint: {e}")))?,
             );
         }
         let mut audit = Vec::new();
@@ -574,15 +662,25 @@ impl JobStore for SqliteStore {
             audit.push(AuditEntry {
                 at: from_ms(row.try_get("at")?),
                 kind: row.try_get("kind")?,
-                detail: serde_json::from_str(&detail).map_err(|e| StoreError::Corrupt(format!("audit: {e}")))?,
+                detail: serde_json::from_str(&detail)
+                    .map_err(|e| StoreError::Corrupt(format!("audit: {e}")))?,
             });
         }
-        Ok(Some(JobDetail { job, checkpoints, audit }))
+        Ok(Some(JobDetail {
+            job,
+            checkpoints,
+            audit,
+        }))
     }
 
     async fn retry(&self, id: &str) -> Result<Job, StoreError> {
-        self.operate(id, "retry", &[JobState::Failed, JobState::NeedsReview, JobState::Cancelled], "state = 'queued', failures = 0, last_error = NULL, run_at = ?1")
-            .await
+        self.operate(
+            id,
+            "retry",
+            &[JobState::Failed, JobState::NeedsReview, JobState::Cancelled],
+            "state = 'queued', failures = 0, last_error = NULL, run_at = ?1",
+        )
+        .await
     }
 
     async fn cancel(&self, id: &str, reason: &str) -> Result<Job, StoreError> {
@@ -597,7 +695,13 @@ impl JobStore for SqliteStore {
     }
 
     async fn approve(&self, id: &str) -> Result<Job, StoreError> {
-        self.operate(id, "approve", &[JobState::NeedsReview], "state = 'queued', approved = 1, run_at = ?1").await
+        self.operate(
+            id,
+            "approve",
+            &[JobState::NeedsReview],
+            "state = 'queued', approved = 1, run_at = ?1",
+        )
+        .await
     }
 
     async fn count_by_state(&self) -> Result<BTreeMap<JobState, u64>, StoreError> {
@@ -617,17 +721,25 @@ impl JobStore for SqliteStore {
 
     async fn oldest_runnable_age(&self) -> Result<Option<Duration>, StoreError> {
         let now = now_ms();
-        let oldest: Option<i64> = sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE state IN ('queued', 'scheduled') AND run_at <= ?")
-            .bind(now)
-            .fetch_one(&self.reader)
-            .await?;
+        let oldest: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(run_at) FROM jobs WHERE state IN ('queued', 'scheduled') AND run_at <= ?",
+        )
+        .bind(now)
+        .fetch_one(&self.reader)
+        .await?;
         Ok(oldest.map(|t| Duration::from_millis((now - t).max(0) as u64)))
     }
 }
 
 impl SqliteStore {
     /// An operator action: checks the state, applies `set` (where `?1` is now), audits.
-    async fn operate(&self, id: &str, op: &'static str, from: &[JobState], set: &str) -> Result<Job, StoreError> {
+    async fn operate(
+        &self,
+        id: &str,
+        op: &'static str,
+        from: &[JobState],
+        set: &str,
+    ) -> Result<Job, StoreError> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
@@ -637,13 +749,19 @@ impl SqliteStore {
         let state = state.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
         let state = JobState::from_str(&state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if !from.contains(&state) {
-            return Err(StoreError::WrongState { id: id.to_owned(), state, op });
+            return Err(StoreError::WrongState {
+                id: id.to_owned(),
+                state,
+                op,
+            });
         }
-        sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE jobs SET {set}, updated_at = ?1 WHERE id = ?2")))
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET {set}, updated_at = ?1 WHERE id = ?2"
+        )))
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("INSERT INTO audit (job_id, at, kind, detail) VALUES (?, ?, ?, ?)")
             .bind(id)
             .bind(now)
@@ -651,10 +769,12 @@ impl SqliteStore {
             .bind(serde_json::json!({ "from": state.as_str() }).to_string())
             .execute(&mut *tx)
             .await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?")))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
         let job = row_to_job(&row)?;
         tx.commit().await?;
         Ok(job)

@@ -81,9 +81,15 @@ pub trait SignatureScheme: Send + Sync + fmt::Debug {
 }
 
 /// Builds the scheme a source names.
-pub fn build(source: &SourceConfig, secrets: Vec<Secret>) -> Result<Box<dyn SignatureScheme>, String> {
+pub fn build(
+    source: &SourceConfig,
+    secrets: Vec<Secret>,
+) -> Result<Box<dyn SignatureScheme>, String> {
     match source.scheme.as_str() {
-        "standard_webhooks" => Ok(Box::new(StandardWebhooks::new(secrets, source.tolerance_secs)?)),
+        "standard_webhooks" => Ok(Box::new(StandardWebhooks::new(
+            secrets,
+            source.tolerance_secs,
+        )?)),
         other => Err(format!(
             "sources.scheme: unknown scheme {other:?} for source {:?} (expected standard_webhooks)",
             source.name
@@ -94,7 +100,9 @@ pub fn build(source: &SourceConfig, secrets: Vec<Secret>) -> Result<Box<dyn Sign
 /// One header as a string; `Malformed` when it is not visible ASCII or repeated.
 pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, VerifyError> {
     let mut values = headers.get_all(name).iter();
-    let value = values.next().ok_or_else(|| VerifyError::MissingHeader(name.to_owned()))?;
+    let value = values
+        .next()
+        .ok_or_else(|| VerifyError::MissingHeader(name.to_owned()))?;
     if values.next().is_some() {
         return Err(VerifyError::Malformed {
             header: name.to_owned(),
@@ -108,7 +116,12 @@ pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, 
 }
 
 /// Parses a Unix-seconds timestamp header and checks it against the window.
-pub(crate) fn check_timestamp(raw: &str, header_name: &str, now: i64, tolerance_secs: u64) -> Result<i64, VerifyError> {
+pub(crate) fn check_timestamp(
+    raw: &str,
+    header_name: &str,
+    now: i64,
+    tolerance_secs: u64,
+) -> Result<i64, VerifyError> {
     let ts: i64 = raw.trim().parse().map_err(|_| VerifyError::Malformed {
         header: header_name.to_owned(),
         problem: "expected Unix seconds".into(),

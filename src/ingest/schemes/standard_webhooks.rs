@@ -36,7 +36,10 @@ impl StandardWebhooks {
                 None => Ok(s.expose().as_bytes().to_vec()),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { keys, tolerance_secs })
+        Ok(Self {
+            keys,
+            tolerance_secs,
+        })
     }
 
     /// Signs like a sender would (used by the demo, tests and the load generator).
@@ -48,7 +51,10 @@ impl StandardWebhooks {
         let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|e| e.to_string())?;
         mac.update(format!("{id}.{ts}.").as_bytes());
         mac.update(body);
-        Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+        Ok(format!(
+            "v1,{}",
+            STANDARD.encode(mac.finalize().into_bytes())
+        ))
     }
 }
 
@@ -119,10 +125,25 @@ mod tests {
 
     #[test]
     fn published_vector() {
-        assert_eq!(StandardWebhooks::sign(SECRET, ID, TS, BODY).unwrap(), EXPECTED);
-        let scheme = StandardWebhooks::new(vec![Secret::new("whsec_b3RoZXI=".into()), Secret::new(SECRET.into())], 300).unwrap();
+        assert_eq!(
+            StandardWebhooks::sign(SECRET, ID, TS, BODY).unwrap(),
+            EXPECTED
+        );
+        let scheme = StandardWebhooks::new(
+            vec![
+                Secret::new("whsec_b3RoZXI=".into()),
+                Secret::new(SECRET.into()),
+            ],
+            300,
+        )
+        .unwrap();
         let h = headers(&format!("v2,abc {EXPECTED}"), TS);
-        let req = SignedRequest { method: "POST", headers: &h, body: BODY, now: TS + 10 };
+        let req = SignedRequest {
+            method: "POST",
+            headers: &h,
+            body: BODY,
+            now: TS + 10,
+        };
         assert_eq!(scheme.verify(&req).unwrap().message_id.as_deref(), Some(ID));
     }
 
@@ -130,11 +151,32 @@ mod tests {
     fn rejects_tampering_and_staleness() {
         let scheme = StandardWebhooks::new(vec![Secret::new(SECRET.into())], 300).unwrap();
         let h = headers(EXPECTED, TS);
-        let tampered = SignedRequest { method: "POST", headers: &h, body: br#"{"test": 2432232315}"#, now: TS };
+        let tampered = SignedRequest {
+            method: "POST",
+            headers: &h,
+            body: br#"{"test": 2432232315}"#,
+            now: TS,
+        };
         assert_eq!(scheme.verify(&tampered), Err(VerifyError::BadSignature));
-        let stale = SignedRequest { method: "POST", headers: &h, body: BODY, now: TS + 301 };
-        assert!(matches!(scheme.verify(&stale), Err(VerifyError::Stale { .. })));
-        let future = SignedRequest { method: "POST", headers: &h, body: BODY, now: TS - 301 };
-        assert!(matches!(scheme.verify(&future), Err(VerifyError::Stale { .. })));
+        let stale = SignedRequest {
+            method: "POST",
+            headers: &h,
+            body: BODY,
+            now: TS + 301,
+        };
+        assert!(matches!(
+            scheme.verify(&stale),
+            Err(VerifyError::Stale { .. })
+        ));
+        let future = SignedRequest {
+            method: "POST",
+            headers: &h,
+            body: BODY,
+            now: TS - 301,
+        };
+        assert!(matches!(
+            scheme.verify(&future),
+            Err(VerifyError::Stale { .. })
+        ));
     }
 }

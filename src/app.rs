@@ -1,0 +1,218 @@
+//! `Application`: builds offboard from a [`Config`] and runs it. `serve`, `demo` and
+//! the integration tests all start the service through here, so what they test is
+//! what runs in production.
+//!
+//! `--role` gates the parts: a receiver serves webhooks and the admin API; a worker
+//! runs jobs; both serve `/healthz`, `/readyz` and `/metrics`.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::{Config, ConfigError},
+    crm::Crm,
+    http::{self, HealthState, admin::AdminState},
+    ingest::{Sources, routes::IngestState},
+    policy::Policy,
+    store::{self, SharedStore},
+    worker::{CurrentPolicy, Worker, WorkerSettings},
+};
+
+/// Which parts of offboard this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Receiver and worker.
+    All,
+    /// Webhooks and the admin API.
+    Receiver,
+    /// Jobs only (plus health and metrics).
+    Worker,
+}
+
+/// Why start-up failed. Configuration problems exit with 2, others with 1.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad or missing configuration, policy or secret.
+    #[error("{0}")]
+    Config(String),
+    /// Anything else (store unreachable, port taken, …).
+    #[error("{0:#}")]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<ConfigError> for StartError {
+    fn from(e: ConfigError) -> Self {
+        Self::Config(e.to_string())
+    }
+}
+
+/// A built, not yet running, offboard.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    worker: Option<Worker>,
+    store: SharedStore,
+    policy: Arc<CurrentPolicy>,
+    policy_path: PathBuf,
+}
+
+impl Application {
+    /// Builds from configuration: secrets, store (migrated), policy, CRM client, listener.
+    pub async fn build(config: Config, role: Role) -> Result<Self, StartError> {
+        let crm = crate::crm::sell::client_from_config(&config.crm, config.crm_token()?)?;
+        Self::build_with_crm(config, role, crm).await
+    }
+
+    /// Builds with a given CRM client (the demo and tests use this).
+    pub async fn build_with_crm(
+        config: Config,
+        role: Role,
+        crm: Arc<dyn Crm>,
+    ) -> Result<Self, StartError> {
+        let policy = Policy::load(&config.policy.file)
+            .map_err(|e| StartError::Config(format!("policy: {e}")))?;
+        let runs_receiver = role != Role::Worker;
+        let admin_token = if runs_receiver {
+            Some(config.admin_token()?)
+        } else {
+            None
+        };
+        let sources = if runs_receiver {
+            Sources::from_config(&config)?
+        } else {
+            Sources::default()
+        };
+        let settings = WorkerSettings::from_config(&config)?;
+        if role != Role::Receiver
+            && settings.admin_email.is_none()
+            && config.crm.seat_executor == "manual"
+        {
+            return Err(StartError::Config("crm.admin_email: required by seat_executor = \"manual\" (who is asked to change the seat?)".into()));
+        }
+
+        let store = store::open(&config.store.url, &config.store.sqlite_synchronous)
+            .await
+            .map_err(|e| anyhow::anyhow!("store {}: {e}", redact_url(&config.store.url)))?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| anyhow::anyhow!("migrations: {e}"))?;
+
+        let policy = Arc::new(CurrentPolicy::new(policy));
+        let worker = (role != Role::Receiver)
+            .then(|| Worker::new(store.clone(), crm, policy.clone(), settings));
+
+        let metrics = http::metrics_handle();
+        let mut router = http::health_router(HealthState {
+            store: store.clone(),
+            metrics,
+        });
+        if let Some(token) = admin_token {
+            let ingest = IngestState {
+                store: store.clone(),
+                sources: Arc::new(sources),
+                max_attempts: config.worker.max_attempts,
+                wake: worker.as_ref().map(Worker::waker),
+            };
+            router = router
+                .merge(http::ingest_router(ingest, config.server.max_body_bytes))
+                .merge(http::admin::router(AdminState {
+                    store: store.clone(),
+                    token: Arc::new(token),
+                    redact_emails: config.privacy.redact_emails,
+                }));
+        }
+        let router = http::with_layers(
+            router,
+            Duration::from_secs(config.server.request_timeout_secs),
+        );
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
+        Ok(Self {
+            listener,
+            router,
+            worker,
+            store,
+            policy,
+            policy_path: config.policy.file.clone(),
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// The store this instance uses.
+    pub fn store(&self) -> SharedStore {
+        self.store.clone()
+    }
+
+    /// The worker, when this role runs one.
+    pub fn worker(&self) -> Option<Worker> {
+        self.worker.clone()
+    }
+
+    /// Re-reads the policy file; an invalid file keeps the old policy.
+    pub fn reload_policy(&self) -> Result<(), String> {
+        reload(&self.policy, &self.policy_path)
+    }
+
+    /// A handle that can reload the policy later (SIGHUP).
+    pub fn policy_reloader(&self) -> impl Fn() -> Result<(), String> + Send + Sync + 'static {
+        let policy = self.policy.clone();
+        let path = self.policy_path.clone();
+        move || reload(&policy, &path)
+    }
+
+    /// Serves HTTP and runs the worker until `shutdown` is cancelled; then stops
+    /// accepting, drains in-flight requests and jobs, and returns.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let worker_task = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
+        let token = shutdown.clone();
+        let server = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { token.cancelled().await });
+        let served = server.await;
+        shutdown.cancel();
+        if let Some(t) = worker_task {
+            let _ = t.await;
+        }
+        served.map_err(|e| anyhow::anyhow!("HTTP server: {e}"))
+    }
+}
+
+fn reload(policy: &CurrentPolicy, path: &std::path::Path) -> Result<(), String> {
+    match Policy::load(path) {
+        Ok(p) => {
+            let version = p.version().to_owned();
+            policy.replace(p);
+            tracing::info!(policy_version = %version, "policy reloaded");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "policy reload refused; keeping the previous policy");
+            Err(e.to_string())
+        }
+    }
+}
+
+/// Drops credentials from a store URL for messages.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,120 @@
+//! The `offboard` command line (DESIGN.md §3). This module parses arguments and
+//! maps failures to exit codes (0 ok, 2 usage/config, 1 anything else); each
+//! command lives in its own file and works through the library like any caller.
+
+mod jobs;
+mod serve;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::{app::StartError, config::Config, telemetry::LogFormat};
+
+/// offboard: HR "employee is leaving" webhooks → audited CRM offboarding.
+#[derive(Debug, Parser)]
+#[command(name = "offboard", version, about)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = "config/offboard.toml")]
+    config: PathBuf,
+    /// Log format (default: json when stdout is not a TTY, pretty otherwise).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve {
+        /// Which parts to run.
+        #[arg(long, value_enum, default_value = "all")]
+        role: crate::app::Role,
+    },
+    /// Apply store migrations.
+    Migrate,
+    /// Operate the job queue (works on the store directly, also when the service is down).
+    Jobs {
+        #[command(subcommand)]
+        command: jobs::JobsCommand,
+    },
+}
+
+/// Why a command failed, which decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad usage or configuration: exit 2.
+    #[error("{0}")]
+    Config(String),
+    /// Anything else: exit 1.
+    #[error("{0:#}")]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<StartError> for CliError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Config(m) => Self::Config(m),
+            StartError::Other(e) => Self::Failed(e),
+        }
+    }
+}
+
+impl From<crate::config::ConfigError> for CliError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        Self::Config(e.to_string())
+    }
+}
+
+/// Parses arguments, runs the command, returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("offboard: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Config(msg)) => {
+            eprintln!("offboard: {msg}");
+            ExitCode::from(2)
+        }
+        Err(CliError::Failed(e)) => {
+            eprintln!("offboard: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Serve { role } => serve::run(&cli.config, role).await,
+        Command::Migrate => {
+            let config = Config::load(&cli.config, true)?;
+            let store = open_store(&config).await?;
+            store
+                .migrate()
+                .await
+                .map_err(|e| anyhow::anyhow!("migrations: {e}"))?;
+            println!("migrations applied to {}", config.store.url);
+            Ok(())
+        }
+        Command::Jobs { command } => jobs::run(&cli.config, command).await,
+    }
+}
+
+/// Opens the configured store (for commands that work on it directly).
+pub(crate) async fn open_store(config: &Config) -> Result<crate::store::SharedStore, CliError> {
+    crate::store::open(&config.store.url, &config.store.sqlite_synchronous)
+        .await
+        .map_err(|e| CliError::Failed(anyhow::anyhow!("store {}: {e}", config.store.url)))
+}

@@ -1,0 +1,388 @@
+//! The worker: claims jobs from the store under a lease and runs them to their
+//! next resting state (done, scheduled, needs_review, failed).
+//!
+//! [`Worker::run`] is the loop (requeue expired leases, claim, run, sleep or wake).
+//! Each claimed job runs in its own task with a heartbeat that renews the lease and
+//! a sink that turns every CRM call into an audit row. What a job does lives in
+//! [`offboard`] (terminations and the delete-after follow-up) and [`reverse`]
+//! (rehires and cancelled terminations); [`reassign`] and [`seat`] are their steps.
+//!
+//! Architecture invariant: every write for a job is fenced by its lease; a step
+//! that cannot prove it still holds the lease stops without touching the CRM again.
+
+mod context;
+mod dry_run;
+mod offboard;
+mod reassign;
+mod reverse;
+mod seat;
+
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use chrono::Utc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::{
+    crm::{Crm, calls},
+    domain::{Email, JobKind},
+    policy::Policy,
+    store::{Claimed, Outcome, SharedStore, StoreError},
+};
+
+use context::Ctx;
+pub use context::JobError;
+
+/// Settings the worker reads from `[worker]`, `[crm]` and `[safety]`.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// This worker's lease owner name (unique per process).
+    pub id: String,
+    #[allow(missing_docs)]
+    pub lease: Duration,
+    /// Idle poll interval (a wake-up notification short-circuits it).
+    pub poll_interval: Duration,
+    /// Jobs run at once by this process.
+    pub concurrency: usize,
+    #[allow(missing_docs)]
+    pub verify_interval: Duration,
+    #[allow(missing_docs)]
+    pub verify_deadline: Duration,
+    /// Concurrent reassignments within one job.
+    pub max_in_flight: usize,
+    /// Who receives the manual seat-step task.
+    pub admin_email: Option<Email>,
+    /// Plan and audit, mutate nothing.
+    pub dry_run: bool,
+    #[allow(missing_docs)]
+    pub max_deletions_per_hour: u32,
+    #[allow(missing_docs)]
+    pub max_offboardings_per_hour: u32,
+}
+
+impl WorkerSettings {
+    /// Builds settings from the configuration.
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, crate::config::ConfigError> {
+        let admin_email = match config.crm.admin_email.as_deref() {
+            None | Some("") => None,
+            Some(raw) => Some(Email::parse(raw).map_err(|e| {
+                crate::config::ConfigError::Invalid(format!("crm.admin_email: {e}"))
+            })?),
+        };
+        Ok(Self {
+            id: format!("worker-{}", uuid::Uuid::now_v7()),
+            lease: Duration::from_secs(config.worker.lease_secs),
+            poll_interval: Duration::from_millis(config.worker.poll_interval_ms.max(10)),
+            concurrency: config.worker.concurrency,
+            verify_interval: Duration::from_secs(config.worker.verify_interval_secs),
+            verify_deadline: Duration::from_secs(config.worker.verify_deadline_hours * 3600),
+            max_in_flight: config.crm.max_in_flight,
+            admin_email,
+            dry_run: config.safety.dry_run,
+            max_deletions_per_hour: config.safety.max_deletions_per_hour,
+            max_offboardings_per_hour: config.safety.max_offboardings_per_hour,
+        })
+    }
+}
+
+/// The policy in force; replaced atomically on reload (SIGHUP).
+#[derive(Debug)]
+pub struct CurrentPolicy(RwLock<Arc<Policy>>);
+
+impl CurrentPolicy {
+    /// Wraps a validated policy.
+    pub fn new(policy: Policy) -> Self {
+        Self(RwLock::new(Arc::new(policy)))
+    }
+    /// The policy to decide with now.
+    pub fn get(&self) -> Arc<Policy> {
+        match self.0.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+    /// Swaps in a new policy.
+    pub fn replace(&self, policy: Policy) {
+        match self.0.write() {
+            Ok(mut p) => *p = Arc::new(policy),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(policy),
+        }
+    }
+}
+
+/// Runs jobs.
+#[derive(Clone)]
+pub struct Worker {
+    store: SharedStore,
+    crm: Arc<dyn Crm>,
+    policy: Arc<CurrentPolicy>,
+    settings: Arc<WorkerSettings>,
+    wake: Arc<Notify>,
+}
+
+impl Worker {
+    /// A worker over the given store and CRM.
+    pub fn new(
+        store: SharedStore,
+        crm: Arc<dyn Crm>,
+        policy: Arc<CurrentPolicy>,
+        settings: WorkerSettings,
+    ) -> Self {
+        let crm: Arc<dyn Crm> = if settings.dry_run {
+            Arc::new(dry_run::DryRunCrm::new(crm))
+        } else {
+            crm
+        };
+        Self {
+            store,
+            crm,
+            policy,
+            settings: Arc::new(settings),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// A handle that wakes an idle worker at once (e.g. after an ingest).
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Claims and runs jobs until `shutdown` is cancelled, then lets running jobs
+    /// reach a checkpoint (bounded by the lease) and releases their leases.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.settings.concurrency));
+        let jobs_token = CancellationToken::new();
+        let mut running = tokio::task::JoinSet::new();
+        tracing::info!(worker = %self.settings.id, "worker started");
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            if let Err(e) = self.store.requeue_expired().await {
+                tracing::warn!(error = %e, "could not requeue expired leases");
+            }
+            let free = slots.available_permits();
+            let mut claimed_any = false;
+            if free > 0 {
+                match self
+                    .store
+                    .claim(&self.settings.id, free, self.settings.lease)
+                    .await
+                {
+                    Ok(claimed) => {
+                        for c in claimed {
+                            claimed_any = true;
+                            let Ok(permit) = slots.clone().acquire_owned().await else {
+                                break;
+                            };
+                            let me = self.clone();
+                            let token = jobs_token.child_token();
+                            running.spawn(async move {
+                                me.run_claimed(c, token).await;
+                                drop(permit);
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "claim failed"),
+                }
+            }
+            while running.try_join_next().is_some() {}
+            if claimed_any && slots.available_permits() > 0 {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified() => {},
+                _ = tokio::time::sleep(self.settings.poll_interval) => {},
+                Some(_) = running.join_next(), if !running.is_empty() => {},
+            }
+        }
+        tracing::info!(worker = %self.settings.id, running = running.len(), "worker stopping: finishing in-flight work");
+        jobs_token.cancel();
+        let drain = async { while running.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.settings.lease, drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "in-flight jobs did not stop within the lease; their leases will expire"
+            );
+        }
+    }
+
+    /// Runs every job that is runnable now, one claim round at a time, until none is
+    /// left (tests and the demo drive the worker deterministically with this).
+    pub async fn run_until_idle(&self) -> usize {
+        let mut ran = 0;
+        loop {
+            let _ = self.store.requeue_expired().await;
+            let claimed = match self
+                .store
+                .claim(
+                    &self.settings.id,
+                    self.settings.concurrency,
+                    self.settings.lease,
+                )
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claim failed");
+                    return ran;
+                }
+            };
+            if claimed.is_empty() {
+                return ran;
+            }
+            ran += claimed.len();
+            let mut set = tokio::task::JoinSet::new();
+            for c in claimed {
+                let me = self.clone();
+                set.spawn(async move { me.run_claimed(c, CancellationToken::new()).await });
+            }
+            while set.join_next().await.is_some() {}
+        }
+    }
+
+    /// One run of one claimed job: heartbeat, call audit, steps, fenced finish.
+    async fn run_claimed(&self, claimed: Claimed, stop: CancellationToken) {
+        let Claimed { job, lease } = claimed;
+        let span = tracing::info_span!("job", job_id = %job.id, kind = job.kind.as_str(), attempt = lease.attempt);
+        async move {
+            let lost = CancellationToken::new();
+            let heartbeat = {
+                let store = self.store.clone();
+                let lease = lease.clone();
+                let lost = lost.clone();
+                let every = self.settings.lease / 3;
+                let lease_for = self.settings.lease;
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(every).await;
+                        match store.heartbeat(&lease, lease_for).await {
+                            Ok(()) => {}
+                            Err(StoreError::LeaseLost(_)) => {
+                                tracing::warn!("lease lost; stopping this run");
+                                lost.cancel();
+                                return;
+                            }
+                            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                        }
+                    }
+                })
+            };
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<calls::CallRecord>();
+            let audit_calls = {
+                let store = self.store.clone();
+                let job_id = job.id.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    while rx.recv_many(&mut buf, 256).await > 0 {
+                        let entries: Vec<(String, serde_json::Value)> = buf
+                            .drain(..)
+                            .map(|c| ("crm.call".to_owned(), serde_json::to_value(c).unwrap_or_default()))
+                            .collect();
+                        if let Err(e) = store.audit(&job_id, &entries).await {
+                            tracing::warn!(error = %e, "could not store CRM call audit");
+                        }
+                    }
+                })
+            };
+            let checkpoints = match self.store.get_job(&job.id).await {
+                Ok(Some(detail)) => detail.checkpoints,
+                Ok(None) => Default::default(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not load checkpoints");
+                    heartbeat.abort();
+                    let _ = self.store.finish(&lease, retry_outcome(job.failures, e.to_string())).await;
+                    return;
+                }
+            };
+            let mut ctx = Ctx {
+                store: self.store.as_ref(),
+                crm: self.crm.as_ref(),
+                policy: self.policy.get(),
+                settings: &self.settings,
+                job: &job,
+                lease: &lease,
+                checkpoints,
+                stop: stop.clone(),
+                lost: lost.clone(),
+            };
+            let result = calls::record_calls(tx, async {
+                match job.kind {
+                    JobKind::Offboard | JobKind::DeleteAfterRetention => offboard::run(&mut ctx).await,
+                    JobKind::Reverse => reverse::run(&mut ctx).await,
+                }
+            })
+            .await;
+            let _ = audit_calls.await;
+            heartbeat.abort();
+            let outcome = match result {
+                Ok(outcome) => outcome,
+                Err(JobError::LeaseLost) => {
+                    tracing::warn!("lease lost: leaving the job to its new holder");
+                    return;
+                }
+                Err(JobError::Stopping) => Outcome::Released,
+                Err(JobError::Crm(e)) if e.is_transient() => retry_outcome(job.failures, e.to_string()),
+                Err(JobError::Crm(e)) => Outcome::Failed { error: e.to_string() },
+                Err(JobError::Store(e)) => retry_outcome(job.failures, format!("store: {e}")),
+            };
+            let label = outcome_label(&outcome);
+            let detail = serde_json::json!({ "outcome": label, "detail": outcome_detail(&outcome) });
+            if let Err(e) = self.store.audit(&job.id, &[("run.ended".to_owned(), detail)]).await {
+                tracing::warn!(error = %e, "could not audit run end");
+            }
+            metrics::counter!("offboard_job_transitions_total", "to" => label).increment(1);
+            match self.store.finish(&lease, outcome).await {
+                Ok(()) => tracing::info!(outcome = label, "run ended"),
+                Err(StoreError::LeaseLost(_)) => tracing::warn!("finished after losing the lease; result discarded"),
+                Err(e) => tracing::error!(error = %e, "could not record the run's outcome; the lease will expire and the job will be retried"),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Backoff for a failed attempt: 30 s doubling per consecutive failure, capped at
+/// one hour, with jitter so many failed jobs don't return in lockstep.
+fn retry_outcome(failures: u32, error: String) -> Outcome {
+    let base = 30u64.saturating_mul(1u64 << failures.min(7)).min(3600);
+    let jitter = rand::random_range(0..=base / 4);
+    Outcome::Retry {
+        run_at: Utc::now() + chrono::Duration::seconds((base + jitter) as i64),
+        error,
+    }
+}
+
+fn outcome_label(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Succeeded => "succeeded",
+        Outcome::Scheduled { .. } => "scheduled",
+        Outcome::Retry { .. } => "retry",
+        Outcome::NeedsReview { .. } => "needs_review",
+        Outcome::Failed { .. } => "failed",
+        Outcome::Cancelled { .. } => "cancelled",
+        Outcome::Released => "released",
+    }
+}
+
+fn outcome_detail(o: &Outcome) -> serde_json::Value {
+    match o {
+        Outcome::Scheduled { run_at, reason } => {
+            serde_json::json!({ "run_at": run_at, "reason": reason })
+        }
+        Outcome::Retry { run_at, error } => serde_json::json!({ "run_at": run_at, "error": error }),
+        Outcome::NeedsReview { reason } | Outcome::Cancelled { reason } => {
+            serde_json::json!({ "reason": reason })
+        }
+        Outcome::Failed { error } => serde_json::json!({ "error": error }),
+        Outcome::Succeeded | Outcome::Released => serde_json::Value::Null,
+    }
+}

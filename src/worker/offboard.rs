@@ -1,0 +1,258 @@
+//! An offboarding, step by step: find the CRM user, decide (once), wait for the
+//! effective time, pass the caps, reassign open records, request the seat action,
+//! verify it, schedule the retention follow-up. Each step records a checkpoint, so
+//! a run that starts over (crash, retry, next poll) skips what is done.
+//!
+//! The `delete_after` follow-up job runs the same steps with a decision made by
+//! `Policy::decide_follow_up_delete`, so it passes the guards again at its time.
+
+use chrono::{Duration as ChronoDuration, Utc};
+use serde_json::json;
+
+use super::{
+    context::{Ctx, JobError},
+    reassign,
+    seat::{self, CP_SEAT_REQUESTED, SeatChange},
+};
+use crate::{
+    crm::{CrmUser, Resource},
+    domain::JobKind,
+    policy::{Action, Decision, Facts},
+    store::{Outcome, Reservation},
+};
+
+const CP_USER: &str = "crm_user_id";
+
+pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
+    let email = ctx.job.event.employee.email.clone();
+
+    // 1. Who is this in the CRM?
+    let user_id = match ctx.checkpoint::<i64>(CP_USER) {
+        Some(id) => id,
+        None => match ctx.crm.find_user_by_email(email.as_str()).await? {
+            Some(u) => {
+                ctx.audit(
+                    "crm.user_found",
+                    json!({ "id": u.id, "status": u.status, "role": u.role }),
+                )
+                .await?;
+                ctx.set_checkpoint(CP_USER, &u.id).await?;
+                u.id
+            }
+            None => {
+                ctx.audit(
+                    "outcome",
+                    json!({ "result": "no CRM user", "email": email.as_str() }),
+                )
+                .await?;
+                return Ok(Outcome::Succeeded);
+            }
+        },
+    };
+
+    // A requested seat action only needs verifying.
+    if ctx.checkpoints.contains_key(CP_SEAT_REQUESTED) {
+        let decision = stored_decision(ctx)?;
+        let action = final_action(ctx, &decision);
+        return finish_with_verify(ctx, &decision, action, user_id).await;
+    }
+
+    let Some(user) = ctx.crm.get_user(user_id).await? else {
+        ctx.audit(
+            "outcome",
+            json!({ "result": "CRM user no longer exists", "id": user_id }),
+        )
+        .await?;
+        return Ok(Outcome::Succeeded);
+    };
+
+    // 2. Decide once; later runs use the stored decision.
+    let decision = match ctx.job.plan.as_ref() {
+        Some(_) => stored_decision(ctx)?,
+        None => decide(ctx, &user).await?,
+    };
+
+    // 3. Not before the effective time.
+    if let Some(run_at) = decision.run_at {
+        if run_at > Utc::now() {
+            return Ok(Outcome::Scheduled {
+                run_at,
+                reason: format!("waiting for the effective time {run_at}"),
+            });
+        }
+    }
+
+    // 4. Review decisions wait for a person; approval proceeds with the reversible action.
+    let action = final_action(ctx, &decision);
+    if decision.action == Action::Review && !ctx.job.approved {
+        let reason = decision
+            .review_reason
+            .clone()
+            .unwrap_or_else(|| format!("rule {:?} asks for review", decision.rule));
+        return Ok(Outcome::NeedsReview { reason });
+    }
+
+    // 5. Blast radius.
+    if let Some(outcome) = reserve_against_caps(ctx, action).await? {
+        return Ok(outcome);
+    }
+
+    // 6. Records go to an active owner.
+    let mut target = match reassign::resolve_target(ctx, &decision, &user).await? {
+        Ok(t) => t,
+        Err(reason) => return Ok(Outcome::NeedsReview { reason }),
+    };
+    if let Err(reason) = reassign::reassign_all(ctx, &decision, user.id, &mut target).await? {
+        return Ok(Outcome::NeedsReview { reason });
+    }
+    ctx.check_continue()?;
+
+    // 7. The seat.
+    if let Err(reason) = seat::request(ctx, action, &user, &decision, &target).await? {
+        return Ok(Outcome::NeedsReview { reason });
+    }
+    ctx.set_checkpoint(CP_SEAT_REQUESTED, &Utc::now()).await?;
+    metrics::counter!("offboard_seats_total", "action" => action.as_str(), "state" => "requested")
+        .increment(1);
+
+    // 8. Verify (usually: not yet; poll later).
+    finish_with_verify(ctx, &decision, action, user.id).await
+}
+
+/// The action that will actually be carried out.
+fn final_action(ctx: &Ctx<'_>, decision: &Decision) -> Action {
+    match decision.action {
+        Action::Review if ctx.job.approved => Action::Deactivate,
+        other => other,
+    }
+}
+
+fn stored_decision(ctx: &Ctx<'_>) -> Result<Decision, JobError> {
+    let plan = ctx.job.plan.clone().unwrap_or_default();
+    serde_json::from_value(plan).map_err(|e| {
+        JobError::Store(crate::store::StoreError::Corrupt(format!(
+            "stored plan: {e}"
+        )))
+    })
+}
+
+/// Gathers CRM facts, asks the policy, stores the decision with its explanation.
+async fn decide(ctx: &mut Ctx<'_>, user: &CrmUser) -> Result<Decision, JobError> {
+    let mut open = 0u64;
+    for resource in Resource::ALL {
+        let records = ctx.crm.list_owned(resource, user.id).await?;
+        open += records.iter().filter(|r| r.open).count() as u64;
+    }
+    let reportees = active_reportees(ctx, user.id).await?;
+    let facts = Facts {
+        event: &ctx.job.event,
+        user: Some(user),
+        owned_open_records: Some(open),
+        active_reportees: Some(reportees),
+        now: Utc::now(),
+    };
+    let decision = match ctx.job.kind {
+        JobKind::DeleteAfterRetention => ctx.policy.decide_follow_up_delete(&facts),
+        _ => ctx.policy.decide(&facts),
+    };
+    let plan = serde_json::to_value(&decision)
+        .map_err(|e| JobError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
+    ctx.store
+        .set_plan(ctx.lease, decision.action.as_str(), &plan)
+        .await?;
+    ctx.audit(
+        "decision",
+        json!({
+            "rule": decision.rule,
+            "rule_action": decision.rule_action,
+            "action": decision.action,
+            "guards": decision.guards,
+            "assumptions": decision.assumptions,
+            "policy_version": decision.policy_version,
+            "facts": { "owned_open_records": open, "active_reportees": reportees, "crm_role": user.role },
+        }),
+    )
+    .await?;
+    Ok(decision)
+}
+
+/// Active CRM users who report to `user_id`.
+pub(super) async fn active_reportees(ctx: &Ctx<'_>, user_id: i64) -> Result<u64, JobError> {
+    let users = ctx.crm.list_users().await?;
+    Ok(users
+        .iter()
+        .filter(|u| u.reports_to == Some(user_id) && u.is_active())
+        .count() as u64)
+}
+
+/// Reserves the seat action against the hourly caps unless an operator approved.
+async fn reserve_against_caps(
+    ctx: &mut Ctx<'_>,
+    action: Action,
+) -> Result<Option<Outcome>, JobError> {
+    if ctx.job.approved {
+        return Ok(None);
+    }
+    let s = ctx.settings;
+    let max_deletions = (action == Action::Delete).then_some(s.max_deletions_per_hour);
+    let since = Utc::now() - ChronoDuration::hours(1);
+    match ctx
+        .store
+        .reserve_seat_action(
+            ctx.lease,
+            action.as_str(),
+            since,
+            max_deletions,
+            Some(s.max_offboardings_per_hour),
+        )
+        .await?
+    {
+        Reservation::Granted => Ok(None),
+        Reservation::OverCap { cap, count, max } => {
+            let reason = format!(
+                "{cap} cap reached: {count} in the last hour (max {max}); approve this job to proceed"
+            );
+            ctx.audit(
+                "guard.cap",
+                json!({ "cap": cap, "count": count, "max": max }),
+            )
+            .await?;
+            Ok(Some(Outcome::NeedsReview { reason }))
+        }
+    }
+}
+
+async fn finish_with_verify(
+    ctx: &mut Ctx<'_>,
+    decision: &Decision,
+    action: Action,
+    user_id: i64,
+) -> Result<Outcome, JobError> {
+    match seat::verify(ctx, SeatChange::from_action(action), user_id).await? {
+        seat::Verified::Done => {}
+        seat::Verified::Waiting(outcome) => return Ok(outcome),
+    }
+    metrics::counter!("offboard_seats_total", "action" => action.as_str(), "state" => "verified")
+        .increment(1);
+    if let (Some(delete_at), Action::Deactivate, JobKind::Offboard) =
+        (decision.delete_at, action, ctx.job.kind)
+    {
+        if !ctx.settings.dry_run {
+            let id = ctx
+                .store
+                .enqueue_follow_up(ctx.lease, JobKind::DeleteAfterRetention, delete_at)
+                .await?;
+            ctx.audit(
+                "follow_up.scheduled",
+                json!({ "job_id": id, "kind": "delete_after_retention", "run_at": delete_at }),
+            )
+            .await?;
+        }
+    }
+    ctx.audit(
+        "outcome",
+        json!({ "result": "done", "action": action, "dry_run": ctx.settings.dry_run }),
+    )
+    .await?;
+    Ok(Outcome::Succeeded)
+}

@@ -1,0 +1,110 @@
+//! Rehires and cancelled terminations. They cancel every pending job for the
+//! employee (a scheduled deactivation, a `delete_after` follow-up, one waiting for
+//! review) and, when offboard had already deactivated the seat, ask an admin to
+//! reactivate it (Sell's API can't) and verify the user is active again.
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::{
+    context::{Ctx, JobError},
+    seat::{self, CP_SEAT_REQUESTED, SeatChange},
+};
+use crate::{
+    domain::{JobKind, JobState},
+    store::Outcome,
+};
+
+const CP_CANCELLED: &str = "cancelled_jobs";
+const CP_USER: &str = "crm_user_id";
+
+pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
+    let email = ctx.job.event.employee.email.clone();
+    let why = ctx.job.event.event_type.as_str();
+    if ctx.checkpoint::<Vec<String>>(CP_CANCELLED).is_none() {
+        let cancelled = ctx
+            .store
+            .cancel_pending_for(
+                email.as_str(),
+                &ctx.job.id,
+                &format!("{why} received (event {})", ctx.job.event.id),
+            )
+            .await?;
+        ctx.audit(
+            "reverse.cancelled_jobs",
+            json!({ "jobs": cancelled, "because": why }),
+        )
+        .await?;
+        ctx.set_checkpoint(CP_CANCELLED, &cancelled).await?;
+    }
+
+    if let Some(user_id) = ctx.checkpoint::<i64>(CP_USER) {
+        return verify(ctx, user_id).await;
+    }
+
+    // Did offboard deactivate this seat earlier?
+    let earlier = ctx
+        .store
+        .jobs_for(email.as_str(), &[JobState::Succeeded])
+        .await?;
+    let deactivated = earlier
+        .iter()
+        .any(|j| j.kind == JobKind::Offboard && j.action.as_deref() == Some("deactivate"));
+    let Some(user) = ctx.crm.find_user_by_email(email.as_str()).await? else {
+        ctx.audit(
+            "outcome",
+            json!({ "result": "no CRM user; nothing to reactivate" }),
+        )
+        .await?;
+        return Ok(Outcome::Succeeded);
+    };
+    if user.is_deleted() {
+        ctx.audit(
+            "outcome",
+            json!({ "result": "the seat was deleted; invite the person again in Sell" }),
+        )
+        .await?;
+        return Ok(Outcome::Succeeded);
+    }
+    if user.is_active() || !deactivated {
+        let result = if user.is_active() {
+            "seat is active; nothing to reactivate"
+        } else {
+            "seat is inactive but offboard did not deactivate it; left alone"
+        };
+        ctx.audit("outcome", json!({ "result": result })).await?;
+        return Ok(Outcome::Succeeded);
+    }
+    ctx.store
+        .set_plan(
+            ctx.lease,
+            "reactivate",
+            &json!({ "action": "reactivate", "crm_user_id": user.id }),
+        )
+        .await?;
+    let content = format!(
+        "offboard: please REACTIVATE the Sell user {} <{}> (id {}) in Settings › Manage › Users: {why}. \
+         offboard deactivated this seat earlier; it re-checks the user and closes this job once Sell shows them active. {}",
+        user.name,
+        user.email,
+        user.id,
+        seat::marker(&ctx.job.id)
+    );
+    if let Err(reason) = seat::ensure_task(ctx, "reactivate", content).await? {
+        return Ok(Outcome::NeedsReview { reason });
+    }
+    ctx.set_checkpoint(CP_USER, &user.id).await?;
+    ctx.set_checkpoint(CP_SEAT_REQUESTED, &Utc::now()).await?;
+    verify(ctx, user.id).await
+}
+
+async fn verify(ctx: &mut Ctx<'_>, user_id: i64) -> Result<Outcome, JobError> {
+    match seat::verify(ctx, SeatChange::Reactivate, user_id).await? {
+        seat::Verified::Done => {
+            ctx.audit("outcome", json!({ "result": "reactivated" }))
+                .await?;
+            Ok(Outcome::Succeeded)
+        }
+        seat::Verified::Waiting(outcome) => Ok(outcome),
+    }
+}
