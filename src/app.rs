@@ -163,6 +163,13 @@ impl Application {
         self.worker.clone()
     }
 
+    /// Takes the worker out so the caller drives it (tests use
+    /// `Worker::run_until_idle` to run jobs deterministically); `run_until_stopped`
+    /// then serves HTTP only.
+    pub fn detach_worker(&mut self) -> Option<Worker> {
+        self.worker.take()
+    }
+
     /// Re-reads the policy file; an invalid file keeps the old policy.
     pub fn reload_policy(&self) -> Result<(), String> {
         reload(&self.policy, &self.policy_path)
