@@ -48,3 +48,26 @@ async fn list_show_cancel_retry() {
     assert_eq!(bad_state.status(), 400);
     assert_eq!(app.admin_get("/api/v1/jobs/nope").await.status(), 404);
 }
+
+#[tokio::test]
+async fn openapi_describes_every_route_the_router_serves() {
+    let app = spawn_app().await;
+    let doc: Value = app.admin_get("/api/v1/openapi.json").await.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (method, path) in offboard::http::openapi::ROUTES {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} not documented");
+        let concrete = path.replace("{source}", "hr").replace("{id}", "no-such-job");
+        let url = format!("{}{concrete}", app.addr);
+        let req = match *method {
+            "get" => app.http.get(url),
+            _ => app.http.post(url),
+        };
+        let resp = req.bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap();
+        assert!(!body.contains("no such route") && status != 405, "{method} {path} is not served: {status} {body}");
+    }
+    // Unknown routes get the JSON 404.
+    let resp = app.http.get(format!("{}/api/v1/unknown", app.addr)).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+}
