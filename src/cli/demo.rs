@@ -50,9 +50,45 @@ fn leavers() -> Vec<Leaver> {
         })
     };
     vec![
-        Leaver { email: "jane.doe@example.com", event: event("demo_evt_1", "jane.doe@example.com", "Jane Doe", "voluntary", true, false), expect_action: "deactivate", expect_seat: "inactive" },
-        Leaver { email: "sam.seller@example.com", event: event("demo_evt_2", "sam.seller@example.com", "Sam Seller", "involuntary", false, false), expect_action: "delete", expect_seat: "deleted" },
-        Leaver { email: "lee.hold@example.com", event: event("demo_evt_3", "lee.hold@example.com", "Lee Hold", "involuntary", false, true), expect_action: "deactivate", expect_seat: "inactive" },
+        Leaver {
+            email: "jane.doe@example.com",
+            event: event(
+                "demo_evt_1",
+                "jane.doe@example.com",
+                "Jane Doe",
+                "voluntary",
+                true,
+                false,
+            ),
+            expect_action: "deactivate",
+            expect_seat: "inactive",
+        },
+        Leaver {
+            email: "sam.seller@example.com",
+            event: event(
+                "demo_evt_2",
+                "sam.seller@example.com",
+                "Sam Seller",
+                "involuntary",
+                false,
+                false,
+            ),
+            expect_action: "delete",
+            expect_seat: "deleted",
+        },
+        Leaver {
+            email: "lee.hold@example.com",
+            event: event(
+                "demo_evt_3",
+                "lee.hold@example.com",
+                "Lee Hold",
+                "involuntary",
+                false,
+                true,
+            ),
+            expect_action: "deactivate",
+            expect_seat: "inactive",
+        },
     ]
 }
 
@@ -75,7 +111,8 @@ pub(super) async fn run(keep: bool) -> Result<(), CliError> {
 
     let write = |name: &str, text: &str| -> Result<std::path::PathBuf, CliError> {
         let path = dir.path().join(name);
-        std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?;
+        std::fs::write(&path, text)
+            .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?;
         Ok(path)
     };
     let policy = write("policy.toml", DEMO_POLICY)?;
@@ -122,7 +159,10 @@ poll_interval_ms = 100
     if keep && result.is_ok() {
         println!("\nStill running (Ctrl-C to stop):");
         println!("  offboard:      {base}   (admin token: {admin_token})");
-        println!("  Sell sandbox:  {}   (bearer token: {sandbox_token}; state at /__sandbox/state)", sandbox.base_url());
+        println!(
+            "  Sell sandbox:  {}   (bearer token: {sandbox_token}; state at /__sandbox/state)",
+            sandbox.base_url()
+        );
         let _ = tokio::signal::ctrl_c().await;
     }
     shutdown.cancel();
@@ -131,22 +171,34 @@ poll_interval_ms = 100
     result
 }
 
-async fn drive(base: &str, admin_token: &str, sandbox: &Sandbox, started: Instant) -> Result<(), CliError> {
+async fn drive(
+    base: &str,
+    admin_token: &str,
+    sandbox: &Sandbox,
+    started: Instant,
+) -> Result<(), CliError> {
     let http = reqwest::Client::new();
     let state = sandbox.state();
     let leavers = leavers();
-    println!("offboard demo: Sell sandbox at {}, offboard at {base}", sandbox.base_url());
+    println!(
+        "offboard demo: Sell sandbox at {}, offboard at {base}",
+        sandbox.base_url()
+    );
     println!("Posting three signed webhooks from the HR system:\n");
 
     // Open records per leaver before anything moves (the bars' totals).
     let mut jobs = Vec::new();
     for l in &leavers {
-        let user = state.user_by_email(l.email).ok_or_else(|| anyhow::anyhow!("sandbox has no user {}", l.email))?;
-        let total: u64 = Resource::ALL.iter().map(|r| state.open_counts(user.id, *r).0 as u64).sum();
+        let user = state
+            .user_by_email(l.email)
+            .await
+            .ok_or_else(|| anyhow::anyhow!("sandbox has no user {}", l.email))?;
+        let total = state.open_counts(user.id).await.open_total() as u64;
         let body = l.event.to_string();
         let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
         let ts = chrono::Utc::now().timestamp();
-        let sig = StandardWebhooks::sign(WEBHOOK_SECRET, &id, ts, body.as_bytes()).map_err(|e| anyhow::anyhow!(e))?;
+        let sig = StandardWebhooks::sign(WEBHOOK_SECRET, &id, ts, body.as_bytes())
+            .map_err(|e| anyhow::anyhow!(e))?;
         let resp = http
             .post(format!("{base}/webhooks/hr"))
             .header("webhook-id", &id)
@@ -158,12 +210,26 @@ async fn drive(base: &str, admin_token: &str, sandbox: &Sandbox, started: Instan
             .await
             .map_err(|e| anyhow::anyhow!("post webhook: {e}"))?;
         let status = resp.status();
-        let v: Value = resp.json().await.map_err(|e| anyhow::anyhow!("webhook answer: {e}"))?;
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|e| anyhow::anyhow!("webhook answer: {e}"))?;
         if status.as_u16() != 202 {
             return Err(anyhow::anyhow!("webhook for {} answered {status}: {v}", l.email).into());
         }
-        println!("  {:<24} kind={:<12} legal_hold={:<5} → {} job {}", l.email, l.event["termination"]["kind"].as_str().unwrap_or("-"), l.event["legal_hold"], status.as_u16(), v["job_id"].as_str().unwrap_or("?"));
-        jobs.push((v["job_id"].as_str().unwrap_or_default().to_owned(), user.id, total));
+        println!(
+            "  {:<24} kind={:<12} legal_hold={:<5} → {} job {}",
+            l.email,
+            l.event["termination"]["kind"].as_str().unwrap_or("-"),
+            l.event["legal_hold"],
+            status.as_u16(),
+            v["job_id"].as_str().unwrap_or("?")
+        );
+        jobs.push((
+            v["job_id"].as_str().unwrap_or_default().to_owned(),
+            user.id,
+            total,
+        ));
     }
     println!();
 
@@ -176,7 +242,11 @@ async fn drive(base: &str, admin_token: &str, sandbox: &Sandbox, started: Instan
         .iter()
         .zip(&jobs)
         .map(|(l, (_, _, total))| {
-            let bar = if tty { multi.add(ProgressBar::new(*total)) } else { ProgressBar::hidden() };
+            let bar = if tty {
+                multi.add(ProgressBar::new(*total))
+            } else {
+                ProgressBar::hidden()
+            };
             bar.set_style(style.clone());
             bar.set_prefix(l.email);
             bar
@@ -188,7 +258,9 @@ async fn drive(base: &str, admin_token: &str, sandbox: &Sandbox, started: Instan
     let mut finals: Vec<Value> = vec![Value::Null; jobs.len()];
     loop {
         if started.elapsed() > DEADLINE {
-            return Err(anyhow::anyhow!("the demo did not finish within {}s", DEADLINE.as_secs()).into());
+            return Err(
+                anyhow::anyhow!("the demo did not finish within {}s", DEADLINE.as_secs()).into(),
+            );
         }
         let mut settled = 0;
         for (i, (job_id, user_id, total)) in jobs.iter().enumerate() {
@@ -204,12 +276,17 @@ async fn drive(base: &str, admin_token: &str, sandbox: &Sandbox, started: Instan
             let moved = moved_per_kind(&job).values().sum::<u64>();
             let jstate = job["state"].as_str().unwrap_or("?").to_owned();
             let msg = match jstate.as_str() {
-                "scheduled" if job["checkpoints"].get("seat_requested_at").is_some() => "waiting for the Sell admin".to_owned(),
+                "scheduled" if job["checkpoints"].get("seat_requested_at").is_some() => {
+                    "waiting for the Sell admin".to_owned()
+                }
                 s => s.to_owned(),
             };
             bars[i].set_position(moved.min(*total));
             bars[i].set_message(msg.clone());
-            let line = format!("{} {moved}/{total} records reassigned, {msg}", leavers[i].email);
+            let line = format!(
+                "{} {moved}/{total} records reassigned, {msg}",
+                leavers[i].email
+            );
             if !tty && line != last_line[i] {
                 println!("  {line}");
                 last_line[i] = line;
@@ -219,16 +296,31 @@ async fn drive(base: &str, admin_token: &str, sandbox: &Sandbox, started: Instan
                 let action = job["action"].as_str().unwrap_or("deactivate");
                 let said = format!(
                     "Admin step — this is what a Sell admin does by hand in Settings › Manage › Users: {} {} (offboard created a task asking for it)",
-                    if action == "delete" { "DELETE" } else { "DEACTIVATE" },
+                    if action == "delete" {
+                        "DELETE"
+                    } else {
+                        "DEACTIVATE"
+                    },
                     leavers[i].email
                 );
-                if tty { multi.println(&said).ok(); } else { println!("  {said}"); }
-                let ok = if action == "delete" { state.delete(*user_id) } else { state.deactivate(*user_id) };
-                if !ok {
-                    return Err(anyhow::anyhow!("sandbox could not change user {user_id}").into());
+                if tty {
+                    multi.println(&said).ok();
+                } else {
+                    println!("  {said}");
                 }
+                let changed = if action == "delete" {
+                    state.delete(*user_id).await
+                } else {
+                    state.deactivate(*user_id).await
+                };
+                changed.map_err(|e| {
+                    anyhow::anyhow!("the sandbox refused the admin step for user {user_id}: {e}")
+                })?;
             }
-            if matches!(jstate.as_str(), "succeeded" | "failed" | "needs_review" | "cancelled") {
+            if matches!(
+                jstate.as_str(),
+                "succeeded" | "failed" | "needs_review" | "cancelled"
+            ) {
                 settled += 1;
                 bars[i].finish_with_message(jstate.clone());
                 finals[i] = job;
@@ -242,17 +334,32 @@ async fn drive(base: &str, admin_token: &str, sandbox: &Sandbox, started: Instan
     drop(bars);
 
     // The table, checked against the sandbox's own state.
-    println!("\n{:<24} {:<40} {:<10} {:<28} {:<26} {:<9} {}", "leaver", "rule matched", "action", "reassigned l/c/d/t", "left: closed deals / done tasks", "seat", "job");
+    println!(
+        "\n{:<24} {:<40} {:<10} {:<28} {:<26} {:<9} {}",
+        "leaver",
+        "rule matched",
+        "action",
+        "reassigned l/c/d/t",
+        "left: closed deals / done tasks",
+        "seat",
+        "job"
+    );
     let mut problems = Vec::new();
     for (i, l) in leavers.iter().enumerate() {
         let job = &finals[i];
         let (_, user_id, _) = jobs[i];
         let moved = moved_per_kind(job);
         let kinds = Resource::ALL.map(|r| moved.get(r.as_str()).copied().unwrap_or(0));
-        let still_open: usize = Resource::ALL.iter().map(|r| state.open_counts(user_id, *r).0).sum();
-        let closed_deals = state.open_counts(user_id, Resource::Deals).1;
-        let done_tasks = state.open_counts(user_id, Resource::Tasks).1;
-        let seat = state.seat_state(user_id);
+        let counts = state.open_counts(user_id).await;
+        let still_open = counts.open_total();
+        let closed_deals = counts.get(Resource::Deals).closed;
+        let done_tasks = counts.get(Resource::Tasks).closed;
+        let seat = match state.user(user_id).await {
+            Some(u) if u.deleted_at.is_some() => "deleted",
+            Some(u) if u.is_active() => "active",
+            Some(_) => "inactive",
+            None => "missing",
+        };
         let action = job["action"].as_str().unwrap_or("-");
         let jstate = job["state"].as_str().unwrap_or("-");
         println!(
@@ -265,20 +372,54 @@ async fn drive(base: &str, admin_token: &str, sandbox: &Sandbox, started: Instan
             seat,
             jstate
         );
-        if jstate != "succeeded" { problems.push(format!("{}: job ended {jstate}", l.email)); }
-        if action != l.expect_action { problems.push(format!("{}: action {action}, expected {}", l.email, l.expect_action)); }
-        if seat != l.expect_seat { problems.push(format!("{}: seat is {seat}, expected {}", l.email, l.expect_seat)); }
-        if still_open != 0 { problems.push(format!("{}: {still_open} open records still owned", l.email)); }
-        if let Some(g) = job["plan"]["guards"].as_array().and_then(|g| g.iter().find(|g| g["changed"] == true)) {
-            println!("{:<24} guard {}: {}", "", g["guard"].as_str().unwrap_or("?"), g["detail"].as_str().unwrap_or(""));
+        if jstate != "succeeded" {
+            problems.push(format!("{}: job ended {jstate}", l.email));
+        }
+        if action != l.expect_action {
+            problems.push(format!(
+                "{}: action {action}, expected {}",
+                l.email, l.expect_action
+            ));
+        }
+        if seat != l.expect_seat {
+            problems.push(format!(
+                "{}: seat is {seat}, expected {}",
+                l.email, l.expect_seat
+            ));
+        }
+        if still_open != 0 {
+            problems.push(format!(
+                "{}: {still_open} open records still owned",
+                l.email
+            ));
+        }
+        if let Some(g) = job["plan"]["guards"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["changed"] == true))
+        {
+            println!(
+                "{:<24} guard {}: {}",
+                "",
+                g["guard"].as_str().unwrap_or("?"),
+                g["detail"].as_str().unwrap_or("")
+            );
         }
     }
-    println!("\nFinished in {:.1}s. Audit trails: GET {base}/api/v1/jobs/<id> (or `offboard jobs show <id>`).", started.elapsed().as_secs_f64());
+    println!(
+        "\nFinished in {:.1}s. Audit trails: GET {base}/api/v1/jobs/<id> (or `offboard jobs show <id>`).",
+        started.elapsed().as_secs_f64()
+    );
     if problems.is_empty() {
-        println!("Every open record moved to an active owner; closed deals and completed tasks stayed; every seat shows the decided state.");
+        println!(
+            "Every open record moved to an active owner; closed deals and completed tasks stayed; every seat shows the decided state."
+        );
         Ok(())
     } else {
-        Err(anyhow::anyhow!("the demo's final state is wrong:\n  {}", problems.join("\n  ")).into())
+        Err(anyhow::anyhow!(
+            "the demo's final state is wrong:\n  {}",
+            problems.join("\n  ")
+        )
+        .into())
     }
 }
 
@@ -287,7 +428,9 @@ fn moved_per_kind(job: &Value) -> BTreeMap<String, u64> {
     Resource::ALL
         .iter()
         .map(|r| {
-            let moved = job["checkpoints"][format!("reassign.{r}")]["moved"].as_u64().unwrap_or(0);
+            let moved = job["checkpoints"][format!("reassign.{r}")]["moved"]
+                .as_u64()
+                .unwrap_or(0);
             (r.as_str().to_owned(), moved)
         })
         .collect()

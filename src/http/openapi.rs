@@ -149,9 +149,17 @@ mod tests {
     fn document_lists_every_route() {
         let doc = document();
         for (method, path) in ROUTES {
-            assert!(doc["paths"][path][method].is_object(), "{method} {path} missing");
+            assert!(
+                doc["paths"][path][method].is_object(),
+                "{method} {path} missing"
+            );
         }
-        let count: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+        let count: usize = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|p| p.as_object().unwrap().len())
+            .sum();
         assert_eq!(count, ROUTES.len(), "document has routes the table lacks");
     }
 }
