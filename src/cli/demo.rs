@@ -335,14 +335,13 @@ async fn drive(
 
     // The table, checked against the sandbox's own state.
     println!(
-        "\n{:<24} {:<40} {:<10} {:<28} {:<26} {:<9} {}",
+        "\n{:<24} {:<40} {:<10} {:<28} {:<26} {:<9} job",
         "leaver",
         "rule matched",
         "action",
         "reassigned l/c/d/t",
         "left: closed deals / done tasks",
-        "seat",
-        "job"
+        "seat"
     );
     let mut problems = Vec::new();
     for (i, l) in leavers.iter().enumerate() {
