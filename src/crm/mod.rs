@@ -9,6 +9,7 @@
 //! A CRM never decides anything: it lists, reassigns and creates tasks when told to.
 
 pub mod calls;
+pub mod pacing;
 pub mod sandbox;
 pub mod sell;
 

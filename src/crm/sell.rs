@@ -1,1 +1,0 @@
-//! Zendesk Sell API v2 client (being written).
