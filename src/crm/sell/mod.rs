@@ -42,7 +42,7 @@ use super::{
     Crm, CrmError, CrmUser, NewTask, Record, Resource,
     pacing::{BudgetSettings, LocalBudget, RateBudget},
 };
-use crate::config::{CrmConfig, Secret};
+use crate::config::{Config, CrmConfig, Secret};
 
 /// Sell's maximum page size.
 const PER_PAGE: u32 = 100;
@@ -75,6 +75,9 @@ pub struct SellSettings {
     /// How long the deal-stage list is trusted (a deal in an unknown stage
     /// refreshes it sooner).
     pub stages_ttl: Duration,
+    /// Show e-mail addresses in the audit sink's paths as hashes (`[privacy]
+    /// redact_emails`); the request itself still carries the address.
+    pub redact_emails: bool,
 }
 
 impl Default for SellSettings {
@@ -90,6 +93,7 @@ impl Default for SellSettings {
             backoff_cap: Duration::from_secs(10),
             max_retry_after: Duration::from_secs(60),
             stages_ttl: Duration::from_secs(600),
+            redact_emails: false,
         }
     }
 }
@@ -106,6 +110,14 @@ impl From<&CrmConfig> for SellSettings {
 }
 
 impl SellSettings {
+    /// `[crm]` plus `[privacy] redact_emails`: what a service should use.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            redact_emails: config.privacy.redact_emails,
+            ..Self::from(&config.crm)
+        }
+    }
+
     /// The rate-budget part of these settings.
     pub fn budget(&self) -> BudgetSettings {
         BudgetSettings {
@@ -552,8 +564,10 @@ mod tests {
 
     #[test]
     fn settings_come_from_the_config() {
-        let config = crate::config::Config::from_toml("").unwrap();
-        let s = SellSettings::from(&config.crm);
+        let mut config = Config::from_toml("").unwrap();
+        config.privacy.redact_emails = true;
+        let s = SellSettings::from_config(&config);
+        assert!(s.redact_emails);
         assert_eq!(s.requests_per_second, config.crm.requests_per_second);
         assert_eq!(s.max_in_flight, config.crm.max_in_flight);
         assert_eq!(s.timeout, Duration::from_secs(config.crm.timeout_secs));

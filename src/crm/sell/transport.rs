@@ -18,10 +18,13 @@ use rand::Rng;
 use reqwest::{Method, StatusCode, Url};
 
 use super::{SellSettings, wire};
-use crate::crm::{
-    CrmError,
-    calls::{self, CallRecord},
-    pacing::RateBudget,
+use crate::{
+    crm::{
+        CrmError,
+        calls::{self, CallRecord},
+        pacing::RateBudget,
+    },
+    telemetry,
 };
 
 /// A request to make: the path template names it in metrics, never its ids.
@@ -83,7 +86,7 @@ impl Transport {
     /// returns the body of the 2xx answer.
     pub async fn execute(&self, call: &Call) -> Result<Vec<u8>, CrmError> {
         let url = self.url(call)?;
-        let shown = shown_path(&url);
+        let shown = shown_path(&url, self.settings.redact_emails);
         let mut attempt: u32 = 0;
         loop {
             let outcome = self.attempt(call, &url, &shown).await;
@@ -258,17 +261,36 @@ impl Transport {
     }
 }
 
-/// The path and query as the audit trail shows them: no scheme, host or token.
-fn shown_path(url: &Url) -> String {
-    match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
+/// The path and query as the audit trail shows them: no scheme, host or token, and
+/// with `redact`, no e-mail address (percent-encoded, later redaction can't see it).
+fn shown_path(url: &Url, redact: bool) -> String {
+    let Some(query) = url.query() else {
+        return url.path().to_owned();
+    };
+    if !redact {
+        return format!("{}?{query}", url.path());
     }
+    let pairs = url.query_pairs().map(|(k, v)| {
+        let v = if v.contains('@') {
+            telemetry::hash_email(&v)
+        } else {
+            v.into_owned()
+        };
+        (k.into_owned(), v)
+    });
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("{}?{query}", url.path())
 }
 
 fn not_retried(error: CrmError) -> CrmError {
+    let text = match error {
+        CrmError::Transient(text) => text,
+        other => other.to_string(),
+    };
     CrmError::Transient(format!(
-        "{error}; not retried because the request may have reached the CRM (look the result up before trying again)"
+        "{text}; not retried because the request may have reached the CRM (look the result up before trying again)"
     ))
 }
 
@@ -334,9 +356,18 @@ mod tests {
             url.as_str(),
             "http://127.0.0.1:9/sell/v2/users?email=a%2Bb%40example.com"
         );
-        assert_eq!(shown_path(&url), "/sell/v2/users?email=a%2Bb%40example.com");
+        assert_eq!(
+            shown_path(&url, false),
+            "/sell/v2/users?email=a%2Bb%40example.com"
+        );
+        let hidden = shown_path(&url, true);
+        assert!(
+            hidden.starts_with("/sell/v2/users?email=email%3A"),
+            "{hidden}"
+        );
+        assert!(!hidden.contains("example.com"), "{hidden}");
         let call = Call::get("/v2/users/:id", "/v2/users/5".to_owned(), vec![]);
-        assert_eq!(shown_path(&t.url(&call).unwrap()), "/sell/v2/users/5");
+        assert_eq!(shown_path(&t.url(&call).unwrap(), true), "/sell/v2/users/5");
     }
 
     #[test]
