@@ -797,7 +797,12 @@ async fn connection_failures_are_reported_and_retried_even_for_posts() {
         due_date: None,
     };
     let (result, calls) = recorded(crm.create_task(&task)).await;
-    assert!(matches!(result, Err(CrmError::Transient(_))), "{result:?}");
+    match result {
+        Err(CrmError::Transient(message)) => {
+            assert!(message.ends_with("(gave up after 3 attempts)"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(calls.len(), 3);
     for call in &calls {
         assert_eq!(

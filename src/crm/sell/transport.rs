@@ -122,7 +122,7 @@ impl Transport {
                         return Err(not_retried(error));
                     }
                     if last {
-                        return Err(error);
+                        return Err(gave_up(error, attempt));
                     }
                     let wait = retry_after
                         .filter(|d| *d <= self.settings.max_retry_after)
@@ -139,7 +139,7 @@ impl Transport {
                         return Err(not_retried(error));
                     }
                     if last {
-                        return Err(error);
+                        return Err(gave_up(error, attempt));
                     }
                     (error, self.backoff(attempt))
                 }
@@ -292,6 +292,15 @@ fn not_retried(error: CrmError) -> CrmError {
     CrmError::Transient(format!(
         "{text}; not retried because the request may have reached the CRM (look the result up before trying again)"
     ))
+}
+
+fn gave_up(error: CrmError, retries: u32) -> CrmError {
+    match error {
+        CrmError::Transient(text) if retries > 0 => {
+            CrmError::Transient(format!("{text} (gave up after {} attempts)", retries + 1))
+        }
+        other => other,
+    }
 }
 
 /// The error and its causes on one line, without the URL (which may carry an
