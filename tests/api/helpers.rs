@@ -136,7 +136,7 @@ secrets_env = "OFFBOARD_TEST_SECRETS"
     ))
     .unwrap();
     let crm = offboard::crm::sell::client_from_config(
-        &config.crm,
+        &config,
         offboard::config::Secret::new(SELL_TOKEN.into()),
     )
     .unwrap();
