@@ -798,7 +798,7 @@ impl<'a> Parser<'a> {
                 let what = if spans[j].when.is_none() {
                     "has no `when`, so it matches every termination"
                 } else {
-                    "matches every event of the types it names"
+                    "has a `when` with no conditions (besides `type`), so it matches every such event"
                 };
                 return Err(self.err(
                     spans[i].rule.clone(),
