@@ -28,7 +28,9 @@ fn check_error(text: &str, line: usize, col: usize, fragment: &str) -> Result<()
     };
     let shown = err.to_string();
     if (err.line, err.col) != (line, col) {
-        return Err(format!("expected {line}:{col} for {fragment:?}, got {shown}\n{text}"));
+        return Err(format!(
+            "expected {line}:{col} for {fragment:?}, got {shown}\n{text}"
+        ));
     }
     if !shown.starts_with(&format!("broken.toml:{line}:{col}: ")) {
         return Err(format!("Display is not file:line:col: message: {shown}"));
@@ -103,13 +105,22 @@ fn policy_check_rejects_broken_files_with_positions() {
         .iter()
         .filter_map(|(text, line, col, fragment)| check_error(text, *line, *col, fragment).err())
         .collect();
-    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]
 fn cannot_read_names_the_file() {
     let err = Policy::load(std::path::Path::new("/nonexistent/policy.toml")).unwrap_err();
-    assert!(err.to_string().starts_with("/nonexistent/policy.toml:"), "{err}");
+    assert!(
+        err.to_string().starts_with("/nonexistent/policy.toml:"),
+        "{err}"
+    );
     assert!(err.message.contains("cannot read"), "{err}");
 }
 
@@ -117,7 +128,10 @@ fn cannot_read_names_the_file() {
 fn shipped_example_policy_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/policy.toml");
     let policy = Policy::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(policy.fallback_owner().map(|e| e.as_str()), Some("sales-ops@example.com"));
+    assert_eq!(
+        policy.fallback_owner().map(|e| e.as_str()),
+        Some("sales-ops@example.com")
+    );
     assert_eq!(
         policy.rule_names().last(),
         Some("everyone else: deactivate, delete after retention")
@@ -329,7 +343,10 @@ fn decide(p: &Policy, ev: &OffboardingEvent, crm: &Crm) -> Decision {
 /// guards that changed something, `-` for none.
 fn summary(d: &Decision) -> String {
     let t = |t: Option<DateTime<Utc>>| {
-        t.map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%dT%H:%M").to_string())
+        t.map_or_else(
+            || "-".to_owned(),
+            |t| t.format("%Y-%m-%dT%H:%M").to_string(),
+        )
     };
     let changed: Vec<&str> = d
         .guards
@@ -344,7 +361,11 @@ fn summary(d: &Decision) -> String {
         t(d.run_at),
         t(d.delete_at),
         d.reassign_to,
-        if changed.is_empty() { "-".to_owned() } else { changed.join(",") }
+        if changed.is_empty() {
+            "-".to_owned()
+        } else {
+            changed.join(",")
+        }
     )
 }
 
@@ -352,12 +373,21 @@ fn summary(d: &Decision) -> String {
 /// that each of `assumes` appears in an assumption (none when empty).
 fn check(event: &OffboardingEvent, crm: &Crm, expect: &str, assumes: &[&str]) -> Decision {
     let d = decide(&policy(), event, crm);
-    assert_eq!(summary(&d), expect, "event {}", serde_json::to_string(event).unwrap());
+    assert_eq!(
+        summary(&d),
+        expect,
+        "event {}",
+        serde_json::to_string(event).unwrap()
+    );
     // Every decision lists every guard, in order, whether it changed anything or not.
     let names: Vec<&str> = d.guards.iter().map(|g| g.guard.as_str()).collect();
     assert_eq!(names, [GUARD_ADMIN, GUARD_LEGAL_HOLD, GUARD_REPORTEES]);
     if assumes.is_empty() {
-        assert!(d.assumptions.is_empty(), "unexpected assumptions {:?} for {expect}", d.assumptions);
+        assert!(
+            d.assumptions.is_empty(),
+            "unexpected assumptions {:?} for {expect}",
+            d.assumptions
+        );
     }
     for a in assumes {
         assert!(
@@ -374,7 +404,10 @@ fn check(event: &OffboardingEvent, crm: &Crm, expect: &str, assumes: &[&str]) ->
     };
     assert!(rank(d.action) >= rank(d.rule_action), "{expect}");
     if d.action != Action::Deactivate {
-        assert_eq!(d.delete_at, None, "delete_at only comes with deactivate: {expect}");
+        assert_eq!(
+            d.delete_at, None,
+            "delete_at only comes with deactivate: {expect}"
+        );
     }
     d
 }
@@ -487,7 +520,11 @@ fn decision_table() {
             json!({"termination": {"kind": "layoff", "rehire_eligible": false}, "employee": {"department": "Finance"}}), crm().reportees(None).owned(Some(2)),
             "catch-all | deactivate | run_at 2026-12-15T17:00 | delete_at 2027-03-15T17:00 | manager | changed -", &[]),
     ];
-    assert!(cases.len() >= 25, "the decision table has {} cases", cases.len());
+    assert!(
+        cases.len() >= 25,
+        "the decision table has {} cases",
+        cases.len()
+    );
     for (what, patch, crm, expect, assumes) in &cases {
         let ev = event(patch.clone());
         let d = std::panic::catch_unwind(|| check(&ev, crm, expect, assumes));
@@ -505,11 +542,20 @@ fn decision_carries_the_rules_settings() {
     assert_eq!(d.rule, "emea team");
     assert_eq!(d.policy_version, p.version());
     assert_eq!(d.at, Timing::Effective);
-    assert_eq!(d.reassign_to, ReassignTo::User(offboard::domain::Email::parse("emea-desk@example.com").unwrap()));
+    assert_eq!(
+        d.reassign_to,
+        ReassignTo::User(offboard::domain::Email::parse("emea-desk@example.com").unwrap())
+    );
     assert_eq!(d.reassign.len(), 3);
     assert!(d.open_only);
-    assert_eq!(d.fallback_owner.as_ref().map(|e| e.as_str()), Some("sales-ops@example.com"));
-    assert_eq!(d.delete_at, Some(ts("2026-12-15T17:00:00Z") + Duration::days(30)));
+    assert_eq!(
+        d.fallback_owner.as_ref().map(|e| e.as_str()),
+        Some("sales-ops@example.com")
+    );
+    assert_eq!(
+        d.delete_at,
+        Some(ts("2026-12-15T17:00:00Z") + Duration::days(30))
+    );
 
     let ev = event(json!({"termination": {"kind": "other"}}));
     let d = decide(&p, &ev, &crm());
@@ -528,11 +574,17 @@ fn no_rule_matched_goes_to_review() {
     assert_eq!(d.rule, NO_RULE_MATCHED);
     assert_eq!((d.rule_action, d.action), (Action::Review, Action::Review));
     assert_eq!(d.run_at, None, "[defaults] at = now");
-    assert!(d.review_reason.as_deref().unwrap().contains("no rule"), "{d:?}");
+    assert!(
+        d.review_reason.as_deref().unwrap().contains("no rule"),
+        "{d:?}"
+    );
     assert!(d.guards.iter().all(|g| !g.changed));
     // A reversal with no rule for it also waits for a person, never acts.
     let d = decide(&p, &event(json!({"type": "employee.rehired"})), &crm());
-    assert_eq!((d.rule.as_str(), d.action), (NO_RULE_MATCHED, Action::Review));
+    assert_eq!(
+        (d.rule.as_str(), d.action),
+        (NO_RULE_MATCHED, Action::Review)
+    );
 }
 
 fn follow_up(p: &Policy, ev: &OffboardingEvent, crm: &Crm) -> Decision {
@@ -560,7 +612,10 @@ fn follow_up_delete_passes_the_guards_again() {
     );
     assert!(d.follow_up_delete);
     assert_eq!((d.rule_action, d.at), (Action::Delete, Timing::Now));
-    assert_eq!((d.reassign.clone(), d.open_only), (first.reassign.clone(), first.open_only));
+    assert_eq!(
+        (d.reassign.clone(), d.open_only),
+        (first.reassign.clone(), first.open_only)
+    );
 
     // The emea rule's own reassignment settings come back with it.
     let emea = event(json!({"termination": {"rehire_eligible": null}}));
@@ -586,13 +641,23 @@ fn follow_up_delete_passes_the_guards_again() {
     );
     let d = follow_up(&p, &leaver, &rep.clone().reportees(None));
     assert_eq!(d.action, Action::Review);
-    assert!(d.assumptions.iter().any(|a| a.contains("active_reportees unknown")));
+    assert!(
+        d.assumptions
+            .iter()
+            .any(|a| a.contains("active_reportees unknown"))
+    );
 
     // The policy was changed since: the rule that matches now keeps the seat.
     let d = follow_up(&p, &event(json!({})), &rep);
     assert_eq!(d.rule, "come back");
     assert_eq!(d.action, Action::Review);
-    assert!(d.review_reason.as_deref().unwrap().contains("no longer deletes"), "{d:?}");
+    assert!(
+        d.review_reason
+            .as_deref()
+            .unwrap()
+            .contains("no longer deletes"),
+        "{d:?}"
+    );
 }
 
 #[test]
@@ -612,6 +677,7 @@ fn explain_names_rule_guards_plan_and_assumptions() {
         "zero open records",
         "at 2026-12-15T17:00:00Z (termination.effective_at)",
         "leads     → the manager",
+        "reassign:   to the manager: employee.manager_email if active",
         "sales-ops@example.com",
         "follow-up:  none",
         "owned_open_records unknown: rule \"big books\" skipped",
@@ -630,7 +696,10 @@ fn explain_names_rule_guards_plan_and_assumptions() {
     assert_eq!(j["plan"]["action"], "review");
     assert_eq!(j["plan"]["run_at"], "2026-12-15T17:00:00Z");
     assert_eq!(j["plan"]["reassign_to"], "manager");
-    assert_eq!(j["plan"]["reassign"], json!(["leads", "contacts", "deals", "tasks"]));
+    assert_eq!(
+        j["plan"]["reassign"],
+        json!(["leads", "contacts", "deals", "tasks"])
+    );
     assert_eq!(j["plan"]["open_only"], true);
     assert_eq!(j["plan"]["notify"], json!([]));
     assert_eq!(j["plan"]["delete_at"], Value::Null);
@@ -640,18 +709,28 @@ fn explain_names_rule_guards_plan_and_assumptions() {
     let ev = event(json!({"termination": {"rehire_eligible": null}}));
     let d = decide(&p, &ev, &crm());
     let text = explain_text(&d);
-    assert!(text.contains("follow-up:  delete at 2027-01-14T17:00:00Z"), "{text}");
+    assert!(
+        text.contains("follow-up:  delete at 2027-01-14T17:00:00Z"),
+        "{text}"
+    );
     assert!(text.contains("tasks     → not reassigned"), "{text}");
     let j = explain_json(&d);
     assert_eq!(j["plan"]["delete_at"], "2027-01-14T17:00:00Z");
     assert_eq!(j["plan"]["per_resource"]["tasks"], Value::Null);
-    assert_eq!(j["plan"]["per_resource"]["deals"], "user:emea-desk@example.com");
+    assert_eq!(
+        j["plan"]["per_resource"]["deals"],
+        "user:emea-desk@example.com"
+    );
 }
 
 #[test]
 fn decisions_round_trip_through_json_storage() {
     let p = policy();
-    let d = decide(&p, &event(json!({"termination": {"rehire_eligible": null}})), &crm());
+    let d = decide(
+        &p,
+        &event(json!({"termination": {"rehire_eligible": null}})),
+        &crm(),
+    );
     let stored = serde_json::to_value(&d).unwrap();
     let back: Decision = serde_json::from_value(stored).unwrap();
     assert_eq!(back, d);

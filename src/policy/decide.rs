@@ -165,7 +165,7 @@ impl Policy {
         let Some(rule) = self.first_match(facts, &mut assumptions) else {
             return self.no_match(facts, assumptions, false);
         };
-        let mut d = self.from_rule(rule, rule.action, rule.at, assumptions);
+        let mut d = self.decision_for(rule, rule.action, rule.at, assumptions);
         d.run_at = due(rule.at, facts);
         if let (Action::Deactivate, Some(keep)) = (rule.action, rule.delete_after) {
             d.delete_at = d.run_at.unwrap_or(facts.now).checked_add_signed(keep);
@@ -193,9 +193,9 @@ impl Policy {
         };
         let still_deletes = rule.action == Action::Delete || rule.delete_after.is_some();
         let mut d = if still_deletes {
-            self.from_rule(rule, Action::Delete, Timing::Now, assumptions)
+            self.decision_for(rule, Action::Delete, Timing::Now, assumptions)
         } else {
-            let mut d = self.from_rule(rule, Action::Review, Timing::Now, assumptions);
+            let mut d = self.decision_for(rule, Action::Review, Timing::Now, assumptions);
             d.review_reason = Some(format!(
                 "follow-up delete: rule \"{}\" now matches and no longer deletes (action {}, no delete_after)",
                 rule.name,
@@ -223,7 +223,7 @@ impl Policy {
         None
     }
 
-    fn from_rule(
+    fn decision_for(
         &self,
         rule: &Rule,
         action: Action,
@@ -434,5 +434,114 @@ fn guard_reportees(d: &mut Decision, facts: &Facts<'_>) -> GuardOutcome {
                 "active reportees unknown: delete → review",
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const POLICY: &str = r#"
+version = 1
+[defaults]
+fallback_owner = "ops@example.com"
+[[rules]]
+name = "layoffs"
+when = { kind = "layoff" }
+action = "delete"
+[[rules]]
+name = "rest"
+action = "deactivate"
+at = "now"
+delete_after = "1w"
+"#;
+
+    fn event(kind: &str, legal_hold: bool) -> OffboardingEvent {
+        let v = json!({
+            "id": "e1", "type": "employee.terminated",
+            "employee": {"email": "a@example.com"},
+            "termination": {"kind": kind, "effective_at": "2026-12-15T17:00:00Z"},
+            "legal_hold": legal_hold,
+        });
+        OffboardingEvent::from_json(&v, None).unwrap()
+    }
+
+    fn user(role: UserRole) -> CrmUser {
+        CrmUser {
+            id: 1,
+            name: "A".into(),
+            email: "a@example.com".into(),
+            status: crate::crm::UserStatus::Active,
+            role,
+            reports_to: None,
+            team_name: None,
+            deleted_at: None,
+        }
+    }
+
+    fn facts<'a>(ev: &'a OffboardingEvent, user: Option<&'a CrmUser>) -> Facts<'a> {
+        Facts {
+            event: ev,
+            user,
+            owned_open_records: Some(0),
+            active_reportees: Some(0),
+            now: "2026-12-01T00:00:00Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn guards_are_always_listed_in_order() {
+        let p = Policy::parse(POLICY, "t").unwrap();
+        let ev = event("voluntary", false);
+        let u = user(UserRole::User);
+        let d = p.decide(&facts(&ev, Some(&u)));
+        let names: Vec<&str> = d.guards.iter().map(|g| g.guard.as_str()).collect();
+        assert_eq!(names, [GUARD_ADMIN, GUARD_LEGAL_HOLD, GUARD_REPORTEES]);
+        assert!(d.guards.iter().all(|g| !g.changed));
+        // `at = "now"`: retention counts from the decision time.
+        assert_eq!(d.run_at, None);
+        assert_eq!(d.delete_at, Some("2026-12-08T00:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_first_guard_that_applies_is_credited() {
+        let p = Policy::parse(POLICY, "t").unwrap();
+        let ev = event("layoff", true);
+        let admin = user(UserRole::Admin);
+        let d = p.decide(&facts(&ev, Some(&admin)));
+        assert_eq!(
+            (d.rule_action, d.action),
+            (Action::Delete, Action::Deactivate)
+        );
+        let changed: Vec<bool> = d.guards.iter().map(|g| g.changed).collect();
+        assert_eq!(changed, [true, false, false]);
+        assert_eq!(d.run_at, Some("2026-12-15T17:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn unknown_reportees_make_a_delete_a_review() {
+        let p = Policy::parse(POLICY, "t").unwrap();
+        let ev = event("layoff", false);
+        let u = user(UserRole::User);
+        let mut f = facts(&ev, Some(&u));
+        f.active_reportees = None;
+        let d = p.decide(&f);
+        assert_eq!(d.action, Action::Review);
+        assert!(d.review_reason.is_some());
+        assert!(
+            d.assumptions
+                .iter()
+                .any(|a| a.starts_with("active_reportees unknown"))
+        );
+    }
+
+    #[test]
+    fn reassign_to_displays_as_written_in_the_policy() {
+        assert_eq!(ReassignTo::Manager.to_string(), "manager");
+        assert_eq!(ReassignTo::Fallback.to_string(), "fallback");
+        let e = Email::parse("X@Example.com").unwrap();
+        assert_eq!(ReassignTo::User(e).to_string(), "user:x@example.com");
     }
 }

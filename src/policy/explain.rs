@@ -26,18 +26,27 @@ fn fallback_name(d: &Decision) -> String {
     )
 }
 
-/// Who gets a resource's records, in words.
-fn target(d: &Decision) -> String {
+/// Who gets the records and what happens when they can't, in words.
+fn target_long(d: &Decision) -> String {
     match &d.reassign_to {
         ReassignTo::Manager => format!(
-            "the manager (employee.manager_email if active, else the CRM reports_to if active, else the fallback owner {})",
+            "the manager: employee.manager_email if active, else the CRM reports_to if active, else the fallback owner {}",
             fallback_name(d)
         ),
         ReassignTo::Fallback => format!("the fallback owner {}", fallback_name(d)),
         ReassignTo::User(e) => format!(
-            "{e} (else the fallback owner {} if {e} is not active)",
+            "{e}, else the fallback owner {} if {e} is not active",
             fallback_name(d)
         ),
+    }
+}
+
+/// The same, short enough for one line per resource.
+fn target_short(d: &Decision) -> String {
+    match &d.reassign_to {
+        ReassignTo::Manager => "the manager".to_owned(),
+        ReassignTo::Fallback => format!("{} (fallback owner)", fallback_name(d)),
+        ReassignTo::User(e) => e.to_string(),
     }
 }
 
@@ -117,12 +126,13 @@ pub fn explain_text(d: &Decision) -> String {
         let _ = writeln!(out, "  if approved, the plan below is carried out");
     }
     let scope = if d.open_only {
-        "open records only: closed deals and completed tasks stay with the leaver"
+        "open records only; closed deals and completed tasks stay with the leaver"
     } else {
         "all records, open and closed"
     };
-    let _ = writeln!(out, "  reassign ({scope}):");
-    let who = target(d);
+    let _ = writeln!(out, "  reassign:   to {}", target_long(d));
+    let _ = writeln!(out, "              {scope}");
+    let who = target_short(d);
     for r in Resource::ALL {
         if d.reassign.contains(&r) {
             let _ = writeln!(out, "    {:<9} → {who}", r.as_str());
@@ -204,4 +214,83 @@ pub fn explain_json(d: &Decision) -> Value {
         "assumptions": d.assumptions,
         "review_reason": d.review_reason,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::GuardOutcome;
+
+    fn decision() -> Decision {
+        Decision {
+            policy_version: "abc123".into(),
+            rule: "r".into(),
+            rule_action: Action::Delete,
+            action: Action::Deactivate,
+            at: Timing::Now,
+            run_at: None,
+            delete_at: None,
+            reassign_to: ReassignTo::Fallback,
+            fallback_owner: None,
+            reassign: vec![Resource::Leads],
+            open_only: false,
+            notify: vec!["n@example.com".into()],
+            guards: vec![GuardOutcome {
+                guard: "never_delete_admin".into(),
+                changed: true,
+                detail: "the CRM user is an admin: delete → deactivate".into(),
+            }],
+            assumptions: vec![],
+            review_reason: None,
+            follow_up_delete: false,
+        }
+    }
+
+    #[test]
+    fn text_shows_changes_targets_and_runtime_checks() {
+        let t = explain_text(&decision());
+        assert!(
+            t.contains("action: deactivate (changed by never_delete_admin)"),
+            "{t}"
+        );
+        assert!(t.contains("CHANGED"), "{t}");
+        assert!(t.contains("all records, open and closed"), "{t}");
+        assert!(t.contains("no fallback owner configured"), "{t}");
+        assert!(t.contains("deals     → not reassigned"), "{t}");
+        assert!(t.contains("notify:     n@example.com"), "{t}");
+        for g in RUNTIME_GUARDS {
+            assert!(t.contains(g), "{t}");
+        }
+    }
+
+    #[test]
+    fn json_has_the_documented_keys() {
+        let j = explain_json(&decision());
+        for key in [
+            "rule",
+            "action",
+            "guards",
+            "plan",
+            "assumptions",
+            "policy_version",
+        ] {
+            assert!(j.get(key).is_some(), "missing {key}: {j}");
+        }
+        for key in [
+            "action",
+            "run_at",
+            "reassign_to",
+            "reassign",
+            "open_only",
+            "notify",
+            "delete_at",
+        ] {
+            assert!(j["plan"].get(key).is_some(), "missing plan.{key}: {j}");
+        }
+        assert_eq!(j["action"], "deactivate");
+        assert_eq!(j["rule_action"], "delete");
+        assert_eq!(j["guards"][0]["changed"], true);
+        assert_eq!(j["plan"]["reassign_to"], "fallback");
+        assert_eq!(j["plan"]["at"], "now");
+    }
 }

@@ -351,14 +351,12 @@ impl<'a> Parser<'a> {
             }
         }
 
-        let defaults = match root.get("defaults") {
+        let (defaults, default_spans) = match root.get("defaults") {
             Some(v) => self.defaults(v)?,
             None => (Defaults::default(), DefaultSpans::default()),
         };
-        let (defaults, default_spans) = defaults;
 
-        let rules_v = root.get("rules");
-        let items: &[Value<'_>] = match rules_v {
+        let items: &[Value<'_>] = match root.get("rules") {
             None => {
                 return Err(self.err(
                     self.text.len()..self.text.len(),
