@@ -108,11 +108,11 @@ pub struct Decision {
     pub policy_version: String,
     /// Name of the matching rule.
     pub rule: String,
-    /// The rule's own action, before guards.
+    /// The rule's own action, before guards (`delete` for a follow-up delete).
     pub rule_action: Action,
     /// The final action, after guards.
     pub action: Action,
-    /// Timing as written in the rule.
+    /// Timing as written in the rule (`now` for a follow-up delete).
     pub at: Timing,
     /// When the seat step is due (None: now).
     pub run_at: Option<DateTime<Utc>>,
