@@ -61,7 +61,8 @@ pub struct Application {
 impl Application {
     /// Builds from configuration: secrets, store (migrated), policy, CRM client, listener.
     pub async fn build(config: Config, role: Role) -> Result<Self, StartError> {
-        let crm = crate::crm::sell::client_from_config(&config, config.crm_token()?).map_err(|e| StartError::Config(format!("crm: {e}")))?;
+        let crm = crate::crm::sell::client_from_config(&config, config.crm_token()?)
+            .map_err(|e| StartError::Config(format!("crm: {e}")))?;
         Self::build_with_crm(config, role, crm).await
     }
 

@@ -30,7 +30,11 @@ struct Harness {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Harness {
@@ -89,7 +93,12 @@ poll_interval_ms = 100
             dir = p.display(),
         );
         std::fs::write(p.join("offboard.toml"), config).unwrap();
-        Harness { dir, sandbox, http: reqwest::Client::new(), port }
+        Harness {
+            dir,
+            sandbox,
+            http: reqwest::Client::new(),
+            port,
+        }
     }
 
     fn config_path(&self) -> PathBuf {
@@ -97,23 +106,20 @@ poll_interval_ms = 100
     }
 
     async fn start(&self) -> Child {
-        let child = Command::new(env!("CARGO_BIN_EXE_offboard"))
-            .args(["serve", "--config"])
-            .arg(self.config_path())
-            .env("OFFBOARD_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = start_with(&self.config_path());
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(r) = self.http.get(format!("http://127.0.0.1:{}/readyz", self.port)).send().await {
-                if r.status() == 200 {
-                    return child;
-                }
+            let ready = self
+                .http
+                .get(format!("http://127.0.0.1:{}/readyz", self.port))
+                .send()
+                .await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return child;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        kill(&mut child);
         panic!("offboard did not become ready");
     }
 
@@ -137,7 +143,10 @@ poll_interval_ms = 100
             .await
             .unwrap();
         assert_eq!(resp.status(), 202);
-        resp.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_owned()
+        resp.json::<Value>().await.unwrap()["job_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     async fn job(&self, id: &str) -> Option<Value> {
@@ -151,7 +160,12 @@ poll_interval_ms = 100
         r.json().await.ok()
     }
 
-    async fn wait_for(&self, what: &str, timeout: Duration, mut check: impl AsyncFnMut(&Harness) -> bool) {
+    async fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl AsyncFnMut(&Harness) -> bool,
+    ) {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if check(self).await {
@@ -167,7 +181,9 @@ poll_interval_ms = 100
             .state()
             .request_log()
             .iter()
-            .filter(|e| e.method == "POST" && e.path.starts_with("/v2/tasks") && e.status == Some(200))
+            .filter(|e| {
+                e.method == "POST" && e.path.starts_with("/v2/tasks") && e.status == Some(200)
+            })
             .count()
     }
 }
@@ -178,7 +194,11 @@ fn kill(child: &mut Child) {
 }
 
 fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap();
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(ok.success());
 }
 
@@ -204,18 +224,31 @@ async fn crash_and_resume(point: KillPoint) {
     let (rep, email) = leaver(&h).await;
     let before = h.sandbox.state().open_counts(rep).await;
     let open_before = before.open_total();
-    assert!(open_before >= 300, "want 300+ open records, have {open_before}");
+    assert!(
+        open_before >= 300,
+        "want 300+ open records, have {open_before}"
+    );
 
     let mut first = h.start().await;
     let job_id = h.post(&email).await;
     match point {
         KillPoint::AfterWrites(n) => {
-            h.wait_for("writes", Duration::from_secs(60), async |h| h.sandbox.state().stats().writes.len() >= n).await
+            h.wait_for("writes", Duration::from_secs(60), async |h| {
+                h.sandbox.state().stats().writes.len() >= n
+            })
+            .await
         }
-        KillPoint::AfterAdminTask => h.wait_for("admin task", Duration::from_secs(60), async |h| h.admin_tasks() >= 1).await,
+        KillPoint::AfterAdminTask => {
+            h.wait_for("admin task", Duration::from_secs(60), async |h| {
+                h.admin_tasks() >= 1
+            })
+            .await
+        }
         KillPoint::WhileVerifying => {
             h.wait_for("verification", Duration::from_secs(60), async |h| {
-                h.job(&job_id).await.is_some_and(|j| j["checkpoints"].get("seat_requested_at").is_some())
+                h.job(&job_id)
+                    .await
+                    .is_some_and(|j| j["checkpoints"].get("seat_requested_at").is_some())
             })
             .await
         }
@@ -224,13 +257,21 @@ async fn crash_and_resume(point: KillPoint) {
     let writes_at_kill = h.sandbox.state().stats().writes.len();
 
     let mut second = h.start().await;
-    h.wait_for("seat requested after restart", Duration::from_secs(60), async |h| {
-        h.job(&job_id).await.is_some_and(|j| j["checkpoints"].get("seat_requested_at").is_some())
-    })
+    h.wait_for(
+        "seat requested after restart",
+        Duration::from_secs(60),
+        async |h| {
+            h.job(&job_id)
+                .await
+                .is_some_and(|j| j["checkpoints"].get("seat_requested_at").is_some())
+        },
+    )
     .await;
     h.sandbox.state().deactivate(rep).await.unwrap();
     h.wait_for("succeeded", Duration::from_secs(30), async |h| {
-        h.job(&job_id).await.is_some_and(|j| j["state"] == "succeeded")
+        h.job(&job_id)
+            .await
+            .is_some_and(|j| j["state"] == "succeeded")
     })
     .await;
     kill(&mut second);
@@ -238,14 +279,28 @@ async fn crash_and_resume(point: KillPoint) {
     let after = h.sandbox.state().open_counts(rep).await;
     assert_eq!(after.open_total(), 0, "{point:?}: open records left behind");
     for r in Resource::ALL {
-        assert_eq!(after.get(r).closed, before.get(r).closed, "{point:?}: closed {r} changed");
+        assert_eq!(
+            after.get(r).closed,
+            before.get(r).closed,
+            "{point:?}: closed {r} changed"
+        );
     }
     assert_eq!(h.admin_tasks(), 1, "{point:?}: admin tasks");
     let stats = h.sandbox.state().stats();
     let max_puts = stats.puts.values().copied().max().unwrap_or(0);
-    assert!(max_puts <= 2, "{point:?}: a record was PUT {max_puts} times");
-    assert_eq!(stats.writes.len(), open_before, "{point:?}: every open record written");
-    eprintln!("{point:?}: killed after {writes_at_kill} writes; {} PUTs for {open_before} records", stats.puts.values().sum::<u64>());
+    assert!(
+        max_puts <= 2,
+        "{point:?}: a record was PUT {max_puts} times"
+    );
+    assert_eq!(
+        stats.writes.len(),
+        open_before,
+        "{point:?}: every open record written"
+    );
+    eprintln!(
+        "{point:?}: killed after {writes_at_kill} writes; {} PUTs for {open_before} records",
+        stats.puts.values().sum::<u64>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -278,12 +333,16 @@ async fn faults_and_throttling_do_not_change_the_result() {
     let mut child = h.start().await;
     let job_id = h.post(&email).await;
     h.wait_for("seat requested", Duration::from_secs(120), async |h| {
-        h.job(&job_id).await.is_some_and(|j| j["checkpoints"].get("seat_requested_at").is_some())
+        h.job(&job_id)
+            .await
+            .is_some_and(|j| j["checkpoints"].get("seat_requested_at").is_some())
     })
     .await;
     h.sandbox.state().deactivate(rep).await.unwrap();
     h.wait_for("succeeded", Duration::from_secs(60), async |h| {
-        h.job(&job_id).await.is_some_and(|j| j["state"] == "succeeded")
+        h.job(&job_id)
+            .await
+            .is_some_and(|j| j["state"] == "succeeded")
     })
     .await;
     kill(&mut child);
@@ -296,7 +355,10 @@ async fn faults_and_throttling_do_not_change_the_result() {
     let stats = h.sandbox.state().stats();
     assert!(stats.faults > 0, "no faults were injected");
     assert_eq!(stats.writes.len(), before.open_total());
-    assert!(stats.writes.values().all(|&w| w == 1), "a record was written twice");
+    assert!(
+        stats.writes.values().all(|&w| w == 1),
+        "a record was written twice"
+    );
 }
 
 /// A worker that stops heartbeating (SIGSTOP) loses its job to another process
@@ -307,34 +369,58 @@ async fn a_frozen_worker_loses_its_lease() {
     let (rep, email) = leaver(&h).await;
     let mut first = h.start().await;
     let job_id = h.post(&email).await;
-    h.wait_for("some writes", Duration::from_secs(60), async |h| h.sandbox.state().stats().writes.len() >= 40).await;
+    h.wait_for("some writes", Duration::from_secs(60), async |h| {
+        h.sandbox.state().stats().writes.len() >= 40
+    })
+    .await;
     signal(&first, "STOP");
     let frozen_at = Instant::now();
     // A second process on the same store (another port) takes over.
     let second_port = free_port();
-    let cfg = std::fs::read_to_string(h.config_path()).unwrap().replace(&format!("127.0.0.1:{}", h.port), &format!("127.0.0.1:{second_port}"));
+    let cfg = std::fs::read_to_string(h.config_path()).unwrap().replace(
+        &format!("127.0.0.1:{}", h.port),
+        &format!("127.0.0.1:{second_port}"),
+    );
     let second_cfg: PathBuf = h.dir.path().join("second.toml");
     std::fs::write(&second_cfg, cfg).unwrap();
     let mut second = start_with(&second_cfg);
     let writes_frozen = h.sandbox.state().stats().writes.len();
-    h.wait_for("takeover", Duration::from_secs(30), async |h| h.sandbox.state().stats().writes.len() > writes_frozen + 5).await;
+    h.wait_for("takeover", Duration::from_secs(30), async |h| {
+        h.sandbox.state().stats().writes.len() > writes_frozen + 5
+    })
+    .await;
     let took = frozen_at.elapsed();
-    assert!(took < Duration::from_secs(3 + 5), "took over after {took:?}");
+    assert!(
+        took < Duration::from_secs(3 + 5),
+        "took over after {took:?}"
+    );
     signal(&first, "CONT");
     h.wait_for("seat requested", Duration::from_secs(60), async |h| {
-        h.job(&job_id).await.is_some_and(|j| j["checkpoints"].get("seat_requested_at").is_some())
+        h.job(&job_id)
+            .await
+            .is_some_and(|j| j["checkpoints"].get("seat_requested_at").is_some())
     })
     .await;
     h.sandbox.state().deactivate(rep).await.unwrap();
     h.wait_for("succeeded", Duration::from_secs(30), async |h| {
-        h.job(&job_id).await.is_some_and(|j| j["state"] == "succeeded")
+        h.job(&job_id)
+            .await
+            .is_some_and(|j| j["state"] == "succeeded")
     })
     .await;
     kill(&mut first);
     kill(&mut second);
     assert_eq!(h.sandbox.state().open_counts(rep).await.open_total(), 0);
     assert_eq!(h.admin_tasks(), 1);
-    let max_puts = h.sandbox.state().stats().puts.values().copied().max().unwrap_or(0);
+    let max_puts = h
+        .sandbox
+        .state()
+        .stats()
+        .puts
+        .values()
+        .copied()
+        .max()
+        .unwrap_or(0);
     assert!(max_puts <= 2, "a record was PUT {max_puts} times");
 }
 

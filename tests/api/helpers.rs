@@ -116,6 +116,8 @@ url = "{db_url}"
 [crm]
 base_url = "{sell}"
 admin_email = "admin@example.com"
+requests_per_second = 1000
+max_in_flight = 16
 [policy]
 file = "{policy}"
 [admin]

@@ -479,6 +479,19 @@ fn budget_key(base: &str, token: &Secret) -> String {
     hex::encode(hash.finalize())
 }
 
+/// Builds the Sell client the configuration describes (`[crm]`, `[privacy]`).
+pub fn client_from_config(
+    config: &Config,
+    token: Secret,
+) -> Result<std::sync::Arc<dyn super::Crm>, SellBuildError> {
+    let client = SellClient::new(
+        &config.crm.base_url,
+        token,
+        SellSettings::from_config(config),
+    )?;
+    Ok(std::sync::Arc::new(client))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,10 +586,4 @@ mod tests {
         assert_eq!(s.timeout, Duration::from_secs(config.crm.timeout_secs));
         assert_eq!(s.max_retries, 5);
     }
-}
-
-/// Builds the Sell client the configuration describes (`[crm]`, `[privacy]`).
-pub fn client_from_config(config: &Config, token: Secret) -> Result<std::sync::Arc<dyn super::Crm>, SellBuildError> {
-    let client = SellClient::new(&config.crm.base_url, token, SellSettings::from_config(config))?;
-    Ok(std::sync::Arc::new(client))
 }
