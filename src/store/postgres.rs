@@ -217,7 +217,7 @@ impl PgStore {
             "UPDATE jobs SET {set}, updated_at = offboard_now_ms() WHERE id = $1"
         )))
         .bind(id)
-        .bind(reason)
+        .bind(reason.map(pg_text))
         .execute(&mut *tx)
         .await?;
         let detail = match reason {
@@ -346,6 +346,13 @@ fn from_ms(v: i64) -> DateTime<Utc> {
 
 fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Free text (error messages, reasons) as Postgres can store it: `text` rejects NUL,
+/// which SQLite keeps and a CRM error body may carry. Failing the write would leave the
+/// job running until its lease expired, again and again, so NUL becomes U+FFFD.
+fn pg_text(s: &str) -> String {
+    s.replace('\0', "\u{fffd}")
 }
 
 fn new_id() -> String {
@@ -518,7 +525,10 @@ impl JobStore for PgStore {
         }
         // Every lost race means another claimer just started a job, so the queue is
         // moving; come back next round rather than fail the worker's loop.
-        tracing::debug!(owner, "claim kept losing races on one employee; retrying next round");
+        tracing::debug!(
+            owner,
+            "claim kept losing races on one employee; retrying next round"
+        );
         Ok(Vec::new())
     }
 
@@ -559,27 +569,36 @@ impl JobStore for PgStore {
         let max_attempts: i64 = row.try_get("max_attempts")?;
         // (state, run_at, failures, last_error); a `None` run_at keeps the old one, and
         // `Some(None)` means "now" on the database clock.
-        let (state, run_at, failures, last_error): (&str, Option<Option<i64>>, i64, Option<String>) =
-            match outcome {
-                Outcome::Succeeded => ("succeeded", None, 0, None),
-                Outcome::Scheduled { run_at, .. } => ("scheduled", Some(Some(ms(run_at))), 0, None),
-                Outcome::Retry { run_at, error } => {
-                    if failures + 1 >= max_attempts {
-                        (
-                            "failed",
-                            None,
-                            failures + 1,
-                            Some(format!("gave up after {} attempts: {error}", failures + 1)),
-                        )
-                    } else {
-                        ("scheduled", Some(Some(ms(run_at))), failures + 1, Some(error))
-                    }
+        let (state, run_at, failures, last_error): (
+            &str,
+            Option<Option<i64>>,
+            i64,
+            Option<String>,
+        ) = match outcome {
+            Outcome::Succeeded => ("succeeded", None, 0, None),
+            Outcome::Scheduled { run_at, .. } => ("scheduled", Some(Some(ms(run_at))), 0, None),
+            Outcome::Retry { run_at, error } => {
+                if failures + 1 >= max_attempts {
+                    (
+                        "failed",
+                        None,
+                        failures + 1,
+                        Some(format!("gave up after {} attempts: {error}", failures + 1)),
+                    )
+                } else {
+                    (
+                        "scheduled",
+                        Some(Some(ms(run_at))),
+                        failures + 1,
+                        Some(error),
+                    )
                 }
-                Outcome::NeedsReview { reason } => ("needs_review", None, failures, Some(reason)),
-                Outcome::Failed { error } => ("failed", None, failures, Some(error)),
-                Outcome::Cancelled { reason } => ("cancelled", None, failures, Some(reason)),
-                Outcome::Released => ("queued", Some(None), failures, None),
-            };
+            }
+            Outcome::NeedsReview { reason } => ("needs_review", None, failures, Some(reason)),
+            Outcome::Failed { error } => ("failed", None, failures, Some(error)),
+            Outcome::Cancelled { reason } => ("cancelled", None, failures, Some(reason)),
+            Outcome::Released => ("queued", Some(None), failures, None),
+        };
         let (keep_run_at, run_at) = match run_at {
             None => (true, None),
             Some(at) => (false, at),
@@ -596,7 +615,7 @@ impl JobStore for PgStore {
         .bind(keep_run_at)
         .bind(run_at)
         .bind(failures)
-        .bind(last_error)
+        .bind(last_error.as_deref().map(pg_text))
         .execute(&mut *tx)
         .await?;
         if state == "queued" {
@@ -767,7 +786,7 @@ impl JobStore for PgStore {
         )
         .bind(email)
         .bind(except)
-        .bind(reason)
+        .bind(pg_text(reason))
         .bind(serde_json::json!({ "reason": reason, "by_job": except }).to_string())
         .fetch_all(&self.pool)
         .await?;
@@ -845,11 +864,13 @@ impl JobStore for PgStore {
                 });
             }
         }
-        sqlx::query("INSERT INTO seat_actions (job_id, action, at) VALUES ($1, $2, offboard_now_ms())")
-            .bind(&lease.job_id)
-            .bind(action)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO seat_actions (job_id, action, at) VALUES ($1, $2, offboard_now_ms())",
+        )
+        .bind(&lease.job_id)
+        .bind(action)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Reservation::Granted)
     }
@@ -896,10 +917,11 @@ impl JobStore for PgStore {
         };
         let job = row_to_job(&row)?;
         let mut checkpoints = BTreeMap::new();
-        for row in sqlx::query("SELECT key, value::text AS value FROM checkpoints WHERE job_id = $1")
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?
+        for row in
+            sqlx::query("SELECT key, value::text AS value FROM checkpoints WHERE job_id = $1")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?
         {
             let value: String = row.try_get("value")?;
             checkpoints.insert(
@@ -947,7 +969,12 @@ impl JobStore for PgStore {
         self.operate(
             id,
             "cancel",
-            &[JobState::Queued, JobState::Running, JobState::Scheduled, JobState::NeedsReview],
+            &[
+                JobState::Queued,
+                JobState::Running,
+                JobState::Scheduled,
+                JobState::NeedsReview,
+            ],
             "state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, last_error = $2",
             Some(reason),
         )

@@ -8,11 +8,22 @@ use crate::helpers::*;
 async fn admin_api_needs_the_token() {
     let app = spawn_app().await;
     for path in ["/api/v1/jobs", "/api/v1/jobs/x"] {
-        let resp = app.http.get(format!("{}{path}", app.addr)).send().await.unwrap();
+        let resp = app
+            .http
+            .get(format!("{}{path}", app.addr))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 401, "{path}");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["code"], "unauthorized");
-        let wrong = app.http.get(format!("{}{path}", app.addr)).bearer_auth("nope").send().await.unwrap();
+        let wrong = app
+            .http
+            .get(format!("{}{path}", app.addr))
+            .bearer_auth("nope")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(wrong.status(), 401);
     }
 }
@@ -21,28 +32,63 @@ async fn admin_api_needs_the_token() {
 async fn list_show_cancel_retry() {
     let app = spawn_app().await;
     let body = termination("evt_a", "jane.doe@example.com", "voluntary", true, false);
-    let accepted: Value = app.post_signed("hr", "msg_a", &body).await.json().await.unwrap();
+    let accepted: Value = app
+        .post_signed("hr", "msg_a", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = accepted["job_id"].as_str().unwrap().to_owned();
 
-    let list: Value = app.admin_get("/api/v1/jobs?state=queued").await.json().await.unwrap();
+    let list: Value = app
+        .admin_get("/api/v1/jobs?state=queued")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
     let entry = &list["jobs"][0];
-    for key in ["id", "state", "employee_email", "action", "created_at", "updated_at"] {
+    for key in [
+        "id",
+        "state",
+        "employee_email",
+        "action",
+        "created_at",
+        "updated_at",
+    ] {
         assert!(entry.get(key).is_some(), "missing {key} in {entry}");
     }
     assert!(list.get("next_cursor").is_some());
 
     let job = app.job(&id).await;
     assert_eq!(job["event"]["employee"]["email"], "jane.doe@example.com");
-    for key in ["id", "state", "attempt", "event", "plan", "checkpoints", "audit"] {
+    for key in [
+        "id",
+        "state",
+        "attempt",
+        "event",
+        "plan",
+        "checkpoints",
+        "audit",
+    ] {
         assert!(job.get(key).is_some(), "missing {key}");
     }
 
-    let cancelled: Value = app.admin_post(&format!("/api/v1/jobs/{id}/cancel")).await.json().await.unwrap();
+    let cancelled: Value = app
+        .admin_post(&format!("/api/v1/jobs/{id}/cancel"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(cancelled["state"], "cancelled");
     let again = app.admin_post(&format!("/api/v1/jobs/{id}/approve")).await;
     assert_eq!(again.status(), 409);
-    let retried: Value = app.admin_post(&format!("/api/v1/jobs/{id}/retry")).await.json().await.unwrap();
+    let retried: Value = app
+        .admin_post(&format!("/api/v1/jobs/{id}/retry"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(retried["state"], "queued");
     let bad_state = app.admin_get("/api/v1/jobs?state=bogus").await;
     assert_eq!(bad_state.status(), 400);

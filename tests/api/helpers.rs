@@ -90,7 +90,10 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(opts: Options) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let sell = MockServer::start().await;
-    Mock::given(any()).respond_with(opts.fake.clone()).mount(&sell).await;
+    Mock::given(any())
+        .respond_with(opts.fake.clone())
+        .mount(&sell)
+        .await;
     let db_url = format!("sqlite://{}", dir.path().join("offboard.db").display());
     start(opts, dir, sell, db_url).await
 }
@@ -132,8 +135,14 @@ secrets_env = "OFFBOARD_TEST_SECRETS"
         extra = opts.extra_config,
     ))
     .unwrap();
-    let crm = offboard::crm::sell::client_from_config(&config.crm, offboard::config::Secret::new(SELL_TOKEN.into())).unwrap();
-    let mut app = Application::build_with_crm(config, Role::All, crm).await.unwrap();
+    let crm = offboard::crm::sell::client_from_config(
+        &config.crm,
+        offboard::config::Secret::new(SELL_TOKEN.into()),
+    )
+    .unwrap();
+    let mut app = Application::build_with_crm(config, Role::All, crm)
+        .await
+        .unwrap();
     let worker = app.detach_worker().unwrap();
     let addr = format!("http://{}", app.local_addr());
     let store = app.store();
@@ -157,8 +166,19 @@ impl TestApp {
     /// Stops this instance and starts a new one on the same database and fake CRM.
     pub async fn restart(mut self, opts: Options) -> TestApp {
         self.stop().await;
-        let TestApp { dir, sell, db_url, .. } = self;
-        start(Options { fake: opts.fake, ..opts }, dir, sell, db_url).await
+        let TestApp {
+            dir, sell, db_url, ..
+        } = self;
+        start(
+            Options {
+                fake: opts.fake,
+                ..opts
+            },
+            dir,
+            sell,
+            db_url,
+        )
+        .await
     }
 
     pub async fn stop(&mut self) {
@@ -203,7 +223,11 @@ impl TestApp {
     }
 
     pub async fn job(&self, id: &str) -> Value {
-        self.admin_get(&format!("/api/v1/jobs/{id}")).await.json().await.unwrap()
+        self.admin_get(&format!("/api/v1/jobs/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap()
     }
 
     /// Runs the worker until no job is runnable right now.
@@ -347,7 +371,13 @@ impl FakeState {
                     id: self.next_id,
                     owner_id: owner,
                     // Two pipelines: stages 1-4 and 11-14 (13 = won in pipeline 2).
-                    stage_id: (resource == "deals").then(|| if closed { [3, 4, 13][i % 3] } else { [1, 2, 11][i % 3] }),
+                    stage_id: (resource == "deals").then(|| {
+                        if closed {
+                            [3, 4, 13][i % 3]
+                        } else {
+                            [1, 2, 11][i % 3]
+                        }
+                    }),
                     completed: (resource == "tasks").then_some(closed),
                     content: (resource == "tasks").then(|| format!("task {i}")),
                 };
@@ -357,7 +387,13 @@ impl FakeState {
     }
 }
 
-fn envelope_list(items: Vec<Value>, kind: &str, page: usize, per_page: usize, total: usize) -> Value {
+fn envelope_list(
+    items: Vec<Value>,
+    kind: &str,
+    page: usize,
+    per_page: usize,
+    total: usize,
+) -> Value {
     let mut links = json!({ "self": format!("page={page}") });
     if page * per_page < total {
         links["next_page"] = json!(format!("page={}", page + 1));
@@ -379,44 +415,91 @@ impl Respond for FakeSell {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let mut s = self.0.lock().unwrap();
         let path = req.url.path().to_owned();
-        s.log.push((req.method.to_string(), format!("{}{}", path, req.url.query().map(|q| format!("?{q}")).unwrap_or_default())));
+        s.log.push((
+            req.method.to_string(),
+            format!(
+                "{}{}",
+                path,
+                req.url.query().map(|q| format!("?{q}")).unwrap_or_default()
+            ),
+        ));
         if let Some(status) = s.fail_with {
             return error(status, "unauthorized", "invalid access token");
         }
-        let auth = req.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let auth = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if auth != format!("Bearer {SELL_TOKEN}") {
             return error(401, "unauthorized", "missing token");
         }
         if req.headers.get("user-agent").is_none() {
             return error(400, "invalid_user_agent", "User-Agent required");
         }
-        let q: BTreeMap<String, String> = req.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
-        let per_page: usize = q.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(25).clamp(1, 100);
+        let q: BTreeMap<String, String> = req
+            .url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let page: usize = q
+            .get("page")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1)
+            .max(1);
+        let per_page: usize = q
+            .get("per_page")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(25)
+            .clamp(1, 100);
         let segs: Vec<&str> = path.trim_start_matches("/v2/").split('/').collect();
         let method = req.method.as_str();
         match (method, segs.as_slice()) {
             ("GET", ["users"]) => {
-                let mut users: Vec<Value> = s.users.iter().filter(|u| u["deleted_at"].is_null()).cloned().collect();
+                let mut users: Vec<Value> = s
+                    .users
+                    .iter()
+                    .filter(|u| u["deleted_at"].is_null())
+                    .cloned()
+                    .collect();
                 if let Some(email) = q.get("email") {
                     users.retain(|u| u["email"].as_str().unwrap().eq_ignore_ascii_case(email));
                 }
                 let total = users.len();
-                let items = users.into_iter().skip((page - 1) * per_page).take(per_page).collect();
-                ResponseTemplate::new(200).set_body_json(envelope_list(items, "user", page, per_page, total))
+                let items = users
+                    .into_iter()
+                    .skip((page - 1) * per_page)
+                    .take(per_page)
+                    .collect();
+                ResponseTemplate::new(200)
+                    .set_body_json(envelope_list(items, "user", page, per_page, total))
             }
             ("GET", ["users", id]) => {
                 let id: i64 = id.parse().unwrap_or(-1);
-                match s.users.iter().find(|u| u["id"] == id && u["deleted_at"].is_null()) {
-                    Some(u) => ResponseTemplate::new(200).set_body_json(json!({ "data": u, "meta": { "type": "user" } })),
+                match s
+                    .users
+                    .iter()
+                    .find(|u| u["id"] == id && u["deleted_at"].is_null())
+                {
+                    Some(u) => ResponseTemplate::new(200)
+                        .set_body_json(json!({ "data": u, "meta": { "type": "user" } })),
                     None => error(404, "not_found", "user not found"),
                 }
             }
             ("GET", ["stages"]) => {
-                let stages = [(1, "incoming", 1), (2, "qualified", 1), (3, "won", 1), (4, "lost", 1), (11, "incoming", 2), (13, "won", 2), (14, "lost", 2)];
+                let stages = [
+                    (1, "incoming", 1),
+                    (2, "qualified", 1),
+                    (3, "won", 1),
+                    (4, "lost", 1),
+                    (11, "incoming", 2),
+                    (13, "won", 2),
+                    (14, "lost", 2),
+                ];
                 let items: Vec<Value> = stages.iter().map(|(id, cat, p)| json!({ "id": id, "name": cat, "category": cat, "pipeline_id": p })).collect();
                 let total = items.len();
-                ResponseTemplate::new(200).set_body_json(envelope_list(items, "stage", 1, 100, total))
+                ResponseTemplate::new(200)
+                    .set_body_json(envelope_list(items, "stage", 1, 100, total))
             }
             ("GET", [resource]) if ["leads", "contacts", "deals", "tasks"].contains(resource) => {
                 let owner: Option<i64> = q.get("owner_id").and_then(|o| o.parse().ok());
@@ -429,15 +512,31 @@ impl Respond for FakeSell {
                     .filter(|r| owner.is_none_or(|o| r.owner_id == o))
                     .map(|r| {
                         let mut v = json!({ "id": r.id, "owner_id": r.owner_id });
-                        if let Some(st) = r.stage_id { v["stage_id"] = json!(st); }
-                        if let Some(c) = r.completed { v["completed"] = json!(c); }
-                        if let Some(c) = &r.content { v["content"] = json!(c); }
+                        if let Some(st) = r.stage_id {
+                            v["stage_id"] = json!(st);
+                        }
+                        if let Some(c) = r.completed {
+                            v["completed"] = json!(c);
+                        }
+                        if let Some(c) = &r.content {
+                            v["content"] = json!(c);
+                        }
                         v
                     })
                     .collect();
                 let total = recs.len();
-                let items = recs.into_iter().skip((page - 1) * per_page).take(per_page).collect();
-                ResponseTemplate::new(200).set_body_json(envelope_list(items, resource.trim_end_matches('s'), page, per_page, total))
+                let items = recs
+                    .into_iter()
+                    .skip((page - 1) * per_page)
+                    .take(per_page)
+                    .collect();
+                ResponseTemplate::new(200).set_body_json(envelope_list(
+                    items,
+                    resource.trim_end_matches('s'),
+                    page,
+                    per_page,
+                    total,
+                ))
             }
             ("PUT", [resource, id]) => {
                 let id: i64 = id.parse().unwrap_or(-1);
@@ -445,27 +544,47 @@ impl Respond for FakeSell {
                 let Some(owner) = body["data"]["owner_id"].as_i64() else {
                     return error(422, "invalid", "data.owner_id required");
                 };
-                let owner_ok = s.users.iter().any(|u| u["id"] == owner && u["status"] == "active" && u["deleted_at"].is_null());
+                let owner_ok = s.users.iter().any(|u| {
+                    u["id"] == owner && u["status"] == "active" && u["deleted_at"].is_null()
+                });
                 if !owner_ok {
                     return error(422, "invalid_owner", "owner must be an active user");
                 }
                 let resource = resource.to_string();
                 s.puts.push((resource.clone(), id, owner));
-                let Some(rec) = s.records.get_mut(&resource).and_then(|v| v.iter_mut().find(|r| r.id == id)) else {
+                let Some(rec) = s
+                    .records
+                    .get_mut(&resource)
+                    .and_then(|v| v.iter_mut().find(|r| r.id == id))
+                else {
                     return error(404, "not_found", "record not found");
                 };
                 rec.owner_id = owner;
                 let v = json!({ "id": id, "owner_id": owner });
-                ResponseTemplate::new(200).set_body_json(json!({ "data": v, "meta": { "type": resource.trim_end_matches('s') } }))
+                ResponseTemplate::new(200).set_body_json(
+                    json!({ "data": v, "meta": { "type": resource.trim_end_matches('s') } }),
+                )
             }
             ("POST", ["tasks"]) => {
                 let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-                let content = body["data"]["content"].as_str().unwrap_or_default().to_owned();
+                let content = body["data"]["content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
                 let owner = body["data"]["owner_id"].as_i64().unwrap_or(0);
                 s.next_id += 1;
                 let id = s.next_id;
                 s.created_tasks.push(content.clone());
-                s.records.entry("tasks".into()).or_default().push(FakeRecord { id, owner_id: owner, stage_id: None, completed: Some(false), content: Some(content.clone()) });
+                s.records
+                    .entry("tasks".into())
+                    .or_default()
+                    .push(FakeRecord {
+                        id,
+                        owner_id: owner,
+                        stage_id: None,
+                        completed: Some(false),
+                        content: Some(content.clone()),
+                    });
                 ResponseTemplate::new(200).set_body_json(json!({ "data": { "id": id, "owner_id": owner, "content": content, "completed": false }, "meta": { "type": "task" } }))
             }
             _ => error(404, "not_found", "no such route"),
