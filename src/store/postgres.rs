@@ -6,7 +6,7 @@
 //! - claims lock rows with `FOR UPDATE SKIP LOCKED` in a CTE feeding `UPDATE …
 //!   RETURNING`, so concurrent workers never wait on, or take, each other's jobs;
 //! - "one running job per employee" is a partial unique index, and the claim is
-//!   written so that it normally never trips it (see [`CLAIM`]);
+//!   written so that it normally never trips it (see `CLAIM`);
 //! - every worker write is fenced by `lease_owner` + `attempt` in the same statement
 //!   (or under a row lock taken by the fence check), so an expired worker cannot
 //!   overwrite a newer attempt even when a requeue races with it;
