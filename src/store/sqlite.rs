@@ -768,7 +768,7 @@ impl SqliteStore {
         )))
         .bind(now)
         .bind(id);
-        // Bound only when given: SQLite rejects more arguments than the statement uses.
+        // Only `cancel` has a reason, and only its `set` uses `?3`: bind what is used.
         if let Some(reason) = reason {
             update = update.bind(reason);
         }
