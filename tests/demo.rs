@@ -1,0 +1,55 @@
+//! `offboard demo` runs to exit 0 with non-TTY output, and its final table (which
+//! the demo itself checks against the sandbox's state) shows each leaver's outcome.
+
+use std::process::Command;
+
+#[test]
+fn demo_runs_to_a_correct_final_table() {
+    let out = Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .arg("demo")
+        .env_remove("OFFBOARD_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let row = |email: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(email))
+            .unwrap_or_else(|| panic!("no table row for {email}:\n{stdout}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let jane = row("jane.doe@example.com");
+    assert!(
+        jane.contains(&"deactivate".to_owned())
+            && jane.contains(&"inactive".to_owned())
+            && jane.last().unwrap() == "succeeded",
+        "{jane:?}"
+    );
+    let sam = row("sam.seller@example.com");
+    assert!(
+        sam.contains(&"delete".to_owned())
+            && sam.contains(&"deleted".to_owned())
+            && sam.last().unwrap() == "succeeded",
+        "{sam:?}"
+    );
+    let lee = row("lee.hold@example.com");
+    assert!(
+        lee.contains(&"deactivate".to_owned()) && lee.contains(&"inactive".to_owned()),
+        "{lee:?}"
+    );
+    assert!(
+        stdout.contains("guard never_delete_under_legal_hold"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Admin step"), "the admin's part is shown");
+    assert!(stdout.contains("Every open record moved"), "{stdout}");
+    // Non-TTY progress degrades to plain lines.
+    assert!(stdout.contains("records reassigned"), "{stdout}");
+}
