@@ -99,7 +99,9 @@ pub fn ingest_router(state: IngestState, max_body_bytes: usize) -> Router {
     Router::new()
         .route(
             "/webhooks/{source}",
-            post(crate::ingest::routes::receive).get(crate::ingest::routes::challenge),
+            post(crate::ingest::routes::receive)
+                .get(crate::ingest::routes::challenge)
+                .fallback(crate::ingest::routes::method_not_allowed),
         )
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)

@@ -20,7 +20,11 @@ use axum::{
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{Source, Sources, mapping::Input, schemes::SignedRequest};
+use super::{
+    Source, Sources,
+    mapping::Input,
+    schemes::{SignedRequest, VerifyError, static_token::CHALLENGE_HEADER},
+};
 use crate::{
     http::error::ApiError,
     store::{IngestOutcome, NewEvent, SharedStore},
@@ -159,17 +163,14 @@ pub async fn challenge(
     let source = find(&state, &source_name)?;
     let name = source.config.name.as_str();
     match source.scheme.verification_challenge(&headers) {
-        None => {
-            let mut r = ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this source only accepts POST (GET answers Okta's verification challenge for static_token sources)",
-            )
-            .into_response();
-            r.headers_mut()
-                .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
-            Ok(r)
-        }
+        None => Ok(method_not_allowed().await),
+        Some(Err(VerifyError::MissingHeader(h))) if h == CHALLENGE_HEADER => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_challenge",
+            format!(
+                "a GET here is Okta's verification request and needs the {CHALLENGE_HEADER} header"
+            ),
+        )),
         Some(Err(e)) => {
             outcome(name, "bad_signature");
             Err(ApiError::new(
@@ -183,6 +184,19 @@ pub async fn challenge(
             Ok(Json(json!({ "verification": value })).into_response())
         }
     }
+}
+
+/// Any other method on a webhook route: JSON 405 with `Allow`.
+pub async fn method_not_allowed() -> Response {
+    let mut r = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "webhooks are POSTed here (GET only answers Okta's verification challenge on static_token sources)",
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+    r
 }
 
 /// One result → the DESIGN.md §4 body; several (array payloads) → `{"events":[…]}`.
