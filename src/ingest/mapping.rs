@@ -380,14 +380,14 @@ impl Mapping {
                 return true;
             }
         }
-        if let Some(pointer) = &ping.pointer {
-            if let Ok(payload) = self.parse(body, content_type) {
-                return match (payload.pointer(pointer), &ping.equals) {
-                    (Some(found), Some(want)) => found == want,
-                    (Some(_), None) => true,
-                    (None, _) => false,
-                };
-            }
+        if let Some(pointer) = &ping.pointer
+            && let Ok(payload) = self.parse(body, content_type)
+        {
+            return match (payload.pointer(pointer), &ping.equals) {
+                (Some(found), Some(want)) => found == want,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
         }
         false
     }

@@ -51,11 +51,7 @@ fn outcome(source: &str, outcome: &'static str) {
 fn find(state: &IngestState, name: &str) -> Result<Arc<Source>, ApiError> {
     state.sources.get(name).ok_or_else(|| {
         outcome("unknown", "unknown_source");
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_source",
-            "no source is configured under this name",
-        )
+        ApiError::not_found("no source is configured under this name")
     })
 }
 

@@ -91,10 +91,10 @@ impl SignatureScheme for StaticToken {
     /// carries it, so its absence is accepted (echoing a value grants nothing).
     fn verification_challenge(&self, headers: &HeaderMap) -> Option<Result<String, VerifyError>> {
         Some((|| {
-            if let Some(presented) = optional_header(headers, &self.header)? {
-                if !self.matches(presented) {
-                    return Err(VerifyError::BadSignature);
-                }
+            if let Some(presented) = optional_header(headers, &self.header)?
+                && !self.matches(presented)
+            {
+                return Err(VerifyError::BadSignature);
             }
             let challenge = header(headers, CHALLENGE_HEADER)?;
             if challenge.is_empty() || challenge.len() > MAX_CHALLENGE {
