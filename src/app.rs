@@ -61,7 +61,8 @@ pub struct Application {
 impl Application {
     /// Builds from configuration: secrets, store (migrated), policy, CRM client, listener.
     pub async fn build(config: Config, role: Role) -> Result<Self, StartError> {
-        let crm = crate::crm::sell::client_from_config(&config.crm, config.crm_token()?)?;
+        let crm = crate::crm::sell::client_from_config(&config, config.crm_token()?)
+            .map_err(|e| StartError::Config(format!("crm: {e}")))?;
         Self::build_with_crm(config, role, crm).await
     }
 
@@ -161,6 +162,13 @@ impl Application {
     /// The worker, when this role runs one.
     pub fn worker(&self) -> Option<Worker> {
         self.worker.clone()
+    }
+
+    /// Takes the worker out so the caller drives it (tests use
+    /// `Worker::run_until_idle` to run jobs deterministically); `run_until_stopped`
+    /// then serves HTTP only.
+    pub fn detach_worker(&mut self) -> Option<Worker> {
+        self.worker.take()
     }
 
     /// Re-reads the policy file; an invalid file keeps the old policy.

@@ -18,9 +18,11 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// Installs the global subscriber (once; later calls are ignored).
-pub fn init(format: Option<LogFormat>) {
-    let filter = EnvFilter::try_from_env("OFFBOARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs the global subscriber (once; later calls are ignored). `default_filter`
+/// applies when `OFFBOARD_LOG` is not set.
+pub fn init(format: Option<LogFormat>, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_env("OFFBOARD_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
     let format = format.unwrap_or(if std::io::stdout().is_terminal() {
         LogFormat::Pretty
     } else {

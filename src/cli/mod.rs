@@ -2,7 +2,9 @@
 //! maps failures to exit codes (0 ok, 2 usage/config, 1 anything else); each
 //! command lives in its own file and works through the library like any caller.
 
+mod demo;
 mod jobs;
+mod sandbox;
 mod serve;
 mod sources;
 
@@ -34,6 +36,14 @@ enum Command {
         #[arg(long, value_enum, default_value = "all")]
         role: crate::app::Role,
     },
+    /// The whole flow on an embedded default: sandbox, temp store, three leavers.
+    Demo {
+        /// Leave the sandbox and the service running afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// A Sell-compatible sandbox API on loopback.
+    Sandbox(sandbox::SandboxArgs),
     /// Apply store migrations.
     Migrate,
     /// Operate the job queue (works on the store directly, also when the service is down).
@@ -90,7 +100,12 @@ impl From<crate::config::ConfigError> for CliError {
 /// Parses arguments, runs the command, returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init(cli.log_format);
+    // The demo and the sandbox talk to a person: keep the log to warnings unless asked.
+    let default_filter = match cli.command {
+        Command::Demo { .. } | Command::Sandbox(_) => "warn",
+        _ => "info",
+    };
+    crate::telemetry::init(cli.log_format, default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -117,6 +132,8 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve { role } => serve::run(&cli.config, role).await,
+        Command::Demo { keep } => demo::run(keep).await,
+        Command::Sandbox(args) => sandbox::run(args).await,
         Command::Migrate => {
             let config = Config::load(&cli.config, true)?;
             let store = open_store(&config).await?;

@@ -5,10 +5,12 @@
 //! benchmarks. Only this folder knows Sell's JSON envelopes. Every HTTP call a
 //! client makes is reported to the [`calls`] sink of the current task, so the
 //! worker can store it in the job's audit trail without the trait carrying it.
+//! [`pacing`] holds the per-token request budget that every client call waits on.
 //!
 //! A CRM never decides anything: it lists, reassigns and creates tasks when told to.
 
 pub mod calls;
+pub mod pacing;
 pub mod sandbox;
 pub mod sell;
 
@@ -206,6 +208,7 @@ pub trait Crm: Send + Sync {
     ) -> Result<(), CrmError>;
     /// Creates a task; returns its id.
     async fn create_task(&self, task: &NewTask) -> Result<i64, CrmError>;
-    /// The id of an open task of `owner_id` whose content contains `marker`.
+    /// The id of a task of `owner_id` whose content contains `marker`: an open one
+    /// first, else a completed one (it still proves the task was created).
     async fn find_task(&self, owner_id: i64, marker: &str) -> Result<Option<i64>, CrmError>;
 }

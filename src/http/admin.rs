@@ -36,6 +36,10 @@ pub struct AdminState {
 /// The `/api/v1` router.
 pub fn router(state: AdminState) -> Router {
     Router::new()
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { Json(super::openapi::document()) }),
+        )
         .route("/api/v1/jobs", get(list_jobs))
         .route("/api/v1/jobs/{id}", get(show_job))
         .route("/api/v1/jobs/{id}/retry", post(retry_job))

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod openapi;
 
 use std::{sync::OnceLock, time::Duration};
 

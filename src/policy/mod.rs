@@ -6,12 +6,23 @@
 //! decision carries its own explanation (rule, each guard and whether it changed
 //! anything), which `offboard policy explain` prints and the job stores.
 //!
+//! Code map: `rules.rs` parses and validates the file (every error is
+//! `file:line:col: message`); `matcher.rs` evaluates `when`; `decide.rs` holds the
+//! decision types, rule matching, timing and the guards; `explain.rs` renders a
+//! decision as text or JSON.
+//!
 //! Architecture invariant: nothing in this folder does IO besides reading the
 //! policy file in [`Policy::load`]; deciding cannot fail. CRM facts the worker could
 //! not fetch are passed as `None` and the decision says what it assumed.
 
 mod decide;
+mod explain;
+mod matcher;
 mod rules;
 
-pub use decide::{Action, Decision, Facts, GuardOutcome, ReassignTo, Timing};
+pub use decide::{
+    Action, Decision, Facts, GUARD_ADMIN, GUARD_LEGAL_HOLD, GUARD_REPORTEES, GuardOutcome,
+    NO_RULE_MATCHED, RUNTIME_GUARDS, ReassignTo, Timing,
+};
+pub use explain::{explain_json, explain_text};
 pub use rules::{Policy, PolicyError};

@@ -53,14 +53,13 @@ impl SqliteStore {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .map(|p| p.split('?').next().unwrap_or(p))
+            && let Some(parent) = std::path::Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+            && path != ":memory:"
         {
-            if let Some(parent) = std::path::Path::new(path).parent() {
-                if !parent.as_os_str().is_empty() && path != ":memory:" {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        StoreError::Corrupt(format!("cannot create {}: {e}", parent.display()))
-                    })?;
-                }
-            }
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Corrupt(format!("cannot create {}: {e}", parent.display()))
+            })?;
         }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)

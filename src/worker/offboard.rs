@@ -73,13 +73,13 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
     };
 
     // 3. Not before the effective time.
-    if let Some(run_at) = decision.run_at {
-        if run_at > Utc::now() {
-            return Ok(Outcome::Scheduled {
-                run_at,
-                reason: format!("waiting for the effective time {run_at}"),
-            });
-        }
+    if let Some(run_at) = decision.run_at
+        && run_at > Utc::now()
+    {
+        return Ok(Outcome::Scheduled {
+            run_at,
+            reason: format!("waiting for the effective time {run_at}"),
+        });
     }
 
     // 4. Review decisions wait for a person; approval proceeds with the reversible action.
@@ -236,18 +236,17 @@ async fn finish_with_verify(
         .increment(1);
     if let (Some(delete_at), Action::Deactivate, JobKind::Offboard) =
         (decision.delete_at, action, ctx.job.kind)
+        && !ctx.settings.dry_run
     {
-        if !ctx.settings.dry_run {
-            let id = ctx
-                .store
-                .enqueue_follow_up(ctx.lease, JobKind::DeleteAfterRetention, delete_at)
-                .await?;
-            ctx.audit(
-                "follow_up.scheduled",
-                json!({ "job_id": id, "kind": "delete_after_retention", "run_at": delete_at }),
-            )
+        let id = ctx
+            .store
+            .enqueue_follow_up(ctx.lease, JobKind::DeleteAfterRetention, delete_at)
             .await?;
-        }
+        ctx.audit(
+            "follow_up.scheduled",
+            json!({ "job_id": id, "kind": "delete_after_retention", "run_at": delete_at }),
+        )
+        .await?;
     }
     ctx.audit(
         "outcome",

@@ -207,8 +207,15 @@ async fn move_chunk(
     progress: &mut Progress,
 ) -> Result<Vec<i64>, JobError> {
     let crm = ctx.crm;
+    let lost = &ctx.lost;
     let results: Vec<(i64, Result<(), CrmError>)> = stream::iter(ids.iter().copied())
-        .map(|id| async move { (id, crm.reassign(resource, id, owner).await) })
+        .map(|id| async move {
+            // A worker that lost its lease must not keep writing for the new holder.
+            if lost.is_cancelled() {
+                return (id, Err(CrmError::Transient("lease lost".into())));
+            }
+            (id, crm.reassign(resource, id, owner).await)
+        })
         .buffer_unordered(ctx.settings.max_in_flight.max(1))
         .collect()
         .await;

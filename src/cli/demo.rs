@@ -1,0 +1,436 @@
+//! `offboard demo`: the whole job in one process with nothing to configure.
+//!
+//! It starts the Sell sandbox on a free loopback port, offboard itself (receiver
+//! and worker) on a temp SQLite store with `config/policy-demo.toml`, posts three
+//! correctly signed webhooks, shows progress while records move, plays the Sell
+//! admin's part (deactivate/delete in the UI, which Sell's API can't do), and ends
+//! with a table per leaver that it checks against the sandbox's own state.
+
+use std::{
+    collections::BTreeMap,
+    io::IsTerminal,
+    time::{Duration, Instant},
+};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::CliError;
+use crate::{
+    app::{Application, Role},
+    config::Config,
+    crm::{
+        Resource,
+        sandbox::{Sandbox, SandboxOptions, Seed},
+    },
+    ingest::schemes::StandardWebhooks,
+};
+
+const DEMO_POLICY: &str = include_str!("../../config/policy-demo.toml");
+const WEBHOOK_SECRET: &str = "whsec_ZGVtby1zZWNyZXQtZm9yLW9mZmJvYXJkLWRlbW8=";
+const DEADLINE: Duration = Duration::from_secs(90);
+
+/// One leaver of the demo.
+struct Leaver {
+    email: &'static str,
+    event: Value,
+    expect_action: &'static str,
+    expect_seat: &'static str,
+}
+
+fn leavers() -> Vec<Leaver> {
+    let event = |id: &str, email: &str, name: &str, kind: &str, rehire: bool, hold: bool| {
+        json!({
+            "id": id, "type": "employee.terminated", "occurred_at": chrono::Utc::now(),
+            "employee": { "id": id, "email": email, "name": name, "department": "Sales", "country": "US",
+                          "manager_email": "max.manager@example.com" },
+            "termination": { "effective_at": chrono::Utc::now(), "kind": kind, "rehire_eligible": rehire },
+            "legal_hold": hold
+        })
+    };
+    vec![
+        Leaver {
+            email: "jane.doe@example.com",
+            event: event(
+                "demo_evt_1",
+                "jane.doe@example.com",
+                "Jane Doe",
+                "voluntary",
+                true,
+                false,
+            ),
+            expect_action: "deactivate",
+            expect_seat: "inactive",
+        },
+        Leaver {
+            email: "sam.seller@example.com",
+            event: event(
+                "demo_evt_2",
+                "sam.seller@example.com",
+                "Sam Seller",
+                "involuntary",
+                false,
+                false,
+            ),
+            expect_action: "delete",
+            expect_seat: "deleted",
+        },
+        Leaver {
+            email: "lee.hold@example.com",
+            event: event(
+                "demo_evt_3",
+                "lee.hold@example.com",
+                "Lee Hold",
+                "involuntary",
+                false,
+                true,
+            ),
+            expect_action: "deactivate",
+            expect_seat: "inactive",
+        },
+    ]
+}
+
+/// Runs the demo; `keep` leaves everything running afterwards.
+pub(super) async fn run(keep: bool) -> Result<(), CliError> {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().map_err(|e| anyhow::anyhow!("temp dir: {e}"))?;
+    let sandbox_token = format!("sandbox-{}", uuid::Uuid::now_v7().simple());
+    let admin_token = format!("admin-{}", uuid::Uuid::now_v7().simple());
+    let sandbox = Sandbox::start(SandboxOptions {
+        listen: "127.0.0.1:0".parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+        token: Some(sandbox_token.clone()),
+        rps: None,
+        latency: Duration::ZERO,
+        fault_rate: 0.0,
+        seed: Seed::demo(),
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot start the Sell sandbox: {e}"))?;
+
+    let write = |name: &str, text: &str| -> Result<std::path::PathBuf, CliError> {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?;
+        Ok(path)
+    };
+    let policy = write("policy.toml", DEMO_POLICY)?;
+    let secrets = write("webhook-secrets", WEBHOOK_SECRET)?;
+    let sell_token = write("sell-token", &sandbox_token)?;
+    let admin_token_file = write("admin-token", &admin_token)?;
+    let config = Config::from_toml(&format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[store]
+url = "sqlite://{db}"
+[crm]
+base_url = "{sell}"
+token_env = ""
+token_file = "{sell_token}"
+admin_email = "admin@example.com"
+requests_per_second = 50
+[[sources]]
+name = "hr"
+scheme = "standard_webhooks"
+secrets_file = "{secrets}"
+[policy]
+file = "{policy}"
+[admin]
+token_env = ""
+token_file = "{admin_token_file}"
+[worker]
+verify_interval_secs = 1
+poll_interval_ms = 100
+"#,
+        db = dir.path().join("offboard.db").display(),
+        sell = sandbox.base_url(),
+        sell_token = sell_token.display(),
+        secrets = secrets.display(),
+        policy = policy.display(),
+        admin_token_file = admin_token_file.display(),
+    ))?;
+    let app = Application::build(config, Role::All).await?;
+    let base = format!("http://{}", app.local_addr());
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let result = drive(&base, &admin_token, &sandbox, started).await;
+    if keep && result.is_ok() {
+        println!("\nStill running (Ctrl-C to stop):");
+        println!("  offboard:      {base}   (admin token: {admin_token})");
+        println!(
+            "  Sell sandbox:  {}   (bearer token: {sandbox_token}; state at /__sandbox/state)",
+            sandbox.base_url()
+        );
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    shutdown.cancel();
+    let _ = server.await;
+    sandbox.shutdown().await;
+    result
+}
+
+async fn drive(
+    base: &str,
+    admin_token: &str,
+    sandbox: &Sandbox,
+    started: Instant,
+) -> Result<(), CliError> {
+    let http = reqwest::Client::new();
+    let state = sandbox.state();
+    let leavers = leavers();
+    println!(
+        "offboard demo: Sell sandbox at {}, offboard at {base}",
+        sandbox.base_url()
+    );
+    println!("Posting three signed webhooks from the HR system:\n");
+
+    // Open records per leaver before anything moves (the bars' totals).
+    let mut jobs = Vec::new();
+    for l in &leavers {
+        let user = state
+            .user_by_email(l.email)
+            .await
+            .ok_or_else(|| anyhow::anyhow!("sandbox has no user {}", l.email))?;
+        let total = state.open_counts(user.id).await.open_total() as u64;
+        let body = l.event.to_string();
+        let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+        let ts = chrono::Utc::now().timestamp();
+        let sig = StandardWebhooks::sign(WEBHOOK_SECRET, &id, ts, body.as_bytes())
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let resp = http
+            .post(format!("{base}/webhooks/hr"))
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sig)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("post webhook: {e}"))?;
+        let status = resp.status();
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|e| anyhow::anyhow!("webhook answer: {e}"))?;
+        if status.as_u16() != 202 {
+            return Err(anyhow::anyhow!("webhook for {} answered {status}: {v}", l.email).into());
+        }
+        println!(
+            "  {:<24} kind={:<12} legal_hold={:<5} → {} job {}",
+            l.email,
+            l.event["termination"]["kind"].as_str().unwrap_or("-"),
+            l.event["legal_hold"],
+            status.as_u16(),
+            v["job_id"].as_str().unwrap_or("?")
+        );
+        jobs.push((
+            v["job_id"].as_str().unwrap_or_default().to_owned(),
+            user.id,
+            total,
+        ));
+    }
+    println!();
+
+    let tty = std::io::stdout().is_terminal();
+    let multi = MultiProgress::new();
+    let style = ProgressStyle::with_template("{prefix:<24} [{bar:30}] {pos:>4}/{len:4} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let bars: Vec<ProgressBar> = leavers
+        .iter()
+        .zip(&jobs)
+        .map(|(l, (_, _, total))| {
+            let bar = if tty {
+                multi.add(ProgressBar::new(*total))
+            } else {
+                ProgressBar::hidden()
+            };
+            bar.set_style(style.clone());
+            bar.set_prefix(l.email);
+            bar
+        })
+        .collect();
+
+    let mut admin_done = vec![false; jobs.len()];
+    let mut last_line: Vec<String> = vec![String::new(); jobs.len()];
+    let mut finals: Vec<Value> = vec![Value::Null; jobs.len()];
+    loop {
+        if started.elapsed() > DEADLINE {
+            return Err(
+                anyhow::anyhow!("the demo did not finish within {}s", DEADLINE.as_secs()).into(),
+            );
+        }
+        let mut settled = 0;
+        for (i, (job_id, user_id, total)) in jobs.iter().enumerate() {
+            let job: Value = http
+                .get(format!("{base}/api/v1/jobs/{job_id}"))
+                .bearer_auth(admin_token)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("read job: {e}"))?
+                .json()
+                .await
+                .map_err(|e| anyhow::anyhow!("read job: {e}"))?;
+            let moved = moved_per_kind(&job).values().sum::<u64>();
+            let jstate = job["state"].as_str().unwrap_or("?").to_owned();
+            let msg = match jstate.as_str() {
+                "scheduled" if job["checkpoints"].get("seat_requested_at").is_some() => {
+                    "waiting for the Sell admin".to_owned()
+                }
+                s => s.to_owned(),
+            };
+            bars[i].set_position(moved.min(*total));
+            bars[i].set_message(msg.clone());
+            let line = format!(
+                "{} {moved}/{total} records reassigned, {msg}",
+                leavers[i].email
+            );
+            if !tty && line != last_line[i] {
+                println!("  {line}");
+                last_line[i] = line;
+            }
+            if !admin_done[i] && job["checkpoints"].get("seat_requested_at").is_some() {
+                admin_done[i] = true;
+                let action = job["action"].as_str().unwrap_or("deactivate");
+                let said = format!(
+                    "Admin step — this is what a Sell admin does by hand in Settings › Manage › Users: {} {} (offboard created a task asking for it)",
+                    if action == "delete" {
+                        "DELETE"
+                    } else {
+                        "DEACTIVATE"
+                    },
+                    leavers[i].email
+                );
+                if tty {
+                    multi.println(&said).ok();
+                } else {
+                    println!("  {said}");
+                }
+                let changed = if action == "delete" {
+                    state.delete(*user_id).await
+                } else {
+                    state.deactivate(*user_id).await
+                };
+                changed.map_err(|e| {
+                    anyhow::anyhow!("the sandbox refused the admin step for user {user_id}: {e}")
+                })?;
+            }
+            if matches!(
+                jstate.as_str(),
+                "succeeded" | "failed" | "needs_review" | "cancelled"
+            ) {
+                settled += 1;
+                bars[i].finish_with_message(jstate.clone());
+                finals[i] = job;
+            }
+        }
+        if settled == jobs.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    drop(bars);
+
+    // The table, checked against the sandbox's own state.
+    println!(
+        "\n{:<24} {:<40} {:<10} {:<28} {:<26} {:<9} job",
+        "leaver",
+        "rule matched",
+        "action",
+        "reassigned l/c/d/t",
+        "left: closed deals / done tasks",
+        "seat"
+    );
+    let mut problems = Vec::new();
+    for (i, l) in leavers.iter().enumerate() {
+        let job = &finals[i];
+        let (_, user_id, _) = jobs[i];
+        let moved = moved_per_kind(job);
+        let kinds = Resource::ALL.map(|r| moved.get(r.as_str()).copied().unwrap_or(0));
+        let counts = state.open_counts(user_id).await;
+        let still_open = counts.open_total();
+        let closed_deals = counts.get(Resource::Deals).closed;
+        let done_tasks = counts.get(Resource::Tasks).closed;
+        let seat = match state.user(user_id).await {
+            Some(u) if u.deleted_at.is_some() => "deleted",
+            Some(u) if u.is_active() => "active",
+            Some(_) => "inactive",
+            None => "missing",
+        };
+        let action = job["action"].as_str().unwrap_or("-");
+        let jstate = job["state"].as_str().unwrap_or("-");
+        println!(
+            "{:<24} {:<40} {:<10} {:<28} {:<26} {:<9} {}",
+            l.email,
+            job["plan"]["rule"].as_str().unwrap_or("-"),
+            action,
+            format!("{}/{}/{}/{}", kinds[0], kinds[1], kinds[2], kinds[3]),
+            format!("{closed_deals} / {done_tasks}"),
+            seat,
+            jstate
+        );
+        if jstate != "succeeded" {
+            problems.push(format!("{}: job ended {jstate}", l.email));
+        }
+        if action != l.expect_action {
+            problems.push(format!(
+                "{}: action {action}, expected {}",
+                l.email, l.expect_action
+            ));
+        }
+        if seat != l.expect_seat {
+            problems.push(format!(
+                "{}: seat is {seat}, expected {}",
+                l.email, l.expect_seat
+            ));
+        }
+        if still_open != 0 {
+            problems.push(format!(
+                "{}: {still_open} open records still owned",
+                l.email
+            ));
+        }
+        if let Some(g) = job["plan"]["guards"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["changed"] == true))
+        {
+            println!(
+                "{:<24} guard {}: {}",
+                "",
+                g["guard"].as_str().unwrap_or("?"),
+                g["detail"].as_str().unwrap_or("")
+            );
+        }
+    }
+    println!(
+        "\nFinished in {:.1}s. Audit trails: GET {base}/api/v1/jobs/<id> (or `offboard jobs show <id>`).",
+        started.elapsed().as_secs_f64()
+    );
+    if problems.is_empty() {
+        println!(
+            "Every open record moved to an active owner; closed deals and completed tasks stayed; every seat shows the decided state."
+        );
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "the demo's final state is wrong:\n  {}",
+            problems.join("\n  ")
+        )
+        .into())
+    }
+}
+
+/// Records moved per kind, from the job's reassignment checkpoints.
+fn moved_per_kind(job: &Value) -> BTreeMap<String, u64> {
+    Resource::ALL
+        .iter()
+        .map(|r| {
+            let moved = job["checkpoints"][format!("reassign.{r}")]["moved"]
+                .as_u64()
+                .unwrap_or(0);
+            (r.as_str().to_owned(), moved)
+        })
+        .collect()
+}

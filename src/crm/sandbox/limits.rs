@@ -1,0 +1,201 @@
+//! The gate every Sell-shaped request passes, in this order: `User-Agent`
+//! (400), bearer token (401), the per-token rate limit (429, no `Retry-After`),
+//! then the configured latency and injected faults (500, 503 or a dropped
+//! connection). A faulted request never reaches its handler, so a faulted write
+//! is never applied. Every request that reaches the gate is logged, whatever its
+//! outcome.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderMap, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use rand::Rng;
+use subtle::ConstantTimeEq;
+
+use super::{
+    SandboxState,
+    conn::ConnHandle,
+    envelope::SellError,
+    log::{Fault, RequestLogEntry},
+};
+
+const WINDOW: Duration = Duration::from_secs(1);
+
+/// Sliding one-second windows of admitted requests, per token.
+#[derive(Debug, Default)]
+pub(super) struct Limiter {
+    windows: HashMap<String, VecDeque<Instant>>,
+}
+
+impl Limiter {
+    /// Admits a request at `now` if fewer than `rps` were admitted for `token` in
+    /// the second before; refused requests don't count.
+    pub fn admit(&mut self, token: &str, rps: u32, now: Instant) -> bool {
+        let window = self.windows.entry(token.to_owned()).or_default();
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+        {
+            window.pop_front();
+        }
+        if window.len() >= rps as usize {
+            return false;
+        }
+        window.push_back(now);
+        true
+    }
+}
+
+/// The middleware in front of `/v2`.
+pub(super) async fn gate(State(state): State<SandboxState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.to_string());
+    let conn = req
+        .extensions()
+        .get::<ConnectInfo<ConnHandle>>()
+        .map(|c| c.0.clone());
+    let (response, mut fault) = admit(&state, req, next).await;
+    let mut status = Some(response.status().as_u16());
+    if fault == Some(Fault::Dropped) {
+        match conn {
+            Some(conn) => {
+                conn.cut();
+                status = None;
+            }
+            // Not served over a socket (e.g. `oneshot` in a test): the 500 goes out.
+            None => fault = Some(Fault::ServerError),
+        }
+    }
+    let at_ms = started.duration_since(state.inner.started).as_millis() as u64;
+    state.log().record(RequestLogEntry {
+        seq: 0,
+        at_ms,
+        method,
+        path,
+        status,
+        fault,
+        duration_ms: started.elapsed().as_millis() as u64,
+    });
+    response
+}
+
+async fn admit(state: &SandboxState, req: Request, next: Next) -> (Response, Option<Fault>) {
+    let settings = &state.inner.settings;
+    let refuse = |e: SellError| (e.into_response(), None);
+    if !has_user_agent(req.headers()) {
+        return refuse(SellError::invalid_user_agent());
+    }
+    let Some(token) = bearer(req.headers()) else {
+        return refuse(SellError::unauthorized());
+    };
+    if let Some(expected) = &settings.token
+        && !bool::from(token.as_bytes().ct_eq(expected.as_bytes()))
+    {
+        return refuse(SellError::unauthorized());
+    }
+    if let Some(rps) = settings.rps
+        && !state.limiter().admit(token, rps, Instant::now())
+    {
+        return refuse(SellError::rate_limited());
+    }
+    if !settings.latency.is_zero() {
+        tokio::time::sleep(settings.latency).await;
+    }
+    if let Some(fault) = roll_fault(state) {
+        let response = match fault {
+            Fault::Unavailable => SellError::unavailable(),
+            Fault::ServerError | Fault::Dropped => SellError::internal(),
+        };
+        return (response.into_response(), Some(fault));
+    }
+    (next.run(req).await, None)
+}
+
+fn has_user_agent(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().is_empty())
+}
+
+/// The token of `Authorization: Bearer <token>`, if well-formed and non-empty.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Whether to fail this request, and how (500, 503 and drops equally likely).
+fn roll_fault(state: &SandboxState) -> Option<Fault> {
+    let rate = state.inner.settings.fault_rate;
+    if rate.is_nan() || rate <= 0.0 {
+        return None;
+    }
+    let mut dice = state.dice();
+    if !dice.random_bool(rate.min(1.0)) {
+        return None;
+    }
+    Some(match dice.random_range(0..3) {
+        0 => Fault::ServerError,
+        1 => Fault::Unavailable,
+        _ => Fault::Dropped,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn the_window_slides() {
+        let mut l = Limiter::default();
+        let t0 = Instant::now();
+        assert!(l.admit("a", 2, t0));
+        assert!(l.admit("a", 2, t0 + Duration::from_millis(500)));
+        assert!(!l.admit("a", 2, t0 + Duration::from_millis(900)));
+        assert!(
+            l.admit("b", 2, t0 + Duration::from_millis(900)),
+            "per token"
+        );
+        assert!(
+            l.admit("a", 2, t0 + Duration::from_millis(1000)),
+            "t0 left the window"
+        );
+        assert!(!l.admit("a", 2, t0 + Duration::from_millis(1400)));
+        assert!(l.admit("a", 2, t0 + Duration::from_millis(1500)));
+        assert!(!l.admit("z", 0, t0), "0 admits nothing");
+    }
+
+    #[test]
+    fn bearer_tokens_are_parsed_strictly() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  abc "),
+        );
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
+    }
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests of the running service: each test spawns the real app on a
+//! random port over a temp SQLite store, with Zendesk Sell played by wiremock.
+
+mod helpers;
+
+mod admin;
+mod offboarding;
+mod webhook;

@@ -1,0 +1,436 @@
+//! Crash safety with a real process and real signals: the `offboard` binary runs
+//! against an in-process Sell sandbox, gets SIGKILLed (or SIGSTOPped) at chosen
+//! points, and a fresh process must finish the job with the exact final state:
+//! every open record moved, closed ones untouched, one admin task, no record PUT
+//! more than twice.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use offboard::{
+    crm::{
+        Resource,
+        sandbox::{Sandbox, SandboxOptions, Seed},
+    },
+    ingest::schemes::StandardWebhooks,
+};
+use serde_json::{Value, json};
+
+const SECRET: &str = "whsec_Y3Jhc2gtdGVzdC1zZWNyZXQ=";
+const ADMIN: &str = "crash-admin-token";
+
+struct Harness {
+    dir: tempfile::TempDir,
+    sandbox: Sandbox,
+    http: reqwest::Client,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Harness {
+    async fn new(fault_rate: f64, sandbox_rps: Option<u32>, client_rps: u32) -> Harness {
+        let sandbox = Sandbox::start(SandboxOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            token: Some("crash-sell-token".into()),
+            rps: sandbox_rps,
+            latency: Duration::from_millis(3),
+            fault_rate,
+            seed: Seed::generate(100, 7),
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::write(p.join("secrets"), SECRET).unwrap();
+        std::fs::write(p.join("admin"), ADMIN).unwrap();
+        std::fs::write(p.join("sell"), "crash-sell-token").unwrap();
+        std::fs::write(
+            p.join("policy.toml"),
+            "version = 1\n[defaults]\nfallback_owner = \"sales-ops@example.com\"\nat = \"now\"\n[[rules]]\nname = \"all\"\naction = \"deactivate\"\n",
+        )
+        .unwrap();
+        let port = free_port();
+        let config = format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+[store]
+url = "sqlite://{db}"
+[crm]
+base_url = "{sell}"
+token_env = ""
+token_file = "{dir}/sell"
+admin_email = "admin@example.com"
+requests_per_second = {client_rps}
+max_in_flight = 8
+timeout_secs = 5
+[[sources]]
+name = "hr"
+scheme = "standard_webhooks"
+secrets_file = "{dir}/secrets"
+[policy]
+file = "{dir}/policy.toml"
+[admin]
+token_env = ""
+token_file = "{dir}/admin"
+[worker]
+lease_secs = 3
+verify_interval_secs = 1
+poll_interval_ms = 100
+"#,
+            db = p.join("offboard.db").display(),
+            sell = sandbox.base_url(),
+            dir = p.display(),
+        );
+        std::fs::write(p.join("offboard.toml"), config).unwrap();
+        Harness {
+            dir,
+            sandbox,
+            http: reqwest::Client::new(),
+            port,
+        }
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("offboard.toml")
+    }
+
+    async fn start(&self) -> Child {
+        let mut child = start_with(&self.config_path());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let ready = self
+                .http
+                .get(format!("http://127.0.0.1:{}/readyz", self.port))
+                .send()
+                .await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return child;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        kill(&mut child);
+        panic!("offboard did not become ready");
+    }
+
+    async fn post(&self, email: &str) -> String {
+        let body = json!({
+            "id": "evt_crash", "type": "employee.terminated",
+            "employee": { "email": email, "manager_email": "nobody@example.com" },
+            "termination": { "kind": "voluntary", "rehire_eligible": true }
+        })
+        .to_string();
+        let ts = chrono::Utc::now().timestamp();
+        let sig = StandardWebhooks::sign(SECRET, "msg_crash", ts, body.as_bytes()).unwrap();
+        let resp = self
+            .http
+            .post(format!("http://127.0.0.1:{}/webhooks/hr", self.port))
+            .header("webhook-id", "msg_crash")
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202);
+        resp.json::<Value>().await.unwrap()["job_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn job(&self, id: &str) -> Option<Value> {
+        let r = self
+            .http
+            .get(format!("http://127.0.0.1:{}/api/v1/jobs/{id}", self.port))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .ok()?;
+        r.json().await.ok()
+    }
+
+    async fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl AsyncFnMut(&Harness) -> bool,
+    ) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if check(self).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    fn admin_tasks(&self) -> usize {
+        self.sandbox
+            .state()
+            .request_log()
+            .iter()
+            .filter(|e| {
+                e.method == "POST" && e.path.starts_with("/v2/tasks") && e.status == Some(200)
+            })
+            .count()
+    }
+}
+
+fn kill(child: &mut Child) {
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// The rep with the most records in the generated org.
+async fn leaver(h: &Harness) -> (i64, String) {
+    let snap = h.sandbox.state().snapshot().await;
+    let rep = snap.users.iter().find(|u| u.id == 101).expect("rep 101");
+    (rep.id, rep.email.clone())
+}
+
+#[derive(Debug, Clone, Copy)]
+enum KillPoint {
+    /// SIGKILL once this many records were written.
+    AfterWrites(usize),
+    /// SIGKILL as soon as the sandbox answered the admin-task POST.
+    AfterAdminTask,
+    /// SIGKILL while the job waits for the admin (verification polls).
+    WhileVerifying,
+}
+
+async fn crash_and_resume(point: KillPoint) {
+    let h = Harness::new(0.0, None, 100).await;
+    let (rep, email) = leaver(&h).await;
+    let before = h.sandbox.state().open_counts(rep).await;
+    let open_before = before.open_total();
+    assert!(
+        open_before >= 300,
+        "want 300+ open records, have {open_before}"
+    );
+
+    let mut first = h.start().await;
+    let job_id = h.post(&email).await;
+    match point {
+        KillPoint::AfterWrites(n) => {
+            h.wait_for("writes", Duration::from_secs(60), async |h| {
+                h.sandbox.state().stats().writes.len() >= n
+            })
+            .await
+        }
+        KillPoint::AfterAdminTask => {
+            h.wait_for("admin task", Duration::from_secs(60), async |h| {
+                h.admin_tasks() >= 1
+            })
+            .await
+        }
+        KillPoint::WhileVerifying => {
+            h.wait_for("verification", Duration::from_secs(60), async |h| {
+                h.job(&job_id)
+                    .await
+                    .is_some_and(|j| j["checkpoints"].get("seat_requested_at").is_some())
+            })
+            .await
+        }
+    }
+    kill(&mut first);
+    let writes_at_kill = h.sandbox.state().stats().writes.len();
+
+    let mut second = h.start().await;
+    h.wait_for(
+        "seat requested after restart",
+        Duration::from_secs(60),
+        async |h| {
+            h.job(&job_id)
+                .await
+                .is_some_and(|j| j["checkpoints"].get("seat_requested_at").is_some())
+        },
+    )
+    .await;
+    h.sandbox.state().deactivate(rep).await.unwrap();
+    h.wait_for("succeeded", Duration::from_secs(30), async |h| {
+        h.job(&job_id)
+            .await
+            .is_some_and(|j| j["state"] == "succeeded")
+    })
+    .await;
+    kill(&mut second);
+
+    let after = h.sandbox.state().open_counts(rep).await;
+    assert_eq!(after.open_total(), 0, "{point:?}: open records left behind");
+    for r in Resource::ALL {
+        assert_eq!(
+            after.get(r).closed,
+            before.get(r).closed,
+            "{point:?}: closed {r} changed"
+        );
+    }
+    assert_eq!(h.admin_tasks(), 1, "{point:?}: admin tasks");
+    let stats = h.sandbox.state().stats();
+    let max_puts = stats.puts.values().copied().max().unwrap_or(0);
+    assert!(
+        max_puts <= 2,
+        "{point:?}: a record was PUT {max_puts} times"
+    );
+    assert_eq!(
+        stats.writes.len(),
+        open_before,
+        "{point:?}: every open record written"
+    );
+    eprintln!(
+        "{point:?}: killed after {writes_at_kill} writes; {} PUTs for {open_before} records",
+        stats.puts.values().sum::<u64>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_a_quarter_through() {
+    crash_and_resume(KillPoint::AfterWrites(90)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_half_way() {
+    crash_and_resume(KillPoint::AfterWrites(180)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_right_after_the_admin_task() {
+    crash_and_resume(KillPoint::AfterAdminTask).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_while_verifying() {
+    crash_and_resume(KillPoint::WhileVerifying).await;
+}
+
+/// 20 % of calls fail (500, 503, dropped connection) and the CRM throttles below
+/// the client's budget (429s): the job still ends with the exact final state.
+#[tokio::test(flavor = "multi_thread")]
+async fn faults_and_throttling_do_not_change_the_result() {
+    let h = Harness::new(0.2, Some(40), 60).await;
+    let (rep, email) = leaver(&h).await;
+    let before = h.sandbox.state().open_counts(rep).await;
+    let mut child = h.start().await;
+    let job_id = h.post(&email).await;
+    h.wait_for("seat requested", Duration::from_secs(120), async |h| {
+        h.job(&job_id)
+            .await
+            .is_some_and(|j| j["checkpoints"].get("seat_requested_at").is_some())
+    })
+    .await;
+    h.sandbox.state().deactivate(rep).await.unwrap();
+    h.wait_for("succeeded", Duration::from_secs(60), async |h| {
+        h.job(&job_id)
+            .await
+            .is_some_and(|j| j["state"] == "succeeded")
+    })
+    .await;
+    kill(&mut child);
+    let after = h.sandbox.state().open_counts(rep).await;
+    assert_eq!(after.open_total(), 0);
+    for r in Resource::ALL {
+        assert_eq!(after.get(r).closed, before.get(r).closed);
+    }
+    assert_eq!(h.admin_tasks(), 1);
+    let stats = h.sandbox.state().stats();
+    assert!(stats.faults > 0, "no faults were injected");
+    assert_eq!(stats.writes.len(), before.open_total());
+    assert!(
+        stats.writes.values().all(|&w| w == 1),
+        "a record was written twice"
+    );
+}
+
+/// A worker that stops heartbeating (SIGSTOP) loses its job to another process
+/// within lease_secs + a poll; when it wakes, its late writes are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frozen_worker_loses_its_lease() {
+    let h = Harness::new(0.0, None, 60).await;
+    let (rep, email) = leaver(&h).await;
+    let mut first = h.start().await;
+    let job_id = h.post(&email).await;
+    h.wait_for("some writes", Duration::from_secs(60), async |h| {
+        h.sandbox.state().stats().writes.len() >= 40
+    })
+    .await;
+    signal(&first, "STOP");
+    let frozen_at = Instant::now();
+    // A second process on the same store (another port) takes over.
+    let second_port = free_port();
+    let cfg = std::fs::read_to_string(h.config_path()).unwrap().replace(
+        &format!("127.0.0.1:{}", h.port),
+        &format!("127.0.0.1:{second_port}"),
+    );
+    let second_cfg: PathBuf = h.dir.path().join("second.toml");
+    std::fs::write(&second_cfg, cfg).unwrap();
+    let mut second = start_with(&second_cfg);
+    let writes_frozen = h.sandbox.state().stats().writes.len();
+    h.wait_for("takeover", Duration::from_secs(30), async |h| {
+        h.sandbox.state().stats().writes.len() > writes_frozen + 5
+    })
+    .await;
+    let took = frozen_at.elapsed();
+    assert!(
+        took < Duration::from_secs(3 + 5),
+        "took over after {took:?}"
+    );
+    signal(&first, "CONT");
+    h.wait_for("seat requested", Duration::from_secs(60), async |h| {
+        h.job(&job_id)
+            .await
+            .is_some_and(|j| j["checkpoints"].get("seat_requested_at").is_some())
+    })
+    .await;
+    h.sandbox.state().deactivate(rep).await.unwrap();
+    h.wait_for("succeeded", Duration::from_secs(30), async |h| {
+        h.job(&job_id)
+            .await
+            .is_some_and(|j| j["state"] == "succeeded")
+    })
+    .await;
+    kill(&mut first);
+    kill(&mut second);
+    assert_eq!(h.sandbox.state().open_counts(rep).await.open_total(), 0);
+    assert_eq!(h.admin_tasks(), 1);
+    let max_puts = h
+        .sandbox
+        .state()
+        .stats()
+        .puts
+        .values()
+        .copied()
+        .max()
+        .unwrap_or(0);
+    assert!(max_puts <= 2, "a record was PUT {max_puts} times");
+}
+
+fn start_with(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("OFFBOARD_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
