@@ -823,3 +823,66 @@ async fn too_large_is_json_and_counted() {
         "{metrics}"
     );
 }
+
+// ---------- the shipped example stays a working configuration ----------
+
+#[tokio::test]
+async fn example_sources_build_and_map_the_samples() {
+    let text = std::fs::read_to_string(format!(
+        "{}/config/sources.example.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let config = Config::from_toml(&text).expect("example parses");
+    let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+    for scheme in [
+        "standard_webhooks",
+        "bamboohr",
+        "hibob",
+        "gusto",
+        "deel",
+        "github",
+        "hmac",
+        "static_token",
+    ] {
+        assert!(
+            config.sources.iter().any(|s| s.scheme == scheme),
+            "no {scheme} example"
+        );
+    }
+    let secrets: Vec<(&str, &[&str])> = names.iter().map(|n| (*n, &["s3cret"][..])).collect();
+    let app = spawn(&text, &secrets, 65536).await;
+
+    let body = sample("bamboohr-employee-with-fields.json");
+    let ts = now().to_string();
+    let sig = hex::encode(hmac256(b"s3cret", &[&body, ts.as_bytes()]));
+    let (status, resp) = app
+        .post(
+            "bamboohr",
+            &[("X-BambooHR-Signature", sig), ("X-BambooHR-Timestamp", ts)],
+            &body,
+        )
+        .await;
+    assert_eq!(status, 202, "{resp}");
+    let event = app.event_of(resp["job_id"].as_str().unwrap()).await;
+    assert_eq!(event["termination"]["kind"], "voluntary");
+    assert_eq!(
+        event["employee"]["manager_email"],
+        "max.manager@example.com"
+    );
+
+    let body = sample("hibob-employee-left.json");
+    let sig = STANDARD.encode(hmac512(b"s3cret", &[&body]));
+    let (status, resp) = app.post("hibob", &[("Bob-Signature", sig)], &body).await;
+    assert_eq!(status, 202, "{resp}");
+    assert_eq!(
+        app.event_of(resp["job_id"].as_str().unwrap()).await["type"],
+        "employee.terminated"
+    );
+
+    // Gusto's subscription verification is answered without a signature, storing nothing.
+    let (status, resp) = app
+        .post("gusto", &[], br#"{"verification_token":"6590f590-3dba"}"#)
+        .await;
+    assert_eq!((status, resp), (200, json!({"ping": true})));
+}

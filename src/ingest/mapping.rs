@@ -613,28 +613,21 @@ impl Mapping {
             EventIdFrom::Pointer(p) => format!("payload {p}"),
             EventIdFrom::BodySha256 => format!("body SHA-256{index}"),
             EventIdFrom::Default => {
-                let mapped = self
-                    .fields
-                    .iter()
-                    .find(|(f, _)| f == "id")
-                    .map(|(_, s)| s.describe());
-                let payload = match (&mapped, self.each.is_some()) {
-                    (Some(p), _) => format!("payload {p}"),
-                    (None, false) => "payload id".into(),
-                    (None, true) => format!("body SHA-256{index}"),
-                };
+                let mut chain = Vec::new();
                 match message_id {
-                    Some((h, true)) => {
-                        format!("{h}{index} (signed), else {payload}, else body SHA-256{index}")
-                    }
-                    Some((h, false)) => format!(
-                        "{h}{index} (NOT signed: a replayed body with a new {h} is not caught; set event_id = \"body_sha256\" to dedupe on content), else {payload}"
-                    ),
-                    None if mapped.is_some() || self.each.is_none() => {
-                        format!("{payload}, else body SHA-256{index}")
-                    }
-                    None => payload,
+                    Some((h, true)) => chain.push(format!("{h}{index} (signed)")),
+                    Some((h, false)) => chain.push(format!(
+                        "{h}{index} (NOT signed: a replayed body with a new {h} is not caught; set event_id = \"body_sha256\" to dedupe on content)"
+                    )),
+                    None => {}
                 }
+                match self.fields.iter().find(|(f, _)| f == "id") {
+                    Some((_, s)) => chain.push(format!("payload {}", s.describe())),
+                    None if self.each.is_none() => chain.push("payload id".into()),
+                    None => {}
+                }
+                chain.push(format!("body SHA-256{index}"));
+                chain.join(", else ")
             }
         }
     }
