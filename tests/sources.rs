@@ -34,6 +34,22 @@ struct App {
 /// Serves the webhook and health routes for `toml` sources over a fresh SQLite store.
 /// `secrets` gives each source's secrets by name.
 async fn spawn(toml_text: &str, secrets: &[(&str, &[&str])], max_body: usize) -> App {
+    spawn_in(
+        tempfile::tempdir().expect("tempdir"),
+        toml_text,
+        secrets,
+        max_body,
+    )
+    .await
+}
+
+/// Like [`spawn`], over the database in `dir` (to restart over the same store).
+async fn spawn_in(
+    dir: tempfile::TempDir,
+    toml_text: &str,
+    secrets: &[(&str, &[&str])],
+    max_body: usize,
+) -> App {
     let config = Config::from_toml(toml_text).expect("config");
     let sources = config
         .sources
@@ -47,7 +63,6 @@ async fn spawn(toml_text: &str, secrets: &[(&str, &[&str])], max_body: usize) ->
             Source::build(s.clone(), list).expect("source")
         })
         .collect();
-    let dir = tempfile::tempdir().expect("tempdir");
     let store = store::open(&format!("sqlite://{}/t.db", dir.path().display()), "full")
         .await
         .expect("store");
@@ -885,4 +900,27 @@ async fn example_sources_build_and_map_the_samples() {
         .post("gusto", &[], br#"{"verification_token":"6590f590-3dba"}"#)
         .await;
     assert_eq!((status, resp), (200, json!({"ping": true})));
+}
+
+// ---------- replay: dedupe survives a restart ----------
+
+#[tokio::test]
+async fn dedupe_is_durable_across_restarts() {
+    let toml_text = "[[sources]]\nname = \"bob\"\nscheme = \"hibob\"\n[sources.map]\n\"employee.email\" = \"/data/email\"\n[sources.defaults]\ntype = \"employee.terminated\"";
+    let body = br#"{"data":{"email":"jane.doe@example.com"}}"#;
+    let sig = vec![("Bob-Signature", STANDARD.encode(hmac512(b"k", &[body])))];
+    let app = spawn(toml_text, &[("bob", &["k"])], 65536).await;
+    let (status, first) = app.post("bob", &sig, body).await;
+    assert_eq!(status, 202, "{first}");
+    // A new process over the same database: HiBob signs no timestamp, so this replay
+    // is caught only by the stored event id.
+    let App { _dir: dir, .. } = app;
+    let app = spawn_in(dir, toml_text, &[("bob", &["k"])], 65536).await;
+    let (status, again) = app.post("bob", &sig, body).await;
+    assert_eq!(
+        (status, &again["duplicate"]),
+        (200, &json!(true)),
+        "{again}"
+    );
+    assert_eq!(again["job_id"], first["job_id"]);
 }
