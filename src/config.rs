@@ -428,7 +428,7 @@ fn read_secret(
     } else {
         "token_file"
     };
-    if let Some(var) = env {
+    if let Some(var) = env.filter(|v| !v.trim().is_empty()) {
         return match std::env::var(var) {
             Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim().to_owned())),
             _ => Err(ConfigError::Secret {

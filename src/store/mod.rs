@@ -1,9 +1,11 @@
 //! Durable events and jobs behind one [`JobStore`] trait.
 //!
 //! [`sqlite`] is the embedded default (WAL, `synchronous=FULL`, one writer with
-//! `BEGIN IMMEDIATE`); a PostgreSQL implementation satisfies the same trait for
-//! scale-out. Only this folder contains SQL. Rows are parsed back into domain types
-//! when read: stored data is input too.
+//! `BEGIN IMMEDIATE`); [`postgres`] satisfies the same trait for scale-out (many
+//! receivers and workers on one database). [`open`] picks one from the URL scheme.
+//! `tests/store_conformance.rs` runs one suite against both, so "the same semantics"
+//! is checked, not hoped for. Only this folder contains SQL. Rows are parsed back into
+//! domain types when read: stored data is input too.
 //!
 //! Invariants every implementation keeps:
 //! - an event and its job(s) are stored in one transaction, before any 2xx;
@@ -12,6 +14,7 @@
 //!   so a worker whose lease expired cannot overwrite a newer attempt;
 //! - at most one job per employee e-mail is `running` at a time.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
@@ -261,7 +264,7 @@ pub struct JobFilter {
     pub before: Option<String>,
 }
 
-/// The durable queue. Implementations: [`sqlite::SqliteStore`], PostgreSQL.
+/// The durable queue. Implementations: [`sqlite::SqliteStore`], [`postgres::PgStore`].
 #[async_trait]
 pub trait JobStore: Send + Sync + 'static {
     /// Applies pending migrations.
@@ -341,18 +344,37 @@ pub trait JobStore: Send + Sync + 'static {
     async fn count_by_state(&self) -> Result<BTreeMap<JobState, u64>, StoreError>;
     /// Age of the oldest runnable job (queue lag).
     async fn oldest_runnable_age(&self) -> Result<Option<Duration>, StoreError>;
+
+    /// Waits until new work may be runnable or `max` has passed, whichever comes first;
+    /// `true` when woken early. An idle worker calls this between claims instead of
+    /// sleeping. A wake-up is a hint (claim again), never a promise of work, and a
+    /// missed one costs at most `max`, which is the polling fallback.
+    ///
+    /// The default just sleeps `max`: a store that can't hear other processes polls.
+    /// PostgreSQL returns as soon as any replica's ingest, requeue, release, retry or
+    /// approval sends `NOTIFY offboard_jobs`.
+    async fn wait_for_work(&self, max: Duration) -> bool {
+        tokio::time::sleep(max).await;
+        false
+    }
 }
 
 /// A shared store handle.
 pub type SharedStore = Arc<dyn JobStore>;
 
-/// Opens the store the URL names (`sqlite:` or `postgres:`).
+/// Opens the store the URL names: `sqlite:…`, or `postgres://…`/`postgresql://…`.
+/// `synchronous` is SQLite's `PRAGMA synchronous`; PostgreSQL follows the server's
+/// `synchronous_commit`.
 pub async fn open(url: &str, synchronous: &str) -> Result<SharedStore, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url, synchronous).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(url).await?))
     } else {
+        // Only the scheme: the rest of the URL may hold a password.
+        let scheme = url.split(':').next().unwrap_or_default();
         Err(StoreError::Corrupt(format!(
-            "store.url {url:?}: PostgreSQL support is not built yet"
+            "store.url: unsupported scheme {scheme:?} (expected sqlite:, postgres:// or postgresql://)"
         )))
     }
 }

@@ -678,17 +678,23 @@ impl JobStore for SqliteStore {
             "retry",
             &[JobState::Failed, JobState::NeedsReview, JobState::Cancelled],
             "state = 'queued', failures = 0, last_error = NULL, run_at = ?1",
+            None,
         )
         .await
     }
 
     async fn cancel(&self, id: &str, reason: &str) -> Result<Job, StoreError> {
-        let _ = reason;
         self.operate(
             id,
             "cancel",
-            &[JobState::Queued, JobState::Running, JobState::Scheduled, JobState::NeedsReview],
-            "state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, last_error = 'cancelled by operator'",
+            &[
+                JobState::Queued,
+                JobState::Running,
+                JobState::Scheduled,
+                JobState::NeedsReview,
+            ],
+            "state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, last_error = ?3",
+            Some(reason),
         )
         .await
     }
@@ -699,6 +705,7 @@ impl JobStore for SqliteStore {
             "approve",
             &[JobState::NeedsReview],
             "state = 'queued', approved = 1, run_at = ?1",
+            None,
         )
         .await
     }
@@ -731,13 +738,15 @@ impl JobStore for SqliteStore {
 }
 
 impl SqliteStore {
-    /// An operator action: checks the state, applies `set` (where `?1` is now), audits.
+    /// An operator action: checks the state, applies `set` (where `?1` is now and `?3`
+    /// the reason, when there is one), audits.
     async fn operate(
         &self,
         id: &str,
         op: &'static str,
         from: &[JobState],
         set: &str,
+        reason: Option<&str>,
     ) -> Result<Job, StoreError> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
@@ -754,18 +763,26 @@ impl SqliteStore {
                 op,
             });
         }
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        let mut update = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET {set}, updated_at = ?1 WHERE id = ?2"
         )))
         .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .bind(id);
+        // Only `cancel` has a reason, and only its `set` uses `?3`: bind what is used.
+        if let Some(reason) = reason {
+            update = update.bind(reason);
+        }
+        update.execute(&mut *tx).await?;
+        // The operator's reason (which also says API or CLI) belongs in the trail.
+        let detail = match reason {
+            Some(reason) => serde_json::json!({ "from": state.as_str(), "reason": reason }),
+            None => serde_json::json!({ "from": state.as_str() }),
+        };
         sqlx::query("INSERT INTO audit (job_id, at, kind, detail) VALUES (?, ?, ?, ?)")
             .bind(id)
             .bind(now)
             .bind(format!("operator.{op}"))
-            .bind(serde_json::json!({ "from": state.as_str() }).to_string())
+            .bind(detail.to_string())
             .execute(&mut *tx)
             .await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(

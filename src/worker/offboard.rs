@@ -190,11 +190,11 @@ async fn reserve_against_caps(
     ctx: &mut Ctx<'_>,
     action: Action,
 ) -> Result<Option<Outcome>, JobError> {
-    if ctx.job.approved {
-        return Ok(None);
-    }
+    // An approved job passes the caps but is still counted against them.
     let s = ctx.settings;
-    let max_deletions = (action == Action::Delete).then_some(s.max_deletions_per_hour);
+    let capped = !ctx.job.approved;
+    let max_deletions = (capped && action == Action::Delete).then_some(s.max_deletions_per_hour);
+    let max_offboardings = capped.then_some(s.max_offboardings_per_hour);
     let since = Utc::now() - ChronoDuration::hours(1);
     match ctx
         .store
@@ -203,7 +203,7 @@ async fn reserve_against_caps(
             action.as_str(),
             since,
             max_deletions,
-            Some(s.max_offboardings_per_hour),
+            max_offboardings,
         )
         .await?
     {
