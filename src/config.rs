@@ -85,12 +85,16 @@ pub struct CrmConfig {
 }
 
 /// `[[sources]]`: one HR system posting to `/webhooks/{name}`.
+///
+/// Only the shape is checked here; [`crate::ingest`] compiles the scheme and the
+/// mapping once at start-up (and `offboard sources`), naming the key on any error.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// Route segment.
     pub name: String,
-    /// Signature scheme, e.g. `standard_webhooks`.
+    /// Signature scheme: `standard_webhooks`, a preset (`bamboohr`, `hibob`, `gusto`,
+    /// `deel`, `github`), `hmac` or `static_token`.
     pub scheme: String,
     /// Env var with comma-separated secrets (two during rotation).
     pub secrets_env: Option<String>,
@@ -99,13 +103,81 @@ pub struct SourceConfig {
     /// Allowed clock skew for signed timestamps.
     #[serde(default = "default_tolerance")]
     pub tolerance_secs: u64,
-    /// Canonical field → JSON Pointer into the payload.
+    /// Canonical field → JSON Pointer into the payload (or a `{/a} {/b}` template).
     #[serde(default)]
     pub map: BTreeMap<String, String>,
+    /// Canonical field → (payload value → canonical value), applied after `map`;
+    /// the key `"*"` catches every other value.
+    #[serde(default)]
+    pub values: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    /// Canonical field → constant used when the mapped payload has no value.
+    #[serde(default)]
+    pub defaults: BTreeMap<String, serde_json::Value>,
+    /// JSON Pointer to an array: one event per element, `map` relative to it.
+    pub each: Option<String>,
+    /// Where the event id comes from: `header:NAME`, a JSON Pointer, or
+    /// `body_sha256` (default: the scheme's message id, the payload's `id`, the hash).
+    pub event_id: Option<String>,
+    /// Body encoding: `auto` (by Content-Type), `json` or `form`.
+    #[serde(default = "default_format")]
+    pub format: String,
+    /// Form bodies: the field that carries a JSON document (default `payload`).
+    pub form_field: Option<String>,
+    /// `scheme = "hmac"`: the whole scheme; with a preset: fields that override it.
+    pub hmac: Option<HmacConfig>,
+    /// `scheme = "static_token"`: the header that must equal a secret.
+    pub token_header: Option<String>,
+    /// The sender's set-up ping: answered 200 `{"ping":true}`, no job.
+    pub ping: Option<PingConfig>,
+}
+
+/// `[sources.hmac]`: a configurable HMAC signature (every field overrides a preset).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacConfig {
+    /// Header carrying the signature.
+    pub header: Option<String>,
+    /// Text before the encoded digest, e.g. `sha256=`.
+    pub prefix: Option<String>,
+    /// `sha256` or `sha512`.
+    pub algorithm: Option<String>,
+    /// `hex` (lower-case) or `base64`.
+    pub encoding: Option<String>,
+    /// What is signed: a template over `{body}`, `{timestamp}`, `{message_id}`, `{method}`.
+    pub signed: Option<String>,
+    /// Header carrying the signed timestamp.
+    pub timestamp_header: Option<String>,
+    /// `unix` (seconds), `rfc3339` or `auto` (either).
+    pub timestamp_format: Option<String>,
+    /// Header carrying the sender's message id (the dedupe key).
+    pub message_id_header: Option<String>,
+}
+
+/// `[sources.ping]`: how to recognise the sender's set-up ping.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PingConfig {
+    /// The whole body (trimmed; a JSON string counts too), e.g. `Ping test`.
+    pub body: Option<String>,
+    /// A JSON Pointer that identifies a ping…
+    pub pointer: Option<String>,
+    /// …when it equals this value (absent: when it exists at all).
+    pub equals: Option<serde_json::Value>,
+    /// Whether the ping must carry a valid signature (default true).
+    #[serde(default = "default_true")]
+    pub signed: bool,
 }
 
 fn default_tolerance() -> u64 {
     300
+}
+
+fn default_format() -> String {
+    "auto".into()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[policy]`

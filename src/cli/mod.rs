@@ -6,6 +6,7 @@ mod demo;
 mod jobs;
 mod sandbox;
 mod serve;
+mod sources;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -49,6 +50,24 @@ enum Command {
     Jobs {
         #[command(subcommand)]
         command: jobs::JobsCommand,
+    },
+    /// List configured HR sources; `test` shows the canonical event a payload maps to.
+    Sources {
+        #[command(subcommand)]
+        command: Option<SourcesCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SourcesCommand {
+    /// Print the canonical event(s) a payload maps to, or exactly why it can't
+    /// (no signature check).
+    Test {
+        /// The source's name.
+        name: String,
+        /// The payload file (`-` reads stdin).
+        #[arg(long)]
+        body: PathBuf,
     },
 }
 
@@ -126,6 +145,31 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Jobs { command } => jobs::run(&cli.config, command).await,
+        Command::Sources { command } => {
+            let config = Config::load(&cli.config, true)?;
+            match command {
+                None => print!("{}", sources::list(&config)),
+                Some(SourcesCommand::Test { name, body }) => {
+                    if !config.sources.iter().any(|s| s.name == name) {
+                        return Err(CliError::Config(format!(
+                            "no source named {name:?} in {}",
+                            cli.config.display()
+                        )));
+                    }
+                    let bytes = if body.as_os_str() == "-" {
+                        let mut buf = Vec::new();
+                        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map(|_| buf)
+                    } else {
+                        std::fs::read(&body)
+                    }
+                    .map_err(|e| CliError::Config(format!("--body {}: {e}", body.display())))?;
+                    let out = sources::test(&config, &name, &bytes)
+                        .map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
+                    println!("{out}");
+                }
+            }
+            Ok(())
+        }
     }
 }
 

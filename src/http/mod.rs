@@ -94,10 +94,16 @@ async fn render_metrics(State(state): State<HealthState>) -> Response {
         .into_response()
 }
 
-/// The webhook route, with its own body limit.
+/// The webhook route, with its own body limit (over it: 413 `too_large`, recorded
+/// by the handler); `GET` on it answers Okta's verification challenge.
 pub fn ingest_router(state: IngestState, max_body_bytes: usize) -> Router {
     Router::new()
-        .route("/webhooks/{source}", post(crate::ingest::routes::receive))
+        .route(
+            "/webhooks/{source}",
+            post(crate::ingest::routes::receive)
+                .get(crate::ingest::routes::challenge)
+                .fallback(crate::ingest::routes::method_not_allowed),
+        )
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

@@ -1,26 +1,55 @@
 //! The receiving end: verify a webhook's signature on the raw bytes, map the
 //! payload to canonical events, and hand them to the store in one transaction.
 //!
+//! - [`schemes`]: one module per signature scheme behind [`schemes::SignatureScheme`];
+//!   vendor presets are rows of one table over the configurable HMAC scheme.
+//! - [`mapping`]: JSON Pointers, value maps, defaults, arrays, forms, pings → events.
+//! - [`routes`]: `POST /webhooks/{source}` (and Okta's `GET` challenge), with one
+//!   metrics outcome per request.
+//!
 //! Architecture invariant: nothing here calls the CRM or runs policy. A 2xx is
-//! only sent after the store committed the event and its job.
+//! only sent after the store committed the event and its job (a ping excepted:
+//! it stores nothing). Nothing here deletes events: they are the durable dedupe
+//! record, kept well past any vendor's retry window.
 
+pub mod form;
 pub mod mapping;
 pub mod routes;
 pub mod schemes;
 
 use std::{collections::HashMap, sync::Arc};
 
-use crate::config::{Config, ConfigError, SourceConfig};
+use crate::config::{Config, ConfigError, Secret, SourceConfig};
 
-use schemes::SignatureScheme;
+use mapping::Mapping;
+use schemes::{SignatureScheme, Spec};
 
-/// One configured HR source, ready to verify requests.
+/// One configured HR source, ready to verify and map requests.
 #[derive(Debug)]
 pub struct Source {
     /// Its configuration.
     pub config: SourceConfig,
+    /// Its resolved scheme (no secrets).
+    pub spec: Spec,
     /// Its signature scheme, holding the secrets.
     pub scheme: Box<dyn SignatureScheme>,
+    /// Its compiled payload mapping.
+    pub mapping: Mapping,
+}
+
+impl Source {
+    /// Compiles a source with the given secrets; the message names the key.
+    pub fn build(config: SourceConfig, secrets: Vec<Secret>) -> Result<Self, String> {
+        let spec = Spec::resolve(&config)?;
+        let mapping = Mapping::from_config(&config)?;
+        let scheme = spec.clone().build(secrets)?;
+        Ok(Self {
+            config,
+            spec,
+            scheme,
+            mapping,
+        })
+    }
 }
 
 /// All configured sources by route name.
@@ -32,23 +61,29 @@ pub struct Sources {
 impl Sources {
     /// Builds every source, reading its secrets; the first problem stops start-up.
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        let mut by_name = HashMap::new();
+        let mut sources = Vec::with_capacity(config.sources.len());
         for (i, source) in config.sources.iter().enumerate() {
+            let key = format!("sources[{i}] ({})", source.name);
+            // Shape errors first: they need no secret and say what to fix.
+            Spec::resolve(source)
+                .and_then(|_| Mapping::from_config(source))
+                .map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))?;
             let secrets = source.secrets(i)?;
-            let scheme =
-                schemes::build(source, secrets).map_err(|problem| ConfigError::Secret {
-                    key: format!("sources[{i}] ({})", source.name),
-                    problem,
-                })?;
-            by_name.insert(
-                source.name.clone(),
-                Arc::new(Source {
-                    config: source.clone(),
-                    scheme,
-                }),
-            );
+            let built = Source::build(source.clone(), secrets)
+                .map_err(|problem| ConfigError::Secret { key, problem })?;
+            sources.push(built);
         }
-        Ok(Self { by_name })
+        Ok(Self::from_sources(sources))
+    }
+
+    /// Sources built elsewhere (tests, the demo).
+    pub fn from_sources(sources: Vec<Source>) -> Self {
+        Self {
+            by_name: sources
+                .into_iter()
+                .map(|s| (s.config.name.clone(), Arc::new(s)))
+                .collect(),
+        }
     }
 
     /// The source for a route segment.

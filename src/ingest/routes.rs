@@ -1,18 +1,30 @@
-//! `POST /webhooks/{source}`: bound the body, verify, map, dedupe, store, answer.
+//! `POST /webhooks/{source}`: bound the body, verify, map, dedupe, store, answer;
+//! `GET /webhooks/{source}`: Okta's one-time verification challenge (static_token
+//! sources only).
+//!
+//! Every request ends in exactly one `offboard_webhooks_total{source,outcome}`
+//! increment. Outcomes: `accepted`, `duplicate`, `ping`, `challenge`,
+//! `bad_signature`, `stale`, `too_large`, `unreadable`, `unmappable`, `conflict`,
+//! `unknown_source`, `store_error`. The `source` label is a configured name (or
+//! `unknown`), never anything a sender chose.
 
 use std::sync::Arc;
 
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    extract::{Path, State, rejection::BytesRejection},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{Sources, mapping, schemes::SignedRequest};
+use super::{
+    Source, Sources,
+    mapping::Input,
+    schemes::{SignedRequest, VerifyError, static_token::CHALLENGE_HEADER},
+};
 use crate::{
     http::error::ApiError,
     store::{IngestOutcome, NewEvent, SharedStore},
@@ -31,26 +43,57 @@ pub struct IngestState {
     pub wake: Option<Arc<tokio::sync::Notify>>,
 }
 
-/// Records the request's outcome (for metrics) and passes the response through.
+/// Records the request's outcome (for metrics).
 fn outcome(source: &str, outcome: &'static str) {
     metrics::counter!("offboard_webhooks_total", "source" => source.to_owned(), "outcome" => outcome).increment(1);
 }
 
-/// The webhook handler. The body arrives as raw bytes (already size-limited by the
-/// router's layer) so the signature is checked on exactly what was sent.
+fn find(state: &IngestState, name: &str) -> Result<Arc<Source>, ApiError> {
+    state.sources.get(name).ok_or_else(|| {
+        outcome("unknown", "unknown_source");
+        ApiError::not_found("no source is configured under this name")
+    })
+}
+
+fn ping_response(source: &str) -> Response {
+    outcome(source, "ping");
+    (StatusCode::OK, Json(json!({ "ping": true }))).into_response()
+}
+
+/// The webhook handler. The body arrives as raw bytes, bounded by the router's
+/// `DefaultBodyLimit`, so the signature is checked on exactly what was sent.
 pub async fn receive(
     State(state): State<IngestState>,
     Path(source_name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Some(source) = state.sources.get(&source_name) else {
-        outcome("unknown", "unknown_source");
-        return Err(ApiError::not_found(format!(
-            "no source named {source_name:?}"
-        )));
-    };
+    let source = find(&state, &source_name)?;
     let name = source.config.name.as_str();
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            outcome(name, "too_large");
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "body is larger than server.max_body_bytes",
+            )
+        } else {
+            outcome(name, "unreadable");
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                format!("could not read the body: {}", rejection.body_text()),
+            )
+        }
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let ping = source.mapping.ping();
+    if ping.is_some_and(|p| !p.signed) && source.mapping.is_ping(&body, content_type) {
+        return Ok(ping_response(name));
+    }
     let req = SignedRequest {
         method: "POST",
         headers: &headers,
@@ -68,17 +111,23 @@ pub async fn receive(
         );
         ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
     })?;
+    if ping.is_some() && source.mapping.is_ping(&body, content_type) {
+        return Ok(ping_response(name));
+    }
     let body_sha256 = hex::encode(Sha256::digest(&body));
-    let events = mapping::map_body(
-        &body,
-        &source.config.map,
-        verified.message_id.as_deref(),
-        &body_sha256,
-    )
-    .map_err(|e| {
-        outcome(name, "unmappable");
-        ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())
-    })?;
+    let events = source
+        .mapping
+        .map(&Input {
+            body: &body,
+            content_type,
+            headers: &headers,
+            message_id: verified.message_id.as_deref(),
+            body_sha256: &body_sha256,
+        })
+        .map_err(|e| {
+            outcome(name, "unmappable");
+            ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())
+        })?;
     let now = chrono::Utc::now();
     let new: Vec<NewEvent> = events
         .into_iter()
@@ -98,6 +147,52 @@ pub async fn receive(
         wake.notify_one();
     }
     respond(name, &results)
+}
+
+/// `GET /webhooks/{source}`: answers Okta's one-time verification request with
+/// `{"verification": "<x-okta-verification-challenge>"}`; 405 for other schemes.
+pub async fn challenge(
+    State(state): State<IngestState>,
+    Path(source_name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let source = find(&state, &source_name)?;
+    let name = source.config.name.as_str();
+    match source.scheme.verification_challenge(&headers) {
+        None => Ok(method_not_allowed().await),
+        Some(Err(VerifyError::MissingHeader(h))) if h == CHALLENGE_HEADER => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_challenge",
+            format!(
+                "a GET here is Okta's verification request and needs the {CHALLENGE_HEADER} header"
+            ),
+        )),
+        Some(Err(e)) => {
+            outcome(name, "bad_signature");
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                e.code(),
+                e.to_string(),
+            ))
+        }
+        Some(Ok(value)) => {
+            outcome(name, "challenge");
+            Ok(Json(json!({ "verification": value })).into_response())
+        }
+    }
+}
+
+/// Any other method on a webhook route: JSON 405 with `Allow`.
+pub async fn method_not_allowed() -> Response {
+    let mut r = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "webhooks are POSTed here (GET only answers Okta's verification challenge on static_token sources)",
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+    r
 }
 
 /// One result → the DESIGN.md §4 body; several (array payloads) → `{"events":[…]}`.

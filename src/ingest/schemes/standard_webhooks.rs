@@ -6,7 +6,10 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{SignatureScheme, SignedRequest, Verified, VerifyError, check_timestamp, header};
+use super::{
+    SignInput, SignatureScheme, SignedRequest, Verified, VerifyError, check_message_id,
+    check_timestamp, header,
+};
 use crate::config::Secret;
 
 /// The Standard Webhooks scheme with one or more keys.
@@ -63,12 +66,7 @@ impl SignatureScheme for StandardWebhooks {
         let id = header(req.headers, "webhook-id")?;
         let ts_raw = header(req.headers, "webhook-timestamp")?;
         let sigs = header(req.headers, "webhook-signature")?;
-        if id.is_empty() || id.len() > 256 {
-            return Err(VerifyError::Malformed {
-                header: "webhook-id".into(),
-                problem: "must be 1 to 256 characters".into(),
-            });
-        }
+        check_message_id(id, "webhook-id")?;
         let ts = check_timestamp(ts_raw, "webhook-timestamp", req.now, self.tolerance_secs)?;
         let candidates: Vec<Vec<u8>> = sigs
             .split(' ')
@@ -101,6 +99,21 @@ impl SignatureScheme for StandardWebhooks {
 
     fn signs_timestamp(&self) -> bool {
         true
+    }
+
+    fn sign(&self, input: &SignInput<'_>) -> Result<Vec<(String, String)>, String> {
+        let key = self.keys.first().ok_or("no secret")?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|e| e.to_string())?;
+        mac.update(format!("{}.{}.", input.message_id, input.now).as_bytes());
+        mac.update(input.body);
+        Ok(vec![
+            ("webhook-id".into(), input.message_id.to_owned()),
+            ("webhook-timestamp".into(), input.now.to_string()),
+            (
+                "webhook-signature".into(),
+                format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())),
+            ),
+        ])
     }
 }
 

@@ -1,0 +1,690 @@
+//! The configurable HMAC scheme: one header carrying `prefix + encode(HMAC(key,
+//! signed))`, where `signed` is a template over `{body}`, `{timestamp}`,
+//! `{message_id}` and `{method}`. Most vendors are one row of [`super::presets`]
+//! over this module, so a new sender is configuration, not code.
+//!
+//! Decisions worth knowing:
+//! - hex digests must be lower-case (what every preset's sender emits). An
+//!   upper-case digest is rejected as malformed, so each (key, message) has exactly
+//!   one accepted signature string and no byte of it can change unnoticed.
+//! - A timestamp header is only allowed when the template signs it: an unsigned
+//!   timestamp can be rewritten by anyone and would protect nothing.
+//! - The signature is compared with `Mac::verify_slice` (constant time) against
+//!   every configured secret.
+
+use base64::{
+    Engine, alphabet,
+    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig, general_purpose::STANDARD},
+};
+use hmac::{Hmac, Mac};
+use sha2::{Sha256, Sha512};
+
+use super::{
+    Replay, SignInput, SignatureScheme, SignedRequest, Verified, VerifyError, check_message_id,
+    check_rfc3339, check_timestamp, header, optional_header, presets::Preset,
+};
+use crate::config::{HmacConfig, Secret};
+
+/// The hash under the HMAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    #[allow(missing_docs)]
+    Sha256,
+    #[allow(missing_docs)]
+    Sha512,
+}
+
+impl Algorithm {
+    fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "sha256" | "sha-256" => Some(Self::Sha256),
+            "sha512" | "sha-512" => Some(Self::Sha512),
+            _ => None,
+        }
+    }
+
+    /// Digest length in bytes.
+    pub fn output_len(self) -> usize {
+        match self {
+            Self::Sha256 => 32,
+            Self::Sha512 => 64,
+        }
+    }
+
+    /// `SHA256` / `SHA512`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha256 => "SHA256",
+            Self::Sha512 => "SHA512",
+        }
+    }
+}
+
+/// How the digest is written in the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Lower-case hex.
+    Hex,
+    /// Standard base64 (padding optional).
+    Base64,
+}
+
+impl Encoding {
+    fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "hex" => Some(Self::Hex),
+            "base64" => Some(Self::Base64),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Hex => "hex",
+            Self::Base64 => "base64",
+        }
+    }
+}
+
+/// How the timestamp header is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampFormat {
+    /// Unix seconds.
+    Unix,
+    /// RFC 3339 / ISO 8601 with an offset.
+    Rfc3339,
+    /// Either of the above.
+    Auto,
+}
+
+impl TimestampFormat {
+    fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "unix" => Some(Self::Unix),
+            "rfc3339" => Some(Self::Rfc3339),
+            "auto" => Some(Self::Auto),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Unix => "Unix seconds",
+            Self::Rfc3339 => "RFC 3339",
+            Self::Auto => "Unix seconds or RFC 3339",
+        }
+    }
+}
+
+/// One piece of the signed-content template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Body,
+    Timestamp,
+    MessageId,
+    Method,
+}
+
+fn parse_template(text: &str) -> Result<Vec<Part>, String> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            parts.push(Part::Literal(rest[..open].to_owned()));
+        }
+        let after = &rest[open + 1..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed {{ in {text:?}"))?;
+        parts.push(match &after[..close] {
+            "body" => Part::Body,
+            "timestamp" => Part::Timestamp,
+            "message_id" => Part::MessageId,
+            "method" => Part::Method,
+            other => {
+                return Err(format!(
+                    "unknown placeholder {{{other}}} in {text:?} (expected {{body}}, {{timestamp}}, {{message_id}} or {{method}})"
+                ));
+            }
+        });
+        rest = &after[close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(Part::Literal(rest.to_owned()));
+    }
+    if !parts.contains(&Part::Body) {
+        return Err(format!(
+            "{text:?} does not contain {{body}}: a signature must cover the body"
+        ));
+    }
+    Ok(parts)
+}
+
+/// A resolved HMAC scheme (no secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HmacSpec {
+    /// `hmac` or the preset's name.
+    pub name: String,
+    /// Whether `name` is a preset.
+    pub preset: bool,
+    /// Signature header.
+    pub header: String,
+    /// Text before the digest.
+    pub prefix: String,
+    #[allow(missing_docs)]
+    pub algorithm: Algorithm,
+    #[allow(missing_docs)]
+    pub encoding: Encoding,
+    /// The template text.
+    pub signed: String,
+    parts: Vec<Part>,
+    /// Header with the signed timestamp.
+    pub timestamp_header: Option<String>,
+    #[allow(missing_docs)]
+    pub timestamp_format: TimestampFormat,
+    /// Header with the sender's message id.
+    pub message_id_header: Option<String>,
+    /// ± window for the timestamp.
+    pub tolerance_secs: u64,
+}
+
+fn check_header_name(key: &str, name: &str) -> Result<(), String> {
+    axum::http::HeaderName::from_bytes(name.as_bytes())
+        .map(|_| ())
+        .map_err(|_| format!("{key}: {name:?} is not a valid HTTP header name"))
+}
+
+impl HmacSpec {
+    /// A preset (or nothing, for `scheme = "hmac"`) overridden by `[sources.hmac]`.
+    /// An empty string removes an optional header a preset sets.
+    pub fn resolve(
+        base: Option<&Preset>,
+        o: &HmacConfig,
+        tolerance_secs: u64,
+    ) -> Result<Self, String> {
+        let name = base.map_or("hmac", |p| p.name);
+        let header = match (&o.header, base) {
+            (Some(h), _) => h.clone(),
+            (None, Some(p)) => p.header.to_owned(),
+            (None, None) => {
+                return Err("sources.hmac.header: required for scheme = \"hmac\" (the header carrying the signature)".into());
+            }
+        };
+        check_header_name("sources.hmac.header", &header)?;
+        let prefix = o
+            .prefix
+            .clone()
+            .or_else(|| base.map(|p| p.prefix.to_owned()))
+            .unwrap_or_default();
+        let algorithm = match &o.algorithm {
+            Some(a) => Algorithm::parse(a).ok_or_else(|| {
+                format!(
+                    "sources.hmac.algorithm: {a:?} is not supported (expected sha256 or sha512)"
+                )
+            })?,
+            None => base.map_or(Algorithm::Sha256, |p| p.algorithm),
+        };
+        let encoding = match &o.encoding {
+            Some(e) => Encoding::parse(e).ok_or_else(|| {
+                format!("sources.hmac.encoding: {e:?} is not supported (expected hex or base64)")
+            })?,
+            None => base.map_or(Encoding::Hex, |p| p.encoding),
+        };
+        let signed = o
+            .signed
+            .clone()
+            .or_else(|| base.map(|p| p.signed.to_owned()))
+            .unwrap_or_else(|| "{body}".into());
+        let parts = parse_template(&signed).map_err(|e| format!("sources.hmac.signed: {e}"))?;
+        let optional = |over: &Option<String>, preset: Option<&'static str>| match over {
+            Some(v) if v.is_empty() => None,
+            Some(v) => Some(v.clone()),
+            None => preset.map(str::to_owned),
+        };
+        let timestamp_header = optional(&o.timestamp_header, base.and_then(|p| p.timestamp_header));
+        let message_id_header =
+            optional(&o.message_id_header, base.and_then(|p| p.message_id_header));
+        let timestamp_format = match &o.timestamp_format {
+            Some(f) => TimestampFormat::parse(f).ok_or_else(|| {
+                format!("sources.hmac.timestamp_format: {f:?} is not supported (expected unix, rfc3339 or auto)")
+            })?,
+            None => base.map_or(TimestampFormat::Unix, |p| p.timestamp_format),
+        };
+        if let Some(h) = &timestamp_header {
+            check_header_name("sources.hmac.timestamp_header", h)?;
+        }
+        if let Some(h) = &message_id_header {
+            check_header_name("sources.hmac.message_id_header", h)?;
+        }
+        let signs_ts = parts.contains(&Part::Timestamp);
+        match (&timestamp_header, signs_ts) {
+            (None, true) => {
+                return Err(format!(
+                    "sources.hmac.signed: {signed:?} uses {{timestamp}} but sources.hmac.timestamp_header is not set"
+                ));
+            }
+            (Some(h), false) => {
+                return Err(format!(
+                    "sources.hmac.timestamp_header: {h:?} is not covered by the signature, so it cannot stop replays; add {{timestamp}} to sources.hmac.signed or remove the header"
+                ));
+            }
+            _ => {}
+        }
+        if parts.contains(&Part::MessageId) && message_id_header.is_none() {
+            return Err(format!(
+                "sources.hmac.signed: {signed:?} uses {{message_id}} but sources.hmac.message_id_header is not set"
+            ));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            preset: base.is_some(),
+            header,
+            prefix,
+            algorithm,
+            encoding,
+            signed,
+            parts,
+            timestamp_header,
+            timestamp_format,
+            message_id_header,
+            tolerance_secs,
+        })
+    }
+
+    /// How replays are caught.
+    pub fn replay(&self) -> Replay {
+        if self.timestamp_header.is_some() {
+            Replay::Window(self.tolerance_secs)
+        } else {
+            Replay::DedupeOnly
+        }
+    }
+
+    /// The message-id header and whether the signature covers it.
+    pub fn message_id_header(&self) -> Option<(&str, bool)> {
+        self.message_id_header
+            .as_deref()
+            .map(|h| (h, self.parts.contains(&Part::MessageId)))
+    }
+
+    /// One line for `offboard sources`.
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "{}{}: {} = {}<{} HMAC-{} of \"{}\">",
+            self.name,
+            if self.preset { " (hmac preset)" } else { "" },
+            self.header,
+            self.prefix,
+            self.encoding.name(),
+            self.algorithm.name(),
+            self.signed
+        );
+        if let Some(h) = &self.timestamp_header {
+            out.push_str(&format!(
+                "; {{timestamp}} = {h} ({})",
+                self.timestamp_format.name()
+            ));
+        }
+        if let Some((h, signed)) = self.message_id_header() {
+            out.push_str(&format!(
+                "; {{message_id}} = {h}{}",
+                if signed { "" } else { " (not signed)" }
+            ));
+        }
+        out
+    }
+}
+
+/// An [`HmacSpec`] with its keys.
+pub struct HmacScheme {
+    spec: HmacSpec,
+    keys: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for HmacScheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HmacScheme")
+            .field("spec", &self.spec)
+            .field("keys", &format_args!("{} redacted", self.keys.len()))
+            .finish()
+    }
+}
+
+const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+fn decode(encoding: Encoding, text: &str) -> Result<Vec<u8>, String> {
+    match encoding {
+        Encoding::Hex => {
+            if !text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err("expected lower-case hex".into());
+            }
+            hex::decode(text).map_err(|_| "odd number of hex digits".into())
+        }
+        Encoding::Base64 => BASE64_LENIENT
+            .decode(text)
+            .map_err(|_| "expected base64".into()),
+    }
+}
+
+fn mac_matches(alg: Algorithm, key: &[u8], parts: &[&[u8]], sig: &[u8]) -> bool {
+    match alg {
+        Algorithm::Sha256 => Hmac::<Sha256>::new_from_slice(key).is_ok_and(|mut m| {
+            parts.iter().for_each(|p| m.update(p));
+            m.verify_slice(sig).is_ok()
+        }),
+        Algorithm::Sha512 => Hmac::<Sha512>::new_from_slice(key).is_ok_and(|mut m| {
+            parts.iter().for_each(|p| m.update(p));
+            m.verify_slice(sig).is_ok()
+        }),
+    }
+}
+
+fn mac_compute(alg: Algorithm, key: &[u8], parts: &[&[u8]]) -> Result<Vec<u8>, String> {
+    match alg {
+        Algorithm::Sha256 => {
+            let mut m = Hmac::<Sha256>::new_from_slice(key).map_err(|e| e.to_string())?;
+            parts.iter().for_each(|p| m.update(p));
+            Ok(m.finalize().into_bytes().to_vec())
+        }
+        Algorithm::Sha512 => {
+            let mut m = Hmac::<Sha512>::new_from_slice(key).map_err(|e| e.to_string())?;
+            parts.iter().for_each(|p| m.update(p));
+            Ok(m.finalize().into_bytes().to_vec())
+        }
+    }
+}
+
+impl HmacScheme {
+    /// Secrets are used as their raw UTF-8 bytes.
+    pub fn new(spec: HmacSpec, secrets: Vec<Secret>) -> Self {
+        Self {
+            spec,
+            keys: secrets
+                .iter()
+                .map(|s| s.expose().as_bytes().to_vec())
+                .collect(),
+        }
+    }
+
+    /// The resolved configuration.
+    pub fn spec(&self) -> &HmacSpec {
+        &self.spec
+    }
+
+    fn signed_parts<'a>(
+        &'a self,
+        method: &'a str,
+        body: &'a [u8],
+        ts: &'a str,
+        id: &'a str,
+    ) -> Vec<&'a [u8]> {
+        self.spec
+            .parts
+            .iter()
+            .map(|p| match p {
+                Part::Literal(s) => s.as_bytes(),
+                Part::Body => body,
+                Part::Timestamp => ts.as_bytes(),
+                Part::MessageId => id.as_bytes(),
+                Part::Method => method.as_bytes(),
+            })
+            .collect()
+    }
+}
+
+impl SignatureScheme for HmacScheme {
+    fn verify(&self, req: &SignedRequest<'_>) -> Result<Verified, VerifyError> {
+        let s = &self.spec;
+        let raw = header(req.headers, &s.header)?;
+        let encoded = raw.strip_prefix(s.prefix.as_str()).ok_or_else(|| {
+            VerifyError::malformed(&s.header, format!("expected the prefix {:?}", s.prefix))
+        })?;
+        let sig = decode(s.encoding, encoded).map_err(|p| VerifyError::malformed(&s.header, p))?;
+        if sig.len() != s.algorithm.output_len() {
+            return Err(VerifyError::malformed(
+                &s.header,
+                format!(
+                    "a {}-byte digest, but HMAC-{} gives {} bytes",
+                    sig.len(),
+                    s.algorithm.name(),
+                    s.algorithm.output_len()
+                ),
+            ));
+        }
+        let ts = match &s.timestamp_header {
+            Some(h) => {
+                let raw_ts = header(req.headers, h)?;
+                match s.timestamp_format {
+                    TimestampFormat::Unix => {
+                        check_timestamp(raw_ts, h, req.now, s.tolerance_secs)?;
+                    }
+                    TimestampFormat::Rfc3339 => {
+                        check_rfc3339(raw_ts, h, req.now, s.tolerance_secs)?;
+                    }
+                    TimestampFormat::Auto => {
+                        if raw_ts
+                            .trim()
+                            .bytes()
+                            .all(|b| b.is_ascii_digit() || b == b'-')
+                        {
+                            check_timestamp(raw_ts, h, req.now, s.tolerance_secs)?;
+                        } else {
+                            check_rfc3339(raw_ts, h, req.now, s.tolerance_secs)?;
+                        }
+                    }
+                }
+                raw_ts
+            }
+            None => "",
+        };
+        let message_id = match s.message_id_header() {
+            Some((h, true)) => Some(header(req.headers, h)?),
+            Some((h, false)) => optional_header(req.headers, h)?,
+            None => None,
+        };
+        if let (Some(id), Some((h, _))) = (message_id, s.message_id_header()) {
+            check_message_id(id, h)?;
+        }
+        let parts = self.signed_parts(req.method, req.body, ts, message_id.unwrap_or(""));
+        if self
+            .keys
+            .iter()
+            .any(|key| mac_matches(s.algorithm, key, &parts, &sig))
+        {
+            Ok(Verified {
+                message_id: message_id.map(str::to_owned),
+            })
+        } else {
+            Err(VerifyError::BadSignature)
+        }
+    }
+
+    fn signs_timestamp(&self) -> bool {
+        self.spec.timestamp_header.is_some()
+    }
+
+    fn sign(&self, input: &SignInput<'_>) -> Result<Vec<(String, String)>, String> {
+        let s = &self.spec;
+        let key = self.keys.first().ok_or("no secret")?;
+        let ts = match s.timestamp_format {
+            TimestampFormat::Rfc3339 => chrono::DateTime::from_timestamp(input.now, 0)
+                .ok_or("timestamp out of range")?
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            TimestampFormat::Unix | TimestampFormat::Auto => input.now.to_string(),
+        };
+        let parts = self.signed_parts(input.method, input.body, &ts, input.message_id);
+        let mac = mac_compute(s.algorithm, key, &parts)?;
+        let encoded = match s.encoding {
+            Encoding::Hex => hex::encode(mac),
+            Encoding::Base64 => STANDARD.encode(mac),
+        };
+        let mut headers = vec![(s.header.clone(), format!("{}{encoded}", s.prefix))];
+        if let Some(h) = &s.timestamp_header {
+            headers.push((h.clone(), ts));
+        }
+        if let Some(h) = &s.message_id_header {
+            headers.push((h.clone(), input.message_id.to_owned()));
+        }
+        Ok(headers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::schemes::presets;
+    use axum::http::{HeaderMap, HeaderName, HeaderValue};
+
+    fn spec(preset: &str) -> HmacSpec {
+        HmacSpec::resolve(presets::find(preset), &HmacConfig::default(), 300).unwrap()
+    }
+
+    fn to_map(pairs: &[(String, String)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn github_published_vector() {
+        let scheme = HmacScheme::new(
+            spec("github"),
+            vec![Secret::new("It's a Secret to Everybody".into())],
+        );
+        let signed = scheme
+            .sign(&SignInput {
+                method: "POST",
+                body: b"Hello, World!",
+                now: 0,
+                message_id: "d1",
+            })
+            .unwrap();
+        assert_eq!(
+            signed[0].1,
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        );
+        let h = to_map(&signed);
+        let req = SignedRequest {
+            method: "POST",
+            headers: &h,
+            body: b"Hello, World!",
+            now: 0,
+        };
+        assert_eq!(
+            scheme.verify(&req).unwrap().message_id.as_deref(),
+            Some("d1")
+        );
+    }
+
+    #[test]
+    fn upper_case_hex_is_malformed_and_wrong_length_is_named() {
+        let scheme = HmacScheme::new(spec("gusto"), vec![Secret::new("k".into())]);
+        let body = b"{}";
+        let sig = scheme
+            .sign(&SignInput {
+                method: "POST",
+                body,
+                now: 0,
+                message_id: "",
+            })
+            .unwrap();
+        let upper = vec![(sig[0].0.clone(), sig[0].1.to_uppercase())];
+        let h = to_map(&upper);
+        let req = SignedRequest {
+            method: "POST",
+            headers: &h,
+            body,
+            now: 0,
+        };
+        assert_eq!(
+            scheme.verify(&req).unwrap_err().code(),
+            "malformed_signature"
+        );
+        let h = to_map(&[(sig[0].0.clone(), "ab".repeat(64))]);
+        let req = SignedRequest {
+            method: "POST",
+            headers: &h,
+            body,
+            now: 0,
+        };
+        let err = scheme.verify(&req).unwrap_err().to_string();
+        assert!(err.contains("64-byte digest"), "{err}");
+    }
+
+    #[test]
+    fn template_errors_name_the_key() {
+        let bad = |signed: &str, ts: Option<&str>| {
+            HmacSpec::resolve(
+                None,
+                &HmacConfig {
+                    header: Some("X-Sig".into()),
+                    signed: Some(signed.into()),
+                    timestamp_header: ts.map(str::to_owned),
+                    ..HmacConfig::default()
+                },
+                300,
+            )
+            .unwrap_err()
+        };
+        assert!(bad("{timestamp}", None).contains("{body}"));
+        assert!(bad("{body}{ts}", None).contains("unknown placeholder {ts}"));
+        assert!(bad("{body}{timestamp}", None).contains("timestamp_header is not set"));
+        assert!(bad("{body}", Some("X-Ts")).contains("cannot stop replays"));
+        assert!(bad("{body}{message_id}", None).contains("message_id_header"));
+        assert!(bad("{body", None).contains("unclosed"));
+    }
+
+    #[test]
+    fn rfc3339_timestamps_sign_and_verify() {
+        let spec = HmacSpec::resolve(
+            None,
+            &HmacConfig {
+                header: Some("X-Sig".into()),
+                signed: Some("{timestamp}.{body}".into()),
+                timestamp_header: Some("X-Ts".into()),
+                timestamp_format: Some("rfc3339".into()),
+                algorithm: Some("sha512".into()),
+                encoding: Some("base64".into()),
+                ..HmacConfig::default()
+            },
+            60,
+        )
+        .unwrap();
+        let scheme = HmacScheme::new(spec, vec![Secret::new("k".into())]);
+        let now = 1_800_000_000;
+        let sig = scheme
+            .sign(&SignInput {
+                method: "POST",
+                body: b"x",
+                now,
+                message_id: "",
+            })
+            .unwrap();
+        assert_eq!(sig[1].1, "2027-01-15T08:00:00Z");
+        let h = to_map(&sig);
+        let ok = SignedRequest {
+            method: "POST",
+            headers: &h,
+            body: b"x",
+            now: now + 60,
+        };
+        assert!(scheme.verify(&ok).is_ok());
+        let stale = SignedRequest {
+            now: now + 61,
+            ..ok
+        };
+        assert_eq!(scheme.verify(&stale).unwrap_err().code(), "stale_timestamp");
+    }
+}
