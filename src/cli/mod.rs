@@ -4,6 +4,7 @@
 
 mod demo;
 mod jobs;
+mod policy;
 mod sandbox;
 mod serve;
 mod sources;
@@ -44,6 +45,11 @@ enum Command {
     },
     /// A Sell-compatible sandbox API on loopback.
     Sandbox(sandbox::SandboxArgs),
+    /// Validate and explain the policy.
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
+    },
     /// Apply store migrations.
     Migrate,
     /// Operate the job queue (works on the store directly, also when the service is down).
@@ -145,6 +151,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Jobs { command } => jobs::run(&cli.config, command).await,
+        Command::Policy { command } => policy::run(&cli.config, command),
         Command::Sources { command } => {
             let config = Config::load(&cli.config, true)?;
             match command {
