@@ -93,7 +93,7 @@ impl Application {
             return Err(StartError::Config("crm.admin_email: required by seat_executor = \"manual\" (who is asked to change the seat?)".into()));
         }
 
-        let store = store::open(&config.store.url, &config.store.sqlite_synchronous)
+        let store = store::open_configured(&config.store)
             .await
             .map_err(|e| anyhow::anyhow!("store {}: {e}", redact_url(&config.store.url)))?;
         store

@@ -58,6 +58,9 @@ pub struct StoreConfig {
     pub url: String,
     /// SQLite only: `full` (default; a 2xx survives power loss) or `normal`.
     pub sqlite_synchronous: String,
+    /// SQLite only: concurrent ingests share one transaction and one fsync (default
+    /// `true`); `false` commits each request on its own (the benchmark's "before").
+    pub sqlite_group_commit: bool,
 }
 
 /// `[crm]`

@@ -182,7 +182,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 
 /// Opens the configured store (for commands that work on it directly).
 pub(crate) async fn open_store(config: &Config) -> Result<crate::store::SharedStore, CliError> {
-    crate::store::open(&config.store.url, &config.store.sqlite_synchronous)
+    crate::store::open_configured(&config.store)
         .await
         .map_err(|e| CliError::Failed(anyhow::anyhow!("store {}: {e}", config.store.url)))
 }

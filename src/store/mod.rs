@@ -1,7 +1,7 @@
 //! Durable events and jobs behind one [`JobStore`] trait.
 //!
 //! [`sqlite`] is the embedded default (WAL, `synchronous=FULL`, one writer with
-//! `BEGIN IMMEDIATE`); [`postgres`] satisfies the same trait for scale-out (many
+//! `BEGIN IMMEDIATE`, group commit for concurrent ingests); [`postgres`] satisfies the same trait for scale-out (many
 //! receivers and workers on one database). [`open`] picks one from the URL scheme.
 //! `tests/store_conformance.rs` runs one suite against both, so "the same semantics"
 //! is checked, not hoped for. Only this folder contains SQL. Rows are parsed back into
@@ -24,7 +24,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::{JobKind, JobState, OffboardingEvent};
+use crate::{
+    config::StoreConfig,
+    domain::{JobKind, JobState, OffboardingEvent},
+};
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,10 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The shared transaction this request was grouped into failed to commit, so
+    /// nothing of it was stored (every request in the group gets this error).
+    #[error("group commit: {0}")]
+    GroupCommit(Arc<StoreError>),
 }
 
 /// A verified, mapped event ready to be stored with its job.
@@ -366,8 +373,30 @@ pub type SharedStore = Arc<dyn JobStore>;
 /// `synchronous` is SQLite's `PRAGMA synchronous`; PostgreSQL follows the server's
 /// `synchronous_commit`.
 pub async fn open(url: &str, synchronous: &str) -> Result<SharedStore, StoreError> {
+    open_with(url, synchronous, true).await
+}
+
+/// Opens the store `[store]` configures.
+pub async fn open_configured(config: &StoreConfig) -> Result<SharedStore, StoreError> {
+    open_with(
+        &config.url,
+        &config.sqlite_synchronous,
+        config.sqlite_group_commit,
+    )
+    .await
+}
+
+/// [`open`], choosing whether SQLite groups concurrent ingests into one commit
+/// (`group_commit`; PostgreSQL ignores it: its server already does).
+pub async fn open_with(
+    url: &str,
+    synchronous: &str,
+    group_commit: bool,
+) -> Result<SharedStore, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url, synchronous).await?))
+        Ok(Arc::new(
+            sqlite::SqliteStore::open_with(url, synchronous, group_commit).await?,
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(postgres::PgStore::open(url).await?))
     } else {
