@@ -1,0 +1,443 @@
+//! `offboard bench ingest`: how fast the receiver takes signed webhooks while keeping
+//! its promise that a 2xx is on disk, measured against a bare axum route in the same
+//! run on the same machine (the ratio is the result; absolute numbers only describe
+//! the box).
+//!
+//! For each concurrency C it runs, one after the other: the baseline, offboard with
+//! one commit per request (before group commit) and offboard with group commit. Each
+//! server is a fresh child process ([`server`]); the generator ([`load`]) drives C
+//! keep-alive connections for a fixed time with pre-signed, distinct events
+//! ([`events`]). After each offboard run the server is SIGKILLed and its SQLite file
+//! opened: every request that got a 2xx must be there exactly once, and nothing
+//! else may be — otherwise the command fails. It also reports RSS idle and under
+//! load (`/proc/<pid>/status` of the server) and the time from spawn to `/readyz`.
+
+mod events;
+mod load;
+mod server;
+
+use std::{
+    collections::HashSet,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Context;
+
+pub use server::{Commit, serve_baseline};
+
+use self::{
+    events::Pool,
+    load::{Load, LoadResult},
+    server::Server,
+};
+use crate::store::{self, JobFilter};
+
+/// The goals from the issue, reported as met or not (never a failure of the command).
+const GOAL_RATIO_AT_64: f64 = 0.4;
+const GOAL_P99_MS: f64 = 10.0;
+const GOAL_RSS_IDLE_MB: f64 = 30.0;
+const GOAL_RSS_LOAD_MB: f64 = 100.0;
+const GOAL_READY_MS: f64 = 300.0;
+
+/// Events the baseline cycles through (it stores nothing, so repeats are free).
+const BASELINE_POOL: usize = 10_000;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Concurrent connections, one run each.
+    pub concurrency: Vec<usize>,
+    /// How long each run sends.
+    pub duration: Duration,
+    /// Distinct pre-signed events per offboard run (a run stops early, and says so,
+    /// if it uses them all).
+    pub events: usize,
+    /// Which servers to measure at each C.
+    pub targets: Vec<Target>,
+    /// The `offboard` binary to start the servers from (normally this one).
+    pub exe: PathBuf,
+}
+
+/// A server under load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A bare axum route answering 202.
+    Baseline,
+    /// offboard as a receiver.
+    Offboard(Commit),
+}
+
+impl Target {
+    fn label(self) -> &'static str {
+        match self {
+            Target::Baseline => "baseline (bare axum 202)",
+            Target::Offboard(Commit::PerRequest) => "offboard, commit per request",
+            Target::Offboard(Commit::Group) => "offboard, group commit",
+        }
+    }
+}
+
+/// One run's numbers.
+struct Row {
+    concurrency: usize,
+    target: Target,
+    load: LoadResult,
+    ready: Duration,
+    rss_idle_kib: Option<u64>,
+    rss_load_kib: Option<u64>,
+    check: Option<Check>,
+}
+
+/// The zero-lost-events check of one offboard run.
+#[derive(Debug)]
+struct Check {
+    accepted: usize,
+    stored: usize,
+    missing: Vec<String>,
+    unexplained: Vec<String>,
+    repeated: usize,
+}
+
+impl Check {
+    fn ok(&self) -> bool {
+        self.missing.is_empty() && self.unexplained.is_empty() && self.repeated == 0
+    }
+}
+
+/// Runs the benchmark and prints the report; an error if an event was lost.
+pub async fn run(opts: &IngestOptions) -> anyhow::Result<()> {
+    anyhow::ensure!(opts.events > 0, "--events must be at least 1");
+    println!("{}", machine());
+    if cfg!(debug_assertions) {
+        println!("warning: a debug build; measure with `cargo run --release -- bench ingest`");
+    }
+    println!(
+        "{} s per run; offboard: receiver child process, fresh SQLite file, synchronous=FULL\n",
+        opts.duration.as_secs_f64()
+    );
+    let baseline_pool = Arc::new(Pool::new("baseline", BASELINE_POOL.min(opts.events))?);
+    let mut rows = Vec::new();
+    let stamp = uuid::Uuid::now_v7().simple().to_string();
+    for &c in &opts.concurrency {
+        for (k, &target) in opts.targets.iter().enumerate() {
+            let pool = match target {
+                Target::Baseline => baseline_pool.clone(),
+                Target::Offboard(_) => Arc::new(Pool::new(
+                    &format!("{}-c{c}-{k}", &stamp[stamp.len() - 8..]),
+                    opts.events,
+                )?),
+            };
+            let row = measure(opts, c, target, pool)
+                .await
+                .with_context(|| format!("C={c}, {}", target.label()))?;
+            println!("{}", progress_line(&row));
+            rows.push(row);
+        }
+    }
+    println!();
+    print!("{}", table(&rows));
+    println!();
+    print!("{}", summary(&rows));
+    let failed: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.check.as_ref().is_some_and(|c| !c.ok()))
+        .collect();
+    if !failed.is_empty() {
+        for r in &failed {
+            if let Some(c) = &r.check {
+                eprintln!(
+                    "LOST EVENTS at C={} ({}): {} accepted, {} stored, {} missing (e.g. {:?}), {} stored without a 2xx or an error (e.g. {:?}), {} stored more than once",
+                    r.concurrency,
+                    r.target.label(),
+                    c.accepted,
+                    c.stored,
+                    c.missing.len(),
+                    c.missing.first(),
+                    c.unexplained.len(),
+                    c.unexplained.first(),
+                    c.repeated
+                );
+            }
+        }
+        anyhow::bail!("the store does not hold exactly one event per accepted request");
+    }
+    Ok(())
+}
+
+/// Starts the target, loads it, kills it, checks its store.
+async fn measure(
+    opts: &IngestOptions,
+    concurrency: usize,
+    target: Target,
+    pool: Arc<Pool>,
+) -> anyhow::Result<Row> {
+    let (server, path, cycle) = match target {
+        Target::Baseline => (Server::baseline(&opts.exe).await?, "/webhooks/bench", true),
+        Target::Offboard(commit) => (
+            Server::offboard(&opts.exe, commit).await?,
+            "/webhooks/bench",
+            false,
+        ),
+    };
+    // Let start-up allocations settle before calling it idle.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle_kib = server.rss_kib();
+
+    let sampling = Arc::new(AtomicBool::new(true));
+    let max_rss = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (sampling, max_rss, pid) = (sampling.clone(), max_rss.clone(), server.pid());
+        tokio::spawn(async move {
+            while sampling.load(Ordering::Relaxed) {
+                if let Some(kib) = server::proc_status_kib(pid, "VmRSS") {
+                    max_rss.fetch_max(kib, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let load = Load {
+        addr: server.addr,
+        path: path.to_owned(),
+        concurrency,
+        duration: opts.duration,
+        cycle,
+    };
+    let result = load::drive(&load, pool.clone()).await;
+    sampling.store(false, Ordering::Relaxed);
+    let _ = sampler.await;
+    // The peak includes start-up; the samples only the run. Report the larger.
+    let rss_load_kib = server
+        .peak_rss_kib()
+        .max(Some(max_rss.load(Ordering::Relaxed)))
+        .filter(|&k| k > 0);
+    let ready = server.ready_after;
+    let killed = server.kill().await?;
+    let result = result?;
+    let check = match (&target, &killed.store_url) {
+        (Target::Offboard(_), Some(url)) => Some(check_store(url, &pool, &result).await?),
+        _ => None,
+    };
+    Ok(Row {
+        concurrency,
+        target,
+        load: result,
+        ready,
+        rss_idle_kib,
+        rss_load_kib,
+        check,
+    })
+}
+
+/// Opens the killed receiver's store and compares it with what was acknowledged.
+async fn check_store(url: &str, pool: &Pool, result: &LoadResult) -> anyhow::Result<Check> {
+    let store = store::open_with(url, "full", false)
+        .await
+        .with_context(|| format!("opening {url}"))?;
+    let mut stored = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .list_jobs(&JobFilter {
+                limit: Some(1000),
+                before: before.clone(),
+                ..Default::default()
+            })
+            .await
+            .context("listing stored jobs")?;
+        let Some(last) = page.last() else { break };
+        before = Some(last.id.clone());
+        stored.extend(page.into_iter().map(|j| j.event_id));
+    }
+    let stored_set: HashSet<&str> = stored.iter().map(String::as_str).collect();
+    let accepted: Vec<String> = result.accepted.iter().map(|&i| pool.id(i)).collect();
+    let accepted_set: HashSet<&str> = accepted.iter().map(String::as_str).collect();
+    let unanswered: HashSet<String> = result.unanswered.iter().map(|&i| pool.id(i)).collect();
+    Ok(Check {
+        accepted: accepted.len(),
+        stored: stored.len(),
+        missing: accepted
+            .iter()
+            .filter(|id| !stored_set.contains(id.as_str()))
+            .cloned()
+            .collect(),
+        unexplained: stored_set
+            .iter()
+            .filter(|id| !accepted_set.contains(*id) && !unanswered.contains(**id))
+            .map(|id| (*id).to_owned())
+            .collect(),
+        // One job per event id, one 2xx per event id.
+        repeated: (stored.len() - stored_set.len()) + (accepted.len() - accepted_set.len()),
+    })
+}
+
+fn mb(kib: Option<u64>) -> String {
+    kib.map(|k| format!("{:.1}", k as f64 / 1024.0))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+fn progress_line(r: &Row) -> String {
+    format!(
+        "C={:<4} {:<30} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  [{}]{}",
+        r.concurrency,
+        r.target.label(),
+        r.load.rate(),
+        r.load.quantile_ms(0.5),
+        r.load.quantile_ms(0.99),
+        r.load.quantile_ms(1.0),
+        r.load.status_summary(),
+        if r.load.exhausted {
+            "  (event pool used up: raise --events)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// The baseline row measured at the same C.
+fn baseline_for(rows: &[Row], c: usize) -> Option<&Row> {
+    rows.iter()
+        .find(|r| r.concurrency == c && r.target == Target::Baseline)
+}
+
+fn ratio(rows: &[Row], r: &Row) -> Option<f64> {
+    baseline_for(rows, r.concurrency).map(|b| r.load.rate() / b.load.rate().max(1e-9))
+}
+
+/// A Markdown table (pasteable into BENCHMARKS.md).
+fn table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| C | server | req/s | × baseline | p50 ms | p99 ms | max ms | statuses | RSS idle / load MB | ready ms | stored = accepted |\n\
+         |---:|---|---:|---:|---:|---:|---:|---|---:|---:|---|\n",
+    );
+    for r in rows {
+        let ratio = match r.target {
+            Target::Baseline => "1".to_owned(),
+            _ => ratio(rows, r)
+                .map(|x| format!("{x:.2}"))
+                .unwrap_or_else(|| "n/a".into()),
+        };
+        let check = match &r.check {
+            None => "—".to_owned(),
+            Some(c) if c.ok() => format!("yes ({})", c.stored),
+            Some(c) => format!(
+                "**NO**: {} accepted, {} stored, {} missing",
+                c.accepted,
+                c.stored,
+                c.missing.len()
+            ),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {:.0}{} | {} | {:.2} | {:.2} | {:.2} | {} | {} / {} | {:.0} | {} |\n",
+            r.concurrency,
+            r.target.label(),
+            r.load.rate(),
+            if r.load.exhausted {
+                " (pool used up)"
+            } else {
+                ""
+            },
+            ratio,
+            r.load.quantile_ms(0.5),
+            r.load.quantile_ms(0.99),
+            r.load.quantile_ms(1.0),
+            r.load.status_summary(),
+            mb(r.rss_idle_kib),
+            mb(r.rss_load_kib),
+            r.ready.as_secs_f64() * 1000.0,
+            check,
+        ));
+    }
+    out
+}
+
+/// RSS, ready time and the goals, each said to be met or not.
+fn summary(rows: &[Row]) -> String {
+    let offboard: Vec<&Row> = rows
+        .iter()
+        .filter(|r| matches!(r.target, Target::Offboard(_)))
+        .collect();
+    let mut out = String::new();
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    if let Some(r) = rows
+        .iter()
+        .find(|r| r.concurrency == 64 && r.target == Target::Offboard(Commit::Group))
+        && let Some(x) = ratio(rows, r)
+    {
+        out.push_str(&format!(
+            "goal: ≥ {GOAL_RATIO_AT_64}× baseline req/s at C=64 (group commit): {x:.2}× — {}\n",
+            verdict(x >= GOAL_RATIO_AT_64)
+        ));
+        let p99 = r.load.quantile_ms(0.99);
+        out.push_str(&format!(
+            "goal: p99 ≤ {GOAL_P99_MS} ms at C=64 (group commit): {p99:.2} ms — {}\n",
+            verdict(p99 <= GOAL_P99_MS)
+        ));
+    }
+    let max_mb = |f: fn(&Row) -> Option<u64>| {
+        offboard
+            .iter()
+            .filter_map(|r| f(r))
+            .max()
+            .map(|k| k as f64 / 1024.0)
+    };
+    if let Some(idle) = max_mb(|r| r.rss_idle_kib) {
+        out.push_str(&format!(
+            "goal: RSS idle ≤ {GOAL_RSS_IDLE_MB} MB: at most {idle:.1} MB — {}\n",
+            verdict(idle <= GOAL_RSS_IDLE_MB)
+        ));
+    }
+    if let Some(load) = max_mb(|r| r.rss_load_kib) {
+        out.push_str(&format!(
+            "goal: RSS under load ≤ {GOAL_RSS_LOAD_MB} MB: at most {load:.1} MB (peak of any run) — {}\n",
+            verdict(load <= GOAL_RSS_LOAD_MB)
+        ));
+    }
+    let mut ready: Vec<f64> = offboard
+        .iter()
+        .map(|r| r.ready.as_secs_f64() * 1000.0)
+        .collect();
+    ready.sort_by(f64::total_cmp);
+    if let (Some(median), Some(worst)) = (ready.get(ready.len() / 2), ready.last()) {
+        out.push_str(&format!(
+            "goal: ready ≤ {GOAL_READY_MS} ms after start: median {median:.0} ms, worst {worst:.0} ms of {} starts (fresh store, migrations included) — {}\n",
+            ready.len(),
+            verdict(*worst <= GOAL_READY_MS)
+        ));
+    }
+    let checked = offboard.iter().filter(|r| r.check.is_some()).count();
+    let lost = offboard
+        .iter()
+        .filter(|r| r.check.as_ref().is_some_and(|c| !c.ok()))
+        .count();
+    out.push_str(&format!(
+        "zero lost events: {} ({checked} offboard runs checked after SIGKILL)\n",
+        if lost == 0 {
+            "yes".to_owned()
+        } else {
+            format!("NO, in {lost} runs")
+        }
+    ));
+    out
+}
+
+/// `2 cores (Intel(R) Xeon(R) Processor)`.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("machine: {cores} cores ({model}); load generator and servers share them on loopback")
+}
