@@ -19,7 +19,12 @@
 //! served: the committer holds the connection for one group at a time, so neither
 //! side can starve the other, and no one waits for the connection while holding it.
 
-use std::{collections::BTreeMap, str::FromStr, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    str::FromStr,
+    sync::Arc,
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -158,12 +163,195 @@ async fn run_committer(writer: SqlitePool, mut queue: mpsc::Receiver<IngestReque
     }
 }
 
-/// Runs each request in its own savepoint of one transaction and commits once.
-/// `Ok` holds one answer per request, in order; `Err` means nothing was committed.
+/// One answer per request of a group, in order.
+type GroupAnswers = Vec<Result<Vec<IngestOutcome>, StoreError>>;
+
+/// Commits one group: the batched path, and if that fails for any reason, the group
+/// again request by request in savepoints (so a request that makes SQLite fail fails
+/// alone). `Err` means nothing of the group was committed.
 async fn commit_group(
     writer: &SqlitePool,
     requests: &[&[NewEvent]],
-) -> Result<Vec<Result<Vec<IngestOutcome>, StoreError>>, StoreError> {
+) -> Result<GroupAnswers, StoreError> {
+    match commit_group_batched(writer, requests).await {
+        Ok(answers) => Ok(answers),
+        Err(e) => {
+            tracing::warn!(error = %e, requests = requests.len(), "batched group commit failed; retrying it request by request");
+            commit_group_savepoints(writer, requests).await
+        }
+    }
+}
+
+/// The fast path: a constant number of statements per group, whatever its size.
+///
+/// Inside one `BEGIN IMMEDIATE` (so nothing changes under it): one `SELECT` finds
+/// which of the group's event ids are already stored; dedupe is then decided in
+/// memory, request by request in arrival order, exactly as [`ingest_request`] would
+/// one after the other (an id accepted earlier in the group is a duplicate or a
+/// conflict for later requests; a request with any conflict stages nothing); one
+/// `INSERT … SELECT FROM json_each(?)` stores all new events and one all their jobs.
+/// Nothing is written for a request that doesn't commit, so it needs no savepoint.
+async fn commit_group_batched(
+    writer: &SqlitePool,
+    requests: &[&[NewEvent]],
+) -> Result<GroupAnswers, StoreError> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let now = now_ms();
+
+    // (source, event id) → (body sha, its first job) for every id already stored.
+    let mut keys: Vec<(&str, &str)> = requests
+        .iter()
+        .flat_map(|events| events.iter())
+        .map(|ev| (ev.source.as_str(), ev.event.id.as_str()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let keys = serde_json::to_string(&keys).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut known: HashMap<(String, String), (String, Option<String>)> = HashMap::new();
+    for row in sqlx::query(
+        "SELECT e.source, e.event_id, e.body_sha256, \
+           (SELECT j.id FROM jobs j WHERE j.source = e.source AND j.event_id = e.event_id \
+              AND j.parent_id IS NULL ORDER BY j.id LIMIT 1) AS job_id \
+         FROM json_each(?) k JOIN events e ON e.source = k.value ->> 0 AND e.event_id = k.value ->> 1",
+    )
+    .bind(keys)
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        known.insert(
+            (row.try_get("source")?, row.try_get("event_id")?),
+            (row.try_get("body_sha256")?, row.try_get("job_id")?),
+        );
+    }
+
+    let mut answers = Vec::with_capacity(requests.len());
+    let mut new_events = Vec::new();
+    let mut new_jobs = Vec::new();
+    for events in requests {
+        match decide(events, &known) {
+            Err(e) => answers.push(Err(e)),
+            Ok(Decision { outcomes, .. }) if has_conflict(&outcomes) => answers.push(Ok(outcomes)),
+            Ok(Decision { outcomes, staged }) => {
+                for (ev, job_id, payload) in staged {
+                    new_events.push(serde_json::json!([
+                        ev.source,
+                        ev.event.id,
+                        ev.body_sha256,
+                        payload
+                    ]));
+                    new_jobs.push(serde_json::json!([
+                        job_id,
+                        ev.job_kind().as_str(),
+                        ev.max_attempts,
+                        ms(ev.run_at),
+                        ev.source,
+                        ev.event.id,
+                        ev.event.employee.email.as_str()
+                    ]));
+                    known.insert(
+                        (ev.source.clone(), ev.event.id.clone()),
+                        (ev.body_sha256.clone(), Some(job_id)),
+                    );
+                }
+                answers.push(Ok(outcomes));
+            }
+        }
+    }
+
+    if !new_events.is_empty() {
+        let expected = new_events.len() as u64;
+        let events = sqlx::query(
+            "INSERT INTO events (source, event_id, body_sha256, payload, received_at) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, ? FROM json_each(?)",
+        )
+        .bind(now)
+        .bind(serde_json::Value::Array(new_events).to_string())
+        .execute(&mut *tx)
+        .await?;
+        let jobs = sqlx::query(
+            "INSERT INTO jobs (id, kind, state, max_attempts, run_at, source, event_id, employee_email, created_at, updated_at) \
+             SELECT value ->> 0, value ->> 1, 'queued', value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, ?, ? \
+             FROM json_each(?)",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(serde_json::Value::Array(new_jobs).to_string())
+        .execute(&mut *tx)
+        .await?;
+        if events.rows_affected() != expected || jobs.rows_affected() != expected {
+            return Err(StoreError::Corrupt(format!(
+                "group insert stored {} events and {} jobs of {expected}",
+                events.rows_affected(),
+                jobs.rows_affected()
+            )));
+        }
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
+
+/// What one request of a group would do.
+struct Decision<'a> {
+    outcomes: Vec<IngestOutcome>,
+    /// Events to store: (event, new job id, canonical JSON).
+    staged: Vec<(&'a NewEvent, String, String)>,
+}
+
+/// Dedupe for one request against what is stored (or accepted earlier in the
+/// group), the same rules as [`ingest_one`].
+fn decide<'a>(
+    events: &'a [NewEvent],
+    known: &HashMap<(String, String), (String, Option<String>)>,
+) -> Result<Decision<'a>, StoreError> {
+    let mut outcomes = Vec::with_capacity(events.len());
+    let mut staged: Vec<(&NewEvent, String, String)> = Vec::with_capacity(events.len());
+    for ev in events {
+        let event_id = ev.event.id.clone();
+        // An id repeated inside one request: the later one sees the earlier.
+        let earlier = staged
+            .iter()
+            .find(|(s, _, _)| s.source == ev.source && s.event.id == ev.event.id)
+            .map(|(s, job, _)| (s.body_sha256.as_str(), Some(job.as_str())));
+        let seen = earlier.or_else(|| {
+            known
+                .get(&(ev.source.clone(), event_id.clone()))
+                .map(|(sha, job)| (sha.as_str(), job.as_deref()))
+        });
+        match seen {
+            Some((sha, _)) if sha != ev.body_sha256 => {
+                outcomes.push(IngestOutcome::Conflict { event_id });
+            }
+            Some((_, Some(job_id))) => outcomes.push(IngestOutcome::Duplicate {
+                event_id,
+                job_id: job_id.to_owned(),
+            }),
+            Some((_, None)) => {
+                return Err(StoreError::Corrupt(format!(
+                    "event {event_id} is stored without a job"
+                )));
+            }
+            None => {
+                let payload = serde_json::to_string(&ev.event)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let job_id = new_id();
+                outcomes.push(IngestOutcome::Accepted {
+                    event_id,
+                    job_id: job_id.clone(),
+                });
+                staged.push((ev, job_id, payload));
+            }
+        }
+    }
+    Ok(Decision { outcomes, staged })
+}
+
+/// The robust path: each request in its own savepoint of one transaction, one
+/// commit. A request whose statements fail is rolled back to its savepoint and
+/// answered with its error; the others still commit.
+async fn commit_group_savepoints(
+    writer: &SqlitePool,
+    requests: &[&[NewEvent]],
+) -> Result<GroupAnswers, StoreError> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let now = now_ms();
     let mut answers = Vec::with_capacity(requests.len());
@@ -924,5 +1112,136 @@ impl SqliteStore {
         let job = row_to_job(&row)?;
         tx.commit().await?;
         Ok(job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: &str, body: &str) -> NewEvent {
+        let event = OffboardingEvent::from_json(
+            &serde_json::json!({
+                "id": id,
+                "type": "employee.terminated",
+                "employee": { "email": format!("{id}@example.com") },
+            }),
+            None,
+        )
+        .expect("valid event");
+        NewEvent {
+            source: "hr".into(),
+            event,
+            body_sha256: format!("sha-{body}"),
+            run_at: Utc::now(),
+            max_attempts: 3,
+        }
+    }
+
+    /// Outcomes with job ids replaced by the event id that created the job, so two
+    /// stores' answers compare.
+    fn shape(answers: &GroupAnswers, jobs: &HashMap<String, String>) -> Vec<String> {
+        answers
+            .iter()
+            .map(|a| match a {
+                Err(e) => format!("error {e}"),
+                Ok(out) => out
+                    .iter()
+                    .map(|o| match o {
+                        IngestOutcome::Accepted { event_id, .. } => format!("accepted {event_id}"),
+                        IngestOutcome::Duplicate { event_id, job_id } => {
+                            format!("duplicate {event_id} of job for {}", jobs[job_id])
+                        }
+                        IngestOutcome::Conflict { event_id } => format!("conflict {event_id}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+            .collect()
+    }
+
+    async fn stored(store: &SqliteStore) -> (Vec<String>, HashMap<String, String>) {
+        let jobs = store.list_jobs(&JobFilter::default()).await.expect("list");
+        let mut ids: Vec<String> = jobs.iter().map(|j| j.event_id.clone()).collect();
+        ids.sort();
+        let by_job = jobs.into_iter().map(|j| (j.id, j.event_id)).collect();
+        (ids, by_job)
+    }
+
+    /// The batched path and the savepoint path give the same answers and store the
+    /// same rows for a group that mixes every case.
+    #[tokio::test]
+    async fn both_group_paths_agree() {
+        let group: Vec<Vec<NewEvent>> = vec![
+            vec![ev("a", "1")],                 // new
+            vec![ev("a", "1")],                 // duplicate of the one just above
+            vec![ev("a", "2")],                 // conflict with it
+            vec![ev("b", "1"), ev("old", "x")], // conflict with a stored id: b not stored
+            vec![ev("b", "1")],                 // so b is new here
+            vec![ev("c", "1"), ev("c", "1")],   // repeated inside one request
+            vec![ev("old", "0")],               // duplicate of a stored event
+            vec![],                             // nothing at all
+        ];
+        let requests: Vec<&[NewEvent]> = group.iter().map(Vec::as_slice).collect();
+        let mut results = Vec::new();
+        for batched in [true, false] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}/t.db", dir.path().display());
+            let store = SqliteStore::open_with(&url, "full", false)
+                .await
+                .expect("open");
+            store.migrate().await.expect("migrate");
+            store.ingest(vec![ev("old", "0")]).await.expect("seed");
+            let answers = if batched {
+                commit_group_batched(&store.writer, &requests).await
+            } else {
+                commit_group_savepoints(&store.writer, &requests).await
+            }
+            .expect("group commits");
+            let (ids, jobs) = stored(&store).await;
+            results.push((shape(&answers, &jobs), ids));
+        }
+        assert_eq!(results[0], results[1]);
+        assert_eq!(
+            results[0].0,
+            vec![
+                "accepted a",
+                "duplicate a of job for a",
+                "conflict a",
+                "accepted b, conflict old",
+                "accepted b",
+                "accepted c, duplicate c of job for c",
+                "duplicate old of job for old",
+                "",
+            ]
+        );
+        assert_eq!(results[0].1, vec!["a", "b", "c", "old"]);
+    }
+
+    /// Many concurrent callers through the committer: each gets its own answer,
+    /// and everything acknowledged is stored once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_ingests_share_commits() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store = SqliteStore::open(&url, "full").await.expect("open");
+        store.migrate().await.expect("migrate");
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.ingest(vec![ev(&format!("e{i}"), "1")]).await })
+            })
+            .collect();
+        for (i, task) in tasks.into_iter().enumerate() {
+            let out = task.await.expect("task").expect("ingest");
+            assert!(
+                matches!(&out[..], [IngestOutcome::Accepted { event_id, .. }] if *event_id == format!("e{i}"))
+            );
+        }
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&store.reader)
+            .await
+            .expect("count");
+        assert_eq!(count, 200);
     }
 }
