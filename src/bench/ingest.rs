@@ -3,10 +3,11 @@
 //! run on the same machine (the ratio is the result; absolute numbers only describe
 //! the box).
 //!
-//! For each concurrency C it runs, one after the other: the baseline, offboard with
-//! one commit per request (before group commit) and offboard with group commit. Each
-//! server is a fresh child process ([`server`]); the generator ([`load`]) drives C
-//! keep-alive connections for a fixed time with pre-signed, distinct events
+//! For each concurrency C it starts three fresh child processes ([`server`]): the
+//! baseline, offboard with one commit per request (before group commit) and offboard
+//! with group commit, and loads them in turn, in interleaved rounds, so a change in
+//! the machine's background load hits all three alike. The generator ([`load`])
+//! drives C keep-alive connections for a fixed time with pre-signed, distinct events
 //! ([`events`]). After each offboard run the server is SIGKILLed and its SQLite file
 //! opened: every request that got a 2xx must be there exactly once, and nothing
 //! else may be — otherwise the command fails. It also reports RSS idle and under
@@ -21,7 +22,7 @@ use std::{
     path::PathBuf,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -44,9 +45,6 @@ const GOAL_RSS_IDLE_MB: f64 = 30.0;
 const GOAL_RSS_LOAD_MB: f64 = 100.0;
 const GOAL_READY_MS: f64 = 300.0;
 
-/// Events the baseline cycles through (it stores nothing, so repeats are free).
-const BASELINE_POOL: usize = 10_000;
-
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
@@ -59,6 +57,9 @@ pub struct IngestOptions {
     pub events: usize,
     /// Which servers to measure at each C.
     pub targets: Vec<Target>,
+    /// Each server's time at a C is split into this many slices, interleaved with
+    /// the other servers' (fairer on a machine whose background load changes).
+    pub rounds: u32,
     /// The `offboard` binary to start the servers from (normally this one).
     pub exe: PathBuf,
 }
@@ -112,29 +113,20 @@ impl Check {
 /// Runs the benchmark and prints the report; an error if an event was lost.
 pub async fn run(opts: &IngestOptions) -> anyhow::Result<()> {
     anyhow::ensure!(opts.events > 0, "--events must be at least 1");
+    anyhow::ensure!(opts.rounds > 0, "--rounds must be at least 1");
     println!("{}", machine());
     if cfg!(debug_assertions) {
         println!("warning: a debug build; measure with `cargo run --release -- bench ingest`");
     }
     println!(
-        "{} s per run; offboard: receiver child process, fresh SQLite file, synchronous=FULL\n",
-        opts.duration.as_secs_f64()
+        "{} s per server and C, in {} interleaved rounds; offboard: receiver child process, fresh SQLite file, synchronous=FULL\n",
+        opts.duration.as_secs_f64(),
+        opts.rounds
     );
-    let baseline_pool = Arc::new(Pool::new("baseline", BASELINE_POOL.min(opts.events))?);
     let mut rows = Vec::new();
-    let stamp = uuid::Uuid::now_v7().simple().to_string();
     for &c in &opts.concurrency {
-        for (k, &target) in opts.targets.iter().enumerate() {
-            let pool = match target {
-                Target::Baseline => baseline_pool.clone(),
-                Target::Offboard(_) => Arc::new(Pool::new(
-                    &format!("{}-c{c}-{k}", &stamp[stamp.len() - 8..]),
-                    opts.events,
-                )?),
-            };
-            let row = measure(opts, c, target, pool)
-                .await
-                .with_context(|| format!("C={c}, {}", target.label()))?;
+        let measured = measure(opts, c).await.with_context(|| format!("C={c}"))?;
+        for row in measured {
             println!("{}", progress_line(&row));
             rows.push(row);
         }
@@ -169,25 +161,93 @@ pub async fn run(opts: &IngestOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the target, loads it, kills it, checks its store.
-async fn measure(
-    opts: &IngestOptions,
-    concurrency: usize,
+/// One server being measured at one C.
+struct Running {
     target: Target,
-    pool: Arc<Pool>,
-) -> anyhow::Result<Row> {
-    let (server, path, cycle) = match target {
-        Target::Baseline => (Server::baseline(&opts.exe).await?, "/webhooks/bench", true),
-        Target::Offboard(commit) => (
-            Server::offboard(&opts.exe, commit).await?,
-            "/webhooks/bench",
-            false,
-        ),
-    };
+    server: Server,
+    /// The next pool index this server gets (ids never repeat within its store).
+    next: Arc<AtomicUsize>,
+    result: LoadResult,
+    rss_idle_kib: Option<u64>,
+    rss_load_kib: u64,
+}
+
+/// Starts every target fresh, loads them in interleaved rounds (so a change in the
+/// machine's background load hits all of them alike), kills them, checks the stores.
+async fn measure(opts: &IngestOptions, concurrency: usize) -> anyhow::Result<Vec<Row>> {
+    // One pool serves every server: dedupe is per store, and each store is fresh.
+    let pool = Arc::new(Pool::new(
+        &uuid::Uuid::now_v7().simple().to_string()[20..],
+        opts.events,
+    )?);
+    let mut running = Vec::with_capacity(opts.targets.len());
+    for &target in &opts.targets {
+        let server = match target {
+            Target::Baseline => Server::baseline(&opts.exe).await,
+            Target::Offboard(commit) => Server::offboard(&opts.exe, commit).await,
+        }
+        .with_context(|| format!("starting {}", target.label()))?;
+        running.push(Running {
+            target,
+            server,
+            next: Arc::new(AtomicUsize::new(0)),
+            result: LoadResult::default(),
+            rss_idle_kib: None,
+            rss_load_kib: 0,
+        });
+    }
     // Let start-up allocations settle before calling it idle.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_idle_kib = server.rss_kib();
+    for r in &mut running {
+        r.rss_idle_kib = r.server.rss_kib();
+    }
+    let slice = opts.duration / opts.rounds;
+    let n = running.len();
+    for round in 0..opts.rounds as usize {
+        for j in 0..n {
+            let r = &mut running[(round + j) % n];
+            let load = Load {
+                addr: r.server.addr,
+                path: "/webhooks/bench".into(),
+                concurrency,
+                duration: slice,
+                // The baseline stores nothing, so it may reuse events.
+                cycle: r.target == Target::Baseline,
+            };
+            let (result, rss) =
+                sampled(&r.server, load::drive(&load, pool.clone(), r.next.clone())).await;
+            r.result
+                .merge(result.with_context(|| format!("loading {}", r.target.label()))?);
+            r.rss_load_kib = r.rss_load_kib.max(rss);
+        }
+    }
+    let mut rows = Vec::with_capacity(n);
+    for r in running {
+        // The peak includes start-up; the samples only the run. Report the larger.
+        let rss_load_kib = r.server.peak_rss_kib().unwrap_or(0).max(r.rss_load_kib);
+        let ready = r.server.ready_after;
+        let killed = r.server.kill().await?;
+        let result = r.result.sorted();
+        let check = match (r.target, &killed.store_url) {
+            (Target::Offboard(_), Some(url)) => Some(check_store(url, &pool, &result).await?),
+            _ => None,
+        };
+        rows.push(Row {
+            concurrency,
+            target: r.target,
+            load: result,
+            ready,
+            rss_idle_kib: r.rss_idle_kib,
+            rss_load_kib: (rss_load_kib > 0).then_some(rss_load_kib),
+            check,
+        });
+    }
+    Ok(rows)
+}
 
+/// Runs `work` while sampling the server's RSS every 50 ms; the result and the
+/// largest sample (KiB).
+async fn sampled<T>(server: &Server, work: impl Future<Output = T>) -> (T, u64) {
     let sampling = Arc::new(AtomicBool::new(true));
     let max_rss = Arc::new(AtomicU64::new(0));
     let sampler = {
@@ -201,37 +261,10 @@ async fn measure(
             }
         })
     };
-    let load = Load {
-        addr: server.addr,
-        path: path.to_owned(),
-        concurrency,
-        duration: opts.duration,
-        cycle,
-    };
-    let result = load::drive(&load, pool.clone()).await;
+    let out = work.await;
     sampling.store(false, Ordering::Relaxed);
     let _ = sampler.await;
-    // The peak includes start-up; the samples only the run. Report the larger.
-    let rss_load_kib = server
-        .peak_rss_kib()
-        .max(Some(max_rss.load(Ordering::Relaxed)))
-        .filter(|&k| k > 0);
-    let ready = server.ready_after;
-    let killed = server.kill().await?;
-    let result = result?;
-    let check = match (&target, &killed.store_url) {
-        (Target::Offboard(_), Some(url)) => Some(check_store(url, &pool, &result).await?),
-        _ => None,
-    };
-    Ok(Row {
-        concurrency,
-        target,
-        load: result,
-        ready,
-        rss_idle_kib,
-        rss_load_kib,
-        check,
-    })
+    (out, max_rss.load(Ordering::Relaxed))
 }
 
 /// Opens the killed receiver's store and compares it with what was acknowledged.

@@ -23,9 +23,12 @@ pub(super) struct IngestArgs {
     /// Seconds each run sends for.
     #[arg(long, default_value_t = 10)]
     duration_secs: u64,
-    /// Distinct pre-signed events per offboard run.
+    /// Distinct pre-signed events per C (each offboard store gets all of them).
     #[arg(long, default_value_t = 200_000)]
     events: usize,
+    /// Interleaved rounds each server's time at a C is split into.
+    #[arg(long, default_value_t = 5)]
+    rounds: u32,
     /// Which commit modes to measure (the baseline always runs).
     #[arg(long, value_enum, default_value = "both")]
     commit: CommitArg,
@@ -69,6 +72,7 @@ pub(super) async fn run(command: BenchCommand) -> Result<(), CliError> {
                 duration: Duration::from_secs(args.duration_secs),
                 events: args.events,
                 targets,
+                rounds: args.rounds,
                 exe,
             })
             .await?;

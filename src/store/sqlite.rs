@@ -225,33 +225,29 @@ async fn commit_group_batched(
     }
 
     let mut answers = Vec::with_capacity(requests.len());
-    let mut new_events = Vec::new();
-    let mut new_jobs = Vec::new();
+    // Rows for `json_each`, serialized straight from borrowed fields.
+    let mut new_events: Vec<(&str, &str, &str, String)> = Vec::new();
+    let mut new_jobs: Vec<(String, &str, u32, i64, &str, &str, &str)> = Vec::new();
     for events in requests {
         match decide(events, &known) {
             Err(e) => answers.push(Err(e)),
             Ok(Decision { outcomes, .. }) if has_conflict(&outcomes) => answers.push(Ok(outcomes)),
             Ok(Decision { outcomes, staged }) => {
                 for (ev, job_id, payload) in staged {
-                    new_events.push(serde_json::json!([
-                        ev.source,
-                        ev.event.id,
-                        ev.body_sha256,
-                        payload
-                    ]));
-                    new_jobs.push(serde_json::json!([
+                    known.insert(
+                        (ev.source.clone(), ev.event.id.clone()),
+                        (ev.body_sha256.clone(), Some(job_id.clone())),
+                    );
+                    new_events.push((&ev.source, &ev.event.id, &ev.body_sha256, payload));
+                    new_jobs.push((
                         job_id,
                         ev.job_kind().as_str(),
                         ev.max_attempts,
                         ms(ev.run_at),
-                        ev.source,
-                        ev.event.id,
-                        ev.event.employee.email.as_str()
-                    ]));
-                    known.insert(
-                        (ev.source.clone(), ev.event.id.clone()),
-                        (ev.body_sha256.clone(), Some(job_id)),
-                    );
+                        &ev.source,
+                        &ev.event.id,
+                        ev.event.employee.email.as_str(),
+                    ));
                 }
                 answers.push(Ok(outcomes));
             }
@@ -265,7 +261,7 @@ async fn commit_group_batched(
              SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, ? FROM json_each(?)",
         )
         .bind(now)
-        .bind(serde_json::Value::Array(new_events).to_string())
+        .bind(to_json(&new_events)?)
         .execute(&mut *tx)
         .await?;
         let jobs = sqlx::query(
@@ -275,7 +271,7 @@ async fn commit_group_batched(
         )
         .bind(now)
         .bind(now)
-        .bind(serde_json::Value::Array(new_jobs).to_string())
+        .bind(to_json(&new_jobs)?)
         .execute(&mut *tx)
         .await?;
         if events.rows_affected() != expected || jobs.rows_affected() != expected {
@@ -288,6 +284,10 @@ async fn commit_group_batched(
     }
     tx.commit().await?;
     Ok(answers)
+}
+
+fn to_json(rows: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(rows).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// What one request of a group would do.

@@ -30,7 +30,7 @@ pub struct LoadResult {
     pub answered: u64,
     /// From the first request to the last answer.
     pub elapsed: Duration,
-    /// Latency of every answered request, in microseconds, sorted.
+    /// Latency of every answered request, in microseconds (sorted by [`Self::sorted`]).
     pub latencies_us: Vec<u32>,
     /// Answers per status code.
     pub statuses: BTreeMap<u16, u64>,
@@ -47,6 +47,12 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    /// Sorts the latencies (before asking for quantiles).
+    pub fn sorted(mut self) -> Self {
+        self.latencies_us.sort_unstable();
+        self
+    }
+
     /// Answered requests per second.
     pub fn rate(&self) -> f64 {
         self.answered as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -75,8 +81,10 @@ impl LoadResult {
         parts.join(" ")
     }
 
-    fn merge(&mut self, other: LoadResult) {
+    /// Adds another run's (or connection's) numbers to these.
+    pub fn merge(&mut self, other: LoadResult) {
         self.answered += other.answered;
+        self.elapsed += other.elapsed;
         self.latencies_us.extend(other.latencies_us);
         for (s, n) in other.statuses {
             *self.statuses.entry(s).or_default() += n;
@@ -105,8 +113,13 @@ pub struct Load {
     pub cycle: bool,
 }
 
-/// Opens the connections, then sends for `load.duration`.
-pub async fn drive(load: &Load, pool: Arc<Pool>) -> anyhow::Result<LoadResult> {
+/// Opens the connections, then sends for `load.duration`, taking events from the
+/// pool at `next` onwards (shared across rounds, so ids are never reused).
+pub async fn drive(
+    load: &Load,
+    pool: Arc<Pool>,
+    next: Arc<AtomicUsize>,
+) -> anyhow::Result<LoadResult> {
     anyhow::ensure!(!pool.is_empty(), "the event pool is empty");
     anyhow::ensure!(load.concurrency > 0, "concurrency must be at least 1");
     // Connect everyone before the clock starts: the run measures requests, not
@@ -115,7 +128,6 @@ pub async fn drive(load: &Load, pool: Arc<Pool>) -> anyhow::Result<LoadResult> {
     for _ in 0..load.concurrency {
         senders.push(connect(load.addr).await?);
     }
-    let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let deadline = start + load.duration;
     let mut tasks = Vec::with_capacity(load.concurrency);
@@ -130,7 +142,6 @@ pub async fn drive(load: &Load, pool: Arc<Pool>) -> anyhow::Result<LoadResult> {
         total.merge(task.await.context("a load task panicked")??);
     }
     total.elapsed = start.elapsed();
-    total.latencies_us.sort_unstable();
     Ok(total)
 }
 
@@ -239,9 +250,10 @@ mod tests {
     #[test]
     fn quantiles_use_nearest_rank() {
         let r = LoadResult {
-            latencies_us: (1..=100).map(|v| v * 1000).collect(),
+            latencies_us: (1..=100).rev().map(|v| v * 1000).collect(),
             ..Default::default()
-        };
+        }
+        .sorted();
         assert_eq!(r.quantile_ms(0.5), 50.0);
         assert_eq!(r.quantile_ms(0.99), 99.0);
         assert_eq!(r.quantile_ms(1.0), 100.0);
