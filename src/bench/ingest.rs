@@ -91,6 +91,8 @@ struct Row {
     ready: Duration,
     rss_idle_kib: Option<u64>,
     rss_load_kib: Option<u64>,
+    /// Mean requests per group commit (from the receiver's `/metrics`).
+    group_size: Option<f64>,
     check: Option<Check>,
 }
 
@@ -226,6 +228,10 @@ async fn measure(opts: &IngestOptions, concurrency: usize) -> anyhow::Result<Vec
         // The peak includes start-up; the samples only the run. Report the larger.
         let rss_load_kib = r.server.peak_rss_kib().unwrap_or(0).max(r.rss_load_kib);
         let ready = r.server.ready_after;
+        let group_size = match r.target {
+            Target::Offboard(Commit::Group) => mean_group_size(&r.server).await,
+            _ => None,
+        };
         let killed = r.server.kill().await?;
         let result = r.result.sorted();
         let check = match (r.target, &killed.store_url) {
@@ -239,10 +245,23 @@ async fn measure(opts: &IngestOptions, concurrency: usize) -> anyhow::Result<Vec
             ready,
             rss_idle_kib: r.rss_idle_kib,
             rss_load_kib: (rss_load_kib > 0).then_some(rss_load_kib),
+            group_size,
             check,
         });
     }
     Ok(rows)
+}
+
+/// `offboard_store_group_commit_requests` sum / count from the receiver's metrics.
+async fn mean_group_size(server: &Server) -> Option<f64> {
+    let (_, text) = load::get(server.addr, "/metrics").await.ok()?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+    };
+    let sum = value("offboard_store_group_commit_requests_sum")?;
+    let count = value("offboard_store_group_commit_requests_count")?;
+    (count > 0.0).then(|| sum / count)
 }
 
 /// Runs `work` while sampling the server's RSS every 50 ms; the result and the
@@ -345,8 +364,8 @@ fn ratio(rows: &[Row], r: &Row) -> Option<f64> {
 /// A Markdown table (pasteable into BENCHMARKS.md).
 fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| C | server | req/s | × baseline | p50 ms | p99 ms | max ms | statuses | RSS idle / load MB | ready ms | stored = accepted |\n\
-         |---:|---|---:|---:|---:|---:|---:|---|---:|---:|---|\n",
+        "| C | server | req/s | × baseline | p50 ms | p99 ms | max ms | statuses | requests per commit | RSS idle / load MB | ready ms | stored = accepted |\n\
+         |---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|\n",
     );
     for r in rows {
         let ratio = match r.target {
@@ -366,7 +385,7 @@ fn table(rows: &[Row]) -> String {
             ),
         };
         out.push_str(&format!(
-            "| {} | {} | {:.0}{} | {} | {:.2} | {:.2} | {:.2} | {} | {} / {} | {:.0} | {} |\n",
+            "| {} | {} | {:.0}{} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {} / {} | {:.0} | {} |\n",
             r.concurrency,
             r.target.label(),
             r.load.rate(),
@@ -380,6 +399,11 @@ fn table(rows: &[Row]) -> String {
             r.load.quantile_ms(0.99),
             r.load.quantile_ms(1.0),
             r.load.status_summary(),
+            match (r.target, r.group_size) {
+                (Target::Offboard(Commit::PerRequest), _) => "1".to_owned(),
+                (_, Some(g)) => format!("{g:.1}"),
+                _ => "—".to_owned(),
+            },
             mb(r.rss_idle_kib),
             mb(r.rss_load_kib),
             r.ready.as_secs_f64() * 1000.0,

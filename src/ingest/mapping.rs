@@ -430,13 +430,13 @@ impl Mapping {
             _ => None,
         };
         let Some(each) = &self.each else {
-            let (mut canonical, absent) = self.map_record(&payload, false);
             let id = match &self.event_id {
                 EventIdFrom::Default => input.message_id.map(str::to_owned),
                 EventIdFrom::Header(_) => header_id.map(str::to_owned),
                 EventIdFrom::BodySha256 => Some(input.body_sha256.to_owned()),
                 EventIdFrom::Pointer(p) => Some(pointer_id(&payload, p, None)?),
             };
+            let (mut canonical, absent) = self.map_owned_record(payload);
             set_id(&mut canonical, id);
             return OffboardingEvent::from_json(&canonical, Some(input.body_sha256))
                 .map(|e| vec![e])
@@ -493,14 +493,34 @@ impl Mapping {
         Ok(events)
     }
 
+    /// [`Self::map_record`] for a whole payload the caller no longer needs: without
+    /// pointers to read from the original it is mapped in place, not copied (the
+    /// common case of a sender that already posts canonical events).
+    fn map_owned_record(&self, record: Value) -> (Value, Vec<(String, String)>) {
+        if self.fields.is_empty() {
+            self.finish_record(record, &Value::Null, false)
+        } else {
+            self.map_record(&record, false)
+        }
+    }
+
     /// Applies pointers, value maps and defaults to one record. Returns the
     /// canonical JSON and the mapped fields whose source was absent.
     fn map_record(&self, record: &Value, element: bool) -> (Value, Vec<(String, String)>) {
+        self.finish_record(record.clone(), record, element)
+    }
+
+    /// Maps `out`, a copy of `record` (pointers are resolved against `record`).
+    fn finish_record(
+        &self,
+        mut out: Value,
+        record: &Value,
+        element: bool,
+    ) -> (Value, Vec<(String, String)>) {
         // Not an object: left as is, so validation says "expected a JSON object".
-        let Value::Object(obj) = record else {
-            return (record.clone(), Vec::new());
-        };
-        let mut out = Value::Object(obj.clone());
+        if !out.is_object() {
+            return (out, Vec::new());
+        }
         // An element's own `id` is usually a record id (BambooHR's employee id), not
         // an event id: only an explicit mapping makes it one.
         if element && let Value::Object(o) = &mut out {

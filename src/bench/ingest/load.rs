@@ -228,6 +228,11 @@ pub async fn connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>
 
 /// `GET path` on a fresh connection; the status, or an error if nothing answers.
 pub async fn get_status(addr: SocketAddr, path: &str) -> anyhow::Result<StatusCode> {
+    Ok(get(addr, path).await?.0)
+}
+
+/// `GET path` on a fresh connection: status and body.
+pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<(StatusCode, String)> {
     let stream = TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
@@ -239,8 +244,8 @@ pub async fn get_status(addr: SocketAddr, path: &str) -> anyhow::Result<StatusCo
         .body(Empty::<Bytes>::new())?;
     let resp = sender.send_request(req).await?;
     let status = resp.status();
-    resp.into_body().collect().await?;
-    Ok(status)
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 #[cfg(test)]
