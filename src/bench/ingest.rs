@@ -8,8 +8,8 @@
 //! with group commit, and loads them in turn, in interleaved rounds, so a change in
 //! the machine's background load hits all three alike. The generator ([`load`])
 //! drives C keep-alive connections for a fixed time with pre-signed, distinct events
-//! ([`events`]). After each offboard run the server is SIGKILLed and its SQLite file
-//! opened: every request that got a 2xx must be there exactly once, and nothing
+//! ([`events`]). After the rounds each offboard server is SIGKILLed and its SQLite
+//! file opened: every request that got a 2xx must be there exactly once, and nothing
 //! else may be — otherwise the command fails. It also reports RSS idle and under
 //! load (`/proc/<pid>/status` of the server) and the time from spawn to `/readyz`.
 
@@ -52,8 +52,8 @@ pub struct IngestOptions {
     pub concurrency: Vec<usize>,
     /// How long each run sends.
     pub duration: Duration,
-    /// Distinct pre-signed events per offboard run (a run stops early, and says so,
-    /// if it uses them all).
+    /// Distinct pre-signed events per C; each offboard server (a fresh store) may use
+    /// all of them, and stops early, saying so, when it has.
     pub events: usize,
     /// Which servers to measure at each C.
     pub targets: Vec<Target>,
