@@ -224,3 +224,31 @@ fn redact_url(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_keeps_the_old_policy_when_the_new_file_is_invalid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.toml");
+        let good = "version = 1\n[defaults]\nfallback_owner = \"ops@example.com\"\n[[rules]]\nname = \"all\"\naction = \"deactivate\"\n";
+        std::fs::write(&path, good).unwrap();
+        let current = CurrentPolicy::new(Policy::load(&path).unwrap());
+        let before = current.get().version().to_owned();
+
+        std::fs::write(
+            &path,
+            "version = 1\n[[rules]]\nname = \"x\"\naction = \"explode\"\n",
+        )
+        .unwrap();
+        let err = reload(&current, &path).unwrap_err();
+        assert!(err.contains(":4:"), "error names the line: {err}");
+        assert_eq!(current.get().version(), before, "old policy kept");
+
+        std::fs::write(&path, good.replace("deactivate", "review")).unwrap();
+        reload(&current, &path).unwrap();
+        assert_ne!(current.get().version(), before, "new policy in force");
+    }
+}
