@@ -2,6 +2,7 @@
 //! maps failures to exit codes (0 ok, 2 usage/config, 1 anything else); each
 //! command lives in its own file and works through the library like any caller.
 
+mod bench;
 mod demo;
 mod jobs;
 mod policy;
@@ -49,6 +50,11 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: policy::PolicyCommand,
+    },
+    /// Benchmarks (ratios against a baseline measured in the same run).
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
     },
     /// Apply store migrations.
     Migrate,
@@ -108,7 +114,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo and the sandbox talk to a person: keep the log to warnings unless asked.
     let default_filter = match cli.command {
-        Command::Demo { .. } | Command::Sandbox(_) => "warn",
+        Command::Demo { .. } | Command::Sandbox(_) | Command::Bench { .. } => "warn",
         _ => "info",
     };
     crate::telemetry::init(cli.log_format, default_filter);
@@ -139,6 +145,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve { role } => serve::run(&cli.config, role).await,
         Command::Demo { keep } => demo::run(keep).await,
+        Command::Bench { command } => bench::run(command).await,
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Migrate => {
             let config = Config::load(&cli.config, true)?;
