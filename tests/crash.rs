@@ -438,3 +438,65 @@ fn start_with(config: &Path) -> Child {
         .spawn()
         .unwrap()
 }
+
+/// SIGTERM: stop claiming, let in-flight calls finish, checkpoint, and give the job
+/// back at once (queued, no lease) so another worker need not wait for expiry.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_releases_the_lease_for_the_next_worker() {
+    let h = Harness::new(0.0, None, 60).await;
+    let (rep, email) = leaver(&h).await;
+    let mut first = h.start().await;
+    let job_id = h.post(&email).await;
+    h.wait_for("some writes", Duration::from_secs(60), async |h| {
+        h.sandbox.state().stats().writes.len() >= 60
+    })
+    .await;
+    signal(&first, "TERM");
+    let stopping = Instant::now();
+    let status = first.wait().unwrap();
+    assert!(status.success(), "graceful exit: {status:?}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        stopping.elapsed()
+    );
+
+    let store = offboard::store::sqlite::SqliteStore::open(
+        &format!("sqlite://{}", h.dir.path().join("offboard.db").display()),
+        "full",
+    )
+    .await
+    .unwrap();
+    use offboard::store::JobStore;
+    let detail = store.get_job(&job_id).await.unwrap().unwrap();
+    assert_eq!(
+        detail.job.state,
+        offboard::domain::JobState::Queued,
+        "released, not left running"
+    );
+    assert!(detail.job.lease_owner.is_none());
+    let moved: u64 = Resource::ALL
+        .iter()
+        .filter_map(|r| detail.checkpoints.get(&format!("reassign.{r}")))
+        .filter_map(|c| c["moved"].as_u64())
+        .sum();
+    assert!(moved > 0, "progress was checkpointed before exit");
+
+    let mut second = h.start().await;
+    h.wait_for("seat requested", Duration::from_secs(60), async |h| {
+        h.job(&job_id)
+            .await
+            .is_some_and(|j| j["checkpoints"].get("seat_requested_at").is_some())
+    })
+    .await;
+    h.sandbox.state().deactivate(rep).await.unwrap();
+    h.wait_for("succeeded", Duration::from_secs(30), async |h| {
+        h.job(&job_id)
+            .await
+            .is_some_and(|j| j["state"] == "succeeded")
+    })
+    .await;
+    kill(&mut second);
+    assert_eq!(h.sandbox.state().open_counts(rep).await.open_total(), 0);
+    assert_eq!(h.admin_tasks(), 1);
+}

@@ -75,7 +75,15 @@ pub async fn run(args: PacingArgs) -> anyhow::Result<()> {
     let run = offboard_run(&sandbox, &args, user_id, &email).await?;
     let stats = state.stats();
     let calls = stats.requests;
-    let rate = calls as f64 / run.as_secs_f64();
+    let log = state.request_log();
+    // The CRM traffic window: first to last call (the job's run minus the webhook,
+    // the claim and the wait for the admin).
+    let window_ms = match (log.first(), log.last()) {
+        (Some(a), Some(b)) => (b.at_ms + b.duration_ms).saturating_sub(a.at_ms).max(1),
+        _ => 1,
+    };
+    let traffic = Duration::from_millis(window_ms);
+    let rate = calls as f64 / traffic.as_secs_f64();
     let throttled = stats.rate_limited;
     let lists: u64 = state
         .request_log()
