@@ -76,14 +76,22 @@ pub async fn run(args: PacingArgs) -> anyhow::Result<()> {
     let stats = state.stats();
     let calls = stats.requests;
     let log = state.request_log();
-    // The CRM traffic window: first to last call (the job's run minus the webhook,
-    // the claim and the wait for the admin).
-    let window_ms = match (log.first(), log.last()) {
-        (Some(a), Some(b)) => (b.at_ms + b.duration_ms).saturating_sub(a.at_ms).max(1),
-        _ => 1,
-    };
-    let traffic = Duration::from_millis(window_ms);
-    let rate = calls as f64 / traffic.as_secs_f64();
+    // The rate-bound part of the job: from the first CRM call until the admin task
+    // is created. After that offboard only waits for a person (one poll a second).
+    let first_ms = log.first().map_or(0, |e| e.at_ms);
+    let task_end_ms = log
+        .iter()
+        .find(|e| e.method == "POST" && e.path.starts_with("/v2/tasks"))
+        .map_or_else(
+            || log.last().map_or(1, |e| e.at_ms + e.duration_ms),
+            |e| e.at_ms + e.duration_ms,
+        );
+    let window = Duration::from_millis(task_end_ms.saturating_sub(first_ms).max(1));
+    let window_calls = log
+        .iter()
+        .filter(|e| e.at_ms + e.duration_ms <= task_end_ms)
+        .count() as u64;
+    let rate = window_calls as f64 / window.as_secs_f64();
     let throttled = stats.rate_limited;
     let lists: u64 = state
         .request_log()
