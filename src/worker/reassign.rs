@@ -137,26 +137,35 @@ pub(super) async fn reassign_all(
     leaver: i64,
     target: &mut Target,
 ) -> Result<Result<(), String>, JobError> {
-    for &resource in &decision.reassign {
-        let key = format!("reassign.{resource}");
-        let mut progress = ctx.checkpoint::<Progress>(&key).unwrap_or_default();
-        if progress.done {
-            continue;
-        }
-        let mut rounds = 0;
-        loop {
-            ctx.check_continue()?;
-            rounds += 1;
-            let records = match ctx.fresh_listings.remove(&resource) {
-                Some(records) => records,
-                None => ctx.crm.list_owned(resource, leaver).await?,
-            };
+    let mut pending: Vec<(Resource, Progress)> = decision
+        .reassign
+        .iter()
+        .map(|&r| {
+            (
+                r,
+                ctx.checkpoint::<Progress>(&progress_key(r))
+                    .unwrap_or_default(),
+            )
+        })
+        .filter(|(_, p)| !p.done)
+        .collect();
+    let mut rounds = 0;
+    while !pending.is_empty() {
+        ctx.check_continue()?;
+        rounds += 1;
+        // Every pending resource is listed at once: the confirming listings after a
+        // pass cost one round of latency instead of one per resource.
+        let listings = list_pending(ctx, &pending, leaver).await?;
+        let mut still_pending = Vec::new();
+        for ((resource, mut progress), records) in pending.into_iter().zip(listings) {
+            let key = progress_key(resource);
             let (todo, left): (Vec<_>, Vec<_>) = records
                 .into_iter()
                 .partition(|r| r.open || !decision.open_only);
             progress.left = left.len() as u64;
             if todo.is_empty() {
-                break;
+                finish_resource(ctx, resource, &mut progress, target).await?;
+                continue;
             }
             if rounds > MAX_ROUNDS {
                 return Err(JobError::Crm(CrmError::Transient(format!(
@@ -182,18 +191,58 @@ pub(super) async fn reassign_all(
                 }
             }
             if ctx.settings.dry_run {
-                break;
+                // Nothing really moved, so a fresh listing would show the same records.
+                finish_resource(ctx, resource, &mut progress, target).await?;
+            } else {
+                still_pending.push((resource, progress));
             }
         }
-        progress.done = true;
-        ctx.set_checkpoint(&key, &progress).await?;
-        ctx.audit(
-            "reassign.done",
-            json!({ "resource": resource, "to": target.id, "moved": progress.moved, "skipped": progress.skipped, "left": progress.left, "dry_run": ctx.settings.dry_run }),
-        )
-        .await?;
+        pending = still_pending;
     }
     Ok(Ok(()))
+}
+
+fn progress_key(resource: Resource) -> String {
+    format!("reassign.{resource}")
+}
+
+/// The first pass uses the decision step's listings when it made them this run.
+async fn list_pending(
+    ctx: &mut Ctx<'_>,
+    pending: &[(Resource, Progress)],
+    leaver: i64,
+) -> Result<Vec<Vec<crate::crm::Record>>, JobError> {
+    let crm = ctx.crm;
+    let cached: Vec<Option<Vec<crate::crm::Record>>> = pending
+        .iter()
+        .map(|(r, _)| ctx.fresh_listings.remove(r))
+        .collect();
+    let lists = pending
+        .iter()
+        .zip(cached)
+        .map(|((resource, _), cached)| async move {
+            match cached {
+                Some(records) => Ok(records),
+                None => crm.list_owned(*resource, leaver).await,
+            }
+        });
+    Ok(futures::future::try_join_all(lists).await?)
+}
+
+async fn finish_resource(
+    ctx: &mut Ctx<'_>,
+    resource: Resource,
+    progress: &mut Progress,
+    target: &Target,
+) -> Result<(), JobError> {
+    progress.done = true;
+    ctx.set_checkpoint(&progress_key(resource), &*progress)
+        .await?;
+    ctx.audit(
+        "reassign.done",
+        json!({ "resource": resource, "to": target.id, "moved": progress.moved, "skipped": progress.skipped, "left": progress.left, "dry_run": ctx.settings.dry_run }),
+    )
+    .await
 }
 
 /// PUTs records concurrently (up to `max_in_flight`, paced by the client's budget)
