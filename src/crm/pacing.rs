@@ -168,6 +168,7 @@ impl LocalBudget {
         map.retain(|_, weak| weak.strong_count() > 0);
         let budget = Arc::new(Self::new(settings));
         map.insert(key.to_owned(), Arc::downgrade(&budget));
+        budget.publish(1);
         budget
     }
 
@@ -201,13 +202,14 @@ impl LocalBudget {
 
     fn publish(&self, slowdown: u32) {
         let rps = f64::from(self.settings.requests_per_second.max(1)) / f64::from(slowdown);
-        metrics::gauge!("offboard_crm_effective_rps").set(rps);
+        metrics::gauge!("offboard_crm_allowed_requests_per_second").set(rps);
     }
 }
 
 #[async_trait]
 impl RateBudget for LocalBudget {
     async fn acquire(&self) -> Permit {
+        let started = Instant::now();
         // Slot first, then rate: a rate cell taken while waiting for a slot would
         // be spent without a request, and the semaphore is FIFO, so jobs take turns.
         let slot = match Arc::clone(&self.slots).acquire_owned().await {
@@ -226,6 +228,8 @@ impl RateBudget for LocalBudget {
         for _ in 0..slowdown.max(1) {
             self.limiter.until_ready().await;
         }
+        metrics::histogram!("offboard_crm_pacing_wait_seconds")
+            .record(started.elapsed().as_secs_f64());
         slot
     }
 

@@ -46,6 +46,9 @@ pub struct IngestState {
 /// Records the request's outcome (for metrics).
 fn outcome(source: &str, outcome: &'static str) {
     metrics::counter!("offboard_webhooks_total", "source" => source.to_owned(), "outcome" => outcome).increment(1);
+    if !matches!(outcome, "accepted" | "duplicate" | "ping" | "challenge") {
+        tracing::warn!(source, outcome, "webhook refused");
+    }
 }
 
 fn find(state: &IngestState, name: &str) -> Result<Arc<Source>, ApiError> {
@@ -218,7 +221,19 @@ fn respond(source: &str, results: &[IngestOutcome]) -> Result<Response, ApiError
             }
         }
     }
-    outcome(source, if any_new { "accepted" } else { "duplicate" });
+    let label = if any_new { "accepted" } else { "duplicate" };
+    outcome(source, label);
+    for r in results {
+        match r {
+            IngestOutcome::Accepted { event_id, job_id } => {
+                tracing::info!(source, %event_id, %job_id, "webhook stored: new job");
+            }
+            IngestOutcome::Duplicate { event_id, job_id } => {
+                tracing::info!(source, %event_id, %job_id, "webhook was a duplicate: nothing stored");
+            }
+            IngestOutcome::Conflict { .. } => {}
+        }
+    }
     let status = if any_new {
         StatusCode::ACCEPTED
     } else {

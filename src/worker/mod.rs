@@ -273,7 +273,7 @@ impl Worker {
                             Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
                         }
                     }
-                })
+                }.in_current_span())
             };
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<calls::CallRecord>();
             let audit_calls = {
@@ -290,7 +290,7 @@ impl Worker {
                             tracing::warn!(error = %e, "could not store CRM call audit");
                         }
                     }
-                })
+                }.in_current_span())
             };
             let checkpoints = match self.store.get_job(&job.id).await {
                 Ok(Some(detail)) => detail.checkpoints,

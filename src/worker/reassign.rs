@@ -189,6 +189,13 @@ pub(super) async fn reassign_all(
         }
         progress.done = true;
         ctx.set_checkpoint(&key, &progress).await?;
+        tracing::info!(
+            resource = resource.as_str(),
+            to = target.id,
+            moved = progress.moved,
+            skipped = progress.skipped,
+            "records reassigned"
+        );
         ctx.audit(
             "reassign.done",
             json!({ "resource": resource, "to": target.id, "moved": progress.moved, "skipped": progress.skipped, "left": progress.left, "dry_run": ctx.settings.dry_run }),
