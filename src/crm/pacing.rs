@@ -21,7 +21,10 @@ use std::{
     collections::HashMap,
     fmt,
     num::NonZeroU32,
-    sync::{Arc, LazyLock, Mutex, MutexGuard, Weak},
+    sync::{
+        Arc, LazyLock, Mutex, MutexGuard, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -104,6 +107,9 @@ pub struct LocalBudget {
     slots: Arc<Semaphore>,
     settings: BudgetSettings,
     state: Mutex<Adaptive>,
+    /// The allowed rate has been published as a metric (on first use, when the
+    /// service's recorder is surely installed).
+    announced: AtomicBool,
 }
 
 /// What 429s and successes have done to the rate.
@@ -145,6 +151,7 @@ impl LocalBudget {
                 last_slowdown: None,
                 paused_until: None,
             }),
+            announced: AtomicBool::new(false),
         }
     }
 
@@ -168,7 +175,6 @@ impl LocalBudget {
         map.retain(|_, weak| weak.strong_count() > 0);
         let budget = Arc::new(Self::new(settings));
         map.insert(key.to_owned(), Arc::downgrade(&budget));
-        budget.publish(1);
         budget
     }
 
@@ -210,6 +216,9 @@ impl LocalBudget {
 impl RateBudget for LocalBudget {
     async fn acquire(&self) -> Permit {
         let started = Instant::now();
+        if !self.announced.swap(true, Ordering::Relaxed) {
+            self.publish(self.slowdown());
+        }
         // Slot first, then rate: a rate cell taken while waiting for a slot would
         // be spent without a request, and the semaphore is FIFO, so jobs take turns.
         let slot = match Arc::clone(&self.slots).acquire_owned().await {

@@ -142,10 +142,26 @@ pub async fn receive(
             max_attempts: state.max_attempts,
         })
         .collect();
+    let employees: Vec<String> = new
+        .iter()
+        .map(|e| e.event.employee.email.to_string())
+        .collect();
     let results = state.store.ingest(new).await.map_err(|e| {
         outcome(name, "store_error");
         ApiError::internal(e)
     })?;
+    for (r, employee) in results.iter().zip(&employees) {
+        match r {
+            IngestOutcome::Accepted { event_id, job_id } => {
+                tracing::info!(source = name, %event_id, %job_id, %employee, "webhook stored: new job");
+            }
+            IngestOutcome::Duplicate { event_id, job_id } => {
+                tracing::info!(source = name, %event_id, %job_id, %employee, "webhook was a duplicate: nothing stored");
+            }
+            // Counted and logged as refused by `respond`.
+            IngestOutcome::Conflict { .. } => {}
+        }
+    }
     if let Some(wake) = &state.wake {
         wake.notify_one();
     }
@@ -221,19 +237,8 @@ fn respond(source: &str, results: &[IngestOutcome]) -> Result<Response, ApiError
             }
         }
     }
-    let label = if any_new { "accepted" } else { "duplicate" };
-    outcome(source, label);
-    for r in results {
-        match r {
-            IngestOutcome::Accepted { event_id, job_id } => {
-                tracing::info!(source, %event_id, %job_id, "webhook stored: new job");
-            }
-            IngestOutcome::Duplicate { event_id, job_id } => {
-                tracing::info!(source, %event_id, %job_id, "webhook was a duplicate: nothing stored");
-            }
-            IngestOutcome::Conflict { .. } => {}
-        }
-    }
+    outcome(source, if any_new { "accepted" } else { "duplicate" });
+
     let status = if any_new {
         StatusCode::ACCEPTED
     } else {

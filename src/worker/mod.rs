@@ -251,7 +251,7 @@ impl Worker {
     /// One run of one claimed job: heartbeat, call audit, steps, fenced finish.
     async fn run_claimed(&self, claimed: Claimed, stop: CancellationToken) {
         let Claimed { job, lease } = claimed;
-        let span = tracing::info_span!("job", job_id = %job.id, kind = job.kind.as_str(), attempt = lease.attempt);
+        let span = tracing::info_span!("job", job_id = %job.id, kind = job.kind.as_str(), attempt = lease.attempt, employee = %job.employee_email);
         async move {
             let lost = CancellationToken::new();
             let heartbeat = {
