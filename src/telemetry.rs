@@ -58,6 +58,26 @@ pub fn init(format: Option<LogFormat>, default_filter: &str) {
             .with(fmt::layer().with_writer(RedactingStdout))
             .try_init(),
     };
+    // A panic (a handler's, caught by the HTTP layer, or a task's) becomes a log
+    // line like any other: JSON, redacted, inside its request's or job's span.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let backtrace = std::backtrace::Backtrace::capture();
+        let backtrace = match backtrace.status() {
+            std::backtrace::BacktraceStatus::Captured => backtrace.to_string(),
+            _ => String::new(),
+        };
+        tracing::error!(panic = %message, %location, %backtrace, "panicked");
+    }));
 }
 
 static REDACT_LOGS: AtomicBool = AtomicBool::new(false);
