@@ -151,11 +151,7 @@ pub fn show_email(email: &str, redact: bool) -> String {
 /// Replaces every e-mail address inside a JSON value's strings with its hash.
 pub fn redact_emails_in(v: &mut Value) {
     match v {
-        Value::String(s) => {
-            if might_hold_email(s.as_bytes()) {
-                *s = redact_text(s);
-            }
-        }
+        Value::String(s) if might_hold_email(s.as_bytes()) => *s = redact_text(s),
         Value::Array(a) => a.iter_mut().for_each(redact_emails_in),
         Value::Object(o) => o.values_mut().for_each(redact_emails_in),
         _ => {}

@@ -239,7 +239,7 @@ async fn metrics_count_what_happened() {
 
     // Low cardinality, no personal data: every sample is offboard_…, no e-mail and
     // no job id anywhere.
-    for (series, _) in &s {
+    for series in s.keys() {
         assert!(series.starts_with("offboard_"), "{series}");
     }
     assert!(!text.contains('@'), "an e-mail in the metrics:\n{text}");
