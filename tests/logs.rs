@@ -393,13 +393,15 @@ async fn json_logs_of_a_full_offboarding_carry_ids_and_no_secret_or_email() {
     }
 
     // 5. Every line offboard itself logs belongs to a request or a job, except the
-    // process's own lifecycle.
+    // process's own lifecycle and the worker loop's (which is about no job yet).
     let lifecycle = [
         "offboard listening",
         "worker started",
         "worker stopping: finishing in-flight work",
         "SIGTERM: shutting down",
         "offboard stopped",
+        "claim failed",
+        "could not requeue expired leases",
     ];
     for l in &lines {
         let ours = l["target"]

@@ -1,6 +1,8 @@
 //! The HTTP surface: webhooks (from [`crate::ingest`]), the admin API, health,
-//! readiness and metrics, under one set of tower layers (request id, tracing,
-//! timeout, panic → 500 JSON, body limit).
+//! readiness and metrics, under one set of tower layers (request id, a tracing span
+//! carrying it, an access line and latency histogram, panic → 500 JSON, timeout →
+//! 408 JSON; the webhook route adds its body limit). Every error a client sees has
+//! the `{"error":{"code","message"}}` shape, whichever layer produced it.
 
 pub mod admin;
 pub mod error;
