@@ -75,7 +75,23 @@ pub async fn run(args: PacingArgs) -> anyhow::Result<()> {
     let run = offboard_run(&sandbox, &args, user_id, &email).await?;
     let stats = state.stats();
     let calls = stats.requests;
-    let rate = calls as f64 / run.as_secs_f64();
+    let log = state.request_log();
+    // The rate-bound part of the job: from the first CRM call until the admin task
+    // is created. After that offboard only waits for a person (one poll a second).
+    let first_ms = log.first().map_or(0, |e| e.at_ms);
+    let task_end_ms = log
+        .iter()
+        .find(|e| e.method == "POST" && e.path.starts_with("/v2/tasks"))
+        .map_or_else(
+            || log.last().map_or(1, |e| e.at_ms + e.duration_ms),
+            |e| e.at_ms + e.duration_ms,
+        );
+    let window = Duration::from_millis(task_end_ms.saturating_sub(first_ms).max(1));
+    let window_calls = log
+        .iter()
+        .filter(|e| e.at_ms + e.duration_ms <= task_end_ms)
+        .count() as u64;
+    let rate = window_calls as f64 / window.as_secs_f64();
     let throttled = stats.rate_limited;
     let lists: u64 = state
         .request_log()
@@ -123,7 +139,12 @@ pub async fn run(args: PacingArgs) -> anyhow::Result<()> {
         base.as_secs_f64()
     );
     println!(
-        "speed-up:  offboard is {:.1}× faster (goal ≥ 5×)",
+        "speed-up:  offboard is {:.1}× faster for the same work, first call to admin task (goal ≥ 5×; the ceiling is limit × latency = {:.1}×)",
+        base.as_secs_f64() / window.as_secs_f64(),
+        args.rps as f64 * args.latency_ms as f64 / 1000.0
+    );
+    println!(
+        "           {:.1}× counting offboard's whole job (webhook, claim, admin step, verification)",
         base.as_secs_f64() / run.as_secs_f64()
     );
     sandbox.shutdown().await;

@@ -312,6 +312,7 @@ impl Worker {
                 checkpoints,
                 stop: stop.clone(),
                 lost: lost.clone(),
+                fresh_listings: Default::default(),
             };
             let result = calls::record_calls(tx, async {
                 match job.kind {

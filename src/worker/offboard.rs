@@ -144,12 +144,22 @@ fn stored_decision(ctx: &Ctx<'_>) -> Result<Decision, JobError> {
 
 /// Gathers CRM facts, asks the policy, stores the decision with its explanation.
 async fn decide(ctx: &mut Ctx<'_>, user: &CrmUser) -> Result<Decision, JobError> {
-    let mut open = 0u64;
-    for resource in Resource::ALL {
-        let records = ctx.crm.list_owned(resource, user.id).await?;
-        open += records.iter().filter(|r| r.open).count() as u64;
-    }
-    let reportees = active_reportees(ctx, user.id).await?;
+    // The four listings and the reportee count are independent: fetch them together.
+    let crm = ctx.crm;
+    let listings = futures::future::try_join_all(Resource::ALL.map(|r| async move {
+        crm.list_owned(r, user.id)
+            .await
+            .map(|l| (r, l))
+            .map_err(JobError::from)
+    }));
+    let (listings, reportees) =
+        futures::future::try_join(listings, active_reportees(ctx, user.id)).await?;
+    let open: u64 = listings
+        .iter()
+        .map(|(_, l)| l.iter().filter(|r| r.open).count() as u64)
+        .sum();
+    // The reassignment's first pass can use these instead of listing again.
+    ctx.fresh_listings = listings.into_iter().collect();
     let facts = Facts {
         event: &ctx.job.event,
         user: Some(user),
