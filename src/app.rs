@@ -74,6 +74,8 @@ impl Application {
     ) -> Result<Self, StartError> {
         let policy = Policy::load(&config.policy.file)
             .map_err(|e| StartError::Config(format!("policy: {e}")))?;
+        // The process's log lines follow the configuration it runs.
+        crate::telemetry::set_redact_emails(config.privacy.redact_emails);
         let runs_receiver = role != Role::Worker;
         let admin_token = if runs_receiver {
             Some(config.admin_token()?)

@@ -344,6 +344,10 @@ pub trait JobStore: Send + Sync + 'static {
     async fn count_by_state(&self) -> Result<BTreeMap<JobState, u64>, StoreError>;
     /// Age of the oldest runnable job (queue lag).
     async fn oldest_runnable_age(&self) -> Result<Option<Duration>, StoreError>;
+    /// Active jobs (queued, running, scheduled, needs_review) whose seat change was
+    /// requested from the CRM admin (checkpoint `seat_requested_at`) and not yet
+    /// verified, counted per reserved action (`deactivate`, `delete`). For metrics.
+    async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError>;
 
     /// Waits until new work may be runnable or `max` has passed, whichever comes first;
     /// `true` when woken early. An idle worker calls this between claims instead of
@@ -358,6 +362,13 @@ pub trait JobStore: Send + Sync + 'static {
         false
     }
 }
+
+/// The query behind [`JobStore::seats_pending`], the same text for both backends.
+pub(crate) const SEATS_PENDING_SQL: &str = "SELECT s.action AS action, COUNT(*) AS n FROM jobs j \
+     JOIN checkpoints c ON c.job_id = j.id AND c.key = 'seat_requested_at' \
+     JOIN seat_actions s ON s.job_id = j.id \
+     WHERE j.state IN ('queued', 'running', 'scheduled', 'needs_review') \
+     GROUP BY s.action";
 
 /// A shared store handle.
 pub type SharedStore = Arc<dyn JobStore>;

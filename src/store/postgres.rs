@@ -1017,6 +1017,18 @@ impl JobStore for PgStore {
         Ok(age.map(|a| Duration::from_millis(u64::try_from(a).unwrap_or(0))))
     }
 
+    async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for row in sqlx::query(super::SEATS_PENDING_SQL)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let n: i64 = row.try_get("n")?;
+            out.insert(row.try_get("action")?, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
+    }
+
     async fn wait_for_work(&self, max: Duration) -> bool {
         self.ensure_listener();
         tokio::time::timeout(max, self.wake.notify.notified())

@@ -735,6 +735,18 @@ impl JobStore for SqliteStore {
         .await?;
         Ok(oldest.map(|t| Duration::from_millis((now - t).max(0) as u64)))
     }
+
+    async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for row in sqlx::query(super::SEATS_PENDING_SQL)
+            .fetch_all(&self.reader)
+            .await?
+        {
+            let n: i64 = row.try_get("n")?;
+            out.insert(row.try_get("action")?, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
+    }
 }
 
 impl SqliteStore {

@@ -251,7 +251,7 @@ impl Worker {
     /// One run of one claimed job: heartbeat, call audit, steps, fenced finish.
     async fn run_claimed(&self, claimed: Claimed, stop: CancellationToken) {
         let Claimed { job, lease } = claimed;
-        let span = tracing::info_span!("job", job_id = %job.id, kind = job.kind.as_str(), attempt = lease.attempt);
+        let span = tracing::info_span!("job", job_id = %job.id, kind = job.kind.as_str(), attempt = lease.attempt, employee = %job.employee_email);
         async move {
             let lost = CancellationToken::new();
             let heartbeat = {
@@ -273,7 +273,7 @@ impl Worker {
                             Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
                         }
                     }
-                })
+                }.in_current_span())
             };
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<calls::CallRecord>();
             let audit_calls = {
@@ -290,7 +290,7 @@ impl Worker {
                             tracing::warn!(error = %e, "could not store CRM call audit");
                         }
                     }
-                })
+                }.in_current_span())
             };
             let checkpoints = match self.store.get_job(&job.id).await {
                 Ok(Some(detail)) => detail.checkpoints,

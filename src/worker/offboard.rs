@@ -31,6 +31,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
         Some(id) => id,
         None => match ctx.crm.find_user_by_email(email.as_str()).await? {
             Some(u) => {
+                tracing::info!(crm_user_id = u.id, "CRM user found");
                 ctx.audit(
                     "crm.user_found",
                     json!({ "id": u.id, "status": u.status, "role": u.role }),
@@ -40,6 +41,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
                 u.id
             }
             None => {
+                tracing::info!("no CRM user has this e-mail: nothing to do");
                 ctx.audit(
                     "outcome",
                     json!({ "result": "no CRM user", "email": email.as_str() }),
@@ -112,6 +114,10 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
         return Ok(Outcome::NeedsReview { reason });
     }
     ctx.set_checkpoint(CP_SEAT_REQUESTED, &Utc::now()).await?;
+    tracing::info!(
+        action = action.as_str(),
+        "seat change requested from the CRM admin"
+    );
     metrics::counter!("offboard_seats_total", "action" => action.as_str(), "state" => "requested")
         .increment(1);
 
@@ -170,6 +176,11 @@ async fn decide(ctx: &mut Ctx<'_>, user: &CrmUser) -> Result<Decision, JobError>
     ctx.store
         .set_plan(ctx.lease, decision.action.as_str(), &plan)
         .await?;
+    tracing::info!(
+        rule = %decision.rule,
+        action = decision.action.as_str(),
+        "decided"
+    );
     ctx.audit(
         "decision",
         json!({
@@ -244,6 +255,7 @@ async fn finish_with_verify(
     }
     metrics::counter!("offboard_seats_total", "action" => action.as_str(), "state" => "verified")
         .increment(1);
+    tracing::info!(action = action.as_str(), "seat change verified in the CRM");
     if let (Some(delete_at), Action::Deactivate, JobKind::Offboard) =
         (decision.delete_at, action, ctx.job.kind)
         && !ctx.settings.dry_run

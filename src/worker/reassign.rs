@@ -238,6 +238,13 @@ async fn finish_resource(
     progress.done = true;
     ctx.set_checkpoint(&progress_key(resource), &*progress)
         .await?;
+    tracing::info!(
+        resource = resource.as_str(),
+        to = target.id,
+        moved = progress.moved,
+        skipped = progress.skipped,
+        "records reassigned"
+    );
     ctx.audit(
         "reassign.done",
         json!({ "resource": resource, "to": target.id, "moved": progress.moved, "skipped": progress.skipped, "left": progress.left, "dry_run": ctx.settings.dry_run }),
