@@ -369,7 +369,7 @@ async fn a_frozen_worker_loses_its_lease() {
         h.sandbox.state().stats().writes.len() >= 40
     })
     .await;
-    signal(&first, "STOP");
+    freeze_outside_a_write(&h, &first).await;
     let frozen_at = Instant::now();
     // A second process on the same store (another port) takes over.
     let second_port = free_port();
@@ -407,6 +407,38 @@ async fn a_frozen_worker_loses_its_lease() {
         .max()
         .unwrap_or(0);
     assert!(max_puts <= 2, "a record was PUT {max_puts} times");
+}
+
+/// SIGSTOPs the worker at a moment it holds no SQLite write transaction. A process
+/// frozen inside one holds the file's write lock and blocks every other process:
+/// that is SQLite's nature (multi-process deployments use PostgreSQL), and not what
+/// the lease protects against, which is a worker that stops heartbeating.
+async fn freeze_outside_a_write(h: &Harness, child: &Child) {
+    use sqlx::{ConnectOptions, Connection, sqlite::SqliteConnectOptions};
+    let db = format!("sqlite://{}", h.dir.path().join("offboard.db").display());
+    for _ in 0..100 {
+        signal(child, "STOP");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let opts: SqliteConnectOptions = db
+            .parse::<SqliteConnectOptions>()
+            .unwrap()
+            .busy_timeout(Duration::ZERO);
+        let mut conn = opts.connect().await.unwrap();
+        let free = sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut conn)
+            .await
+            .is_ok();
+        if free {
+            sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+        }
+        conn.close().await.unwrap();
+        if free {
+            return;
+        }
+        signal(child, "CONT");
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    panic!("the worker was always inside a write transaction");
 }
 
 fn start_with(config: &Path) -> Child {
