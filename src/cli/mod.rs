@@ -2,6 +2,7 @@
 //! maps failures to exit codes (0 ok, 2 usage/config, 1 anything else); each
 //! command lives in its own file and works through the library like any caller.
 
+mod bench;
 mod demo;
 mod jobs;
 mod policy;
@@ -57,6 +58,11 @@ enum Command {
         #[command(subcommand)]
         command: jobs::JobsCommand,
     },
+    /// Benchmarks (BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
     /// List configured HR sources; `test` shows the canonical event a payload maps to.
     Sources {
         #[command(subcommand)]
@@ -108,7 +114,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo and the sandbox talk to a person: keep the log to warnings unless asked.
     let default_filter = match cli.command {
-        Command::Demo { .. } | Command::Sandbox(_) => "warn",
+        Command::Demo { .. } | Command::Sandbox(_) | Command::Bench { .. } => "warn",
         _ => "info",
     };
     crate::telemetry::init(cli.log_format, default_filter);
@@ -151,6 +157,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Jobs { command } => jobs::run(&cli.config, command).await,
+        Command::Bench { command } => bench::run(command).await,
         Command::Policy { command } => policy::run(&cli.config, command),
         Command::Sources { command } => {
             let config = Config::load(&cli.config, true)?;

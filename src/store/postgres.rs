@@ -41,8 +41,12 @@ use tokio::{sync::Notify, task::JoinHandle};
 use super::{
     AuditEntry, Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent,
     Outcome, Reservation, StoreError,
+    postgres_budget::{PgBudget, SharedBudgetOptions},
 };
-use crate::domain::{JobKind, JobState, OffboardingEvent};
+use crate::{
+    crm::pacing::{BudgetSettings, RateBudget},
+    domain::{JobKind, JobState, OffboardingEvent},
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -1022,5 +1026,18 @@ impl JobStore for PgStore {
         tokio::time::timeout(max, self.wake.notify.notified())
             .await
             .is_ok()
+    }
+
+    fn shared_crm_budget(
+        &self,
+        key: &str,
+        settings: &BudgetSettings,
+    ) -> Option<Arc<dyn RateBudget>> {
+        Some(Arc::new(PgBudget::new(
+            self.pool.clone(),
+            key.to_owned(),
+            settings.clone(),
+            SharedBudgetOptions::for_rate(settings.requests_per_second),
+        )))
     }
 }

@@ -1,0 +1,19 @@
+//! `offboard bench …`: the benchmarks of BENCHMARKS.md, run from the product binary.
+//! Each subcommand parses its arguments here and hands off to `crate::bench`.
+
+use super::CliError;
+use crate::bench::scaling::{self, ScalingArgs};
+
+/// The benchmarks.
+#[derive(Debug, clap::Subcommand)]
+pub(super) enum BenchCommand {
+    /// Jobs per second with 1, 2, 3 worker processes on PostgreSQL (and 1 on
+    /// SQLite), and what a permit of the shared CRM budget costs.
+    Scaling(ScalingArgs),
+}
+
+pub(super) async fn run(command: BenchCommand) -> Result<(), CliError> {
+    match command {
+        BenchCommand::Scaling(args) => scaling::run(args).await.map_err(CliError::Failed),
+    }
+}
