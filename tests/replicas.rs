@@ -552,6 +552,14 @@ async fn a_killed_worker_s_jobs_finish_on_the_others() {
     let killed_at = Instant::now();
     let orphans = running_on_victim(&pool).await;
     assert!(!orphans.is_empty(), "the victim held no job when killed");
+    while !running_on_victim(&pool).await.is_empty() {
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(3 + 5),
+            "the victim's leases were not taken over within lease_secs + 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let taken_over_after = killed_at.elapsed();
 
     f.wait_all_succeeded(Duration::from_secs(120)).await;
     stop.cancel();
@@ -573,7 +581,7 @@ async fn a_killed_worker_s_jobs_finish_on_the_others() {
     ];
     let (limited, calls, share) = f.share_429();
     eprintln!(
-        "killed a worker holding {} jobs; all {} done {all_done_after:?} later; survivors completed {survivors:?}; {calls} CRM calls, {limited} 429 ({:.2} %)",
+        "killed a worker holding {} jobs; taken over after {taken_over_after:?}; all {} done {all_done_after:?} later; survivors completed {survivors:?}; {calls} CRM calls, {limited} 429 ({:.2} %)",
         orphans.len(),
         f.leavers,
         share * 100.0
