@@ -166,6 +166,16 @@ fn busiest_second(grants: &[Instant]) -> usize {
     best
 }
 
+#[test]
+fn the_sample_postgres_config_loads() {
+    let config = offboard::config::Config::load(
+        std::path::Path::new("config/offboard.postgres.toml"),
+        false,
+    )
+    .expect("config/offboard.postgres.toml");
+    assert!(config.store.url.starts_with("postgres://"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_share_one_rate() {
     let Some(base) = postgres() else { return };
@@ -178,15 +188,24 @@ async fn three_replicas_share_one_rate() {
             "batch {batch}: {} permits in 3 s across 3 replicas, busiest second {busiest}",
             grants.len()
         );
-        // 50/s less 3 % headroom: 48.5/s; never more than 50 in a second.
+        // 50/s less 3 % headroom is 48.5/s: at most 146 in 3 s across all replicas,
+        // where three budgets pacing alone would grant 450.
         assert!(
-            busiest <= 50,
-            "batch {batch}: {busiest} permits in one second"
+            grants.len() <= 147,
+            "batch {batch}: {} permits in 3 s at 50/s",
+            grants.len()
         );
         assert!(
             grants.len() >= 130,
             "batch {batch}: only {} permits in 3 s: the budget is not used",
             grants.len()
+        );
+        // Timestamps are taken when each task runs again, so scheduling jitter on
+        // a busy machine can bunch a few; the CRM's own view is checked by the
+        // process tests below (429s).
+        assert!(
+            busiest <= 53,
+            "batch {batch}: {busiest} permits in one second"
         );
     }
     schema.drop_if_passed().await;
@@ -265,8 +284,8 @@ impl Fleet {
         }
         .write(dir.path())
         .unwrap();
-        let store = offboard::store::open(&schema.url, "full").await.unwrap();
-        store.migrate().await.unwrap();
+        // Four processes migrate the fresh schema at once (sqlx serialises them with
+        // an advisory lock), as a fleet rolling out a new version would.
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_offboard"));
         let http = reqwest::Client::new();
         let mut receiver =
@@ -287,6 +306,8 @@ impl Fleet {
                 "worker not ready"
             );
         }
+        let store = offboard::store::open(&schema.url, "full").await.unwrap();
+        store.ready().await.expect("migrated by the replicas");
         Fleet {
             schema,
             sandbox,

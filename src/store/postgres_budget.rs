@@ -23,20 +23,22 @@
 //!   round-trip); a `Retry-After` pushes `tat` forward, which pauses everyone.
 //!
 //! Cost: one statement per permit, and with `batch > 1` one per `batch` permits (a
-//! replica reserves several consecutive slots and hands them to its own callers;
-//! a slot left unused for a quarter interval past its time is dropped, never sent
-//! late). The database load is bounded by the CRM rate itself, not by the number of
-//! replicas. Measured figures are in ARCHITECTURE.md and BENCHMARKS.md.
+//! replica reserves several consecutive slots and hands the spares to its own
+//! callers; a spare left unused more than 2 ms (or a quarter interval) past its
+//! time is dropped, never sent later). The database load is bounded by the CRM rate
+//! itself, not by the number of replicas. Measured figures are in ARCHITECTURE.md
+//! and BENCHMARKS.md.
 //!
 //! When the database can't be reached the budget falls back to a process-local
 //! limiter at the full rate (and says so once in the log): a worker whose store is
 //! down can't record progress anyway, and pacing must never fail a request.
 
 use std::{
+    collections::VecDeque,
     fmt,
     num::NonZeroU32,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -114,20 +116,18 @@ pub struct PgBudget {
     /// Full-rate spacing of permits, in µs (headroom included).
     interval_us: i64,
     slots: Arc<Semaphore>,
-    /// Permits reserved but not yet handed out (only with `batch > 1`).
-    grant: tokio::sync::Mutex<Grant>,
+    /// Start times of permits reserved but not yet handed out (only with
+    /// `batch > 1`), earliest first. Locked briefly, never across a round-trip.
+    spare: Mutex<VecDeque<Instant>>,
     /// Used while the database is unreachable.
     fallback: DefaultDirectRateLimiter,
     degraded: AtomicBool,
 }
 
-/// Consecutive reserved slots: `remaining` of them, the next at `next`.
-#[derive(Debug)]
-struct Grant {
-    next: Instant,
-    interval: Duration,
-    remaining: u32,
-}
+/// A spare slot may start this late (or a quarter interval, if longer): a slot sent
+/// later than that is dropped instead, so late slots can't bunch up with other
+/// replicas' on-time ones beyond what the headroom absorbs.
+const LATE_SLOT: Duration = Duration::from_millis(2);
 
 impl fmt::Debug for PgBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -163,11 +163,7 @@ impl PgBudget {
             pool,
             key,
             slots: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
-            grant: tokio::sync::Mutex::new(Grant {
-                next: Instant::now(),
-                interval: Duration::ZERO,
-                remaining: 0,
-            }),
+            spare: Mutex::new(VecDeque::new()),
             fallback: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             degraded: AtomicBool::new(false),
             interval_us,
@@ -220,31 +216,44 @@ impl PgBudget {
         Err(sqlx::Error::RowNotFound)
     }
 
-    /// The start time of one permit: from the local batch, or a fresh reservation.
+    /// The start time of one permit: a spare one of this process, or a fresh
+    /// reservation (whose other slots become spares). Reservations of concurrent
+    /// callers run in parallel, each on its own pooled connection.
     async fn next_start(&self) -> Result<Instant, sqlx::Error> {
-        let mut guard = self.grant.lock().await;
-        let grant = &mut *guard;
+        if let Some(at) = self.take_spare() {
+            return Ok(at);
+        }
+        let n = self.options.batch.max(1);
+        let (start, interval) = self.reserve(n).await?;
+        if n > 1 {
+            let mut spare = self.lock_spare();
+            let mut at = start;
+            for _ in 1..n {
+                at += interval;
+                spare.push_back(at);
+            }
+            spare.make_contiguous().sort_unstable();
+        }
+        Ok(start)
+    }
+
+    /// The earliest spare slot that is not too late, dropping those that are.
+    fn take_spare(&self) -> Option<Instant> {
+        let mut spare = self.lock_spare();
+        let late = LATE_SLOT.max(Duration::from_micros(self.interval_us.max(0) as u64 / 4));
         let now = Instant::now();
-        // A reserved slot whose time has passed would go out late and bunch up with
-        // other replicas' on-time requests: drop it.
-        while grant.remaining > 0 && grant.next + grant.interval / 4 < now {
-            grant.next += grant.interval;
-            grant.remaining -= 1;
+        while let Some(at) = spare.pop_front() {
+            if at + late >= now {
+                return Some(at);
+            }
             metrics::counter!("offboard_crm_budget_slots_dropped_total").increment(1);
         }
-        if grant.remaining == 0 {
-            let n = self.options.batch.max(1);
-            let (start, interval) = self.reserve(n).await?;
-            *grant = Grant {
-                next: start,
-                interval,
-                remaining: n,
-            };
-        }
-        let at = grant.next;
-        grant.next += grant.interval;
-        grant.remaining -= 1;
-        Ok(at)
+        None
+    }
+
+    fn lock_spare(&self) -> std::sync::MutexGuard<'_, VecDeque<Instant>> {
+        // A list of instants, valid after any panic.
+        self.spare.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn report(&self, result: &Result<Instant, sqlx::Error>) {
@@ -276,7 +285,10 @@ impl RateBudget for PgBudget {
         let start = self.next_start().await;
         self.report(&start);
         match start {
-            Ok(at) => tokio::time::sleep_until(at).await,
+            // A timer rounds up to the next millisecond tick: don't arm one for a
+            // slot that has already begun.
+            Ok(at) if at > Instant::now() => tokio::time::sleep_until(at).await,
+            Ok(_) => {}
             Err(_) => self.fallback.until_ready().await,
         }
         slot
