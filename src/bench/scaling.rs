@@ -2,8 +2,8 @@
 //! PostgreSQL store, next to one worker on SQLite, and what the shared CRM budget
 //! costs per permit.
 //!
-//! Each run starts a fresh sandbox (no latency, no rate limit: the CRM is not the
-//! bottleneck), a fresh store (a new PostgreSQL schema, or a temp SQLite file), K
+//! Each run starts a fresh sandbox (no rate limit, and by default no latency: the
+//! CRM is not the bottleneck; `--latency-ms` makes it answer like a real one), a fresh store (a new PostgreSQL schema, or a temp SQLite file), K
 //! `offboard serve --role worker` processes of this very binary, and a Sell admin
 //! who deactivates each leaver as soon as offboard's task asks. Once every worker is
 //! ready, the benchmark ingests all jobs at once (straight into the store: the
@@ -14,7 +14,8 @@
 //! The permit cost is measured apart: sequential `acquire()` on a budget whose rate
 //! never makes anyone wait, so what is left is the database round-trip (per batch).
 //!
-//! Ratios are against the 1-worker PostgreSQL run of the same invocation.
+//! Ratios are against the 1-worker PostgreSQL run of the same invocation; with
+//! `--repeat N` each configuration runs N times and the fastest run counts.
 
 use std::{
     path::PathBuf,
@@ -58,8 +59,12 @@ pub struct ScalingArgs {
     /// `OFFBOARD_BENCH_POSTGRES_URL`, then `OFFBOARD_TEST_POSTGRES_URL`.
     #[arg(long)]
     pub postgres: Option<String>,
+    /// Latency the sandbox adds to every call, in ms (0: the CPU-bound case the
+    /// issue asks for; Sell itself answers in 100–300 ms, where a worker mostly waits).
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
     /// `[crm] requests_per_second` of the workers (the sandbox has no limit).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 10_000)]
     pub rps: u32,
     /// `[worker] concurrency`: jobs per process.
     #[arg(long, default_value_t = 4)]
@@ -70,6 +75,10 @@ pub struct ScalingArgs {
     /// Permits per budget-cost measurement.
     #[arg(long, default_value_t = 2000)]
     pub permits: usize,
+    /// Runs per configuration; the fastest counts (other load on the machine only
+    /// ever slows a run down).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
 }
 
 /// Which store a run used.
@@ -123,9 +132,10 @@ pub async fn run(args: ScalingArgs) -> anyhow::Result<()> {
         .or_else(|| std::env::var("OFFBOARD_BENCH_POSTGRES_URL").ok())
         .or_else(|| std::env::var("OFFBOARD_TEST_POSTGRES_URL").ok());
     println!(
-        "scaling: {} jobs × {} open records each, sandbox without latency or limit, budget {} rps, {} jobs per process, {} CPUs",
+        "scaling: {} jobs × {} open records each, sandbox with {} ms latency and no limit, budget {} rps, {} jobs per process, {} CPUs",
         args.jobs,
         args.per_kind * 4,
+        args.latency_ms,
         args.rps,
         args.concurrency,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -134,9 +144,7 @@ pub async fn run(args: ScalingArgs) -> anyhow::Result<()> {
     match &pg {
         Some(url) => {
             for &k in &args.workers {
-                let r = run_once(&exe, &args, Some(url), k.max(1)).await?;
-                print_row(&r);
-                results.push(r);
+                results.push(best_of(&exe, &args, Some(url), k.max(1)).await?);
             }
         }
         None => println!(
@@ -144,9 +152,7 @@ pub async fn run(args: ScalingArgs) -> anyhow::Result<()> {
         ),
     }
     if !args.no_sqlite {
-        let r = run_once(&exe, &args, None, 1).await?;
-        print_row(&r);
-        results.push(r);
+        results.push(best_of(&exe, &args, None, 1).await?);
     }
     println!();
     print_table(&results);
@@ -156,6 +162,23 @@ pub async fn run(args: ScalingArgs) -> anyhow::Result<()> {
         print_costs(&costs);
     }
     Ok(())
+}
+
+async fn best_of(
+    exe: &std::path::Path,
+    args: &ScalingArgs,
+    pg: Option<&str>,
+    workers: usize,
+) -> anyhow::Result<RunResult> {
+    let mut best: Option<RunResult> = None;
+    for _ in 0..args.repeat.max(1) {
+        let r = run_once(exe, args, pg, workers).await?;
+        print_row(&r);
+        if best.as_ref().is_none_or(|b| r.elapsed < b.elapsed) {
+            best = Some(r);
+        }
+    }
+    best.ok_or_else(|| anyhow::anyhow!("no run"))
 }
 
 fn print_row(r: &RunResult) {
@@ -262,6 +285,7 @@ async fn run_once(
 ) -> anyhow::Result<RunResult> {
     let sandbox = Sandbox::start(SandboxOptions {
         token: Some(fleet::SELL_TOKEN.into()),
+        latency: Duration::from_millis(args.latency_ms),
         seed: fleet::leavers_seed(args.jobs, args.per_kind),
         ..SandboxOptions::default()
     })
