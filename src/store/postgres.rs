@@ -19,6 +19,9 @@
 //! opens on first use and re-opens after errors, with the caller's timeout as the
 //! polling fallback.
 //!
+//! The CRM rate budget the replicas share lives next door, in
+//! [`super::postgres_budget`], on this store's pool ([`JobStore::shared_crm_budget`]).
+//!
 //! Durability of a 2xx follows the server's `synchronous_commit` (default `on`); the
 //! `synchronous` argument of [`super::open`] is SQLite's and is ignored here.
 
