@@ -1,18 +1,25 @@
-//! `offboard bench …`: the benchmarks, runnable from the product binary.
-
-use clap::Subcommand;
+//! `offboard bench …`: the benchmarks of BENCHMARKS.md, run from the product binary.
+//! Each subcommand parses its arguments here and hands off to `crate::bench`.
 
 use super::CliError;
+use crate::bench::{
+    pacing::{self, PacingArgs},
+    scaling::{self, ScalingArgs},
+};
 
-#[derive(Debug, Subcommand)]
+/// The benchmarks.
+#[derive(Debug, clap::Subcommand)]
 pub(super) enum BenchCommand {
     /// Pacing at the CRM's limit against a sequential baseline.
-    Pacing(crate::bench::pacing::PacingArgs),
+    Pacing(PacingArgs),
+    /// Jobs per second with 1, 2, 3 worker processes on PostgreSQL (and 1 on
+    /// SQLite), and what a permit of the shared CRM budget costs.
+    Scaling(ScalingArgs),
 }
 
 pub(super) async fn run(command: BenchCommand) -> Result<(), CliError> {
     match command {
-        BenchCommand::Pacing(args) => crate::bench::pacing::run(args).await?,
+        BenchCommand::Pacing(args) => pacing::run(args).await.map_err(CliError::Failed),
+        BenchCommand::Scaling(args) => scaling::run(args).await.map_err(CliError::Failed),
     }
-    Ok(())
 }

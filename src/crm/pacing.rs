@@ -12,8 +12,9 @@
 //! adapts: a 429 halves the effective rate (down to a floor) and pauses everyone for
 //! the CRM's `Retry-After`; successes bring the rate back one step at a time.
 //! [`LocalBudget::shared`] hands every client of the same token the same budget.
-//! A budget shared between processes (PostgreSQL) is meant to be another
-//! implementation of the trait; callers won't change.
+//! The budget shared between processes on a PostgreSQL store is another
+//! implementation of the trait, `store::postgres_budget::PgBudget` (its SQL lives
+//! with the store's); `app.rs` picks it, callers don't change.
 //!
 //! A budget never sends requests or decides about retries: it only makes callers wait.
 

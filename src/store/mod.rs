@@ -3,6 +3,8 @@
 //! [`sqlite`] is the embedded default (WAL, `synchronous=FULL`, one writer with
 //! `BEGIN IMMEDIATE`); [`postgres`] satisfies the same trait for scale-out (many
 //! receivers and workers on one database). [`open`] picks one from the URL scheme.
+//! [`postgres_budget`] is the one thing here that is not a queue: the CRM rate budget
+//! that replicas share through the database ([`JobStore::shared_crm_budget`]).
 //! `tests/store_conformance.rs` runs one suite against both, so "the same semantics"
 //! is checked, not hoped for. Only this folder contains SQL. Rows are parsed back into
 //! domain types when read: stored data is input too.
@@ -15,6 +17,7 @@
 //! - at most one job per employee e-mail is `running` at a time.
 
 pub mod postgres;
+pub mod postgres_budget;
 pub mod sqlite;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
@@ -24,7 +27,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::{JobKind, JobState, OffboardingEvent};
+use crate::{
+    crm::pacing::{BudgetSettings, RateBudget},
+    domain::{JobKind, JobState, OffboardingEvent},
+};
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -360,6 +366,20 @@ pub trait JobStore: Send + Sync + 'static {
     async fn wait_for_work(&self, max: Duration) -> bool {
         tokio::time::sleep(max).await;
         false
+    }
+
+    /// A CRM rate budget shared with every other process on this store, for the
+    /// token identified by `key` (a hash, never the token), or `None` when this
+    /// store is one process's own (SQLite): the caller then paces in-process.
+    /// PostgreSQL answers with [`postgres_budget::PgBudget`], so N replicas together
+    /// stay within `requests_per_second`. No IO happens until the first permit.
+    fn shared_crm_budget(
+        &self,
+        key: &str,
+        settings: &BudgetSettings,
+    ) -> Option<Arc<dyn RateBudget>> {
+        let _ = (key, settings);
+        None
     }
 }
 

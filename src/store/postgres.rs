@@ -19,6 +19,9 @@
 //! opens on first use and re-opens after errors, with the caller's timeout as the
 //! polling fallback.
 //!
+//! The CRM rate budget the replicas share lives next door, in
+//! [`super::postgres_budget`], on this store's pool ([`JobStore::shared_crm_budget`]).
+//!
 //! Durability of a 2xx follows the server's `synchronous_commit` (default `on`); the
 //! `synchronous` argument of [`super::open`] is SQLite's and is ignored here.
 
@@ -41,8 +44,12 @@ use tokio::{sync::Notify, task::JoinHandle};
 use super::{
     AuditEntry, Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent,
     Outcome, Reservation, StoreError,
+    postgres_budget::{PgBudget, SharedBudgetOptions},
 };
-use crate::domain::{JobKind, JobState, OffboardingEvent};
+use crate::{
+    crm::pacing::{BudgetSettings, RateBudget},
+    domain::{JobKind, JobState, OffboardingEvent},
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -1034,5 +1041,18 @@ impl JobStore for PgStore {
         tokio::time::timeout(max, self.wake.notify.notified())
             .await
             .is_ok()
+    }
+
+    fn shared_crm_budget(
+        &self,
+        key: &str,
+        settings: &BudgetSettings,
+    ) -> Option<Arc<dyn RateBudget>> {
+        Some(Arc::new(PgBudget::new(
+            self.pool.clone(),
+            key.to_owned(),
+            settings.clone(),
+            SharedBudgetOptions::for_rate(settings.requests_per_second),
+        )))
     }
 }

@@ -197,7 +197,8 @@ impl Worker {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.wake.notified() => {},
-                _ = tokio::time::sleep(self.settings.poll_interval) => {},
+                // PostgreSQL returns at once on another replica's NOTIFY; SQLite sleeps.
+                _ = self.store.wait_for_work(self.settings.poll_interval) => {},
                 Some(_) = running.join_next(), if !running.is_empty() => {},
             }
         }
