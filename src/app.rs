@@ -4,6 +4,10 @@
 //!
 //! `--role` gates the parts: a receiver serves webhooks and the admin API; a worker
 //! runs jobs; both serve `/healthz`, `/readyz` and `/metrics`.
+//!
+//! It is also where `store/` and `crm/` meet: the CRM client's rate budget comes
+//! from the store when the store is shared between processes (PostgreSQL), so N
+//! replicas pace as one.
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -48,6 +52,15 @@ impl From<ConfigError> for StartError {
     }
 }
 
+/// Where the CRM client comes from.
+enum CrmChoice {
+    /// The caller's (demo, tests).
+    Given(Arc<dyn Crm>),
+    /// Built from `[crm]` with this token, once the store is open (it may share the
+    /// rate budget).
+    FromConfig(crate::config::Secret),
+}
+
 /// A built, not yet running, offboard.
 pub struct Application {
     listener: TcpListener,
@@ -60,10 +73,17 @@ pub struct Application {
 
 impl Application {
     /// Builds from configuration: secrets, store (migrated), policy, CRM client, listener.
+    ///
+    /// The CRM client paces through the store's shared budget when the store has one
+    /// (PostgreSQL: every replica draws from one row, see `store::postgres_budget`),
+    /// else through this process's budget.
     pub async fn build(config: Config, role: Role) -> Result<Self, StartError> {
-        let crm = crate::crm::sell::client_from_config(&config, config.crm_token()?)
+        let token = config.crm_token()?;
+        // Checked before the store is opened: a bad [crm] section is a configuration
+        // error (exit 2) whether or not the store is reachable.
+        crate::crm::sell::client_from_config(&config, token.clone())
             .map_err(|e| StartError::Config(format!("crm: {e}")))?;
-        Self::build_with_crm(config, role, crm).await
+        Self::build_inner(config, role, CrmChoice::FromConfig(token)).await
     }
 
     /// Builds with a given CRM client (the demo and tests use this).
@@ -72,8 +92,14 @@ impl Application {
         role: Role,
         crm: Arc<dyn Crm>,
     ) -> Result<Self, StartError> {
+        Self::build_inner(config, role, CrmChoice::Given(crm)).await
+    }
+
+    async fn build_inner(config: Config, role: Role, crm: CrmChoice) -> Result<Self, StartError> {
         let policy = Policy::load(&config.policy.file)
             .map_err(|e| StartError::Config(format!("policy: {e}")))?;
+        // The process's log lines follow the configuration it runs.
+        crate::telemetry::set_redact_emails(config.privacy.redact_emails);
         let runs_receiver = role != Role::Worker;
         let admin_token = if runs_receiver {
             Some(config.admin_token()?)
@@ -100,6 +126,16 @@ impl Application {
             .migrate()
             .await
             .map_err(|e| anyhow::anyhow!("migrations: {e}"))?;
+
+        let crm = match crm {
+            CrmChoice::Given(crm) => crm,
+            CrmChoice::FromConfig(token) => {
+                crate::crm::sell::client_from_config_sharing(&config, token, |key, budget| {
+                    store.shared_crm_budget(key, budget)
+                })
+                .map_err(|e| StartError::Config(format!("crm: {e}")))?
+            }
+        };
 
         let policy = Arc::new(CurrentPolicy::new(policy));
         let worker = (role != Role::Receiver)
@@ -222,5 +258,33 @@ fn redact_url(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_keeps_the_old_policy_when_the_new_file_is_invalid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.toml");
+        let good = "version = 1\n[defaults]\nfallback_owner = \"ops@example.com\"\n[[rules]]\nname = \"all\"\naction = \"deactivate\"\n";
+        std::fs::write(&path, good).unwrap();
+        let current = CurrentPolicy::new(Policy::load(&path).unwrap());
+        let before = current.get().version().to_owned();
+
+        std::fs::write(
+            &path,
+            "version = 1\n[[rules]]\nname = \"x\"\naction = \"explode\"\n",
+        )
+        .unwrap();
+        let err = reload(&current, &path).unwrap_err();
+        assert!(err.contains(":4:"), "error names the line: {err}");
+        assert_eq!(current.get().version(), before, "old policy kept");
+
+        std::fs::write(&path, good.replace("deactivate", "review")).unwrap();
+        reload(&current, &path).unwrap();
+        assert_ne!(current.get().version(), before, "new policy in force");
     }
 }

@@ -15,6 +15,7 @@ pub mod crm;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod metrics;
 pub mod policy;
 pub mod store;
 pub mod telemetry;

@@ -176,6 +176,24 @@ poll_interval_ms = 100
         panic!("timed out waiting for {what}");
     }
 
+    /// Waits until the job asks for the seat change, plays the admin (deactivates
+    /// the user in the sandbox), then waits for the job to succeed.
+    async fn admin_deactivates_then_job_succeeds(&self, job_id: &str, rep: i64, timeout: Duration) {
+        self.wait_for("seat requested", timeout, async |h| {
+            h.job(job_id)
+                .await
+                .is_some_and(|j| j["checkpoints"].get("seat_requested_at").is_some())
+        })
+        .await;
+        self.sandbox.state().deactivate(rep).await.unwrap();
+        self.wait_for("succeeded", Duration::from_secs(30), async |h| {
+            h.job(job_id)
+                .await
+                .is_some_and(|j| j["state"] == "succeeded")
+        })
+        .await;
+    }
+
     fn admin_tasks(&self) -> usize {
         self.sandbox
             .state()
@@ -257,23 +275,8 @@ async fn crash_and_resume(point: KillPoint) {
     let writes_at_kill = h.sandbox.state().stats().writes.len();
 
     let mut second = h.start().await;
-    h.wait_for(
-        "seat requested after restart",
-        Duration::from_secs(60),
-        async |h| {
-            h.job(&job_id)
-                .await
-                .is_some_and(|j| j["checkpoints"].get("seat_requested_at").is_some())
-        },
-    )
-    .await;
-    h.sandbox.state().deactivate(rep).await.unwrap();
-    h.wait_for("succeeded", Duration::from_secs(30), async |h| {
-        h.job(&job_id)
-            .await
-            .is_some_and(|j| j["state"] == "succeeded")
-    })
-    .await;
+    h.admin_deactivates_then_job_succeeds(&job_id, rep, Duration::from_secs(60))
+        .await;
     kill(&mut second);
 
     let after = h.sandbox.state().open_counts(rep).await;
@@ -332,19 +335,8 @@ async fn faults_and_throttling_do_not_change_the_result() {
     let before = h.sandbox.state().open_counts(rep).await;
     let mut child = h.start().await;
     let job_id = h.post(&email).await;
-    h.wait_for("seat requested", Duration::from_secs(120), async |h| {
-        h.job(&job_id)
-            .await
-            .is_some_and(|j| j["checkpoints"].get("seat_requested_at").is_some())
-    })
-    .await;
-    h.sandbox.state().deactivate(rep).await.unwrap();
-    h.wait_for("succeeded", Duration::from_secs(60), async |h| {
-        h.job(&job_id)
-            .await
-            .is_some_and(|j| j["state"] == "succeeded")
-    })
-    .await;
+    h.admin_deactivates_then_job_succeeds(&job_id, rep, Duration::from_secs(120))
+        .await;
     kill(&mut child);
     let after = h.sandbox.state().open_counts(rep).await;
     assert_eq!(after.open_total(), 0);
@@ -377,7 +369,7 @@ async fn a_frozen_worker_loses_its_lease() {
         h.sandbox.state().stats().writes.len() >= 40
     })
     .await;
-    signal(&first, "STOP");
+    freeze_outside_a_write(&h, &first).await;
     let frozen_at = Instant::now();
     // A second process on the same store (another port) takes over.
     let second_port = free_port();
@@ -399,19 +391,8 @@ async fn a_frozen_worker_loses_its_lease() {
         "took over after {took:?}"
     );
     signal(&first, "CONT");
-    h.wait_for("seat requested", Duration::from_secs(60), async |h| {
-        h.job(&job_id)
-            .await
-            .is_some_and(|j| j["checkpoints"].get("seat_requested_at").is_some())
-    })
-    .await;
-    h.sandbox.state().deactivate(rep).await.unwrap();
-    h.wait_for("succeeded", Duration::from_secs(30), async |h| {
-        h.job(&job_id)
-            .await
-            .is_some_and(|j| j["state"] == "succeeded")
-    })
-    .await;
+    h.admin_deactivates_then_job_succeeds(&job_id, rep, Duration::from_secs(60))
+        .await;
     kill(&mut first);
     kill(&mut second);
     assert_eq!(h.sandbox.state().open_counts(rep).await.open_total(), 0);
@@ -428,6 +409,38 @@ async fn a_frozen_worker_loses_its_lease() {
     assert!(max_puts <= 2, "a record was PUT {max_puts} times");
 }
 
+/// SIGSTOPs the worker at a moment it holds no SQLite write transaction. A process
+/// frozen inside one holds the file's write lock and blocks every other process:
+/// that is SQLite's nature (multi-process deployments use PostgreSQL), and not what
+/// the lease protects against, which is a worker that stops heartbeating.
+async fn freeze_outside_a_write(h: &Harness, child: &Child) {
+    use sqlx::{ConnectOptions, Connection, sqlite::SqliteConnectOptions};
+    let db = format!("sqlite://{}", h.dir.path().join("offboard.db").display());
+    for _ in 0..100 {
+        signal(child, "STOP");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let opts: SqliteConnectOptions = db
+            .parse::<SqliteConnectOptions>()
+            .unwrap()
+            .busy_timeout(Duration::ZERO);
+        let mut conn = opts.connect().await.unwrap();
+        let free = sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut conn)
+            .await
+            .is_ok();
+        if free {
+            sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+        }
+        conn.close().await.unwrap();
+        if free {
+            return;
+        }
+        signal(child, "CONT");
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    panic!("the worker was always inside a write transaction");
+}
+
 fn start_with(config: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_offboard"))
         .args(["serve", "--config"])
@@ -437,4 +450,55 @@ fn start_with(config: &Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
+}
+
+/// SIGTERM: stop claiming, let in-flight calls finish, checkpoint, and give the job
+/// back at once (queued, no lease) so another worker need not wait for expiry.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_releases_the_lease_for_the_next_worker() {
+    let h = Harness::new(0.0, None, 60).await;
+    let (rep, email) = leaver(&h).await;
+    let mut first = h.start().await;
+    let job_id = h.post(&email).await;
+    h.wait_for("some writes", Duration::from_secs(60), async |h| {
+        h.sandbox.state().stats().writes.len() >= 60
+    })
+    .await;
+    signal(&first, "TERM");
+    let stopping = Instant::now();
+    let status = first.wait().unwrap();
+    assert!(status.success(), "graceful exit: {status:?}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        stopping.elapsed()
+    );
+
+    let store = offboard::store::sqlite::SqliteStore::open(
+        &format!("sqlite://{}", h.dir.path().join("offboard.db").display()),
+        "full",
+    )
+    .await
+    .unwrap();
+    use offboard::store::JobStore;
+    let detail = store.get_job(&job_id).await.unwrap().unwrap();
+    assert_eq!(
+        detail.job.state,
+        offboard::domain::JobState::Queued,
+        "released, not left running"
+    );
+    assert!(detail.job.lease_owner.is_none());
+    let moved: u64 = Resource::ALL
+        .iter()
+        .filter_map(|r| detail.checkpoints.get(&format!("reassign.{r}")))
+        .filter_map(|c| c["moved"].as_u64())
+        .sum();
+    assert!(moved > 0, "progress was checkpointed before exit");
+
+    let mut second = h.start().await;
+    h.admin_deactivates_then_job_succeeds(&job_id, rep, Duration::from_secs(60))
+        .await;
+    kill(&mut second);
+    assert_eq!(h.sandbox.state().open_counts(rep).await.open_total(), 0);
+    assert_eq!(h.admin_tasks(), 1);
 }

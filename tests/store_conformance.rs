@@ -183,6 +183,7 @@ conformance! {
         concurrent_reservations_never_overshoot_a_cap,
         concurrent_claims_never_share_a_job,
         count_by_state_and_queue_lag,
+        seats_pending_counts_requested_unverified_seat_changes,
         wait_for_work_returns_by_max,
     ],
     unmigrated: [ready_fails_before_migrate],
@@ -1454,6 +1455,62 @@ async fn count_by_state_and_queue_lag(store: SharedStore) {
     assert_eq!(counts[&JobState::Running], 1);
     assert_eq!(counts[&JobState::Succeeded], 1);
     assert!(store.oldest_runnable_age().await.expect("lag").is_some());
+}
+
+/// `seats_pending` (the `offboard_seats_pending_admin_action` gauge): active jobs
+/// with a reserved action and a `seat_requested_at` checkpoint, per action.
+async fn seats_pending_counts_requested_unverified_seat_changes(store: SharedStore) {
+    assert!(store.seats_pending().await.expect("pending").is_empty());
+    let later = Utc::now() + chrono::Duration::hours(1);
+    // (email, action, seat requested?, how the run ends)
+    let runs = [
+        ("a@example.com", "deactivate", true, "scheduled"),
+        ("b@example.com", "delete", true, "needs_review"),
+        ("c@example.com", "delete", false, "scheduled"),
+        ("d@example.com", "deactivate", true, "succeeded"),
+    ];
+    let mut ids = Vec::new();
+    for (i, (email, action, requested, end)) in runs.into_iter().enumerate() {
+        let id = ingest(&store, new_event(&format!("evt-seat-{i}"), email)).await;
+        let c = claim_one_of(&store).await;
+        assert_eq!(c.job.id, id);
+        let granted = store
+            .reserve_seat_action(
+                &c.lease,
+                action,
+                Utc::now() - chrono::Duration::hours(1),
+                None,
+                None,
+            )
+            .await
+            .expect("reserve");
+        assert_eq!(granted, Reservation::Granted);
+        if requested {
+            store
+                .put_checkpoint(&c.lease, "seat_requested_at", &json!(Utc::now()))
+                .await
+                .expect("checkpoint");
+        }
+        let outcome = match end {
+            "scheduled" => Outcome::Scheduled {
+                run_at: later,
+                reason: "verify later".into(),
+            },
+            "needs_review" => Outcome::NeedsReview {
+                reason: "deadline passed".into(),
+            },
+            _ => Outcome::Succeeded,
+        };
+        store.finish(&c.lease, outcome).await.expect("finish");
+        ids.push(id);
+    }
+    let pending = store.seats_pending().await.expect("pending");
+    assert_eq!(pending.get("deactivate"), Some(&1), "{pending:?}");
+    assert_eq!(pending.get("delete"), Some(&1), "{pending:?}");
+    store.cancel(&ids[0], "operator").await.expect("cancel");
+    let pending = store.seats_pending().await.expect("pending");
+    assert_eq!(pending.get("deactivate"), None, "{pending:?}");
+    assert_eq!(pending.get("delete"), Some(&1), "{pending:?}");
 }
 
 async fn claim_one_of(store: &SharedStore) -> Claimed {

@@ -45,6 +45,66 @@ const GOAL_RSS_IDLE_MB: f64 = 30.0;
 const GOAL_RSS_LOAD_MB: f64 = 100.0;
 const GOAL_READY_MS: f64 = 300.0;
 
+/// Arguments of `offboard bench ingest`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestArgs {
+    /// Concurrent keep-alive connections; one run per value.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64,256",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub concurrency: Vec<u64>,
+    /// Seconds each server sends for at each concurrency.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub duration_secs: u64,
+    /// Distinct pre-signed events per concurrency (each offboard store may use all).
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub events: u64,
+    /// Interleaved rounds each server's time at a concurrency is split into.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Which commit modes to measure (the baseline always runs).
+    #[arg(long, value_enum, default_value = "both")]
+    pub commit: CommitArg,
+    /// Internal: serve the baseline on this address (the benchmark starts it).
+    #[arg(long, hide = true)]
+    pub serve_baseline: Option<std::net::SocketAddr>,
+}
+
+/// `--commit`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CommitArg {
+    /// One transaction per request (before) and group commit (after).
+    Both,
+    /// Only one transaction per request.
+    PerRequest,
+    /// Only group commit.
+    Group,
+}
+
+/// Runs `offboard bench ingest` (or, with `--serve-baseline`, the baseline server it
+/// starts as a child process).
+pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
+    if let Some(addr) = args.serve_baseline {
+        return serve_baseline(addr).await;
+    }
+    let mut targets = vec![Target::Baseline];
+    if matches!(args.commit, CommitArg::Both | CommitArg::PerRequest) {
+        targets.push(Target::Offboard(Commit::PerRequest));
+    }
+    if matches!(args.commit, CommitArg::Both | CommitArg::Group) {
+        targets.push(Target::Offboard(Commit::Group));
+    }
+    let exe = std::env::current_exe().context("cannot find the offboard binary")?;
+    run_with(&IngestOptions {
+        concurrency: args.concurrency.iter().map(|&c| c as usize).collect(),
+        duration: Duration::from_secs(args.duration_secs),
+        events: args.events as usize,
+        targets,
+        rounds: args.rounds,
+        exe,
+    })
+    .await
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
@@ -113,7 +173,7 @@ impl Check {
 }
 
 /// Runs the benchmark and prints the report; an error if an event was lost.
-pub async fn run(opts: &IngestOptions) -> anyhow::Result<()> {
+pub async fn run_with(opts: &IngestOptions) -> anyhow::Result<()> {
     anyhow::ensure!(opts.events > 0, "--events must be at least 1");
     anyhow::ensure!(opts.rounds > 0, "--rounds must be at least 1");
     println!("{}", machine());
@@ -252,16 +312,16 @@ async fn measure(opts: &IngestOptions, concurrency: usize) -> anyhow::Result<Vec
     Ok(rows)
 }
 
-/// `offboard_store_group_commit_requests` sum / count from the receiver's metrics.
+/// Requests per group commit, from the receiver's metrics.
 async fn mean_group_size(server: &Server) -> Option<f64> {
     let (_, text) = load::get(server.addr, "/metrics").await.ok()?;
     let value = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
     };
-    let sum = value("offboard_store_group_commit_requests_sum")?;
-    let count = value("offboard_store_group_commit_requests_count")?;
-    (count > 0.0).then(|| sum / count)
+    let requests = value("offboard_store_group_commit_requests_total")?;
+    let commits = value("offboard_store_group_commits_total")?;
+    (commits > 0.0).then(|| requests / commits)
 }
 
 /// Runs `work` while sampling the server's RSS every 50 ms; the result and the

@@ -1,5 +1,17 @@
 //! Benchmarks that run from the product binary (`offboard bench …`), so anyone can
 //! reproduce the numbers in BENCHMARKS.md on their own machine. Each reports ratios
 //! against a baseline measured in the same run, never absolute thresholds.
+//!
+//! - [`ingest`]: webhook ingest throughput and latency against a bare axum route,
+//!   before and after group commit, with a zero-lost-events check, RSS and start-up.
+//! - [`pacing`]: does one offboarding use the CRM's whole request budget, against a
+//!   sequential one-call-at-a-time client.
+//! - [`scaling`]: jobs per second with 1, 2, 3 worker processes on PostgreSQL and
+//!   1 on SQLite, and the cost of a permit from the shared CRM budget.
+//! - [`fleet`]: the pieces it runs (a leavers org, a fleet config, `offboard serve`
+//!   child processes, a Sell admin); `tests/replicas.rs` uses them too.
 
+pub mod fleet;
 pub mod ingest;
+pub mod pacing;
+pub mod scaling;

@@ -46,16 +46,25 @@ pub(super) enum JobsCommand {
     Retry {
         /// Job id.
         id: String,
+        /// Print the job after the change as JSON (the admin API's list-entry shape).
+        #[arg(long)]
+        json: bool,
     },
     /// Cancel a job that has not finished.
     Cancel {
         /// Job id.
         id: String,
+        /// Print the job after the change as JSON (the admin API's list-entry shape).
+        #[arg(long)]
+        json: bool,
     },
     /// Let a job waiting in needs_review proceed.
     Approve {
         /// Job id.
         id: String,
+        /// Print the job after the change as JSON (the admin API's list-entry shape).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -104,20 +113,30 @@ pub(super) async fn run(config_path: &Path, command: JobsCommand) -> Result<(), 
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             }
         }
-        JobsCommand::Retry { id } => report(store.retry(&id).await.map_err(op_failed)?),
-        JobsCommand::Cancel { id } => report(
-            store
+        JobsCommand::Retry { id, json } => {
+            report(&store.retry(&id).await.map_err(op_failed)?, json, redact)
+        }
+        JobsCommand::Cancel { id, json } => report(
+            &store
                 .cancel(&id, "cancelled by operator (CLI)")
                 .await
                 .map_err(op_failed)?,
+            json,
+            redact,
         ),
-        JobsCommand::Approve { id } => report(store.approve(&id).await.map_err(op_failed)?),
+        JobsCommand::Approve { id, json } => {
+            report(&store.approve(&id).await.map_err(op_failed)?, json, redact)
+        }
     }
     Ok(())
 }
 
-fn report(job: Job) {
-    println!("job {} is now {}", job.id, job.state);
+fn report(job: &Job, json: bool, redact: bool) {
+    if json {
+        println!("{}", summary(job, redact));
+    } else {
+        println!("job {} is now {}", job.id, job.state);
+    }
 }
 
 fn print_table(jobs: &[Job], redact: bool) {

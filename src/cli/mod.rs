@@ -51,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         command: policy::PolicyCommand,
     },
+    /// Benchmarks (ratios against a baseline measured in the same run).
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
     /// Apply store migrations.
     Migrate,
     /// Operate the job queue (works on the store directly, also when the service is down).
@@ -58,28 +63,10 @@ enum Command {
         #[command(subcommand)]
         command: jobs::JobsCommand,
     },
-    /// Benchmarks, each against a baseline measured in the same run (BENCHMARKS.md).
-    Bench {
-        #[command(subcommand)]
-        command: bench::BenchCommand,
-    },
     /// List configured HR sources; `test` shows the canonical event a payload maps to.
     Sources {
         #[command(subcommand)]
-        command: Option<SourcesCommand>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum SourcesCommand {
-    /// Print the canonical event(s) a payload maps to, or exactly why it can't
-    /// (no signature check).
-    Test {
-        /// The source's name.
-        name: String,
-        /// The payload file (`-` reads stdin).
-        #[arg(long)]
-        body: PathBuf,
+        command: Option<sources::SourcesCommand>,
     },
 }
 
@@ -145,6 +132,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve { role } => serve::run(&cli.config, role).await,
         Command::Demo { keep } => demo::run(keep).await,
+        Command::Bench { command } => bench::run(command).await,
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Migrate => {
             let config = Config::load(&cli.config, true)?;
@@ -157,33 +145,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Jobs { command } => jobs::run(&cli.config, command).await,
-        Command::Bench { command } => bench::run(command).await,
         Command::Policy { command } => policy::run(&cli.config, command),
-        Command::Sources { command } => {
-            let config = Config::load(&cli.config, true)?;
-            match command {
-                None => print!("{}", sources::list(&config)),
-                Some(SourcesCommand::Test { name, body }) => {
-                    if !config.sources.iter().any(|s| s.name == name) {
-                        return Err(CliError::Config(format!(
-                            "no source named {name:?} in {}",
-                            cli.config.display()
-                        )));
-                    }
-                    let bytes = if body.as_os_str() == "-" {
-                        let mut buf = Vec::new();
-                        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map(|_| buf)
-                    } else {
-                        std::fs::read(&body)
-                    }
-                    .map_err(|e| CliError::Config(format!("--body {}: {e}", body.display())))?;
-                    let out = sources::test(&config, &name, &bytes)
-                        .map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
-                    println!("{out}");
-                }
-            }
-            Ok(())
-        }
+        Command::Sources { command } => sources::run(&cli.config, command),
     }
 }
 

@@ -3,7 +3,10 @@
 //! payload maps to, so an operator can check a mapping before the vendor sends
 //! anything. Neither reads a secret nor checks a signature.
 
-use std::fmt::Write as _;
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
@@ -15,6 +18,49 @@ use crate::{
         schemes::Spec,
     },
 };
+
+#[derive(Debug, clap::Subcommand)]
+pub(super) enum SourcesCommand {
+    /// Print the canonical event(s) a payload maps to, or exactly why it can't
+    /// (no signature check).
+    Test {
+        /// The source's name.
+        name: String,
+        /// The payload file (`-` reads stdin).
+        #[arg(long)]
+        body: PathBuf,
+    },
+}
+
+pub(super) fn run(
+    config_path: &Path,
+    command: Option<SourcesCommand>,
+) -> Result<(), super::CliError> {
+    use super::CliError;
+    let config = Config::load(config_path, true)?;
+    match command {
+        None => print!("{}", list(&config)),
+        Some(SourcesCommand::Test { name, body }) => {
+            if !config.sources.iter().any(|s| s.name == name) {
+                return Err(CliError::Config(format!(
+                    "no source named {name:?} in {}",
+                    config_path.display()
+                )));
+            }
+            let bytes = if body.as_os_str() == "-" {
+                let mut buf = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map(|_| buf)
+            } else {
+                std::fs::read(&body)
+            }
+            .map_err(|e| CliError::Config(format!("--body {}: {e}", body.display())))?;
+            let out =
+                test(&config, &name, &bytes).map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
+            println!("{out}");
+        }
+    }
+    Ok(())
+}
 
 /// The listing printed by `offboard sources`.
 pub(crate) fn list(config: &Config) -> String {

@@ -12,8 +12,9 @@
 //! adapts: a 429 halves the effective rate (down to a floor) and pauses everyone for
 //! the CRM's `Retry-After`; successes bring the rate back one step at a time.
 //! [`LocalBudget::shared`] hands every client of the same token the same budget.
-//! A budget shared between processes (PostgreSQL) is meant to be another
-//! implementation of the trait; callers won't change.
+//! The budget shared between processes on a PostgreSQL store is another
+//! implementation of the trait, `store::postgres_budget::PgBudget` (its SQL lives
+//! with the store's); `app.rs` picks it, callers don't change.
 //!
 //! A budget never sends requests or decides about retries: it only makes callers wait.
 
@@ -21,7 +22,10 @@ use std::{
     collections::HashMap,
     fmt,
     num::NonZeroU32,
-    sync::{Arc, LazyLock, Mutex, MutexGuard, Weak},
+    sync::{
+        Arc, LazyLock, Mutex, MutexGuard, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -104,6 +108,9 @@ pub struct LocalBudget {
     slots: Arc<Semaphore>,
     settings: BudgetSettings,
     state: Mutex<Adaptive>,
+    /// The allowed rate has been published as a metric (on first use, when the
+    /// service's recorder is surely installed).
+    announced: AtomicBool,
 }
 
 /// What 429s and successes have done to the rate.
@@ -145,6 +152,7 @@ impl LocalBudget {
                 last_slowdown: None,
                 paused_until: None,
             }),
+            announced: AtomicBool::new(false),
         }
     }
 
@@ -201,13 +209,17 @@ impl LocalBudget {
 
     fn publish(&self, slowdown: u32) {
         let rps = f64::from(self.settings.requests_per_second.max(1)) / f64::from(slowdown);
-        metrics::gauge!("offboard_crm_effective_rps").set(rps);
+        metrics::gauge!("offboard_crm_allowed_requests_per_second").set(rps);
     }
 }
 
 #[async_trait]
 impl RateBudget for LocalBudget {
     async fn acquire(&self) -> Permit {
+        let started = Instant::now();
+        if !self.announced.swap(true, Ordering::Relaxed) {
+            self.publish(self.slowdown());
+        }
         // Slot first, then rate: a rate cell taken while waiting for a slot would
         // be spent without a request, and the semaphore is FIFO, so jobs take turns.
         let slot = match Arc::clone(&self.slots).acquire_owned().await {
@@ -226,6 +238,8 @@ impl RateBudget for LocalBudget {
         for _ in 0..slowdown.max(1) {
             self.limiter.until_ready().await;
         }
+        metrics::histogram!("offboard_crm_pacing_wait_seconds")
+            .record(started.elapsed().as_secs_f64());
         slot
     }
 

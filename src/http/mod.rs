@@ -1,27 +1,30 @@
 //! The HTTP surface: webhooks (from [`crate::ingest`]), the admin API, health,
-//! readiness and metrics, under one set of tower layers (request id, tracing,
-//! timeout, panic → 500 JSON, body limit).
+//! readiness and metrics, under one set of tower layers (request id, a tracing span
+//! carrying it, an access line and latency histogram, panic → 500 JSON, timeout →
+//! 408 JSON; the webhook route adds its body limit). Every error a client sees has
+//! the `{"error":{"code","message"}}` shape, whichever layer produced it.
 
 pub mod admin;
 pub mod error;
 pub mod openapi;
 
-use std::{sync::OnceLock, time::Duration};
+use std::time::{Duration, Instant};
 
 use axum::{
-    Json, Router,
-    extract::{DefaultBodyLimit, State},
+    BoxError, Json, Router,
+    error_handling::HandleErrorLayer,
+    extract::{DefaultBodyLimit, MatchedPath, State},
     http::{HeaderName, Request, StatusCode},
+    middleware,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 
@@ -29,20 +32,9 @@ use crate::{ingest::routes::IngestState, store::SharedStore};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The process-wide Prometheus recorder (installed once, even with many apps in
-/// one test process).
+/// The process-wide Prometheus recorder (see [`crate::metrics`]).
 pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (tests); then ours only renders.
-            let _ = metrics::set_global_recorder(recorder);
-            metrics::gauge!("offboard_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-            handle
-        })
-        .clone()
+    crate::metrics::handle()
 }
 
 /// Health and metrics state.
@@ -84,6 +76,13 @@ async fn render_metrics(State(state): State<HealthState>) -> Response {
         metrics::gauge!("offboard_queue_lag_seconds")
             .set(lag.map(|d| d.as_secs_f64()).unwrap_or(0.0));
     }
+    if let Ok(pending) = state.store.seats_pending().await {
+        for action in ["deactivate", "delete"] {
+            let n = pending.get(action).copied().unwrap_or(0);
+            metrics::gauge!("offboard_seats_pending_admin_action", "action" => action)
+                .set(n as f64);
+        }
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -108,7 +107,11 @@ pub fn ingest_router(state: IngestState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
-/// Wraps a router in the shared layers.
+/// Wraps a router in the shared layers, outermost first: request id (`x-request-id`,
+/// kept when the client sent one, echoed in the response), a tracing span per
+/// request carrying that id (so every line logged while serving it has it), an
+/// access line and `offboard_http_request_duration_seconds`, panic → 500 JSON (the
+/// process and the connection survive), and the request timeout → 408 JSON.
 pub fn with_layers(router: Router, timeout: Duration) -> Router {
     router
         .fallback(|| async { error::ApiError::not_found("no such route") })
@@ -124,11 +127,69 @@ pub fn with_layers(router: Router, timeout: Duration) -> Router {
                     tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
                 }))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(middleware::from_fn(access_log))
                 .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
                     tracing::error!("a request handler panicked");
                     error::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
                         .into_response()
                 }))
-                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout)),
+                .layer(HandleErrorLayer::new(|e: BoxError| async move {
+                    if e.is::<tower::timeout::error::Elapsed>() {
+                        error::ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took longer than server.request_timeout_secs")
+                    } else {
+                        error::ApiError::internal(e)
+                    }
+                }))
+                .layer(tower::timeout::TimeoutLayer::new(timeout)),
         )
+}
+
+/// Paths probed every few seconds by orchestrators and Prometheus: their access
+/// lines are logged at debug so they don't drown the rest.
+const QUIET_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// One access line per request (inside the request's span, so it carries the
+/// request id) and one observation of `offboard_http_request_duration_seconds`.
+/// Labels are the route template and known methods only: nothing a client sends
+/// becomes a label value.
+async fn access_log(req: axum::extract::Request, next: middleware::Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = method_label(req.method());
+    let quiet = QUIET_PATHS.contains(&req.uri().path());
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    metrics::histogram!(
+        "offboard_http_request_duration_seconds",
+        "route" => route.clone(),
+        "method" => method,
+        "status" => status.to_string(),
+    )
+    .record(elapsed.as_secs_f64());
+    let latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    if quiet {
+        tracing::debug!(%route, status, latency_ms, "request finished");
+    } else {
+        tracing::info!(%route, status, latency_ms, "request finished");
+    }
+    response
+}
+
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }

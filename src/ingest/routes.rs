@@ -46,6 +46,9 @@ pub struct IngestState {
 /// Records the request's outcome (for metrics).
 fn outcome(source: &str, outcome: &'static str) {
     metrics::counter!("offboard_webhooks_total", "source" => source.to_owned(), "outcome" => outcome).increment(1);
+    if !matches!(outcome, "accepted" | "duplicate" | "ping" | "challenge") {
+        tracing::warn!(source, outcome, "webhook refused");
+    }
 }
 
 fn find(state: &IngestState, name: &str) -> Result<Arc<Source>, ApiError> {
@@ -139,10 +142,26 @@ pub async fn receive(
             max_attempts: state.max_attempts,
         })
         .collect();
+    let employees: Vec<String> = new
+        .iter()
+        .map(|e| e.event.employee.email.to_string())
+        .collect();
     let results = state.store.ingest(new).await.map_err(|e| {
         outcome(name, "store_error");
         ApiError::internal(e)
     })?;
+    for (r, employee) in results.iter().zip(&employees) {
+        match r {
+            IngestOutcome::Accepted { event_id, job_id } => {
+                tracing::info!(source = name, %event_id, %job_id, %employee, "webhook stored: new job");
+            }
+            IngestOutcome::Duplicate { event_id, job_id } => {
+                tracing::info!(source = name, %event_id, %job_id, %employee, "webhook was a duplicate: nothing stored");
+            }
+            // Counted and logged as refused by `respond`.
+            IngestOutcome::Conflict { .. } => {}
+        }
+    }
     if let Some(wake) = &state.wake {
         wake.notify_one();
     }
@@ -219,6 +238,7 @@ fn respond(source: &str, results: &[IngestOutcome]) -> Result<Response, ApiError
         }
     }
     outcome(source, if any_new { "accepted" } else { "duplicate" });
+
     let status = if any_new {
         StatusCode::ACCEPTED
     } else {

@@ -1,8 +1,11 @@
 //! Durable events and jobs behind one [`JobStore`] trait.
 //!
 //! [`sqlite`] is the embedded default (WAL, `synchronous=FULL`, one writer with
-//! `BEGIN IMMEDIATE`, group commit for concurrent ingests); [`postgres`] satisfies the same trait for scale-out (many
-//! receivers and workers on one database). [`open`] picks one from the URL scheme.
+//! `BEGIN IMMEDIATE`, group commit for concurrent ingests); [`postgres`] satisfies
+//! the same trait for scale-out (many receivers and workers on one database).
+//! [`open`] picks one from the URL scheme.
+//! [`postgres_budget`] is the one thing here that is not a queue: the CRM rate budget
+//! that replicas share through the database ([`JobStore::shared_crm_budget`]).
 //! `tests/store_conformance.rs` runs one suite against both, so "the same semantics"
 //! is checked, not hoped for. Only this folder contains SQL. Rows are parsed back into
 //! domain types when read: stored data is input too.
@@ -15,6 +18,7 @@
 //! - at most one job per employee e-mail is `running` at a time.
 
 pub mod postgres;
+pub mod postgres_budget;
 pub mod sqlite;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
@@ -26,6 +30,7 @@ use serde_json::Value;
 
 use crate::{
     config::StoreConfig,
+    crm::pacing::{BudgetSettings, RateBudget},
     domain::{JobKind, JobState, OffboardingEvent},
 };
 
@@ -351,6 +356,10 @@ pub trait JobStore: Send + Sync + 'static {
     async fn count_by_state(&self) -> Result<BTreeMap<JobState, u64>, StoreError>;
     /// Age of the oldest runnable job (queue lag).
     async fn oldest_runnable_age(&self) -> Result<Option<Duration>, StoreError>;
+    /// Active jobs (queued, running, scheduled, needs_review) whose seat change was
+    /// requested from the CRM admin (checkpoint `seat_requested_at`) and not yet
+    /// verified, counted per reserved action (`deactivate`, `delete`). For metrics.
+    async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError>;
 
     /// Waits until new work may be runnable or `max` has passed, whichever comes first;
     /// `true` when woken early. An idle worker calls this between claims instead of
@@ -364,7 +373,28 @@ pub trait JobStore: Send + Sync + 'static {
         tokio::time::sleep(max).await;
         false
     }
+
+    /// A CRM rate budget shared with every other process on this store, for the
+    /// token identified by `key` (a hash, never the token), or `None` when this
+    /// store is one process's own (SQLite): the caller then paces in-process.
+    /// PostgreSQL answers with [`postgres_budget::PgBudget`], so N replicas together
+    /// stay within `requests_per_second`. No IO happens until the first permit.
+    fn shared_crm_budget(
+        &self,
+        key: &str,
+        settings: &BudgetSettings,
+    ) -> Option<Arc<dyn RateBudget>> {
+        let _ = (key, settings);
+        None
+    }
 }
+
+/// The query behind [`JobStore::seats_pending`], the same text for both backends.
+pub(crate) const SEATS_PENDING_SQL: &str = "SELECT s.action AS action, COUNT(*) AS n FROM jobs j \
+     JOIN checkpoints c ON c.job_id = j.id AND c.key = 'seat_requested_at' \
+     JOIN seat_actions s ON s.job_id = j.id \
+     WHERE j.state IN ('queued', 'running', 'scheduled', 'needs_review') \
+     GROUP BY s.action";
 
 /// A shared store handle.
 pub type SharedStore = Arc<dyn JobStore>;

@@ -19,6 +19,9 @@
 //! opens on first use and re-opens after errors, with the caller's timeout as the
 //! polling fallback.
 //!
+//! The CRM rate budget the replicas share lives next door, in
+//! [`super::postgres_budget`], on this store's pool ([`JobStore::shared_crm_budget`]).
+//!
 //! Durability of a 2xx follows the server's `synchronous_commit` (default `on`); the
 //! `synchronous` argument of [`super::open`] is SQLite's and is ignored here.
 
@@ -41,8 +44,12 @@ use tokio::{sync::Notify, task::JoinHandle};
 use super::{
     AuditEntry, Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent,
     Outcome, Reservation, StoreError,
+    postgres_budget::{PgBudget, SharedBudgetOptions},
 };
-use crate::domain::{JobKind, JobState, OffboardingEvent};
+use crate::{
+    crm::pacing::{BudgetSettings, RateBudget},
+    domain::{JobKind, JobState, OffboardingEvent},
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -1017,10 +1024,35 @@ impl JobStore for PgStore {
         Ok(age.map(|a| Duration::from_millis(u64::try_from(a).unwrap_or(0))))
     }
 
+    async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for row in sqlx::query(super::SEATS_PENDING_SQL)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let n: i64 = row.try_get("n")?;
+            out.insert(row.try_get("action")?, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
+    }
+
     async fn wait_for_work(&self, max: Duration) -> bool {
         self.ensure_listener();
         tokio::time::timeout(max, self.wake.notify.notified())
             .await
             .is_ok()
+    }
+
+    fn shared_crm_budget(
+        &self,
+        key: &str,
+        settings: &BudgetSettings,
+    ) -> Option<Arc<dyn RateBudget>> {
+        Some(Arc::new(PgBudget::new(
+            self.pool.clone(),
+            key.to_owned(),
+            settings.clone(),
+            SharedBudgetOptions::for_rate(settings.requests_per_second),
+        )))
     }
 }

@@ -143,7 +143,9 @@ async fn run_committer(writer: SqlitePool, mut queue: mpsc::Receiver<IngestReque
     while queue.recv_many(&mut group, MAX_GROUP_REQUESTS).await > 0 {
         let requests: Vec<&[NewEvent]> = group.iter().map(|r| r.events.as_slice()).collect();
         let answers = commit_group(&writer, &requests).await;
-        metrics::histogram!("offboard_store_group_commit_requests").record(group.len() as f64);
+        metrics::counter!("offboard_store_group_commits_total").increment(1);
+        metrics::counter!("offboard_store_group_commit_requests_total")
+            .increment(group.len() as u64);
         match answers {
             Ok(answers) => {
                 for (request, answer) in group.drain(..).zip(answers) {
@@ -1053,6 +1055,18 @@ impl JobStore for SqliteStore {
         .fetch_one(&self.reader)
         .await?;
         Ok(oldest.map(|t| Duration::from_millis((now - t).max(0) as u64)))
+    }
+
+    async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for row in sqlx::query(super::SEATS_PENDING_SQL)
+            .fetch_all(&self.reader)
+            .await?
+        {
+            let n: i64 = row.try_get("n")?;
+            out.insert(row.try_get("action")?, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
     }
 }
 

@@ -54,6 +54,9 @@ pub(crate) struct Ctx<'a> {
     pub stop: CancellationToken,
     /// Cancelled when the heartbeat finds the lease gone.
     pub lost: CancellationToken,
+    /// Listings made moments ago in this run (by the decision step), which the
+    /// reassignment's first pass may use instead of listing again.
+    pub fresh_listings: std::collections::HashMap<crate::crm::Resource, Vec<crate::crm::Record>>,
 }
 
 impl Ctx<'_> {

@@ -197,7 +197,8 @@ impl Worker {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.wake.notified() => {},
-                _ = tokio::time::sleep(self.settings.poll_interval) => {},
+                // PostgreSQL returns at once on another replica's NOTIFY; SQLite sleeps.
+                _ = self.store.wait_for_work(self.settings.poll_interval) => {},
                 Some(_) = running.join_next(), if !running.is_empty() => {},
             }
         }
@@ -251,7 +252,7 @@ impl Worker {
     /// One run of one claimed job: heartbeat, call audit, steps, fenced finish.
     async fn run_claimed(&self, claimed: Claimed, stop: CancellationToken) {
         let Claimed { job, lease } = claimed;
-        let span = tracing::info_span!("job", job_id = %job.id, kind = job.kind.as_str(), attempt = lease.attempt);
+        let span = tracing::info_span!("job", job_id = %job.id, kind = job.kind.as_str(), attempt = lease.attempt, employee = %job.employee_email);
         async move {
             let lost = CancellationToken::new();
             let heartbeat = {
@@ -273,7 +274,7 @@ impl Worker {
                             Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
                         }
                     }
-                })
+                }.in_current_span())
             };
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<calls::CallRecord>();
             let audit_calls = {
@@ -290,7 +291,7 @@ impl Worker {
                             tracing::warn!(error = %e, "could not store CRM call audit");
                         }
                     }
-                })
+                }.in_current_span())
             };
             let checkpoints = match self.store.get_job(&job.id).await {
                 Ok(Some(detail)) => detail.checkpoints,
@@ -312,6 +313,7 @@ impl Worker {
                 checkpoints,
                 stop: stop.clone(),
                 lost: lost.clone(),
+                fresh_listings: Default::default(),
             };
             let result = calls::record_calls(tx, async {
                 match job.kind {

@@ -31,6 +31,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
         Some(id) => id,
         None => match ctx.crm.find_user_by_email(email.as_str()).await? {
             Some(u) => {
+                tracing::info!(crm_user_id = u.id, "CRM user found");
                 ctx.audit(
                     "crm.user_found",
                     json!({ "id": u.id, "status": u.status, "role": u.role }),
@@ -40,6 +41,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
                 u.id
             }
             None => {
+                tracing::info!("no CRM user has this e-mail: nothing to do");
                 ctx.audit(
                     "outcome",
                     json!({ "result": "no CRM user", "email": email.as_str() }),
@@ -112,6 +114,10 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
         return Ok(Outcome::NeedsReview { reason });
     }
     ctx.set_checkpoint(CP_SEAT_REQUESTED, &Utc::now()).await?;
+    tracing::info!(
+        action = action.as_str(),
+        "seat change requested from the CRM admin"
+    );
     metrics::counter!("offboard_seats_total", "action" => action.as_str(), "state" => "requested")
         .increment(1);
 
@@ -138,12 +144,22 @@ fn stored_decision(ctx: &Ctx<'_>) -> Result<Decision, JobError> {
 
 /// Gathers CRM facts, asks the policy, stores the decision with its explanation.
 async fn decide(ctx: &mut Ctx<'_>, user: &CrmUser) -> Result<Decision, JobError> {
-    let mut open = 0u64;
-    for resource in Resource::ALL {
-        let records = ctx.crm.list_owned(resource, user.id).await?;
-        open += records.iter().filter(|r| r.open).count() as u64;
-    }
-    let reportees = active_reportees(ctx, user.id).await?;
+    // The four listings and the reportee count are independent: fetch them together.
+    let crm = ctx.crm;
+    let listings = futures::future::try_join_all(Resource::ALL.map(|r| async move {
+        crm.list_owned(r, user.id)
+            .await
+            .map(|l| (r, l))
+            .map_err(JobError::from)
+    }));
+    let (listings, reportees) =
+        futures::future::try_join(listings, active_reportees(ctx, user.id)).await?;
+    let open: u64 = listings
+        .iter()
+        .map(|(_, l)| l.iter().filter(|r| r.open).count() as u64)
+        .sum();
+    // The reassignment's first pass can use these instead of listing again.
+    ctx.fresh_listings = listings.into_iter().collect();
     let facts = Facts {
         event: &ctx.job.event,
         user: Some(user),
@@ -160,6 +176,11 @@ async fn decide(ctx: &mut Ctx<'_>, user: &CrmUser) -> Result<Decision, JobError>
     ctx.store
         .set_plan(ctx.lease, decision.action.as_str(), &plan)
         .await?;
+    tracing::info!(
+        rule = %decision.rule,
+        action = decision.action.as_str(),
+        "decided"
+    );
     ctx.audit(
         "decision",
         json!({
@@ -234,6 +255,7 @@ async fn finish_with_verify(
     }
     metrics::counter!("offboard_seats_total", "action" => action.as_str(), "state" => "verified")
         .increment(1);
+    tracing::info!(action = action.as_str(), "seat change verified in the CRM");
     if let (Some(delete_at), Action::Deactivate, JobKind::Offboard) =
         (decision.delete_at, action, ctx.job.kind)
         && !ctx.settings.dry_run

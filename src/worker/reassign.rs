@@ -17,7 +17,7 @@ use crate::{
     policy::{Decision, ReassignTo},
 };
 
-/// Records per progress checkpoint.
+/// Completed PUTs between progress checkpoints.
 const CHUNK: usize = 50;
 /// Fresh listings per resource before giving up for this attempt.
 const MAX_ROUNDS: usize = 5;
@@ -137,23 +137,35 @@ pub(super) async fn reassign_all(
     leaver: i64,
     target: &mut Target,
 ) -> Result<Result<(), String>, JobError> {
-    for &resource in &decision.reassign {
-        let key = format!("reassign.{resource}");
-        let mut progress = ctx.checkpoint::<Progress>(&key).unwrap_or_default();
-        if progress.done {
-            continue;
-        }
-        let mut rounds = 0;
-        loop {
-            ctx.check_continue()?;
-            rounds += 1;
-            let records = ctx.crm.list_owned(resource, leaver).await?;
+    let mut pending: Vec<(Resource, Progress)> = decision
+        .reassign
+        .iter()
+        .map(|&r| {
+            (
+                r,
+                ctx.checkpoint::<Progress>(&progress_key(r))
+                    .unwrap_or_default(),
+            )
+        })
+        .filter(|(_, p)| !p.done)
+        .collect();
+    let mut rounds = 0;
+    while !pending.is_empty() {
+        ctx.check_continue()?;
+        rounds += 1;
+        // Every pending resource is listed at once: the confirming listings after a
+        // pass cost one round of latency instead of one per resource.
+        let listings = list_pending(ctx, &pending, leaver).await?;
+        let mut still_pending = Vec::new();
+        for ((resource, mut progress), records) in pending.into_iter().zip(listings) {
+            let key = progress_key(resource);
             let (todo, left): (Vec<_>, Vec<_>) = records
                 .into_iter()
                 .partition(|r| r.open || !decision.open_only);
             progress.left = left.len() as u64;
             if todo.is_empty() {
-                break;
+                finish_resource(ctx, resource, &mut progress, target).await?;
+                continue;
             }
             if rounds > MAX_ROUNDS {
                 return Err(JobError::Crm(CrmError::Transient(format!(
@@ -162,73 +174,122 @@ pub(super) async fn reassign_all(
                 ))));
             }
             let ids: Vec<i64> = todo.iter().map(|r| r.id).collect();
-            for chunk in ids.chunks(CHUNK) {
-                ctx.check_continue()?;
-                let rejected = move_chunk(ctx, resource, chunk, target.id, &mut progress).await?;
-                if !rejected.is_empty() {
-                    if let Err(reason) = switch_to_fallback(ctx, decision, target, resource).await?
-                    {
-                        ctx.set_checkpoint(&key, &progress).await?;
-                        return Ok(Err(reason));
-                    }
-                    let again =
-                        move_chunk(ctx, resource, &rejected, target.id, &mut progress).await?;
-                    if !again.is_empty() {
-                        ctx.set_checkpoint(&key, &progress).await?;
-                        return Ok(Err(format!(
-                            "the CRM refused the fallback owner for {} {resource}",
-                            again.len()
-                        )));
-                    }
+            let rejected =
+                move_records(ctx, resource, &ids, target.id, &mut progress, &key).await?;
+            if !rejected.is_empty() {
+                if let Err(reason) = switch_to_fallback(ctx, decision, target, resource).await? {
+                    ctx.set_checkpoint(&key, &progress).await?;
+                    return Ok(Err(reason));
                 }
-                ctx.set_checkpoint(&key, &progress).await?;
+                let again =
+                    move_records(ctx, resource, &rejected, target.id, &mut progress, &key).await?;
+                if !again.is_empty() {
+                    return Ok(Err(format!(
+                        "the CRM refused the fallback owner for {} {resource}",
+                        again.len()
+                    )));
+                }
             }
             if ctx.settings.dry_run {
-                break;
+                // Nothing really moved, so a fresh listing would show the same records.
+                finish_resource(ctx, resource, &mut progress, target).await?;
+            } else {
+                still_pending.push((resource, progress));
             }
         }
-        progress.done = true;
-        ctx.set_checkpoint(&key, &progress).await?;
-        ctx.audit(
-            "reassign.done",
-            json!({ "resource": resource, "to": target.id, "moved": progress.moved, "skipped": progress.skipped, "left": progress.left, "dry_run": ctx.settings.dry_run }),
-        )
-        .await?;
+        pending = still_pending;
     }
     Ok(Ok(()))
 }
 
-/// PUTs one chunk concurrently; returns the ids the CRM rejected (422).
-async fn move_chunk(
-    ctx: &Ctx<'_>,
+fn progress_key(resource: Resource) -> String {
+    format!("reassign.{resource}")
+}
+
+/// The first pass uses the decision step's listings when it made them this run.
+async fn list_pending(
+    ctx: &mut Ctx<'_>,
+    pending: &[(Resource, Progress)],
+    leaver: i64,
+) -> Result<Vec<Vec<crate::crm::Record>>, JobError> {
+    let crm = ctx.crm;
+    let cached: Vec<Option<Vec<crate::crm::Record>>> = pending
+        .iter()
+        .map(|(r, _)| ctx.fresh_listings.remove(r))
+        .collect();
+    let lists = pending
+        .iter()
+        .zip(cached)
+        .map(|((resource, _), cached)| async move {
+            match cached {
+                Some(records) => Ok(records),
+                None => crm.list_owned(*resource, leaver).await,
+            }
+        });
+    Ok(futures::future::try_join_all(lists).await?)
+}
+
+async fn finish_resource(
+    ctx: &mut Ctx<'_>,
+    resource: Resource,
+    progress: &mut Progress,
+    target: &Target,
+) -> Result<(), JobError> {
+    progress.done = true;
+    ctx.set_checkpoint(&progress_key(resource), &*progress)
+        .await?;
+    tracing::info!(
+        resource = resource.as_str(),
+        to = target.id,
+        moved = progress.moved,
+        skipped = progress.skipped,
+        "records reassigned"
+    );
+    ctx.audit(
+        "reassign.done",
+        json!({ "resource": resource, "to": target.id, "moved": progress.moved, "skipped": progress.skipped, "left": progress.left, "dry_run": ctx.settings.dry_run }),
+    )
+    .await
+}
+
+/// PUTs records concurrently (up to `max_in_flight`, paced by the client's budget)
+/// as one continuous stream, so the rate budget never idles at a batch boundary;
+/// progress is checkpointed every [`CHUNK`] completions and at the end. Returns the
+/// ids the CRM rejected (422). On shutdown or a lost lease it stops launching PUTs.
+async fn move_records(
+    ctx: &mut Ctx<'_>,
     resource: Resource,
     ids: &[i64],
     owner: i64,
     progress: &mut Progress,
+    key: &str,
 ) -> Result<Vec<i64>, JobError> {
     let crm = ctx.crm;
-    let lost = &ctx.lost;
-    let results: Vec<(i64, Result<(), CrmError>)> = stream::iter(ids.iter().copied())
-        .map(|id| async move {
-            // A worker that lost its lease must not keep writing for the new holder.
-            if lost.is_cancelled() {
-                return (id, Err(CrmError::Transient("lease lost".into())));
+    let (stop, lost) = (ctx.stop.clone(), ctx.lost.clone());
+    let mut results = stream::iter(ids.iter().copied())
+        .map(|id| {
+            let (stop, lost) = (stop.clone(), lost.clone());
+            async move {
+                // A stopping worker, or one that lost its lease, sends nothing more.
+                if stop.is_cancelled() || lost.is_cancelled() {
+                    return (id, None);
+                }
+                (id, Some(crm.reassign(resource, id, owner).await))
             }
-            (id, crm.reassign(resource, id, owner).await)
         })
-        .buffer_unordered(ctx.settings.max_in_flight.max(1))
-        .collect()
-        .await;
+        .buffer_unordered(ctx.settings.max_in_flight.max(1));
     let mut rejected = Vec::new();
     let mut first_error = None;
-    for (id, result) in results {
+    let mut since_checkpoint = 0;
+    while let Some((id, result)) = results.next().await {
         match result {
-            Ok(()) => {
+            None => continue,
+            Some(Ok(())) => {
                 progress.moved += 1;
                 metrics::counter!("offboard_records_reassigned_total", "kind" => resource.as_str())
                     .increment(1);
             }
-            Err(CrmError::NotFound(_)) => {
+            Some(Err(CrmError::NotFound(_))) => {
                 progress.skipped += 1;
                 ctx.audit(
                     "reassign.skipped",
@@ -236,7 +297,7 @@ async fn move_chunk(
                 )
                 .await?;
             }
-            Err(CrmError::Rejected { message, .. }) => {
+            Some(Err(CrmError::Rejected { message, .. })) => {
                 ctx.audit(
                     "reassign.rejected",
                     json!({ "resource": resource, "id": id, "owner": owner, "message": message }),
@@ -244,11 +305,18 @@ async fn move_chunk(
                 .await?;
                 rejected.push(id);
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 first_error.get_or_insert(e);
             }
         }
+        since_checkpoint += 1;
+        if since_checkpoint >= CHUNK {
+            since_checkpoint = 0;
+            ctx.set_checkpoint(key, &*progress).await?;
+        }
     }
+    ctx.set_checkpoint(key, &*progress).await?;
+    ctx.check_continue()?;
     match first_error {
         Some(e) => Err(JobError::Crm(e)),
         None => Ok(rejected),

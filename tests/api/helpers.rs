@@ -339,6 +339,13 @@ impl FakeSell {
         }
     }
 
+    /// Adds an active rep reporting to the manager (2) with `n` records of each kind.
+    pub fn add_rep(&self, id: i64, email: &str, n: usize) {
+        let mut s = self.state();
+        s.users.push(user(id, email, "user", "active", Some(2)));
+        s.add_records(id, n, 30);
+    }
+
     pub fn delete_user(&self, id: i64) {
         let mut s = self.state();
         if let Some(u) = s.users.iter_mut().find(|u| u["id"] == id) {

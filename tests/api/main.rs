@@ -5,4 +5,5 @@ mod helpers;
 
 mod admin;
 mod offboarding;
+mod policy_flow;
 mod webhook;

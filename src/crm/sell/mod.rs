@@ -479,16 +479,33 @@ fn budget_key(base: &str, token: &Secret) -> String {
     hex::encode(hash.finalize())
 }
 
-/// Builds the Sell client the configuration describes (`[crm]`, `[privacy]`).
+/// Builds the Sell client the configuration describes (`[crm]`, `[privacy]`),
+/// pacing through this process's budget for the token.
 pub fn client_from_config(
     config: &Config,
     token: Secret,
 ) -> Result<std::sync::Arc<dyn super::Crm>, SellBuildError> {
-    let client = SellClient::new(
-        &config.crm.base_url,
-        token,
-        SellSettings::from_config(config),
-    )?;
+    client_from_config_sharing(config, token, |_, _| None)
+}
+
+/// Like [`client_from_config`], but first offers `shared` the token's budget key (a
+/// hash of base URL and token) and settings: the budget it returns (one shared
+/// between processes, e.g. through the PostgreSQL store) paces the client; `None`
+/// falls back to this process's budget.
+pub fn client_from_config_sharing(
+    config: &Config,
+    token: Secret,
+    shared: impl FnOnce(&str, &BudgetSettings) -> Option<Arc<dyn RateBudget>>,
+) -> Result<std::sync::Arc<dyn super::Crm>, SellBuildError> {
+    let settings = SellSettings::from_config(config);
+    let base = normalize_base(&config.crm.base_url)?;
+    let key = budget_key(&base, &token);
+    let budget_settings = settings.budget();
+    let budget = match shared(&key, &budget_settings) {
+        Some(budget) => budget,
+        None => LocalBudget::shared(&key, budget_settings),
+    };
+    let client = SellClient::with_budget(&base, token, settings, budget)?;
     Ok(std::sync::Arc::new(client))
 }
 

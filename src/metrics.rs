@@ -1,0 +1,240 @@
+//! The catalogue of every Prometheus metric offboard exports, and the one
+//! process-wide recorder that renders them at `GET /metrics`.
+//!
+//! Metrics are emitted where things happen (`ingest/`, `store/`, `worker/`, `crm/`,
+//! `http/`) with the `metrics` macros; this module only names them. [`FAMILIES`] lists each
+//! family with its kind, labels and meaning: it gives the `# HELP` lines, the
+//! histogram buckets, and it is what the README's metric table and
+//! `tests/metrics.rs` are checked against, so a family can't appear or change
+//! without being described.
+//!
+//! Rules every family keeps: the name starts with `offboard_` and carries its unit
+//! (`_seconds`, `_total` for counters); label values come from small fixed sets
+//! (states, outcomes, route and endpoint templates, configured source names) and
+//! never from what a sender or the CRM chose: no e-mail, no id.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// What kind of series a family is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up (`_total`).
+    Counter,
+    /// A current value.
+    Gauge,
+    /// Observations in buckets (`_bucket`, `_sum`, `_count`).
+    Histogram,
+}
+
+impl Kind {
+    /// The Prometheus `# TYPE` word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+        }
+    }
+}
+
+/// One metric family.
+#[derive(Debug, Clone, Copy)]
+pub struct Family {
+    /// Full name, `offboard_…`.
+    pub name: &'static str,
+    #[allow(missing_docs)]
+    pub kind: Kind,
+    /// Label names, in the order they are usually read.
+    pub labels: &'static [&'static str],
+    /// What it means (the `# HELP` text).
+    pub help: &'static str,
+}
+
+/// Buckets for request latencies (HTTP served and CRM calls), in seconds.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Buckets for the time a CRM call waited for the shared rate budget, in seconds.
+pub const PACING_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0,
+];
+
+/// Every family offboard exports.
+pub const FAMILIES: &[Family] = &[
+    Family {
+        name: "offboard_build_info",
+        kind: Kind::Gauge,
+        labels: &["version"],
+        help: "Always 1; the version label is the running build.",
+    },
+    Family {
+        name: "offboard_webhooks_total",
+        kind: Kind::Counter,
+        labels: &["source", "outcome"],
+        help: "Webhook requests by configured source (or unknown) and outcome: accepted, duplicate, ping, challenge, bad_signature, stale, too_large, unreadable, unmappable, conflict, unknown_source, store_error.",
+    },
+    Family {
+        name: "offboard_store_group_commits_total",
+        kind: Kind::Counter,
+        labels: &[],
+        help: "SQLite transactions (one fsync each) that stored webhook requests as a group (0 on PostgreSQL).",
+    },
+    Family {
+        name: "offboard_store_group_commit_requests_total",
+        kind: Kind::Counter,
+        labels: &[],
+        help: "Webhook requests stored through SQLite group commits; divided by offboard_store_group_commits_total, the mean group size.",
+    },
+    Family {
+        name: "offboard_http_request_duration_seconds",
+        kind: Kind::Histogram,
+        labels: &["route", "method", "status"],
+        help: "HTTP requests served, by route template (unmatched for unknown paths), method and status code, with their latency.",
+    },
+    Family {
+        name: "offboard_jobs",
+        kind: Kind::Gauge,
+        labels: &["state"],
+        help: "Jobs in the store per state (read at scrape time; every replica reports the same shared store).",
+    },
+    Family {
+        name: "offboard_job_transitions_total",
+        kind: Kind::Counter,
+        labels: &["to"],
+        help: "Job runs ended by this process, by where they went: succeeded, scheduled, retry, needs_review, failed, cancelled, released.",
+    },
+    Family {
+        name: "offboard_queue_lag_seconds",
+        kind: Kind::Gauge,
+        labels: &[],
+        help: "Age of the oldest job that is runnable now and not yet claimed (0 when none is waiting).",
+    },
+    Family {
+        name: "offboard_crm_request_duration_seconds",
+        kind: Kind::Histogram,
+        labels: &["method", "endpoint", "status"],
+        help: "CRM HTTP calls by method, endpoint template (e.g. /v2/users, /v2/deals/:id) and status code (timeout or error when no answer came), with their latency.",
+    },
+    Family {
+        name: "offboard_crm_rate_limit_waits_total",
+        kind: Kind::Counter,
+        labels: &[],
+        help: "Times the CRM answered 429 and the call waited before trying again.",
+    },
+    Family {
+        name: "offboard_crm_pacing_wait_seconds",
+        kind: Kind::Histogram,
+        labels: &[],
+        help: "How long each CRM call waited for the shared request budget (rate and in-flight limit) before it was sent.",
+    },
+    Family {
+        name: "offboard_crm_allowed_requests_per_second",
+        kind: Kind::Gauge,
+        labels: &[],
+        help: "The request rate the CRM budget currently allows (requests_per_second, lowered after 429s, recovering on success).",
+    },
+    Family {
+        name: "offboard_records_reassigned_total",
+        kind: Kind::Counter,
+        labels: &["kind"],
+        help: "CRM records moved to a new owner, by kind: leads, contacts, deals, tasks.",
+    },
+    Family {
+        name: "offboard_seats_total",
+        kind: Kind::Counter,
+        labels: &["action", "state"],
+        help: "Seat changes by action (deactivate, delete) and state: requested (the admin was asked) or verified (the CRM shows it done).",
+    },
+    Family {
+        name: "offboard_seats_pending_admin_action",
+        kind: Kind::Gauge,
+        labels: &["action"],
+        help: "Active jobs whose seat change was requested from the CRM admin and is not verified yet, by action (read at scrape time).",
+    },
+];
+
+/// The family named `name`, if offboard exports it.
+pub fn family(name: &str) -> Option<&'static Family> {
+    FAMILIES.iter().find(|f| f.name == name)
+}
+
+/// The process-wide Prometheus recorder, installed on first use (also when many
+/// apps run in one test process). Every later call returns the same handle.
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(install).clone()
+}
+
+fn install() -> PrometheusHandle {
+    let recorder = builder().build_recorder();
+    let handle = recorder.handle();
+    // Another recorder may already be installed (a test that brings its own); then
+    // ours only renders what reaches it.
+    let _ = ::metrics::set_global_recorder(recorder);
+    for f in FAMILIES {
+        let help = f.help;
+        match f.kind {
+            Kind::Counter => ::metrics::describe_counter!(f.name, help),
+            Kind::Gauge => ::metrics::describe_gauge!(f.name, help),
+            Kind::Histogram => ::metrics::describe_histogram!(f.name, help),
+        }
+    }
+    ::metrics::gauge!("offboard_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    // Label-less counters exist from the start, so a rate() over them works before
+    // the first event.
+    ::metrics::counter!("offboard_crm_rate_limit_waits_total").increment(0);
+    ::metrics::counter!("offboard_store_group_commits_total").increment(0);
+    ::metrics::counter!("offboard_store_group_commit_requests_total").increment(0);
+    handle
+}
+
+/// The exporter with offboard's buckets: histograms render as `_bucket` series
+/// (aggregatable across replicas), not as per-process summaries.
+fn builder() -> PrometheusBuilder {
+    let mut builder = PrometheusBuilder::new();
+    for f in FAMILIES.iter().filter(|f| f.kind == Kind::Histogram) {
+        let buckets = if f.name == "offboard_crm_pacing_wait_seconds" {
+            PACING_BUCKETS
+        } else {
+            LATENCY_BUCKETS
+        };
+        let matcher = Matcher::Full(f.name.to_owned());
+        // Only an empty bucket list is refused; the lists above are not empty.
+        builder = match builder.set_buckets_for_metric(matcher, buckets) {
+            Ok(b) => b,
+            Err(_) => PrometheusBuilder::new(),
+        };
+    }
+    builder
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_rules() {
+        for f in FAMILIES {
+            assert!(f.name.starts_with("offboard_"), "{}", f.name);
+            match f.kind {
+                Kind::Counter => assert!(f.name.ends_with("_total"), "{}", f.name),
+                Kind::Histogram => assert!(f.name.ends_with("_seconds"), "{}", f.name),
+                Kind::Gauge => assert!(!f.name.ends_with("_total"), "{}", f.name),
+            }
+            for l in f.labels {
+                assert!(
+                    !["email", "id", "job_id", "user_id", "event_id"].contains(l),
+                    "{}: high-cardinality label {l}",
+                    f.name
+                );
+            }
+        }
+        let mut names: Vec<_> = FAMILIES.iter().map(|f| f.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), FAMILIES.len(), "duplicate family");
+    }
+}

@@ -1,0 +1,313 @@
+//! Policy features end to end: hourly caps with approval, dry run, reversal by
+//! rehire or cancellation, and the `delete_after` follow-up.
+
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+use crate::helpers::*;
+
+async fn accept(app: &TestApp, msg: &str, body: &str) -> String {
+    let resp = app.post_signed("hr", msg, body).await;
+    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+    let v: Value = resp.json().await.unwrap();
+    v["job_id"].as_str().unwrap().to_owned()
+}
+
+fn has_audit(job: &Value, kind: &str) -> bool {
+    job["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["kind"] == kind)
+}
+
+/// Makes every scheduled job due now (a test can't wait out a retention period).
+async fn make_due(app: &TestApp) {
+    let mut conn = sqlx::SqliteConnection::connect(&app.db_url).await.unwrap();
+    sqlx::query("UPDATE jobs SET run_at = 0 WHERE state = 'scheduled'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn deletions_beyond_the_hourly_cap_wait_for_approval() {
+    let fake = FakeSell::standard_org();
+    for i in 0..5 {
+        fake.add_rep(30 + i, &format!("leaver{i}@example.com"), 5);
+    }
+    let app = spawn_app_with(Options {
+        fake,
+        extra_config: "[safety]\nmax_deletions_per_hour = 2\n".into(),
+        ..Options::default()
+    })
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            accept(
+                &app,
+                &format!("m{i}"),
+                &termination(
+                    &format!("e{i}"),
+                    &format!("leaver{i}@example.com"),
+                    "involuntary",
+                    false,
+                    false,
+                ),
+            )
+            .await,
+        );
+    }
+    app.run_jobs().await;
+    let mut waiting = Vec::new();
+    let mut proceeding = 0;
+    for id in &ids {
+        let job = app.job(id).await;
+        assert_eq!(job["action"], "delete");
+        match job["state"].as_str().unwrap() {
+            "scheduled" => proceeding += 1,
+            "needs_review" => {
+                assert!(
+                    job["last_error"]
+                        .as_str()
+                        .unwrap()
+                        .contains("deletions cap reached"),
+                    "{job:#}"
+                );
+                assert!(has_audit(&job, "guard.cap"));
+                waiting.push(id.clone());
+            }
+            other => panic!("unexpected state {other}: {job:#}"),
+        }
+    }
+    assert_eq!((proceeding, waiting.len()), (2, 3));
+    assert_eq!(
+        app.fake.state().created_tasks.len(),
+        2,
+        "only two deletions were requested"
+    );
+
+    let approved: Value = app
+        .admin_post(&format!("/api/v1/jobs/{}/approve", waiting[0]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(approved["state"], "queued");
+    app.run_jobs().await;
+    let job = app.job(&waiting[0]).await;
+    assert_eq!(job["state"], "scheduled", "{job:#}");
+    assert!(job["checkpoints"].get("seat_requested_at").is_some());
+    assert_eq!(app.fake.state().created_tasks.len(), 3);
+    assert_eq!(
+        app.job(&waiting[1]).await["state"],
+        "needs_review",
+        "the others keep waiting"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_plans_and_audits_but_sends_no_write() {
+    let app = spawn_app_with(Options {
+        extra_config: "[safety]\ndry_run = true\n".into(),
+        ..Options::default()
+    })
+    .await;
+    let id = accept(
+        &app,
+        "m",
+        &termination("e", "jane.doe@example.com", "voluntary", true, false),
+    )
+    .await;
+    app.run_jobs().await;
+    let job = app.job(&id).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let writes: Vec<_> = app
+        .fake
+        .state()
+        .log
+        .iter()
+        .filter(|(m, _)| m != "GET")
+        .cloned()
+        .collect();
+    assert!(writes.is_empty(), "dry run sent {writes:?}");
+    let would: Vec<&Value> = job["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["detail"]["method"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("would "))
+        })
+        .collect();
+    assert!(would.iter().any(|a| a["detail"]["method"] == "would PUT"));
+    assert!(would.iter().any(|a| a["detail"]["method"] == "would POST"));
+    assert!(app.fake.owned("leads", 10).0 > 0, "nothing moved");
+}
+
+const EFFECTIVE_POLICY: &str = r#"
+version = 1
+[defaults]
+fallback_owner = "sales-ops@example.com"
+[[rules]]
+name = "everyone: deactivate at the effective time, delete after retention"
+action = "deactivate"
+delete_after = "30d"
+"#;
+
+fn event(id: &str, kind: &str, email: &str, effective: &str) -> String {
+    json!({
+        "id": id, "type": kind,
+        "employee": { "email": email, "manager_email": "max.manager@example.com" },
+        "termination": { "effective_at": effective, "kind": "voluntary", "rehire_eligible": true }
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_cancelled_termination_cancels_the_pending_job() {
+    let app = spawn_app_with(Options {
+        policy: EFFECTIVE_POLICY.into(),
+        ..Options::default()
+    })
+    .await;
+    let id = accept(
+        &app,
+        "m1",
+        &event(
+            "e1",
+            "employee.terminated",
+            "jane.doe@example.com",
+            "2030-01-01T00:00:00Z",
+        ),
+    )
+    .await;
+    app.run_jobs().await;
+    let job = app.job(&id).await;
+    assert_eq!(
+        job["state"], "scheduled",
+        "waits for the effective time: {job:#}"
+    );
+    assert!(
+        app.fake.state().puts.is_empty(),
+        "nothing happens before the effective time"
+    );
+
+    let reverse = accept(
+        &app,
+        "m2",
+        &event(
+            "e2",
+            "employee.termination_cancelled",
+            "jane.doe@example.com",
+            "2030-01-01T00:00:00Z",
+        ),
+    )
+    .await;
+    app.run_jobs().await;
+    assert_eq!(app.job(&reverse).await["state"], "succeeded");
+    let job = app.job(&id).await;
+    assert_eq!(job["state"], "cancelled", "{job:#}");
+    assert!(has_audit(&job, "job.cancelled"));
+    assert!(app.fake.state().puts.is_empty());
+}
+
+#[tokio::test]
+async fn deactivate_then_delete_after_retention_unless_rehired() {
+    let app = spawn_app_with(Options {
+        policy: EFFECTIVE_POLICY.into(),
+        ..Options::default()
+    })
+    .await;
+    let now = chrono::Utc::now().to_rfc3339();
+    let sam = accept(
+        &app,
+        "m1",
+        &event("e1", "employee.terminated", "sam.seller@example.com", &now),
+    )
+    .await;
+    let lee = accept(
+        &app,
+        "m2",
+        &event("e2", "employee.terminated", "lee.hold@example.com", &now),
+    )
+    .await;
+    app.run_jobs().await;
+    app.fake.set_user_status(11, "inactive");
+    app.fake.set_user_status(12, "inactive");
+    for id in [&sam, &lee] {
+        let job = app.run_job_until_settled(id, 10).await;
+        assert_eq!(job["state"], "succeeded", "{job:#}");
+        assert!(has_audit(&job, "follow_up.scheduled"), "{job:#}");
+    }
+    let follow_ups: Value = app
+        .admin_get("/api/v1/jobs?state=scheduled")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let follow_ups = follow_ups["jobs"].as_array().unwrap().clone();
+    assert_eq!(follow_ups.len(), 2);
+    assert!(
+        follow_ups
+            .iter()
+            .all(|j| j["kind"] == "delete_after_retention")
+    );
+
+    // Lee is rehired before the retention ends: the pending delete is cancelled and
+    // the admin is asked to reactivate the seat.
+    let rehire = accept(
+        &app,
+        "m3",
+        &event("e3", "employee.rehired", "lee.hold@example.com", &now),
+    )
+    .await;
+    app.run_jobs().await;
+    let job = app.job(&rehire).await;
+    assert_eq!(job["state"], "scheduled", "{job:#}");
+    assert!(
+        app.fake
+            .state()
+            .created_tasks
+            .iter()
+            .any(|t| t.contains("REACTIVATE") && t.contains("lee.hold@example.com"))
+    );
+    app.fake.set_user_status(12, "active");
+    assert_eq!(
+        app.run_job_until_settled(&rehire, 10).await["state"],
+        "succeeded"
+    );
+
+    // Sam's retention ends: the follow-up passes the guards again and asks for deletion.
+    make_due(&app).await;
+    app.run_jobs().await;
+    let jobs: Value = app.admin_get("/api/v1/jobs").await.json().await.unwrap();
+    let find = |email: &str| {
+        jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["kind"] == "delete_after_retention" && j["employee_email"] == email)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(find("lee.hold@example.com")["state"], "cancelled");
+    let sam_delete = find("sam.seller@example.com");
+    let sam_delete = app.job(sam_delete["id"].as_str().unwrap()).await;
+    assert_eq!(sam_delete["action"], "delete", "{sam_delete:#}");
+    assert_eq!(sam_delete["state"], "scheduled");
+    assert!(
+        app.fake
+            .state()
+            .created_tasks
+            .iter()
+            .any(|t| t.contains("DELETE") && t.contains("sam.seller@example.com"))
+    );
+    app.fake.delete_user(11);
+    let done = app
+        .run_job_until_settled(sam_delete["id"].as_str().unwrap(), 10)
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+}
