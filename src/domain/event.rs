@@ -180,7 +180,7 @@ impl OffboardingEvent {
         let obj = value.as_object().ok_or_else(|| {
             err(
                 "$",
-                format!("expected a JSON object, got {}", kind_of(value)),
+                format!("expected a JSON object, got {}", json_kind(value)),
             )
         })?;
         let id = match obj.get("id") {
@@ -194,7 +194,7 @@ impl OffboardingEvent {
                     "id",
                     format!(
                         "expected a non-empty string of at most 256 characters, got {}",
-                        kind_of(other)
+                        json_kind(other)
                     ),
                 ));
             }
@@ -255,7 +255,7 @@ impl OffboardingEvent {
             Some(other) => {
                 return Err(err(
                     "termination",
-                    format!("expected an object, got {}", kind_of(other)),
+                    format!("expected an object, got {}", json_kind(other)),
                 ));
             }
         };
@@ -281,7 +281,8 @@ impl OffboardingEvent {
     }
 }
 
-fn kind_of(v: &Value) -> &'static str {
+/// How a JSON value is described in error messages ("a string", "an array", …).
+pub fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -306,7 +307,7 @@ fn opt_str<'a>(v: Option<&'a Value>, field: &str) -> Result<Option<&'a str>, Eve
         Some(Value::String(s)) => Ok(Some(s)),
         Some(other) => Err(err(
             field,
-            format!("expected a string, got {}", kind_of(other)),
+            format!("expected a string, got {}", json_kind(other)),
         )),
     }
 }
@@ -324,7 +325,7 @@ fn opt_bool(v: Option<&Value>, field: &str) -> Result<Option<bool>, EventError> 
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(other) => Err(err(
             field,
-            format!("expected true or false, got {}", kind_of(other)),
+            format!("expected true or false, got {}", json_kind(other)),
         )),
     }
 }

@@ -9,5 +9,7 @@ mod event;
 mod job;
 
 pub use email::{Email, EmailError};
-pub use event::{Employee, EventError, EventType, OffboardingEvent, Termination, TerminationKind};
+pub use event::{
+    Employee, EventError, EventType, OffboardingEvent, Termination, TerminationKind, json_kind,
+};
 pub use job::{JobKind, JobState, ParseStateError};

@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 use super::form;
 use crate::{
     config::SourceConfig,
-    domain::{EventError, OffboardingEvent},
+    domain::{EventError, OffboardingEvent, json_kind},
 };
 
 /// Canonical fields a mapping may set (DESIGN.md §5).
@@ -447,7 +447,7 @@ impl Mapping {
             Some(other) => {
                 return Err(MapError::Unmappable(format!(
                     "each: {each:?} is {}, not an array",
-                    kind_of(other)
+                    json_kind(other)
                 )));
             }
             None => {
@@ -710,17 +710,6 @@ fn scalar_text(v: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
-    }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
