@@ -190,6 +190,15 @@ impl TestApp {
         }
     }
 
+    /// POSTs a signed webhook that must be accepted (202); returns the job id.
+    pub async fn accept(&self, msg: &str, body: &str) -> String {
+        let resp = self.post_signed("hr", msg, body).await;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(status, 202, "{v}");
+        v["job_id"].as_str().unwrap().to_owned()
+    }
+
     /// POSTs a correctly signed webhook.
     pub async fn post_signed(&self, source: &str, id: &str, body: &str) -> reqwest::Response {
         let ts = chrono::Utc::now().timestamp();

@@ -6,13 +6,6 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-async fn accept(app: &TestApp, msg: &str, body: &str) -> String {
-    let resp = app.post_signed("hr", msg, body).await;
-    assert_eq!(resp.status(), 202);
-    let v: Value = resp.json().await.unwrap();
-    v["job_id"].as_str().unwrap().to_owned()
-}
-
 fn audit_kinds(job: &Value) -> Vec<String> {
     job["audit"]
         .as_array()
@@ -44,12 +37,12 @@ async fn voluntary_leaver_is_reassigned_to_manager_and_deactivated() {
         .map(|r| app.fake.owned(r, 10).0)
         .sum();
     assert!(open_before > 600);
-    let id = accept(
-        &app,
-        "msg_j",
-        &termination("evt_j", "jane.doe@example.com", "voluntary", true, false),
-    )
-    .await;
+    let id = app
+        .accept(
+            "msg_j",
+            &termination("evt_j", "jane.doe@example.com", "voluntary", true, false),
+        )
+        .await;
 
     app.run_jobs().await;
     let job = app.job(&id).await;
@@ -135,18 +128,18 @@ async fn voluntary_leaver_is_reassigned_to_manager_and_deactivated() {
 #[tokio::test]
 async fn involuntary_termination_deletes_after_reassigning() {
     let app = spawn_app().await;
-    let id = accept(
-        &app,
-        "msg_s",
-        &termination(
-            "evt_s",
-            "sam.seller@example.com",
-            "involuntary",
-            false,
-            false,
-        ),
-    )
-    .await;
+    let id = app
+        .accept(
+            "msg_s",
+            &termination(
+                "evt_s",
+                "sam.seller@example.com",
+                "involuntary",
+                false,
+                false,
+            ),
+        )
+        .await;
     app.run_jobs().await;
     let job = app.job(&id).await;
     assert_eq!(job["action"], "delete", "{job:#}");
@@ -167,24 +160,24 @@ async fn involuntary_termination_deletes_after_reassigning() {
 #[tokio::test]
 async fn deletion_is_refused_for_admins_legal_hold_and_managers() {
     let app = spawn_app().await;
-    let admin = accept(
-        &app,
-        "m1",
-        &termination("e1", "ada.admin@example.com", "involuntary", false, false),
-    )
-    .await;
-    let hold = accept(
-        &app,
-        "m2",
-        &termination("e2", "lee.hold@example.com", "involuntary", false, true),
-    )
-    .await;
-    let boss = accept(
-        &app,
-        "m3",
-        &termination("e3", "boss@example.com", "involuntary", false, false),
-    )
-    .await;
+    let admin = app
+        .accept(
+            "m1",
+            &termination("e1", "ada.admin@example.com", "involuntary", false, false),
+        )
+        .await;
+    let hold = app
+        .accept(
+            "m2",
+            &termination("e2", "lee.hold@example.com", "involuntary", false, true),
+        )
+        .await;
+    let boss = app
+        .accept(
+            "m3",
+            &termination("e3", "boss@example.com", "involuntary", false, false),
+        )
+        .await;
     app.run_jobs().await;
 
     for (id, guard) in [
@@ -229,12 +222,12 @@ async fn deletion_is_refused_for_admins_legal_hold_and_managers() {
 #[tokio::test]
 async fn unknown_employee_succeeds_with_no_crm_user() {
     let app = spawn_app().await;
-    let id = accept(
-        &app,
-        "m",
-        &termination("e", "nobody@example.com", "voluntary", true, false),
-    )
-    .await;
+    let id = app
+        .accept(
+            "m",
+            &termination("e", "nobody@example.com", "voluntary", true, false),
+        )
+        .await;
     app.run_jobs().await;
     let job = app.job(&id).await;
     assert_eq!(job["state"], "succeeded");
@@ -251,12 +244,12 @@ async fn unknown_employee_succeeds_with_no_crm_user() {
 async fn permanent_crm_error_fails_with_the_crm_message() {
     let app = spawn_app().await;
     app.fake.state().fail_with = Some(401);
-    let id = accept(
-        &app,
-        "m",
-        &termination("e", "jane.doe@example.com", "voluntary", true, false),
-    )
-    .await;
+    let id = app
+        .accept(
+            "m",
+            &termination("e", "jane.doe@example.com", "voluntary", true, false),
+        )
+        .await;
     app.run_jobs().await;
     let job = app.job(&id).await;
     assert_eq!(job["state"], "failed", "{job:#}");
@@ -272,12 +265,12 @@ async fn permanent_crm_error_fails_with_the_crm_message() {
 #[tokio::test]
 async fn a_restarted_instance_finishes_an_accepted_job() {
     let mut app = spawn_app().await;
-    let id = accept(
-        &app,
-        "m",
-        &termination("e", "sam.seller@example.com", "voluntary", true, false),
-    )
-    .await;
+    let id = app
+        .accept(
+            "m",
+            &termination("e", "sam.seller@example.com", "voluntary", true, false),
+        )
+        .await;
     app.stop().await;
     let fake = app.fake.clone();
     let app = app

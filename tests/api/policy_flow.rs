@@ -6,13 +6,6 @@ use sqlx::Connection;
 
 use crate::helpers::*;
 
-async fn accept(app: &TestApp, msg: &str, body: &str) -> String {
-    let resp = app.post_signed("hr", msg, body).await;
-    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
-    let v: Value = resp.json().await.unwrap();
-    v["job_id"].as_str().unwrap().to_owned()
-}
-
 fn has_audit(job: &Value, kind: &str) -> bool {
     job["audit"]
         .as_array()
@@ -45,8 +38,7 @@ async fn deletions_beyond_the_hourly_cap_wait_for_approval() {
     let mut ids = Vec::new();
     for i in 0..5 {
         ids.push(
-            accept(
-                &app,
+            app.accept(
                 &format!("m{i}"),
                 &termination(
                     &format!("e{i}"),
@@ -114,12 +106,12 @@ async fn dry_run_plans_and_audits_but_sends_no_write() {
         ..Options::default()
     })
     .await;
-    let id = accept(
-        &app,
-        "m",
-        &termination("e", "jane.doe@example.com", "voluntary", true, false),
-    )
-    .await;
+    let id = app
+        .accept(
+            "m",
+            &termination("e", "jane.doe@example.com", "voluntary", true, false),
+        )
+        .await;
     app.run_jobs().await;
     let job = app.job(&id).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
@@ -173,17 +165,17 @@ async fn a_cancelled_termination_cancels_the_pending_job() {
         ..Options::default()
     })
     .await;
-    let id = accept(
-        &app,
-        "m1",
-        &event(
-            "e1",
-            "employee.terminated",
-            "jane.doe@example.com",
-            "2030-01-01T00:00:00Z",
-        ),
-    )
-    .await;
+    let id = app
+        .accept(
+            "m1",
+            &event(
+                "e1",
+                "employee.terminated",
+                "jane.doe@example.com",
+                "2030-01-01T00:00:00Z",
+            ),
+        )
+        .await;
     app.run_jobs().await;
     let job = app.job(&id).await;
     assert_eq!(
@@ -195,17 +187,17 @@ async fn a_cancelled_termination_cancels_the_pending_job() {
         "nothing happens before the effective time"
     );
 
-    let reverse = accept(
-        &app,
-        "m2",
-        &event(
-            "e2",
-            "employee.termination_cancelled",
-            "jane.doe@example.com",
-            "2030-01-01T00:00:00Z",
-        ),
-    )
-    .await;
+    let reverse = app
+        .accept(
+            "m2",
+            &event(
+                "e2",
+                "employee.termination_cancelled",
+                "jane.doe@example.com",
+                "2030-01-01T00:00:00Z",
+            ),
+        )
+        .await;
     app.run_jobs().await;
     assert_eq!(app.job(&reverse).await["state"], "succeeded");
     let job = app.job(&id).await;
@@ -222,18 +214,18 @@ async fn deactivate_then_delete_after_retention_unless_rehired() {
     })
     .await;
     let now = chrono::Utc::now().to_rfc3339();
-    let sam = accept(
-        &app,
-        "m1",
-        &event("e1", "employee.terminated", "sam.seller@example.com", &now),
-    )
-    .await;
-    let lee = accept(
-        &app,
-        "m2",
-        &event("e2", "employee.terminated", "lee.hold@example.com", &now),
-    )
-    .await;
+    let sam = app
+        .accept(
+            "m1",
+            &event("e1", "employee.terminated", "sam.seller@example.com", &now),
+        )
+        .await;
+    let lee = app
+        .accept(
+            "m2",
+            &event("e2", "employee.terminated", "lee.hold@example.com", &now),
+        )
+        .await;
     app.run_jobs().await;
     app.fake.set_user_status(11, "inactive");
     app.fake.set_user_status(12, "inactive");
@@ -258,12 +250,12 @@ async fn deactivate_then_delete_after_retention_unless_rehired() {
 
     // Lee is rehired before the retention ends: the pending delete is cancelled and
     // the admin is asked to reactivate the seat.
-    let rehire = accept(
-        &app,
-        "m3",
-        &event("e3", "employee.rehired", "lee.hold@example.com", &now),
-    )
-    .await;
+    let rehire = app
+        .accept(
+            "m3",
+            &event("e3", "employee.rehired", "lee.hold@example.com", &now),
+        )
+        .await;
     app.run_jobs().await;
     let job = app.job(&rehire).await;
     assert_eq!(job["state"], "scheduled", "{job:#}");
