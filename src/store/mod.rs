@@ -396,6 +396,19 @@ pub(crate) const SEATS_PENDING_SQL: &str = "SELECT s.action AS action, COUNT(*) 
      WHERE j.state IN ('queued', 'running', 'scheduled', 'needs_review') \
      GROUP BY s.action";
 
+/// States an operator's `retry` applies to (both stores use the same rules).
+pub(crate) const RETRY_FROM: &[JobState] =
+    &[JobState::Failed, JobState::NeedsReview, JobState::Cancelled];
+/// States `cancel` applies to: anything not finished.
+pub(crate) const CANCEL_FROM: &[JobState] = &[
+    JobState::Queued,
+    JobState::Running,
+    JobState::Scheduled,
+    JobState::NeedsReview,
+];
+/// States `approve` applies to.
+pub(crate) const APPROVE_FROM: &[JobState] = &[JobState::NeedsReview];
+
 /// A shared store handle.
 pub type SharedStore = Arc<dyn JobStore>;
 

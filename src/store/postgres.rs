@@ -42,8 +42,8 @@ use sqlx::{
 use tokio::{sync::Notify, task::JoinHandle};
 
 use super::{
-    AuditEntry, Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent,
-    Outcome, Reservation, StoreError,
+    APPROVE_FROM, AuditEntry, CANCEL_FROM, Claimed, IngestOutcome, Job, JobDetail, JobFilter,
+    JobStore, Lease, NewEvent, Outcome, RETRY_FROM, Reservation, StoreError,
     postgres_budget::{PgBudget, SharedBudgetOptions},
 };
 use crate::{
@@ -965,7 +965,7 @@ impl JobStore for PgStore {
         self.operate(
             id,
             "retry",
-            &[JobState::Failed, JobState::NeedsReview, JobState::Cancelled],
+            RETRY_FROM,
             "state = 'queued', failures = 0, last_error = NULL, run_at = offboard_now_ms()",
             None,
         )
@@ -976,12 +976,7 @@ impl JobStore for PgStore {
         self.operate(
             id,
             "cancel",
-            &[
-                JobState::Queued,
-                JobState::Running,
-                JobState::Scheduled,
-                JobState::NeedsReview,
-            ],
+            CANCEL_FROM,
             "state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, last_error = $2",
             Some(reason),
         )
@@ -992,7 +987,7 @@ impl JobStore for PgStore {
         self.operate(
             id,
             "approve",
-            &[JobState::NeedsReview],
+            APPROVE_FROM,
             "state = 'queued', approved = true, run_at = offboard_now_ms()",
             None,
         )

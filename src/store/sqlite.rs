@@ -41,8 +41,8 @@ use sqlx::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AuditEntry, Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent,
-    Outcome, Reservation, StoreError,
+    APPROVE_FROM, AuditEntry, CANCEL_FROM, Claimed, IngestOutcome, Job, JobDetail, JobFilter,
+    JobStore, Lease, NewEvent, Outcome, RETRY_FROM, Reservation, StoreError,
 };
 use crate::domain::{JobKind, JobState, OffboardingEvent};
 
@@ -999,7 +999,7 @@ impl JobStore for SqliteStore {
         self.operate(
             id,
             "retry",
-            &[JobState::Failed, JobState::NeedsReview, JobState::Cancelled],
+            RETRY_FROM,
             "state = 'queued', failures = 0, last_error = NULL, run_at = ?1",
             None,
         )
@@ -1010,12 +1010,7 @@ impl JobStore for SqliteStore {
         self.operate(
             id,
             "cancel",
-            &[
-                JobState::Queued,
-                JobState::Running,
-                JobState::Scheduled,
-                JobState::NeedsReview,
-            ],
+            CANCEL_FROM,
             "state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, last_error = ?3",
             Some(reason),
         )
@@ -1026,7 +1021,7 @@ impl JobStore for SqliteStore {
         self.operate(
             id,
             "approve",
-            &[JobState::NeedsReview],
+            APPROVE_FROM,
             "state = 'queued', approved = 1, run_at = ?1",
             None,
         )
