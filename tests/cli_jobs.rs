@@ -11,7 +11,7 @@ use std::{
 };
 
 use chrono::Utc;
-use offboard::{
+use offboard_core::{
     domain::{JobState, OffboardingEvent},
     store::{IngestOutcome, JobStore, NewEvent, Outcome, sqlite::SqliteStore},
 };
@@ -234,7 +234,7 @@ async fn list_filters_by_state_employee_and_since() {
     assert!(none.contains("(no jobs)"), "{none}");
 
     // With [privacy] redact_emails the CLI hashes addresses too.
-    let hashed = offboard::telemetry::hash_email("jane.doe@example.com");
+    let hashed = offboard_core::telemetry::hash_email("jane.doe@example.com");
     let redacted = json_ok(&offboard(&f.redacted_config, &["list", "--json"]));
     assert!(!redacted.to_string().contains('@'), "{redacted}");
     assert!(redacted.to_string().contains(&hashed));

@@ -399,7 +399,7 @@ fn deploy_examples_match_the_service_contract() {
     // Kubernetes: the ConfigMap's files are valid as offboard reads them.
     let configmap = read("deploy/kubernetes/configmap.yaml");
     let config_text = block_scalar(&configmap, "offboard.toml");
-    let config = offboard::config::Config::from_toml(&config_text)
+    let config = offboard_core::config::Config::from_toml(&config_text)
         .unwrap_or_else(|e| panic!("ConfigMap offboard.toml: {e}"));
     assert_eq!(
         secret_env_names(&config_text),
@@ -407,7 +407,7 @@ fn deploy_examples_match_the_service_contract() {
         "the ConfigMap names other secrets than config/offboard.toml"
     );
     let policy = block_scalar(&configmap, "policy.toml");
-    offboard::policy::Policy::parse(&policy, "ConfigMap policy.toml")
+    offboard_core::policy::Policy::parse(&policy, "ConfigMap policy.toml")
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         config.policy.file,

@@ -10,13 +10,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use offboard::{
-    crm::{
-        Resource,
-        sandbox::{Sandbox, SandboxOptions, Seed},
-    },
-    ingest::schemes::StandardWebhooks,
-};
+use offboard_core::{crm::Resource, ingest::schemes::StandardWebhooks};
+use offboard_sandbox::{Sandbox, SandboxOptions, Seed};
 use serde_json::{Value, json};
 
 const SECRET: &str = "whsec_Y3Jhc2gtdGVzdC1zZWNyZXQ=";
@@ -474,17 +469,17 @@ async fn sigterm_releases_the_lease_for_the_next_worker() {
         stopping.elapsed()
     );
 
-    let store = offboard::store::sqlite::SqliteStore::open(
+    let store = offboard_core::store::sqlite::SqliteStore::open(
         &format!("sqlite://{}", h.dir.path().join("offboard.db").display()),
         "full",
     )
     .await
     .unwrap();
-    use offboard::store::JobStore;
+    use offboard_core::store::JobStore;
     let detail = store.get_job(&job_id).await.unwrap().unwrap();
     assert_eq!(
         detail.job.state,
-        offboard::domain::JobState::Queued,
+        offboard_core::domain::JobState::Queued,
         "released, not left running"
     );
     assert!(detail.job.lease_owner.is_none());

@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use offboard::{
+use offboard_core::{
     ingest::schemes::StandardWebhooks,
     store::{JobFilter, SharedStore},
 };
@@ -130,7 +130,7 @@ token_file = "{dir}/admin"
 
     /// Every stored job's event id (a receiver stores exactly one job per event).
     async fn stored_event_ids(&self) -> Vec<String> {
-        let store: SharedStore = offboard::store::open(&self.store_url(), "full")
+        let store: SharedStore = offboard_core::store::open(&self.store_url(), "full")
             .await
             .expect("open the store");
         let mut ids = Vec::new();
@@ -360,7 +360,7 @@ async fn same_id_different_bodies_from_50_clients(group_commit: bool) {
         .count();
     assert_eq!(conflicts, 49, "{answers:?}");
     // What is stored is the winner's body, once.
-    let store = offboard::store::open(&h.store_url(), "full")
+    let store = offboard_core::store::open(&h.store_url(), "full")
         .await
         .expect("open the store");
     let jobs = store

@@ -11,7 +11,7 @@ use std::{sync::Arc, time::Duration};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use hmac::{Hmac, Mac};
-use offboard::{
+use offboard_core::{
     config::{Config, Secret},
     http::{self, HealthState},
     ingest::{Source, Sources, routes::IngestState},

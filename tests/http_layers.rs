@@ -1,4 +1,4 @@
-//! The shared HTTP layers (`offboard::http::with_layers`) around routes that
+//! The shared HTTP layers (`offboard_core::http::with_layers`) around routes that
 //! misbehave: a panicking handler answers 500 with the JSON error shape and the
 //! server keeps serving (also on the same connection); a handler slower than the
 //! timeout answers 408 JSON; unknown routes 404 JSON; every answer carries a
@@ -28,7 +28,7 @@ async fn serve(timeout: Duration) -> String {
                 "late"
             }),
         );
-    let app = offboard::http::with_layers(router, timeout);
+    let app = offboard_core::http::with_layers(router, timeout);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });

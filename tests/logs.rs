@@ -14,11 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use offboard::{
-    crm::sandbox::{Sandbox, SandboxOptions, Seed},
-    ingest::schemes::StandardWebhooks,
-    telemetry::hash_email,
-};
+use offboard_core::{ingest::schemes::StandardWebhooks, telemetry::hash_email};
+use offboard_sandbox::{Sandbox, SandboxOptions, Seed};
 use serde_json::{Value, json};
 
 /// base64("logs-test-webhook-key!")

@@ -8,7 +8,7 @@ mod helpers;
 use std::collections::BTreeMap;
 
 use helpers::*;
-use offboard::metrics::{FAMILIES, Kind};
+use offboard_core::metrics::{FAMILIES, Kind};
 
 /// `series → value` for every sample line, e.g.
 /// `offboard_jobs{state="queued"} → 1`.
@@ -213,8 +213,8 @@ async fn metrics_count_what_happened() {
     for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
         let mut parts = line.split_whitespace().skip(2);
         let (name, kind) = (parts.next().unwrap(), parts.next().unwrap());
-        let family = offboard::metrics::family(name)
-            .unwrap_or_else(|| panic!("{name} is not in offboard::metrics::FAMILIES"));
+        let family = offboard_core::metrics::family(name)
+            .unwrap_or_else(|| panic!("{name} is not in offboard_core::metrics::FAMILIES"));
         assert_eq!(family.kind.as_str(), kind, "{name}");
     }
     for f in FAMILIES {
@@ -273,7 +273,7 @@ fn readme_lists_every_metric() {
             .next()
             .unwrap();
         assert!(
-            offboard::metrics::family(name).is_some(),
+            offboard_core::metrics::family(name).is_some(),
             "README lists {name}, which is not exported"
         );
     }

@@ -20,15 +20,12 @@ use std::{
 };
 
 use futures::StreamExt;
-use offboard::{
-    bench::{
-        fleet::{self, FleetConfig, Replica},
-        scaling,
-    },
-    crm::{
-        pacing::{BudgetSettings, RateBudget},
-        sandbox::{Sandbox, SandboxOptions},
-    },
+use offboard_bench::{
+    fleet::{self, FleetConfig, Replica},
+    scaling,
+};
+use offboard_core::{
+    crm::pacing::{BudgetSettings, RateBudget},
     domain::JobState,
     ingest::schemes::StandardWebhooks,
     store::{
@@ -36,6 +33,7 @@ use offboard::{
         postgres_budget::{PgBudget, SharedBudgetOptions},
     },
 };
+use offboard_sandbox::{Sandbox, SandboxOptions};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
@@ -108,7 +106,7 @@ fn budget_settings(rps: u32) -> BudgetSettings {
 }
 
 async fn replica_budgets(url: &str, n: usize, rps: u32, batch: u32) -> Vec<Arc<PgBudget>> {
-    let store = offboard::store::open(url, "full").await.unwrap();
+    let store = offboard_core::store::open(url, "full").await.unwrap();
     store.migrate().await.unwrap();
     let mut out = Vec::new();
     for _ in 0..n {
@@ -168,7 +166,7 @@ fn busiest_second(grants: &[Instant]) -> usize {
 
 #[test]
 fn the_sample_postgres_config_loads() {
-    let config = offboard::config::Config::load(
+    let config = offboard_core::config::Config::load(
         std::path::Path::new("config/offboard.postgres.toml"),
         false,
     )
@@ -306,7 +304,9 @@ impl Fleet {
                 "worker not ready"
             );
         }
-        let store = offboard::store::open(&schema.url, "full").await.unwrap();
+        let store = offboard_core::store::open(&schema.url, "full")
+            .await
+            .unwrap();
         store.ready().await.expect("migrated by the replicas");
         Fleet {
             schema,

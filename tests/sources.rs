@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use hmac::{Hmac, Mac};
-use offboard::{
+use offboard_core::{
     config::{Config, Secret},
     http::{self, HealthState},
     ingest::{
@@ -660,7 +660,7 @@ async fn hibob_sample_and_its_setup_ping() {
     }
     let jobs = app
         .store
-        .list_jobs(&offboard::store::JobFilter::default())
+        .list_jobs(&offboard_core::store::JobFilter::default())
         .await
         .unwrap();
     assert_eq!(jobs.len(), 1, "pings created no job");

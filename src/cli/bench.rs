@@ -1,8 +1,8 @@
 //! `offboard bench …`: the benchmarks of BENCHMARKS.md, run from the product binary.
-//! Each subcommand parses its arguments here and hands off to `crate::bench`.
+//! Each subcommand parses its arguments here and hands off to `offboard_bench`.
 
 use super::CliError;
-use crate::bench::{
+use offboard_bench::{
     ingest::{self, IngestArgs},
     pacing::{self, PacingArgs},
     scaling::{self, ScalingArgs},

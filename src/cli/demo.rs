@@ -17,15 +17,13 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::CliError;
-use crate::{
+use offboard_core::{
     app::{Application, Role},
     config::Config,
-    crm::{
-        Resource,
-        sandbox::{Sandbox, SandboxOptions, Seed},
-    },
+    crm::Resource,
     ingest::schemes::StandardWebhooks,
 };
+use offboard_sandbox::{Sandbox, SandboxOptions, Seed};
 
 const DEMO_POLICY: &str = include_str!("../../config/policy-demo.toml");
 const WEBHOOK_SECRET: &str = "whsec_ZGVtby1zZWNyZXQtZm9yLW9mZmJvYXJkLWRlbW8=";

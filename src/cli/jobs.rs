@@ -7,7 +7,7 @@ use std::path::Path;
 use clap::Subcommand;
 
 use super::{CliError, open_store};
-use crate::{
+use offboard_core::{
     config::Config,
     domain::JobState,
     http::admin::{detail_json, summary},
@@ -76,7 +76,7 @@ pub(super) async fn run(config_path: &Path, command: JobsCommand) -> Result<(), 
         .ready()
         .await
         .map_err(|e| anyhow::anyhow!("store not ready (run `offboard migrate`?): {e}"))?;
-    let op_failed = |e: crate::store::StoreError| CliError::Failed(anyhow::anyhow!("{e}"));
+    let op_failed = |e: offboard_core::store::StoreError| CliError::Failed(anyhow::anyhow!("{e}"));
     match command {
         JobsCommand::List {
             state,
@@ -151,7 +151,7 @@ fn print_table(jobs: &[Job], redact: bool) {
             j.state.as_str(),
             j.kind.as_str(),
             j.action.as_deref().unwrap_or("-"),
-            crate::telemetry::show_email(&j.employee_email, redact),
+            offboard_core::telemetry::show_email(&j.employee_email, redact),
             j.created_at.format("%Y-%m-%d %H:%M:%S"),
         );
     }

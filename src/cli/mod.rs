@@ -14,7 +14,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
-use crate::{app::StartError, config::Config, telemetry::LogFormat};
+use offboard_core::{app::StartError, config::Config, telemetry::LogFormat};
 
 /// offboard: HR "employee is leaving" webhooks → audited CRM offboarding.
 #[derive(Debug, Parser)]
@@ -36,7 +36,7 @@ enum Command {
     Serve {
         /// Which parts to run.
         #[arg(long, value_enum, default_value = "all")]
-        role: crate::app::Role,
+        role: offboard_core::app::Role,
     },
     /// The whole flow on an embedded default: sandbox, temp store, three leavers.
     Demo {
@@ -90,8 +90,8 @@ impl From<StartError> for CliError {
     }
 }
 
-impl From<crate::config::ConfigError> for CliError {
-    fn from(e: crate::config::ConfigError) -> Self {
+impl From<offboard_core::config::ConfigError> for CliError {
+    fn from(e: offboard_core::config::ConfigError) -> Self {
         Self::Config(e.to_string())
     }
 }
@@ -104,7 +104,7 @@ pub fn main() -> ExitCode {
         Command::Demo { .. } | Command::Sandbox(_) | Command::Bench { .. } => "warn",
         _ => "info",
     };
-    crate::telemetry::init(cli.log_format, default_filter);
+    offboard_core::telemetry::init(cli.log_format, default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -151,8 +151,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 /// Opens the configured store (for commands that work on it directly).
-pub(crate) async fn open_store(config: &Config) -> Result<crate::store::SharedStore, CliError> {
-    crate::store::open_configured(&config.store)
+pub(crate) async fn open_store(
+    config: &Config,
+) -> Result<offboard_core::store::SharedStore, CliError> {
+    offboard_core::store::open_configured(&config.store)
         .await
         .map_err(|e| CliError::Failed(anyhow::anyhow!("store {}: {e}", config.store.url)))
 }

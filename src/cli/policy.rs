@@ -8,7 +8,7 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use super::CliError;
-use crate::{
+use offboard_core::{
     config::Config,
     crm::CrmUser,
     domain::OffboardingEvent,

@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use super::CliError;
-use crate::crm::sandbox::{Sandbox, SandboxOptions, Seed};
+use offboard_sandbox::{Sandbox, SandboxOptions, Seed};
 
 /// Arguments of `offboard sandbox`.
 #[derive(Debug, clap::Args)]

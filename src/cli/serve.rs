@@ -6,7 +6,7 @@ use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
 use super::CliError;
-use crate::{
+use offboard_core::{
     app::{Application, Role},
     config::Config,
 };

@@ -11,7 +11,7 @@ use std::{
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 
-use crate::{
+use offboard_core::{
     config::{Config, SourceConfig},
     ingest::{
         mapping::{EventIdFrom, Input, Mapping},

@@ -105,7 +105,7 @@ async fn openapi_describes_every_route_the_router_serves() {
         .await
         .unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    for (method, path) in offboard::http::openapi::ROUTES {
+    for (method, path) in offboard_core::http::openapi::ROUTES {
         assert!(
             doc["paths"][path][method].is_object(),
             "{method} {path} not documented"

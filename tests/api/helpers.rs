@@ -9,7 +9,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use offboard::{
+use offboard_core::{
     app::{Application, Role},
     config::Config,
     ingest::schemes::StandardWebhooks,
@@ -137,9 +137,9 @@ secrets_env = "OFFBOARD_TEST_SECRETS"
         extra = opts.extra_config,
     ))
     .unwrap();
-    let crm = offboard::crm::sell::client_from_config(
+    let crm = offboard_core::crm::sell::client_from_config(
         &config,
-        offboard::config::Secret::new(SELL_TOKEN.into()),
+        offboard_core::config::Secret::new(SELL_TOKEN.into()),
     )
     .unwrap();
     let mut app = Application::build_with_crm(config, Role::All, crm)

@@ -1,6 +1,6 @@
 //! The receiver: signatures, limits, parsing, dedupe — through the real HTTP app.
 
-use offboard::store::JobFilter;
+use offboard_core::store::JobFilter;
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -26,7 +26,8 @@ async fn post_raw(
 
 fn signed_headers(id: &str, ts: i64, body: &str) -> Vec<(&'static str, String)> {
     let sig =
-        offboard::ingest::schemes::StandardWebhooks::sign(SECRET, id, ts, body.as_bytes()).unwrap();
+        offboard_core::ingest::schemes::StandardWebhooks::sign(SECRET, id, ts, body.as_bytes())
+            .unwrap();
     vec![
         ("webhook-id", id.into()),
         ("webhook-timestamp", ts.to_string()),

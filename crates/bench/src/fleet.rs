@@ -1,0 +1,491 @@
+//! A fleet of `offboard` processes against an in-process Sell sandbox: what the
+//! scaling benchmark (`offboard bench scaling`) and the multi-replica tests
+//! (`tests/replicas.rs`) both need, kept in one place so the test checks the setup
+//! the benchmark measures.
+//!
+//! - [`leavers_seed`]: an organisation of `n` leavers with a few records each, under
+//!   a handful of active managers; [`leaver_event`] is the canonical event for one.
+//! - [`FleetConfig`]: the config file every replica of one fleet shares (secrets in
+//!   files next to it); each process gets its own port through
+//!   `OFFBOARD__SERVER__LISTEN`.
+//! - [`Replica`]: one `offboard serve --role …` child process; it learns the
+//!   worker's lease-owner id from the log, and is SIGKILLed when dropped.
+//! - [`play_admin`]: the Sell admin, who deactivates each user an offboard task
+//!   asks about, as soon as the task appears.
+
+use std::{
+    collections::HashSet,
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use offboard_core::crm::{UserRole, UserStatus};
+use offboard_sandbox::{Contact, Deal, Lead, SandboxState, Seed, Task, User};
+
+/// The Sell admin of a [`leavers_seed`] org (receives the offboard tasks).
+pub const ADMIN_ID: i64 = 1;
+/// The admin's e-mail (`[crm] admin_email`).
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+/// The fallback owner's e-mail.
+pub const FALLBACK_EMAIL: &str = "sales-ops@example.com";
+/// Managers in a [`leavers_seed`] org; leaver `i` reports to manager `i % MANAGERS`.
+pub const MANAGERS: usize = 8;
+const FIRST_MANAGER: i64 = 10;
+const FIRST_LEAVER: i64 = 1000;
+/// An open stage and a won stage of [`Seed::default_stages`].
+const OPEN_STAGE: i64 = 2;
+const WON_STAGE: i64 = 3;
+
+/// The CRM id of leaver `i`.
+pub fn leaver_id(i: usize) -> i64 {
+    FIRST_LEAVER + i as i64
+}
+
+/// The e-mail of leaver `i`.
+pub fn leaver_email(i: usize) -> String {
+    format!("leaver{i:04}@example.com")
+}
+
+/// The CRM id of leaver `i`'s manager.
+pub fn manager_of(i: usize) -> i64 {
+    FIRST_MANAGER + (i % MANAGERS) as i64
+}
+
+fn manager_email(m: i64) -> String {
+    format!("manager{m}@example.com")
+}
+
+/// An organisation with an admin, a fallback owner, [`MANAGERS`] managers and `n`
+/// leavers. Each leaver owns `per_kind` OPEN leads, contacts, deals and tasks, plus
+/// one won deal and one completed task that must stay with them.
+pub fn leavers_seed(n: usize, per_kind: usize) -> Seed {
+    let user = |id: i64, name: String, email: String, role, reports_to| User {
+        id,
+        name,
+        email,
+        status: UserStatus::Active,
+        role,
+        confirmed: true,
+        invited: false,
+        reports_to,
+        team_name: Some("Sales".into()),
+        zendesk_user_id: None,
+        phone_number: None,
+        timezone: "UTC".into(),
+        created_at: SEED_TIME.into(),
+        updated_at: SEED_TIME.into(),
+        deleted_at: None,
+    };
+    let mut seed = Seed {
+        stages: Seed::default_stages(),
+        ..Seed::default()
+    };
+    seed.users.push(user(
+        ADMIN_ID,
+        "Avery Admin".into(),
+        ADMIN_EMAIL.into(),
+        UserRole::Admin,
+        None,
+    ));
+    seed.users.push(user(
+        2,
+        "Sales Ops".into(),
+        FALLBACK_EMAIL.into(),
+        UserRole::User,
+        Some(ADMIN_ID),
+    ));
+    for m in 0..MANAGERS as i64 {
+        let id = FIRST_MANAGER + m;
+        seed.users.push(user(
+            id,
+            format!("Manager {id}"),
+            manager_email(id),
+            UserRole::User,
+            Some(ADMIN_ID),
+        ));
+    }
+    let mut next_record = 100_000;
+    let mut next = || {
+        next_record += 1;
+        next_record
+    };
+    for i in 0..n {
+        let id = leaver_id(i);
+        seed.users.push(user(
+            id,
+            format!("Leaver {i:04}"),
+            leaver_email(i),
+            UserRole::User,
+            Some(manager_of(i)),
+        ));
+        for _ in 0..per_kind {
+            seed.leads.push(lead(next(), id));
+            seed.contacts.push(contact(next(), id));
+            seed.deals.push(deal(next(), id, OPEN_STAGE));
+            seed.tasks.push(task(next(), id, false));
+        }
+        seed.deals.push(deal(next(), id, WON_STAGE));
+        seed.tasks.push(task(next(), id, true));
+    }
+    seed
+}
+
+const SEED_TIME: &str = "2026-01-05T09:00:00Z";
+
+fn lead(id: i64, owner_id: i64) -> Lead {
+    Lead {
+        id,
+        owner_id,
+        creator_id: None,
+        first_name: None,
+        last_name: format!("Lead {id}"),
+        organization_name: None,
+        title: None,
+        status: "New".into(),
+        email: None,
+        tags: vec![],
+        created_at: SEED_TIME.into(),
+        updated_at: SEED_TIME.into(),
+    }
+}
+
+fn contact(id: i64, owner_id: i64) -> Contact {
+    Contact {
+        id,
+        owner_id,
+        creator_id: None,
+        is_organization: false,
+        contact_id: None,
+        name: format!("Contact {id}"),
+        first_name: None,
+        last_name: None,
+        email: None,
+        customer_status: "none".into(),
+        tags: vec![],
+        created_at: SEED_TIME.into(),
+        updated_at: SEED_TIME.into(),
+    }
+}
+
+fn deal(id: i64, owner_id: i64, stage_id: i64) -> Deal {
+    Deal {
+        id,
+        name: format!("Deal {id}"),
+        owner_id,
+        creator_id: None,
+        contact_id: None,
+        stage_id,
+        value: "0.00".into(),
+        currency: "USD".into(),
+        hot: false,
+        last_stage_change_at: None,
+        created_at: SEED_TIME.into(),
+        updated_at: SEED_TIME.into(),
+    }
+}
+
+fn task(id: i64, owner_id: i64, completed: bool) -> Task {
+    Task {
+        id,
+        owner_id,
+        creator_id: None,
+        resource_type: None,
+        resource_id: None,
+        completed,
+        completed_at: completed.then(|| SEED_TIME.to_owned()),
+        due_date: None,
+        remind_at: None,
+        content: format!("Call back {id}"),
+        created_at: SEED_TIME.into(),
+        updated_at: SEED_TIME.into(),
+    }
+}
+
+/// The canonical termination event of leaver `i` (id `evt_leaver_<i>`): voluntary,
+/// effective now, manager named so records go to them.
+pub fn leaver_event(i: usize) -> Value {
+    json!({
+        "id": format!("evt_leaver_{i:04}"),
+        "type": "employee.terminated",
+        "employee": {
+            "id": format!("E{i:04}"),
+            "email": leaver_email(i),
+            "name": format!("Leaver {i:04}"),
+            "manager_email": manager_email(manager_of(i)),
+        },
+        "termination": { "kind": "voluntary", "rehire_eligible": true },
+        "legal_hold": false
+    })
+}
+
+/// The policy a fleet runs: deactivate everyone now, records to the manager.
+pub const POLICY: &str = r#"version = 1
+[defaults]
+reassign_to = "manager"
+fallback_owner = "sales-ops@example.com"
+at = "now"
+[[rules]]
+name = "everyone: deactivate"
+action = "deactivate"
+"#;
+
+/// The webhook secret of the fleet's `hr` source (standard_webhooks).
+pub const WEBHOOK_SECRET: &str = "whsec_cmVwbGljYXMtZmxlZXQtc2VjcmV0";
+/// The admin API token of the fleet.
+pub const ADMIN_TOKEN: &str = "fleet-admin-token";
+/// The Sell token of the fleet (the sandbox accepts only this one).
+pub const SELL_TOKEN: &str = "fleet-sell-token";
+
+/// What the shared config file of a fleet says.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// `postgres://…` (with its search_path) or `sqlite://…`.
+    pub store_url: String,
+    /// The sandbox's base URL.
+    pub sell_base_url: String,
+    /// `[crm] requests_per_second` (the shared budget).
+    pub requests_per_second: u32,
+    /// `[crm] max_in_flight` (per process).
+    pub max_in_flight: usize,
+    /// `[worker] concurrency` (jobs per process).
+    pub concurrency: usize,
+    /// `[worker] lease_secs`.
+    pub lease_secs: u64,
+    /// `[worker] poll_interval_ms` (the fallback; PostgreSQL wakes on NOTIFY).
+    pub poll_interval_ms: u64,
+}
+
+impl FleetConfig {
+    /// Writes the config, the policy and the secrets into `dir`; returns the
+    /// config's path. `server.listen` is a placeholder: every [`Replica`] sets its
+    /// own port through `OFFBOARD__SERVER__LISTEN`.
+    pub fn write(&self, dir: &Path) -> std::io::Result<PathBuf> {
+        std::fs::write(dir.join("webhook-secret"), WEBHOOK_SECRET)?;
+        std::fs::write(dir.join("admin-token"), ADMIN_TOKEN)?;
+        std::fs::write(dir.join("sell-token"), SELL_TOKEN)?;
+        std::fs::write(dir.join("policy.toml"), POLICY)?;
+        let d = dir.display();
+        let config = format!(
+            r#"[server]
+listen = "127.0.0.1:0"
+[store]
+url = "{store}"
+[crm]
+base_url = "{sell}"
+token_env = ""
+token_file = "{d}/sell-token"
+admin_email = "{ADMIN_EMAIL}"
+requests_per_second = {rps}
+max_in_flight = {in_flight}
+timeout_secs = 10
+[[sources]]
+name = "hr"
+scheme = "standard_webhooks"
+secrets_file = "{d}/webhook-secret"
+[policy]
+file = "{d}/policy.toml"
+[admin]
+token_env = ""
+token_file = "{d}/admin-token"
+[safety]
+max_deletions_per_hour = 100000
+max_offboardings_per_hour = 100000
+[worker]
+lease_secs = {lease}
+verify_interval_secs = 1
+poll_interval_ms = {poll}
+concurrency = {concurrency}
+"#,
+            store = self.store_url,
+            sell = self.sell_base_url,
+            rps = self.requests_per_second,
+            in_flight = self.max_in_flight,
+            lease = self.lease_secs,
+            poll = self.poll_interval_ms,
+            concurrency = self.concurrency,
+        );
+        let path = dir.join("offboard.toml");
+        std::fs::write(&path, config)?;
+        Ok(path)
+    }
+}
+
+/// A free loopback port (bound, then released for the child to take).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// One `offboard serve` child process. Dropping it SIGKILLs it.
+#[derive(Debug)]
+pub struct Replica {
+    child: Child,
+    /// The port it serves `/healthz`, `/readyz`, `/metrics` (and, as a receiver,
+    /// webhooks and the admin API) on.
+    pub port: u16,
+    worker_id: Arc<Mutex<Option<String>>>,
+}
+
+impl Replica {
+    /// Starts `exe serve --config CONFIG --role ROLE` on `port`.
+    pub fn spawn(exe: &Path, config: &Path, role: &str, port: u16) -> std::io::Result<Replica> {
+        let mut child = Command::new(exe)
+            .args(["serve", "--log-format", "json", "--role", role, "--config"])
+            .arg(config)
+            .env("OFFBOARD__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            // "worker started" (info) names the lease owner; everything else: warnings.
+            .env("OFFBOARD_LOG", "warn,offboard::worker=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let worker_id = Arc::new(Mutex::new(None));
+        if let Some(out) = child.stdout.take() {
+            let slot = worker_id.clone();
+            // Drains the pipe for the child's whole life (a full pipe would block it).
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines() {
+                    let Ok(line) = line else { break };
+                    if !line.contains("worker started") {
+                        continue;
+                    }
+                    let id = serde_json::from_str::<Value>(&line).ok().and_then(|v| {
+                        v.pointer("/fields/worker")
+                            .or_else(|| v.get("worker"))
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    });
+                    if let Some(id) = id {
+                        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+                    }
+                }
+            });
+        }
+        Ok(Replica {
+            child,
+            port,
+            worker_id,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits until `/readyz` answers 200 (and, for a worker, its id is known).
+    pub async fn wait_ready(&mut self, http: &reqwest::Client, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            let ready = http.get(format!("{}/readyz", self.url())).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// The worker's lease-owner id, once its log said it (workers only).
+    pub async fn worker_id(&self, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(id) = self
+                .worker_id
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                return Some(id);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Plays the Sell admin until `stop`: every `every`, looks for offboard tasks
+/// (owned by [`ADMIN_ID`], content `offboard: please …(id N)…`) and deactivates
+/// user N, once. Returns the ids it deactivated.
+pub async fn play_admin(
+    state: SandboxState,
+    every: Duration,
+    stop: CancellationToken,
+) -> HashSet<i64> {
+    let mut done = HashSet::new();
+    loop {
+        let snapshot = state.snapshot().await;
+        for task in snapshot.tasks.iter().filter(|t| t.owner_id == ADMIN_ID) {
+            let Some(user) = user_named_in(&task.content) else {
+                continue;
+            };
+            if done.insert(user) {
+                let _ = state.deactivate(user).await;
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return done,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// The N of `… (id N) …` in an offboard admin task.
+fn user_named_in(content: &str) -> Option<i64> {
+    if !content.starts_with("offboard: please") {
+        return None;
+    }
+    let rest = &content[content.find("(id ")? + 4..];
+    rest[..rest.find(')')?].trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_is_valid_and_sized() {
+        let seed = leavers_seed(30, 2);
+        assert!(seed.validate().is_ok());
+        assert_eq!(seed.users.len(), 2 + MANAGERS + 30);
+        assert_eq!(seed.leads.len(), 60);
+        assert_eq!(seed.deals.len(), 30 * 3);
+        assert_eq!(seed.tasks.len(), 30 * 3);
+    }
+
+    #[test]
+    fn events_parse() {
+        let e = offboard_core::domain::OffboardingEvent::from_json(&leaver_event(7), None);
+        assert!(e.is_ok(), "{e:?}");
+    }
+
+    #[test]
+    fn admin_tasks_name_their_user() {
+        let c = "offboard: please DEACTIVATE the Sell user Leaver 0001 <leaver0001@example.com> (id 1001) in Settings";
+        assert_eq!(user_named_in(c), Some(1001));
+        assert_eq!(user_named_in("Call back (id 3)"), None);
+    }
+}

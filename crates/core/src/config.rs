@@ -1,0 +1,513 @@
+//! Typed configuration: the embedded defaults, then the TOML file, then
+//! `OFFBOARD__SECTION__KEY` environment overrides (figment), validated once.
+//!
+//! Secrets never live in the file: it names an environment variable (`*_env`) or a
+//! file (`*_file`) and [`Secret`] holds the value with a redacted `Debug`. Every
+//! error names the key it is about, so start-up fails with one clear line.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Toml},
+};
+use serde::Deserialize;
+
+/// The documented defaults, embedded so `offboard` runs with an empty file.
+pub const DEFAULTS: &str = include_str!("../../../config/defaults.toml");
+
+/// Everything offboard reads from `offboard.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub crm: CrmConfig,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    pub policy: PolicyConfig,
+    pub admin: AdminConfig,
+    pub safety: SafetyConfig,
+    pub worker: WorkerConfig,
+    pub privacy: PrivacyConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP server binds (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Webhook bodies above this get 413.
+    pub max_body_bytes: usize,
+    /// Whole-request timeout.
+    pub request_timeout_secs: u64,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://path` (relative to the working directory) or `postgres://…`.
+    pub url: String,
+    /// SQLite only: `full` (default; a 2xx survives power loss) or `normal`.
+    pub sqlite_synchronous: String,
+    /// SQLite only: concurrent ingests share one transaction and one fsync (default
+    /// `true`); `false` commits each request on its own (the benchmark's "before").
+    pub sqlite_group_commit: bool,
+}
+
+/// `[crm]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrmConfig {
+    /// Only `zendesk_sell` today.
+    pub kind: String,
+    /// API origin, e.g. `https://api.getbase.com`.
+    pub base_url: String,
+    /// Env var holding the API token.
+    pub token_env: Option<String>,
+    /// File holding the API token.
+    pub token_file: Option<PathBuf>,
+    /// The token's request budget.
+    pub requests_per_second: u32,
+    /// Concurrent CRM requests per process.
+    pub max_in_flight: usize,
+    /// Per-call timeout.
+    pub timeout_secs: u64,
+    /// `manual` (an admin acts in the CRM UI) or `api`.
+    pub seat_executor: String,
+    /// The admin who receives the manual-action task.
+    pub admin_email: Option<String>,
+}
+
+/// `[[sources]]`: one HR system posting to `/webhooks/{name}`.
+///
+/// Only the shape is checked here; [`crate::ingest`] compiles the scheme and the
+/// mapping once at start-up (and `offboard sources`), naming the key on any error.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Route segment.
+    pub name: String,
+    /// Signature scheme: `standard_webhooks`, a preset (`bamboohr`, `hibob`, `gusto`,
+    /// `deel`, `github`), `hmac` or `static_token`.
+    pub scheme: String,
+    /// Env var with comma-separated secrets (two during rotation).
+    pub secrets_env: Option<String>,
+    /// File with one secret per line.
+    pub secrets_file: Option<PathBuf>,
+    /// Allowed clock skew for signed timestamps.
+    #[serde(default = "default_tolerance")]
+    pub tolerance_secs: u64,
+    /// Canonical field → JSON Pointer into the payload (or a `{/a} {/b}` template).
+    #[serde(default)]
+    pub map: BTreeMap<String, String>,
+    /// Canonical field → (payload value → canonical value), applied after `map`;
+    /// the key `"*"` catches every other value.
+    #[serde(default)]
+    pub values: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    /// Canonical field → constant used when the mapped payload has no value.
+    #[serde(default)]
+    pub defaults: BTreeMap<String, serde_json::Value>,
+    /// JSON Pointer to an array: one event per element, `map` relative to it.
+    pub each: Option<String>,
+    /// Where the event id comes from: `header:NAME`, a JSON Pointer, or
+    /// `body_sha256` (default: the scheme's message id, the payload's `id`, the hash).
+    pub event_id: Option<String>,
+    /// Body encoding: `auto` (by Content-Type), `json` or `form`.
+    #[serde(default = "default_format")]
+    pub format: String,
+    /// Form bodies: the field that carries a JSON document (default `payload`).
+    pub form_field: Option<String>,
+    /// `scheme = "hmac"`: the whole scheme; with a preset: fields that override it.
+    pub hmac: Option<HmacConfig>,
+    /// `scheme = "static_token"`: the header that must equal a secret.
+    pub token_header: Option<String>,
+    /// The sender's set-up ping: answered 200 `{"ping":true}`, no job.
+    pub ping: Option<PingConfig>,
+}
+
+/// `[sources.hmac]`: a configurable HMAC signature (every field overrides a preset).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacConfig {
+    /// Header carrying the signature.
+    pub header: Option<String>,
+    /// Text before the encoded digest, e.g. `sha256=`.
+    pub prefix: Option<String>,
+    /// `sha256` or `sha512`.
+    pub algorithm: Option<String>,
+    /// `hex` (lower-case) or `base64`.
+    pub encoding: Option<String>,
+    /// What is signed: a template over `{body}`, `{timestamp}`, `{message_id}`, `{method}`.
+    pub signed: Option<String>,
+    /// Header carrying the signed timestamp.
+    pub timestamp_header: Option<String>,
+    /// `unix` (seconds), `rfc3339` or `auto` (either).
+    pub timestamp_format: Option<String>,
+    /// Header carrying the sender's message id (the dedupe key).
+    pub message_id_header: Option<String>,
+}
+
+/// `[sources.ping]`: how to recognise the sender's set-up ping.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PingConfig {
+    /// The whole body (trimmed; a JSON string counts too), e.g. `Ping test`.
+    pub body: Option<String>,
+    /// A JSON Pointer that identifies a ping…
+    pub pointer: Option<String>,
+    /// …when it equals this value (absent: when it exists at all).
+    pub equals: Option<serde_json::Value>,
+    /// Whether the ping must carry a valid signature (default true).
+    #[serde(default = "default_true")]
+    pub signed: bool,
+}
+
+fn default_tolerance() -> u64 {
+    300
+}
+
+fn default_format() -> String {
+    "auto".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Path of the policy file.
+    pub file: PathBuf,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Env var holding the admin API bearer token.
+    pub token_env: Option<String>,
+    /// File holding the admin API bearer token.
+    pub token_file: Option<PathBuf>,
+}
+
+/// `[safety]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SafetyConfig {
+    /// Plan and audit, mutate nothing.
+    pub dry_run: bool,
+    /// Beyond this, deletions wait for approval.
+    pub max_deletions_per_hour: u32,
+    /// Beyond this, offboardings wait for approval.
+    pub max_offboardings_per_hour: u32,
+}
+
+/// `[worker]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Lease length; heartbeats renew it at a third of this.
+    pub lease_secs: u64,
+    /// Failed attempts before a job is `failed`.
+    pub max_attempts: u32,
+    /// How often the manual seat step re-checks the CRM.
+    pub verify_interval_secs: u64,
+    /// After this the job goes to `needs_review`.
+    pub verify_deadline_hours: u64,
+    /// How often an idle worker looks for runnable jobs.
+    pub poll_interval_ms: u64,
+    /// Jobs one worker process runs at once.
+    pub concurrency: usize,
+}
+
+/// `[privacy]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Hash emails in logs and API output.
+    pub redact_emails: bool,
+}
+
+/// A configuration problem; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {path}: {source}")]
+    Read {
+        #[allow(missing_docs)]
+        path: PathBuf,
+        #[allow(missing_docs)]
+        source: std::io::Error,
+    },
+    /// A key is missing or has the wrong type.
+    #[error("config: {0}")]
+    Invalid(String),
+    /// A secret named by the config is not available.
+    #[error("config key {key}: {problem}")]
+    Secret {
+        #[allow(missing_docs)]
+        key: String,
+        #[allow(missing_docs)]
+        problem: String,
+    },
+}
+
+impl Config {
+    /// Loads defaults + `path` (which must exist unless `optional`) + env.
+    pub fn load(path: &Path, optional: bool) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        if path.exists() {
+            std::fs::metadata(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            figment = figment.merge(Toml::file_exact(path));
+        } else if !optional {
+            return Err(ConfigError::Read {
+                path: path.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "not found"),
+            });
+        }
+        Self::from_figment(figment.merge(Env::prefixed("OFFBOARD__").split("__")))
+    }
+
+    /// Defaults + the given TOML text (tests and the demo build configs this way).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(DEFAULTS)).merge(Toml::string(text)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(|e| {
+            // figment errors can chain; each names its key path.
+            let msgs: Vec<String> = e.into_iter().map(|e| describe(&e)).collect();
+            ConfigError::Invalid(msgs.join("; "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("{key}: {why}")));
+        if self.server.max_body_bytes == 0 {
+            return bad("server.max_body_bytes", "must be at least 1");
+        }
+        if !(self.store.url.starts_with("sqlite:")
+            || self.store.url.starts_with("postgres://")
+            || self.store.url.starts_with("postgresql://"))
+        {
+            return bad("store.url", "expected sqlite://PATH or postgres://…");
+        }
+        if !matches!(
+            self.store.sqlite_synchronous.as_str(),
+            "full" | "normal" | "extra"
+        ) {
+            return bad("store.sqlite_synchronous", "expected full, normal or extra");
+        }
+        if self.crm.kind != "zendesk_sell" {
+            return bad("crm.kind", "only \"zendesk_sell\" is supported");
+        }
+        if url::Url::parse(&self.crm.base_url).is_err() {
+            return bad("crm.base_url", "not a URL");
+        }
+        if self.crm.requests_per_second == 0 {
+            return bad("crm.requests_per_second", "must be at least 1");
+        }
+        if self.crm.max_in_flight == 0 {
+            return bad("crm.max_in_flight", "must be at least 1");
+        }
+        if !matches!(self.crm.seat_executor.as_str(), "manual") {
+            return bad(
+                "crm.seat_executor",
+                "Zendesk Sell's API cannot change a user's status: only \"manual\" is available",
+            );
+        }
+        if self.worker.lease_secs < 3 {
+            return bad("worker.lease_secs", "must be at least 3");
+        }
+        if self.worker.max_attempts == 0 {
+            return bad("worker.max_attempts", "must be at least 1");
+        }
+        if self.worker.concurrency == 0 {
+            return bad("worker.concurrency", "must be at least 1");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            if s.name.is_empty()
+                || !s
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return bad(
+                    &format!("sources[{i}].name"),
+                    "use letters, digits, - and _ only",
+                );
+            }
+            if !seen.insert(&s.name) {
+                return bad(&format!("sources[{i}].name"), "duplicate source name");
+            }
+        }
+        Ok(())
+    }
+
+    /// The CRM API token.
+    pub fn crm_token(&self) -> Result<Secret, ConfigError> {
+        read_secret(
+            "crm",
+            self.crm.token_env.as_deref(),
+            self.crm.token_file.as_deref(),
+        )
+    }
+
+    /// The admin API token.
+    pub fn admin_token(&self) -> Result<Secret, ConfigError> {
+        read_secret(
+            "admin",
+            self.admin.token_env.as_deref(),
+            self.admin.token_file.as_deref(),
+        )
+    }
+}
+
+fn describe(e: &figment::Error) -> String {
+    let key = e.path.join(".");
+    if key.is_empty() {
+        e.kind.to_string()
+    } else {
+        format!("{key}: {}", e.kind)
+    }
+}
+
+impl SourceConfig {
+    /// The source's secrets (several during rotation).
+    pub fn secrets(&self, index: usize) -> Result<Vec<Secret>, ConfigError> {
+        let key = format!("sources[{index}] ({})", self.name);
+        let raw = read_secret(
+            &key,
+            self.secrets_env.as_deref(),
+            self.secrets_file.as_deref(),
+        )?;
+        let list: Vec<Secret> = raw
+            .expose()
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| Secret::new(s.to_owned()))
+            .collect();
+        if list.is_empty() {
+            return Err(ConfigError::Secret {
+                key: format!("{key}.secrets_env"),
+                problem: "holds no secret".into(),
+            });
+        }
+        Ok(list)
+    }
+}
+
+/// Reads a secret from `<section>.token_env`/`secrets_env` or the matching `_file`.
+fn read_secret(
+    section: &str,
+    env: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Secret, ConfigError> {
+    let env_key = if section.starts_with("sources") {
+        "secrets_env"
+    } else {
+        "token_env"
+    };
+    let file_key = if section.starts_with("sources") {
+        "secrets_file"
+    } else {
+        "token_file"
+    };
+    if let Some(var) = env.filter(|v| !v.trim().is_empty()) {
+        return match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim().to_owned())),
+            _ => Err(ConfigError::Secret {
+                key: format!("{section}.{env_key}"),
+                problem: format!("environment variable {var} is not set or empty"),
+            }),
+        };
+    }
+    if let Some(path) = file {
+        return match std::fs::read_to_string(path) {
+            Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim().to_owned())),
+            Ok(_) => Err(ConfigError::Secret {
+                key: format!("{section}.{file_key}"),
+                problem: format!("{} is empty", path.display()),
+            }),
+            Err(e) => Err(ConfigError::Secret {
+                key: format!("{section}.{file_key}"),
+                problem: format!("cannot read {}: {e}", path.display()),
+            }),
+        };
+    }
+    Err(ConfigError::Secret {
+        key: format!("{section}.{env_key}"),
+        problem: format!(
+            "not set: name an environment variable ({env_key}) or a file ({file_key})"
+        ),
+    })
+}
+
+/// A secret value. `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_env_names_keys() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.server.max_body_bytes, 65536);
+        assert_eq!(c.worker.lease_secs, 30);
+        let err = Config::from_toml("[server]\nmax_body_bytes = \"big\"").unwrap_err();
+        assert!(err.to_string().contains("server.max_body_bytes"), "{err}");
+        let err = Config::from_toml("[server]\nlisten = \"0.0.0.0:1\"\nbogus = 1").unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn missing_secret_names_the_key() {
+        let c = Config::from_toml("[crm]\ntoken_env = \"OFFBOARD_TEST_SURELY_UNSET_VAR\"").unwrap();
+        let err = c.crm_token().unwrap_err().to_string();
+        assert!(
+            err.contains("crm.token_env") && err.contains("OFFBOARD_TEST_SURELY_UNSET_VAR"),
+            "{err}"
+        );
+        assert_eq!(
+            format!("{:?}", Secret::new("hunter2".into())),
+            "Secret(***)"
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! offboard: turns an HR system's "this employee is leaving" webhook into an
+//! audited, resumable offboarding in the sales CRM.
+//!
+//! The data flows one way: [`ingest`] (verify, map, dedupe) → [`store`] (durable
+//! events and jobs) → [`worker`] (plan, reassign, seat step, verify) → [`policy`]
+//! (pure decisions) and [`crm`] (the vendor seam). [`app`] wires them into a
+//! running service; [`cli`] is the command line. See ARCHITECTURE.md.
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod config;
+pub mod crm;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod store;
+pub mod telemetry;
+pub mod worker;
+
+pub use offboard_domain as domain;
+pub use offboard_policy as policy;

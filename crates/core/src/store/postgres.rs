@@ -1,0 +1,1053 @@
+//! The PostgreSQL store, for scale-out: many receivers and workers on one database,
+//! with exactly the semantics of [`super::sqlite`] (the conformance suite in
+//! `tests/store_conformance.rs` runs the same tests on both).
+//!
+//! What SQLite gets from having one writer, this store gets from the database itself:
+//! - claims lock rows with `FOR UPDATE SKIP LOCKED` in a CTE feeding `UPDATE …
+//!   RETURNING`, so concurrent workers never wait on, or take, each other's jobs;
+//! - "one running job per employee" is a partial unique index, and the claim is
+//!   written so that it normally never trips it (see `CLAIM`);
+//! - every worker write is fenced by `lease_owner` + `attempt` in the same statement
+//!   (or under a row lock taken by the fence check), so an expired worker cannot
+//!   overwrite a newer attempt even when a requeue races with it;
+//! - cap reservations serialise on one lock row, so replicas can't overshoot a cap;
+//! - "now" is the database clock (`offboard_now_ms()`), so replicas with skewed
+//!   clocks agree on when a lease expires.
+//!
+//! Ingests, requeues, releases, retries and approvals `NOTIFY offboard_jobs`; idle
+//! workers wait in [`JobStore::wait_for_work`] on a `LISTEN` connection the store
+//! opens on first use and re-opens after errors, with the caller's timeout as the
+//! polling fallback.
+//!
+//! The CRM rate budget the replicas share lives next door, in
+//! [`super::postgres_budget`], on this store's pool ([`JobStore::shared_crm_budget`]).
+//!
+//! Durability of a 2xx follows the server's `synchronous_commit` (default `on`); the
+//! `synchronous` argument of [`super::open`] is SQLite's and is ignored here.
+
+use std::{
+    collections::BTreeMap,
+    str::FromStr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{
+    PgPool, Postgres, Row, Transaction,
+    postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow},
+};
+use tokio::{sync::Notify, task::JoinHandle};
+
+use super::{
+    APPROVE_FROM, AuditEntry, CANCEL_FROM, Claimed, IngestOutcome, Job, JobDetail, JobFilter,
+    JobStore, Lease, NewEvent, Outcome, RETRY_FROM, Reservation, StoreError,
+    postgres_budget::{PgBudget, SharedBudgetOptions},
+};
+use crate::{
+    crm::pacing::{BudgetSettings, RateBudget},
+    domain::{JobKind, JobState, OffboardingEvent},
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// The `LISTEN/NOTIFY` channel that announces runnable work.
+pub const CHANNEL: &str = "offboard_jobs";
+
+/// Connections per store. Every statement is short, so a few go a long way; the
+/// `LISTEN` connection is separate and not counted here.
+const POOL_SIZE: u32 = 10;
+
+/// How many times a claim is re-run after losing a race on the one-running-per-employee
+/// index before it gives up for this round (see [`CLAIM`]).
+const CLAIM_RACE_RETRIES: usize = 8;
+
+/// The job columns, as a macro so queries stay `&'static str` via `concat!` (sqlx 0.9
+/// only takes dynamic SQL through `AssertSqlSafe`). JSON columns are read as text and
+/// parsed by serde, as in SQLite.
+macro_rules! job_cols {
+    () => {
+        "j.id, j.kind, j.state, j.attempt, j.failures, j.max_attempts, j.run_at, j.lease_owner, \
+         j.lease_expires_at, j.source, j.event_id, j.employee_email, j.action, j.plan::text AS plan, \
+         j.last_error, j.approved, j.parent_id, j.created_at, j.updated_at, e.payload::text AS payload"
+    };
+}
+
+/// Jobs joined with their event (the payload lives once, in `events`).
+macro_rules! jobs_with_event {
+    () => {
+        "jobs j JOIN events e ON e.source = j.source AND e.event_id = j.event_id"
+    };
+}
+
+/// `WHERE` fragment that fences a write to the lease holder: `$1` job id, `$2` owner,
+/// `$3` attempt.
+macro_rules! fence {
+    () => {
+        "id = $1 AND lease_owner = $2 AND attempt = $3 AND state = 'running'"
+    };
+}
+
+/// Claims up to `$2` jobs for owner `$1` with a lease of `$3` ms.
+///
+/// `FOR UPDATE SKIP LOCKED` sits in the CTE so the planner locks only the rows the
+/// `LIMIT` keeps, and concurrent claimers skip each other's rows instead of waiting.
+///
+/// One job per employee: Postgres forbids `FOR UPDATE` with `DISTINCT ON`/`GROUP BY`,
+/// so each candidate must itself be "the earliest-created runnable job of an employee
+/// with nothing running" (two `NOT EXISTS` probes, both served by partial indexes).
+/// That is SQLite's choice (`MIN(id)` per employee), and it means one claim never picks
+/// two jobs of one employee. Two *concurrent* claims normally can't either: they see
+/// the same earliest job, and one of them skips it because the other holds its lock.
+/// They can still disagree at the edges (a job whose `run_at` passes between the two
+/// snapshots, an operator retry in between), and then the second `UPDATE` hits
+/// `jobs_one_running_per_employee`. The index is the guarantee; the claim catches that
+/// unique violation and runs again — by then the winner has committed, so the
+/// `NOT EXISTS running` probe leaves that employee out. The alternative, serialising all
+/// claims on a lock, would give up the point of `SKIP LOCKED`.
+const CLAIM: &str = concat!(
+    "WITH picked AS (
+        SELECT j.id FROM jobs j
+        WHERE j.state IN ('queued', 'scheduled') AND j.run_at <= offboard_now_ms()
+          AND NOT EXISTS (SELECT 1 FROM jobs r
+                          WHERE r.employee_email = j.employee_email AND r.state = 'running')
+          AND NOT EXISTS (SELECT 1 FROM jobs o
+                          WHERE o.employee_email = j.employee_email
+                            AND o.state IN ('queued', 'scheduled') AND o.run_at <= offboard_now_ms()
+                            AND o.id < j.id)
+        ORDER BY j.run_at, j.id
+        LIMIT $2
+        FOR UPDATE OF j SKIP LOCKED
+    )
+    UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, lease_owner = $1,
+        lease_expires_at = offboard_now_ms() + $3, updated_at = offboard_now_ms()
+    FROM picked, events e
+    WHERE j.id = picked.id AND e.source = j.source AND e.event_id = j.event_id
+    RETURNING ",
+    job_cols!()
+);
+
+/// PostgreSQL-backed [`JobStore`].
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    wake: Arc<Wakeups>,
+}
+
+/// The `LISTEN` side: a task (started on the first wait) that turns notifications into
+/// wake-ups for every waiter in this process.
+#[derive(Debug)]
+struct Wakeups {
+    /// A separate one-connection pool: `LISTEN` pins its connection for good.
+    listen_pool: PgPool,
+    notify: Arc<Notify>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Wakeups {
+    fn drop(&mut self) {
+        // The task holds no reference back to the store, so it would run forever.
+        let mut task = self.task.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(handle) = task.take() {
+            handle.abort();
+        }
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://…` or `postgresql://…`; libpq-style
+    /// parameters such as `sslmode` and `options=-c search_path%3D…` are honoured).
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let mut opts = PgConnectOptions::from_str(url)?;
+        if opts.get_application_name().is_none() {
+            opts = opts.application_name("offboard");
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts.clone())
+            .await?;
+        let listen_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect_lazy_with(opts);
+        Ok(Self {
+            pool,
+            wake: Arc::new(Wakeups {
+                listen_pool,
+                notify: Arc::new(Notify::new()),
+                task: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Starts (or restarts, if it ended) the task that listens for work.
+    fn ensure_listener(&self) {
+        let mut task = self.wake.task.lock().unwrap_or_else(|p| p.into_inner());
+        if task.as_ref().is_none_or(|t| t.is_finished()) {
+            *task = Some(tokio::spawn(listen_loop(
+                self.wake.listen_pool.clone(),
+                self.wake.notify.clone(),
+            )));
+        }
+    }
+
+    /// An operator action: checks the state under a row lock, applies `set` (where `$1`
+    /// is the job id and `$2` the reason), audits, and wakes workers if it queued the job.
+    async fn operate(
+        &self,
+        id: &str,
+        op: &'static str,
+        from: &[JobState],
+        set: &'static str,
+        reason: Option<&str>,
+    ) -> Result<Job, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let state = state.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+        let state = JobState::from_str(&state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if !from.contains(&state) {
+            return Err(StoreError::WrongState {
+                id: id.to_owned(),
+                state,
+                op,
+            });
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET {set}, updated_at = offboard_now_ms() WHERE id = $1"
+        )))
+        .bind(id)
+        .bind(reason.map(pg_text))
+        .execute(&mut *tx)
+        .await?;
+        let detail = match reason {
+            Some(reason) => serde_json::json!({ "from": state.as_str(), "reason": reason }),
+            None => serde_json::json!({ "from": state.as_str() }),
+        };
+        sqlx::query(
+            "INSERT INTO audit (job_id, at, kind, detail) VALUES ($1, offboard_now_ms(), $2, $3::json)",
+        )
+        .bind(id)
+        .bind(format!("operator.{op}"))
+        .bind(detail.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            job_cols!(),
+            " FROM ",
+            jobs_with_event!(),
+            " WHERE j.id = $1"
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let job = row_to_job(&row)?;
+        if job.state == JobState::Queued {
+            notify(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(job)
+    }
+
+    /// One claim round; `Ok(None)` when it lost a race on the one-running-per-employee
+    /// index and must run again.
+    async fn try_claim(
+        &self,
+        owner: &str,
+        n: usize,
+        lease: Duration,
+    ) -> Result<Option<Vec<Claimed>>, StoreError> {
+        let rows = sqlx::query(CLAIM)
+            .bind(owner)
+            .bind(i64::try_from(n).unwrap_or(i64::MAX))
+            .bind(duration_ms(lease))
+            .fetch_all(&self.pool)
+            .await;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(sqlx::Error::Database(e))
+                if e.constraint() == Some("jobs_one_running_per_employee") =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut claimed = rows
+            .iter()
+            .map(|row| {
+                let job = row_to_job(row)?;
+                Ok(Claimed {
+                    lease: Lease {
+                        job_id: job.id.clone(),
+                        owner: owner.to_owned(),
+                        attempt: job.attempt,
+                    },
+                    job,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // RETURNING has no order; hand jobs out in the order they were picked.
+        claimed.sort_by(|a, b| (a.job.run_at, &a.job.id).cmp(&(b.job.run_at, &b.job.id)));
+        Ok(Some(claimed))
+    }
+}
+
+/// Keeps one `LISTEN offboard_jobs` connection open and wakes every waiter on each
+/// notification. Whenever it (re)connects it also wakes them once: notifications sent
+/// while nobody listened are lost, so waiters should look for work themselves.
+async fn listen_loop(pool: PgPool, notify: Arc<Notify>) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => match listener.listen(CHANNEL).await {
+                Ok(()) => {
+                    backoff = Duration::from_millis(250);
+                    notify.notify_waiters();
+                    loop {
+                        match listener.try_recv().await {
+                            // A notification, or `None`: the connection dropped and was
+                            // re-established (sqlx re-LISTENs), possibly missing some.
+                            Ok(_) => notify.notify_waiters(),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");
+                                notify.notify_waiters();
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "LISTEN failed; retrying"),
+            },
+            Err(e) => tracing::warn!(error = %e, "cannot open the LISTEN connection; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Queues a wake-up for listening workers; Postgres delivers it when `tx` commits (and
+/// folds repeats within one transaction into one).
+async fn notify(tx: &mut Transaction<'static, Postgres>) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(v).unwrap_or_default()
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Free text (error messages, reasons) as Postgres can store it: `text` rejects NUL,
+/// which SQLite keeps and a CRM error body may carry. Failing the write would leave the
+/// job running until its lease expired, again and again, so NUL becomes U+FFFD.
+fn pg_text(s: &str) -> String {
+    s.replace('\0', "\u{fffd}")
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// A stored count (non-negative by construction) as the trait's `u32`.
+fn count_u32(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+fn row_to_job(row: &PgRow) -> Result<Job, StoreError> {
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("job {what}: {e}"));
+    let payload: String = row.try_get("payload")?;
+    let event_json: Value = serde_json::from_str(&payload).map_err(|e| corrupt("event", &e))?;
+    let event = OffboardingEvent::from_json(&event_json, None).map_err(|e| corrupt("event", &e))?;
+    let plan: Option<String> = row.try_get("plan")?;
+    let plan = plan
+        .map(|p| serde_json::from_str(&p))
+        .transpose()
+        .map_err(|e| corrupt("plan", &e))?;
+    let state: String = row.try_get("state")?;
+    let kind: String = row.try_get("kind")?;
+    Ok(Job {
+        id: row.try_get("id")?,
+        kind: JobKind::from_str(&kind).map_err(|e| corrupt("kind", &e))?,
+        state: JobState::from_str(&state).map_err(|e| corrupt("state", &e))?,
+        attempt: count_u32(row.try_get("attempt")?),
+        failures: count_u32(row.try_get("failures")?),
+        max_attempts: count_u32(row.try_get("max_attempts")?),
+        run_at: from_ms(row.try_get("run_at")?),
+        lease_owner: row.try_get("lease_owner")?,
+        lease_expires_at: row
+            .try_get::<Option<i64>, _>("lease_expires_at")?
+            .map(from_ms),
+        source: row.try_get("source")?,
+        event_id: row.try_get("event_id")?,
+        event,
+        employee_email: row.try_get("employee_email")?,
+        action: row.try_get("action")?,
+        plan,
+        last_error: row.try_get("last_error")?,
+        approved: row.try_get("approved")?,
+        parent_id: row.try_get("parent_id")?,
+        created_at: from_ms(row.try_get("created_at")?),
+        updated_at: from_ms(row.try_get("updated_at")?),
+    })
+}
+
+/// Stores one event and its job inside an open transaction.
+///
+/// The insert goes first, with `ON CONFLICT DO NOTHING`: two receivers racing on one
+/// event then both succeed (the loser waits for the winner's commit and reports a
+/// duplicate or conflict) instead of one failing on the primary key.
+async fn ingest_one(
+    tx: &mut Transaction<'static, Postgres>,
+    ev: &NewEvent,
+) -> Result<IngestOutcome, StoreError> {
+    let event_id = ev.event.id.clone();
+    let payload =
+        serde_json::to_string(&ev.event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let inserted = sqlx::query(
+        "INSERT INTO events (source, event_id, body_sha256, payload, received_at) \
+         VALUES ($1, $2, $3, $4::json, offboard_now_ms()) ON CONFLICT (source, event_id) DO NOTHING",
+    )
+    .bind(&ev.source)
+    .bind(&event_id)
+    .bind(&ev.body_sha256)
+    .bind(payload)
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        let sha: String = sqlx::query_scalar(
+            "SELECT body_sha256 FROM events WHERE source = $1 AND event_id = $2",
+        )
+        .bind(&ev.source)
+        .bind(&event_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        if sha != ev.body_sha256 {
+            return Ok(IngestOutcome::Conflict { event_id });
+        }
+        let job_id: String = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE source = $1 AND event_id = $2 AND parent_id IS NULL ORDER BY id LIMIT 1",
+        )
+        .bind(&ev.source)
+        .bind(&event_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        return Ok(IngestOutcome::Duplicate { event_id, job_id });
+    }
+    let job_id = new_id();
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, state, max_attempts, run_at, source, event_id, employee_email, created_at, updated_at) \
+         VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, offboard_now_ms(), offboard_now_ms())",
+    )
+    .bind(&job_id)
+    .bind(ev.job_kind().as_str())
+    .bind(i64::from(ev.max_attempts))
+    .bind(ms(ev.run_at))
+    .bind(&ev.source)
+    .bind(&event_id)
+    .bind(ev.event.employee.email.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(IngestOutcome::Accepted { event_id, job_id })
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?;
+        for m in MIGRATOR.iter() {
+            if !applied.contains(&m.version) {
+                return Err(StoreError::Corrupt(format!(
+                    "migration {} ({}) is pending",
+                    m.version, m.description
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(events.len());
+        for ev in &events {
+            out.push(ingest_one(&mut tx, ev).await?);
+        }
+        // A conflict anywhere in one request stores nothing of it.
+        if out
+            .iter()
+            .any(|o| matches!(o, IngestOutcome::Conflict { .. }))
+        {
+            tx.rollback().await?;
+            return Ok(out);
+        }
+        if out
+            .iter()
+            .any(|o| matches!(o, IngestOutcome::Accepted { .. }))
+        {
+            notify(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        n: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        for _ in 0..CLAIM_RACE_RETRIES {
+            if let Some(claimed) = self.try_claim(owner, n, lease).await? {
+                return Ok(claimed);
+            }
+        }
+        // Every lost race means another claimer just started a job, so the queue is
+        // moving; come back next round rather than fail the worker's loop.
+        tracing::debug!(
+            owner,
+            "claim kept losing races on one employee; retrying next round"
+        );
+        Ok(Vec::new())
+    }
+
+    async fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<(), StoreError> {
+        let done = sqlx::query(concat!(
+            "UPDATE jobs SET lease_expires_at = offboard_now_ms() + $4 WHERE ",
+            fence!()
+        ))
+        .bind(&lease.job_id)
+        .bind(&lease.owner)
+        .bind(i64::from(lease.attempt))
+        .bind(duration_ms(lease_for))
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost(lease.job_id.clone()));
+        }
+        Ok(())
+    }
+
+    async fn finish(&self, lease: &Lease, outcome: Outcome) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The row lock holds off a concurrent requeue or operator cancel until we commit.
+        let row = sqlx::query(concat!(
+            "SELECT failures, max_attempts FROM jobs WHERE ",
+            fence!(),
+            " FOR UPDATE"
+        ))
+        .bind(&lease.job_id)
+        .bind(&lease.owner)
+        .bind(i64::from(lease.attempt))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(StoreError::LeaseLost(lease.job_id.clone()));
+        };
+        let failures: i64 = row.try_get("failures")?;
+        let max_attempts: i64 = row.try_get("max_attempts")?;
+        // (state, run_at, failures, last_error); a `None` run_at keeps the old one, and
+        // `Some(None)` means "now" on the database clock.
+        let (state, run_at, failures, last_error): (
+            &str,
+            Option<Option<i64>>,
+            i64,
+            Option<String>,
+        ) = match outcome {
+            Outcome::Succeeded => ("succeeded", None, 0, None),
+            Outcome::Scheduled { run_at, .. } => ("scheduled", Some(Some(ms(run_at))), 0, None),
+            Outcome::Retry { run_at, error } => {
+                if failures + 1 >= max_attempts {
+                    (
+                        "failed",
+                        None,
+                        failures + 1,
+                        Some(format!("gave up after {} attempts: {error}", failures + 1)),
+                    )
+                } else {
+                    (
+                        "scheduled",
+                        Some(Some(ms(run_at))),
+                        failures + 1,
+                        Some(error),
+                    )
+                }
+            }
+            Outcome::NeedsReview { reason } => ("needs_review", None, failures, Some(reason)),
+            Outcome::Failed { error } => ("failed", None, failures, Some(error)),
+            Outcome::Cancelled { reason } => ("cancelled", None, failures, Some(reason)),
+            Outcome::Released => ("queued", Some(None), failures, None),
+        };
+        let (keep_run_at, run_at) = match run_at {
+            None => (true, None),
+            Some(at) => (false, at),
+        };
+        sqlx::query(
+            "UPDATE jobs SET state = $2, \
+               run_at = CASE WHEN $3 THEN run_at ELSE COALESCE($4, offboard_now_ms()) END, \
+               failures = $5, last_error = COALESCE($6, last_error), \
+               lease_owner = NULL, lease_expires_at = NULL, updated_at = offboard_now_ms() \
+             WHERE id = $1",
+        )
+        .bind(&lease.job_id)
+        .bind(state)
+        .bind(keep_run_at)
+        .bind(run_at)
+        .bind(failures)
+        .bind(last_error.as_deref().map(pg_text))
+        .execute(&mut *tx)
+        .await?;
+        if state == "queued" {
+            notify(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn requeue_expired(&self) -> Result<u64, StoreError> {
+        // Every worker runs this every round, so it is one autocommit statement that
+        // requeues and audits together; the NOTIFY follows only when it found something.
+        let n: i64 = sqlx::query_scalar(
+            "WITH requeued AS ( \
+                 UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
+                     run_at = offboard_now_ms(), updated_at = offboard_now_ms() \
+                 WHERE state = 'running' AND lease_expires_at < offboard_now_ms() RETURNING id \
+             ), audited AS ( \
+                 INSERT INTO audit (job_id, at, kind, detail) \
+                 SELECT id, offboard_now_ms(), 'lease.expired', '{\"requeued\":true}'::json FROM requeued \
+                 RETURNING job_id \
+             ) \
+             SELECT count(*) FROM audited",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if n > 0 {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(CHANNEL)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn set_plan(&self, lease: &Lease, action: &str, plan: &Value) -> Result<(), StoreError> {
+        let done = sqlx::query(concat!(
+            "UPDATE jobs SET action = $4, plan = $5::json, updated_at = offboard_now_ms() WHERE ",
+            fence!()
+        ))
+        .bind(&lease.job_id)
+        .bind(&lease.owner)
+        .bind(i64::from(lease.attempt))
+        .bind(action)
+        .bind(plan.to_string())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost(lease.job_id.clone()));
+        }
+        Ok(())
+    }
+
+    async fn put_checkpoint(
+        &self,
+        lease: &Lease,
+        key: &str,
+        value: &Value,
+    ) -> Result<(), StoreError> {
+        // FOR SHARE makes a concurrent requeue wait for this insert, and re-checks the
+        // fence if one committed first, so a stale worker can't overwrite a key that the
+        // next attempt has already written.
+        let done = sqlx::query(concat!(
+            "INSERT INTO checkpoints (job_id, key, value, updated_at) \
+             SELECT id, $4, $5::json, offboard_now_ms() FROM jobs WHERE ",
+            fence!(),
+            " FOR SHARE \
+             ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+        ))
+        .bind(&lease.job_id)
+        .bind(&lease.owner)
+        .bind(i64::from(lease.attempt))
+        .bind(key)
+        .bind(value.to_string())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost(lease.job_id.clone()));
+        }
+        Ok(())
+    }
+
+    async fn audit(&self, job_id: &str, entries: &[(String, Value)]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        // One insert per entry, in order, so `audit.id` (the trail's order) follows the
+        // slice; all in one transaction so a batch is all-or-nothing.
+        let mut tx = self.pool.begin().await?;
+        for (kind, detail) in entries {
+            sqlx::query(
+                "INSERT INTO audit (job_id, at, kind, detail) VALUES ($1, offboard_now_ms(), $2, $3::json)",
+            )
+            .bind(job_id)
+            .bind(kind)
+            .bind(detail.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn enqueue_follow_up(
+        &self,
+        lease: &Lease,
+        kind: JobKind,
+        run_at: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let parent = sqlx::query(concat!(
+            "SELECT source, event_id, employee_email, max_attempts FROM jobs WHERE ",
+            fence!(),
+            " FOR SHARE"
+        ))
+        .bind(&lease.job_id)
+        .bind(&lease.owner)
+        .bind(i64::from(lease.attempt))
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::LeaseLost(lease.job_id.clone()))?;
+        // The unique (parent_id, kind) index makes a concurrent second call a no-op.
+        let inserted: Option<String> = sqlx::query_scalar(
+            "INSERT INTO jobs (id, kind, state, max_attempts, run_at, source, event_id, employee_email, parent_id, created_at, updated_at) \
+             VALUES ($1, $2, 'scheduled', $3, $4, $5, $6, $7, $8, offboard_now_ms(), offboard_now_ms()) \
+             ON CONFLICT (parent_id, kind) WHERE parent_id IS NOT NULL DO NOTHING RETURNING id",
+        )
+        .bind(new_id())
+        .bind(kind.as_str())
+        .bind(parent.try_get::<i64, _>("max_attempts")?)
+        .bind(ms(run_at))
+        .bind(parent.try_get::<String, _>("source")?)
+        .bind(parent.try_get::<String, _>("event_id")?)
+        .bind(parent.try_get::<String, _>("employee_email")?)
+        .bind(&lease.job_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let id = match inserted {
+            Some(id) => id,
+            None => {
+                sqlx::query_scalar("SELECT id FROM jobs WHERE parent_id = $1 AND kind = $2")
+                    .bind(&lease.job_id)
+                    .bind(kind.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+        };
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn cancel_pending_for(
+        &self,
+        email: &str,
+        except: &str,
+        reason: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut ids: Vec<String> = sqlx::query_scalar(
+            "WITH cancelled AS ( \
+                 UPDATE jobs SET state = 'cancelled', last_error = $3, updated_at = offboard_now_ms() \
+                 WHERE employee_email = $1 AND id <> $2 AND state IN ('queued', 'scheduled', 'needs_review') \
+                 RETURNING id \
+             ), audited AS ( \
+                 INSERT INTO audit (job_id, at, kind, detail) \
+                 SELECT id, offboard_now_ms(), 'job.cancelled', $4::json FROM cancelled \
+             ) \
+             SELECT id FROM cancelled",
+        )
+        .bind(email)
+        .bind(except)
+        .bind(pg_text(reason))
+        .bind(serde_json::json!({ "reason": reason, "by_job": except }).to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn jobs_for(&self, email: &str, states: &[JobState]) -> Result<Vec<Job>, StoreError> {
+        let states: Vec<String> = states.iter().map(|s| s.as_str().to_owned()).collect();
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            job_cols!(),
+            " FROM ",
+            jobs_with_event!(),
+            " WHERE j.employee_email = $1 AND j.state = ANY($2) ORDER BY j.id DESC"
+        ))
+        .bind(email)
+        .bind(states)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_job).collect()
+    }
+
+    async fn reserve_seat_action(
+        &self,
+        lease: &Lease,
+        action: &str,
+        since: DateTime<Utc>,
+        max_same_action: Option<u32>,
+        max_all: Option<u32>,
+    ) -> Result<Reservation, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let held: Option<i32> =
+            sqlx::query_scalar(concat!("SELECT 1 FROM jobs WHERE ", fence!(), " FOR SHARE"))
+                .bind(&lease.job_id)
+                .bind(&lease.owner)
+                .bind(i64::from(lease.attempt))
+                .fetch_optional(&mut *tx)
+                .await?;
+        if held.is_none() {
+            return Err(StoreError::LeaseLost(lease.job_id.clone()));
+        }
+        // Serialise reservations: once we hold this row, each count below runs on a
+        // fresh READ COMMITTED snapshot that includes every reservation made before us,
+        // and no other replica can insert until we commit.
+        sqlx::query("SELECT id FROM seat_action_lock WHERE id = 1 FOR UPDATE")
+            .execute(&mut *tx)
+            .await?;
+        let mine: Option<i32> = sqlx::query_scalar("SELECT 1 FROM seat_actions WHERE job_id = $1")
+            .bind(&lease.job_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if mine.is_some() {
+            return Ok(Reservation::Granted);
+        }
+        let since = ms(since);
+        let checks = [
+            ("deletions", Some(action), max_same_action),
+            ("offboardings", None, max_all),
+        ];
+        for (cap, only, max) in checks {
+            let Some(max) = max else { continue };
+            let count: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM seat_actions WHERE at >= $1 AND ($2::text IS NULL OR action = $2)",
+            )
+            .bind(since)
+            .bind(only)
+            .fetch_one(&mut *tx)
+            .await?;
+            if count >= i64::from(max) {
+                return Ok(Reservation::OverCap {
+                    cap,
+                    count: u64::try_from(count).unwrap_or(0),
+                    max,
+                });
+            }
+        }
+        sqlx::query(
+            "INSERT INTO seat_actions (job_id, action, at) VALUES ($1, $2, offboard_now_ms())",
+        )
+        .bind(&lease.job_id)
+        .bind(action)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Reservation::Granted)
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            job_cols!(),
+            " FROM ",
+            jobs_with_event!(),
+            " WHERE ($1::text IS NULL OR j.state = $1) AND ($2::text IS NULL OR j.employee_email = $2) \
+               AND ($3::bigint IS NULL OR j.created_at >= $3) AND ($4::text IS NULL OR j.id < $4) \
+             ORDER BY j.id DESC LIMIT $5"
+        ))
+        .bind(filter.state.map(|s| s.as_str()))
+        .bind(filter.employee.as_deref())
+        .bind(filter.since.map(ms))
+        .bind(filter.before.as_deref())
+        .bind(i64::from(filter.limit.unwrap_or(100).min(1000)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_job).collect()
+    }
+
+    async fn get_job(&self, id: &str) -> Result<Option<JobDetail>, StoreError> {
+        // One REPEATABLE READ snapshot: the job, its checkpoints and its audit trail
+        // agree with each other even while a worker is writing.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        let Some(row) = sqlx::query(concat!(
+            "SELECT ",
+            job_cols!(),
+            " FROM ",
+            jobs_with_event!(),
+            " WHERE j.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let job = row_to_job(&row)?;
+        let mut checkpoints = BTreeMap::new();
+        for row in
+            sqlx::query("SELECT key, value::text AS value FROM checkpoints WHERE job_id = $1")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?
+        {
+            let value: String = row.try_get("value")?;
+            checkpoints.insert(
+                row.try_get("key")?,
+                serde_json::from_str(&value)
+                    .map_err(|e| StoreError::Corrupt(format!("checkpoint: {e}")))?,
+            );
+        }
+        let mut audit = Vec::new();
+        for row in sqlx::query(
+            "SELECT at, kind, detail::text AS detail FROM audit WHERE job_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            let detail: String = row.try_get("detail")?;
+            audit.push(AuditEntry {
+                at: from_ms(row.try_get("at")?),
+                kind: row.try_get("kind")?,
+                detail: serde_json::from_str(&detail)
+                    .map_err(|e| StoreError::Corrupt(format!("audit: {e}")))?,
+            });
+        }
+        tx.commit().await?;
+        Ok(Some(JobDetail {
+            job,
+            checkpoints,
+            audit,
+        }))
+    }
+
+    async fn retry(&self, id: &str) -> Result<Job, StoreError> {
+        self.operate(
+            id,
+            "retry",
+            RETRY_FROM,
+            "state = 'queued', failures = 0, last_error = NULL, run_at = offboard_now_ms()",
+            None,
+        )
+        .await
+    }
+
+    async fn cancel(&self, id: &str, reason: &str) -> Result<Job, StoreError> {
+        self.operate(
+            id,
+            "cancel",
+            CANCEL_FROM,
+            "state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, last_error = $2",
+            Some(reason),
+        )
+        .await
+    }
+
+    async fn approve(&self, id: &str) -> Result<Job, StoreError> {
+        self.operate(
+            id,
+            "approve",
+            APPROVE_FROM,
+            "state = 'queued', approved = true, run_at = offboard_now_ms()",
+            None,
+        )
+        .await
+    }
+
+    async fn count_by_state(&self) -> Result<BTreeMap<JobState, u64>, StoreError> {
+        let mut out: BTreeMap<JobState, u64> = JobState::ALL.into_iter().map(|s| (s, 0)).collect();
+        for row in sqlx::query("SELECT state, count(*) AS n FROM jobs GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let state: String = row.try_get("state")?;
+            let n: i64 = row.try_get("n")?;
+            if let Ok(s) = JobState::from_str(&state) {
+                out.insert(s, u64::try_from(n).unwrap_or(0));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn oldest_runnable_age(&self) -> Result<Option<Duration>, StoreError> {
+        let age: Option<i64> = sqlx::query_scalar(
+            "SELECT offboard_now_ms() - min(run_at) FROM jobs \
+             WHERE state IN ('queued', 'scheduled') AND run_at <= offboard_now_ms()",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(age.map(|a| Duration::from_millis(u64::try_from(a).unwrap_or(0))))
+    }
+
+    async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for row in sqlx::query(super::SEATS_PENDING_SQL)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let n: i64 = row.try_get("n")?;
+            out.insert(row.try_get("action")?, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
+    }
+
+    async fn wait_for_work(&self, max: Duration) -> bool {
+        self.ensure_listener();
+        tokio::time::timeout(max, self.wake.notify.notified())
+            .await
+            .is_ok()
+    }
+
+    fn shared_crm_budget(
+        &self,
+        key: &str,
+        settings: &BudgetSettings,
+    ) -> Option<Arc<dyn RateBudget>> {
+        Some(Arc::new(PgBudget::new(
+            self.pool.clone(),
+            key.to_owned(),
+            settings.clone(),
+            SharedBudgetOptions::for_rate(settings.requests_per_second),
+        )))
+    }
+}

@@ -1,0 +1,1718 @@
+//! One `JobStore` conformance suite, run against every store.
+//!
+//! Each test below is an `async fn(SharedStore)` that knows nothing of the backend;
+//! `conformance!` instantiates it once per store: `sqlite::*` on a temp file and
+//! `postgres::*` in a fresh schema of the database `OFFBOARD_TEST_POSTGRES_URL` names
+//! (so parallel tests and concurrent CI runs never collide). Without that variable
+//! the PostgreSQL half prints `skipped: OFFBOARD_TEST_POSTGRES_URL not set` and passes.
+//!
+//! The suite is the definition of "the same semantics" in DESIGN.md §8: a behaviour
+//! one store has and the other lacks shows up here as a test failing on one side.
+
+use std::{
+    collections::{BTreeSet, HashSet},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use offboard_core::{
+    domain::{JobKind, JobState, OffboardingEvent},
+    store::{
+        Claimed, IngestOutcome, JobFilter, Lease, NewEvent, Outcome, Reservation, SharedStore,
+        StoreError,
+    },
+};
+use serde_json::json;
+
+const LEASE: Duration = Duration::from_secs(30);
+const ENV: &str = "OFFBOARD_TEST_POSTGRES_URL";
+
+// ---------------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------------
+
+/// A store under test and whatever must outlive it.
+struct Harness {
+    store: SharedStore,
+    _dir: Option<tempfile::TempDir>,
+    /// (admin URL, schema) to drop after a passing PostgreSQL test.
+    pg: Option<(String, String)>,
+}
+
+impl Harness {
+    async fn sqlite(migrated: bool) -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/offboard.db", dir.path().display());
+        let store = offboard_core::store::open(&url, "full")
+            .await
+            .expect("open sqlite");
+        if migrated {
+            store.migrate().await.expect("migrate sqlite");
+        }
+        Harness {
+            store,
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    /// `None` (after saying so) when no PostgreSQL is configured.
+    async fn postgres(migrated: bool) -> Option<Harness> {
+        let Ok(base) = std::env::var(ENV) else {
+            println!("skipped: {ENV} not set");
+            return None;
+        };
+        let schema = new_schema(&base).await;
+        let store = offboard_core::store::open(&schema_url(&base, &schema), "full")
+            .await
+            .expect("open postgres");
+        if migrated {
+            store.migrate().await.expect("migrate postgres");
+        }
+        Some(Harness {
+            store,
+            _dir: None,
+            pg: Some((base, schema)),
+        })
+    }
+
+    /// Drops the test's schema. Only reached when the test passed: a failing test
+    /// leaves its schema behind to look at.
+    async fn cleanup(self) {
+        let Harness { store, pg, .. } = self;
+        drop(store);
+        if let Some((base, schema)) = pg {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&base)
+                .await
+                .expect("connect postgres");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE"
+            )))
+            .execute(&mut conn)
+            .await
+            .expect("drop schema");
+        }
+    }
+}
+
+/// Creates an empty schema with a unique name.
+async fn new_schema(base: &str) -> String {
+    use sqlx::Connection;
+    let schema = format!("offboard_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(base)
+        .await
+        .expect("connect postgres");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut conn)
+        .await
+        .expect("create schema");
+    schema
+}
+
+/// The URL of `base` with every session confined to `schema`.
+fn schema_url(base: &str, schema: &str) -> String {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+/// Instantiates each test once per store.
+macro_rules! conformance {
+    (migrated: [$($name:ident),* $(,)?], unmigrated: [$($raw:ident),* $(,)?] $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let h = super::Harness::sqlite(true).await;
+                    super::$name(h.store.clone()).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $raw() {
+                    let h = super::Harness::sqlite(false).await;
+                    super::$raw(h.store.clone()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(h) = super::Harness::postgres(true).await else { return };
+                    super::$name(h.store.clone()).await;
+                    h.cleanup().await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $raw() {
+                    let Some(h) = super::Harness::postgres(false).await else { return };
+                    super::$raw(h.store.clone()).await;
+                    h.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    migrated: [
+        ingest_accepts_then_reports_duplicates,
+        ingest_conflict_stores_nothing,
+        claim_takes_a_lease_and_increments_attempt,
+        claim_respects_run_at,
+        one_running_job_per_employee,
+        heartbeat_extends_the_lease,
+        heartbeat_with_a_stale_lease_is_lease_lost,
+        finish_of_an_older_attempt_is_rejected,
+        expired_leases_are_requeued,
+        retry_counts_failures_until_max_attempts,
+        scheduled_and_released_outcomes,
+        set_plan_and_checkpoints_are_fenced,
+        audit_appends_in_order,
+        get_job_returns_the_whole_story,
+        list_jobs_filters_and_pages,
+        jobs_for_filters_by_state_newest_first,
+        operator_actions_follow_state_rules,
+        operator_cancel_of_a_running_job_fences_the_worker,
+        cancel_pending_for_spares_the_running_job,
+        enqueue_follow_up_is_idempotent_and_fenced,
+        reserve_seat_action_enforces_caps,
+        concurrent_reservations_never_overshoot_a_cap,
+        concurrent_claims_never_share_a_job,
+        count_by_state_and_queue_lag,
+        seats_pending_counts_requested_unverified_seat_changes,
+        wait_for_work_returns_by_max,
+    ],
+    unmigrated: [ready_fails_before_migrate],
+}
+
+// ---------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------
+
+fn event(id: &str, email: &str, ty: &str) -> OffboardingEvent {
+    OffboardingEvent::from_json(
+        &json!({
+            "id": id,
+            "type": ty,
+            "employee": { "email": email, "name": "Test Person" },
+            "termination": { "kind": "voluntary", "rehire_eligible": true },
+        }),
+        None,
+    )
+    .expect("valid event")
+}
+
+fn new_event(id: &str, email: &str) -> NewEvent {
+    NewEvent {
+        source: "hr".to_owned(),
+        event: event(id, email, "employee.terminated"),
+        body_sha256: format!("sha-of-{id}"),
+        run_at: Utc::now(),
+        max_attempts: 3,
+    }
+}
+
+/// Ingests one event that must be accepted; returns its job id.
+async fn ingest(store: &SharedStore, ev: NewEvent) -> String {
+    match store.ingest(vec![ev]).await.expect("ingest").as_slice() {
+        [IngestOutcome::Accepted { job_id, .. }] => job_id.clone(),
+        other => panic!("expected one accepted event, got {other:?}"),
+    }
+}
+
+/// Claims exactly one job.
+async fn claim_one(store: &SharedStore, owner: &str, lease: Duration) -> Claimed {
+    let mut claimed = store.claim(owner, 10, lease).await.expect("claim");
+    assert_eq!(claimed.len(), 1, "expected exactly one claimable job");
+    claimed.remove(0)
+}
+
+async fn state_of(store: &SharedStore, id: &str) -> JobState {
+    store
+        .get_job(id)
+        .await
+        .expect("get_job")
+        .expect("job exists")
+        .job
+        .state
+}
+
+fn assert_lease_lost<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+    match r {
+        Err(StoreError::LeaseLost(_)) => {}
+        other => panic!("{what}: expected LeaseLost, got {other:?}"),
+    }
+}
+
+fn assert_wrong_state<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+    match r {
+        Err(StoreError::WrongState { .. }) => {}
+        other => panic!("{what}: expected WrongState, got {other:?}"),
+    }
+}
+
+/// Claims with a lease that is already over, then waits until it is in the past on
+/// any clock the store uses (milliseconds).
+async fn claim_expired(store: &SharedStore, owner: &str) -> Claimed {
+    let c = claim_one(store, owner, Duration::ZERO).await;
+    tokio::time::sleep(Duration::from_millis(25)).await;
+    c
+}
+
+fn close_to(t: DateTime<Utc>, expected: DateTime<Utc>, what: &str) {
+    let diff = (t - expected).num_milliseconds().abs();
+    assert!(
+        diff < 5_000,
+        "{what}: {t} is {diff} ms away from {expected}"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// The suite
+// ---------------------------------------------------------------------------------
+
+async fn ready_fails_before_migrate(store: SharedStore) {
+    assert!(store.ready().await.is_err(), "ready() before migrate");
+    store.migrate().await.expect("migrate");
+    store.ready().await.expect("ready() after migrate");
+    store.migrate().await.expect("migrate twice is a no-op");
+    store.ready().await.expect("still ready");
+}
+
+async fn ingest_accepts_then_reports_duplicates(store: SharedStore) {
+    let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
+    let again = store
+        .ingest(vec![new_event("evt-1", "jane@example.com")])
+        .await
+        .expect("ingest again");
+    assert_eq!(
+        again,
+        vec![IngestOutcome::Duplicate {
+            event_id: "evt-1".into(),
+            job_id: job_id.clone()
+        }]
+    );
+    // The dedupe key is (source, id): another source may reuse the id.
+    let mut other_source = new_event("evt-1", "jane@example.com");
+    other_source.source = "other-hr".into();
+    let other_job = ingest(&store, other_source).await;
+    assert_ne!(other_job, job_id);
+
+    let jobs = store.list_jobs(&JobFilter::default()).await.expect("list");
+    assert_eq!(jobs.len(), 2, "a duplicate creates no job");
+    let job = store.get_job(&job_id).await.expect("get").expect("job");
+    assert_eq!(job.job.state, JobState::Queued);
+    assert_eq!(job.job.kind, JobKind::Offboard);
+    assert_eq!(job.job.attempt, 0);
+    assert_eq!(job.job.max_attempts, 3);
+    assert_eq!(job.job.source, "hr");
+    assert_eq!(job.job.event_id, "evt-1");
+    assert_eq!(job.job.employee_email, "jane@example.com");
+
+    // A reversal event makes a `reverse` job.
+    let mut rehire = new_event("evt-2", "jane@example.com");
+    rehire.event = event("evt-2", "jane@example.com", "employee.rehired");
+    let rehire_job = ingest(&store, rehire).await;
+    let rehire_job = store.get_job(&rehire_job).await.expect("get").expect("job");
+    assert_eq!(rehire_job.job.kind, JobKind::Reverse);
+}
+
+async fn ingest_conflict_stores_nothing(store: SharedStore) {
+    ingest(&store, new_event("evt-1", "jane@example.com")).await;
+    let mut reused = new_event("evt-1", "jane@example.com");
+    reused.body_sha256 = "another-body".into();
+    // One request carrying a new event and a conflicting one.
+    let out = store
+        .ingest(vec![new_event("evt-2", "john@example.com"), reused])
+        .await
+        .expect("ingest");
+    assert!(
+        matches!(out.as_slice(), [_, IngestOutcome::Conflict { event_id }] if event_id == "evt-1"),
+        "{out:?}"
+    );
+    let jobs = store.list_jobs(&JobFilter::default()).await.expect("list");
+    assert_eq!(jobs.len(), 1, "the conflicting request stored nothing");
+    // evt-2 was not stored, so it is new now.
+    ingest(&store, new_event("evt-2", "john@example.com")).await;
+    // The original is untouched: the same body is still a duplicate.
+    let dup = store
+        .ingest(vec![new_event("evt-1", "jane@example.com")])
+        .await
+        .expect("ingest");
+    assert!(
+        matches!(dup.as_slice(), [IngestOutcome::Duplicate { .. }]),
+        "{dup:?}"
+    );
+}
+
+async fn claim_takes_a_lease_and_increments_attempt(store: SharedStore) {
+    let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
+    let before = Utc::now();
+    let c = claim_one(&store, "worker-a", LEASE).await;
+    assert_eq!(c.job.id, job_id);
+    assert_eq!(c.job.state, JobState::Running);
+    assert_eq!(c.job.attempt, 1);
+    assert_eq!(c.job.lease_owner.as_deref(), Some("worker-a"));
+    assert_eq!(
+        c.lease,
+        Lease {
+            job_id: job_id.clone(),
+            owner: "worker-a".into(),
+            attempt: 1
+        }
+    );
+    let expires = c.job.lease_expires_at.expect("lease expiry");
+    close_to(expires, before + LEASE, "lease expiry");
+    assert_eq!(c.job.event.employee.email.as_str(), "jane@example.com");
+
+    assert!(
+        store
+            .claim("worker-b", 10, LEASE)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "a leased job is not claimable"
+    );
+    assert_eq!(state_of(&store, &job_id).await, JobState::Running);
+    assert!(
+        store
+            .claim("worker-a", 0, LEASE)
+            .await
+            .expect("claim 0")
+            .is_empty()
+    );
+}
+
+async fn claim_respects_run_at(store: SharedStore) {
+    let mut later = new_event("evt-later", "jane@example.com");
+    later.run_at = Utc::now() + chrono::Duration::hours(1);
+    ingest(&store, later).await;
+    assert!(
+        store.claim("w", 10, LEASE).await.expect("claim").is_empty(),
+        "a job due in an hour is not claimable"
+    );
+    assert_eq!(store.oldest_runnable_age().await.expect("lag"), None);
+
+    let mut due = new_event("evt-due", "john@example.com");
+    due.run_at = Utc::now() - chrono::Duration::seconds(5);
+    let due_id = ingest(&store, due).await;
+    let lag = store
+        .oldest_runnable_age()
+        .await
+        .expect("lag")
+        .expect("some lag");
+    assert!(lag >= Duration::from_secs(4), "{lag:?}");
+    let c = claim_one(&store, "w", LEASE).await;
+    assert_eq!(c.job.id, due_id);
+}
+
+async fn one_running_job_per_employee(store: SharedStore) {
+    let first = ingest(&store, new_event("evt-1", "jane@example.com")).await;
+    let second = ingest(&store, new_event("evt-2", "jane@example.com")).await;
+    let other = ingest(&store, new_event("evt-3", "john@example.com")).await;
+
+    let claimed = store.claim("w", 10, LEASE).await.expect("claim");
+    let ids: BTreeSet<_> = claimed.iter().map(|c| c.job.id.clone()).collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from([first.clone(), other.clone()]),
+        "one job per employee, the earliest first"
+    );
+    assert!(
+        store
+            .claim("w2", 10, LEASE)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "jane already has a running job"
+    );
+    let jane = claimed
+        .iter()
+        .find(|c| c.job.id == first)
+        .expect("first claimed");
+    store
+        .finish(&jane.lease, Outcome::Succeeded)
+        .await
+        .expect("finish");
+    let next = claim_one(&store, "w2", LEASE).await;
+    assert_eq!(next.job.id, second);
+}
+
+async fn heartbeat_extends_the_lease(store: SharedStore) {
+    ingest(&store, new_event("evt-1", "jane@example.com")).await;
+    let c = claim_one(&store, "w", Duration::from_secs(2)).await;
+    store
+        .heartbeat(&c.lease, Duration::from_secs(3600))
+        .await
+        .expect("heartbeat");
+    let job = store
+        .get_job(&c.job.id)
+        .await
+        .expect("get")
+        .expect("job")
+        .job;
+    close_to(
+        job.lease_expires_at.expect("expiry"),
+        Utc::now() + chrono::Duration::hours(1),
+        "extended lease",
+    );
+    assert_eq!(job.attempt, 1, "a heartbeat is not an attempt");
+    assert_eq!(job.state, JobState::Running);
+}
+
+async fn heartbeat_with_a_stale_lease_is_lease_lost(store: SharedStore) {
+    ingest(&store, new_event("evt-1", "jane@example.com")).await;
+    let c = claim_one(&store, "w", LEASE).await;
+    let wrong_owner = Lease {
+        owner: "impostor".into(),
+        ..c.lease.clone()
+    };
+    assert_lease_lost(store.heartbeat(&wrong_owner, LEASE).await, "wrong owner");
+    let wrong_attempt = Lease {
+        attempt: 2,
+        ..c.lease.clone()
+    };
+    assert_lease_lost(
+        store.heartbeat(&wrong_attempt, LEASE).await,
+        "wrong attempt",
+    );
+    let unknown = Lease {
+        job_id: "no-such-job".into(),
+        ..c.lease.clone()
+    };
+    assert_lease_lost(store.heartbeat(&unknown, LEASE).await, "unknown job");
+    store
+        .finish(&c.lease, Outcome::Succeeded)
+        .await
+        .expect("finish");
+    assert_lease_lost(store.heartbeat(&c.lease, LEASE).await, "after finish");
+    assert_lease_lost(
+        store.finish(&c.lease, Outcome::Succeeded).await,
+        "finish twice",
+    );
+}
+
+async fn finish_of_an_older_attempt_is_rejected(store: SharedStore) {
+    let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
+    let old = claim_expired(&store, "worker-a").await;
+    assert_eq!(store.requeue_expired().await.expect("requeue"), 1);
+    let new = claim_one(&store, "worker-b", LEASE).await;
+    assert_eq!(new.job.id, job_id);
+    assert_eq!(new.lease.attempt, 2);
+
+    assert_lease_lost(
+        store
+            .finish(
+                &old.lease,
+                Outcome::Failed {
+                    error: "stale".into(),
+                },
+            )
+            .await,
+        "the expired attempt's finish",
+    );
+    // Even an old attempt under the same owner name is fenced by the attempt number.
+    let same_owner_old_attempt = Lease {
+        owner: "worker-b".into(),
+        ..old.lease.clone()
+    };
+    assert_lease_lost(
+        store
+            .finish(&same_owner_old_attempt, Outcome::Succeeded)
+            .await,
+        "old attempt, current owner",
+    );
+    assert_eq!(state_of(&store, &job_id).await, JobState::Running);
+    store
+        .finish(&new.lease, Outcome::Succeeded)
+        .await
+        .expect("current attempt finishes");
+    let detail = store.get_job(&job_id).await.expect("get").expect("job");
+    assert_eq!(detail.job.state, JobState::Succeeded);
+    assert_eq!(detail.job.last_error, None);
+    assert_eq!(detail.job.lease_owner, None);
+    assert!(
+        detail.audit.iter().any(|a| a.kind == "lease.expired"),
+        "{:?}",
+        detail.audit
+    );
+}
+
+async fn expired_leases_are_requeued(store: SharedStore) {
+    let expiring = ingest(&store, new_event("evt-1", "jane@example.com")).await;
+    let c = claim_expired(&store, "w").await;
+    assert_eq!(c.job.id, expiring);
+    let healthy = ingest(&store, new_event("evt-2", "john@example.com")).await;
+    claim_one(&store, "w", LEASE).await;
+
+    assert_eq!(store.requeue_expired().await.expect("requeue"), 1);
+    assert_eq!(store.requeue_expired().await.expect("requeue"), 0);
+    let job = store
+        .get_job(&expiring)
+        .await
+        .expect("get")
+        .expect("job")
+        .job;
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.lease_owner, None);
+    assert_eq!(job.lease_expires_at, None);
+    assert_eq!(job.failures, 0, "an expired lease is not a failure");
+    assert_eq!(state_of(&store, &healthy).await, JobState::Running);
+    // Runnable again at once.
+    let again = claim_one(&store, "w2", LEASE).await;
+    assert_eq!(again.job.id, expiring);
+    assert_eq!(again.job.attempt, 2);
+}
+
+async fn retry_counts_failures_until_max_attempts(store: SharedStore) {
+    let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
+    for n in 1..=2u32 {
+        let c = claim_one(&store, "w", LEASE).await;
+        store
+            .finish(
+                &c.lease,
+                Outcome::Retry {
+                    run_at: Utc::now() - chrono::Duration::seconds(1),
+                    error: format!("boom {n}"),
+                },
+            )
+            .await
+            .expect("finish retry");
+        let job = store.get_job(&job_id).await.expect("get").expect("job").job;
+        assert_eq!(job.state, JobState::Scheduled);
+        assert_eq!(job.failures, n);
+        assert_eq!(
+            job.last_error.as_deref(),
+            Some(format!("boom {n}").as_str())
+        );
+        assert_eq!(job.lease_owner, None);
+    }
+    let c = claim_one(&store, "w", LEASE).await;
+    assert_eq!(c.job.attempt, 3);
+    store
+        .finish(
+            &c.lease,
+            Outcome::Retry {
+                run_at: Utc::now(),
+                error: "boom 3".into(),
+            },
+        )
+        .await
+        .expect("finish retry");
+    let job = store.get_job(&job_id).await.expect("get").expect("job").job;
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.failures, 3);
+    let err = job.last_error.expect("last error");
+    assert!(
+        err.contains("gave up after 3 attempts") && err.contains("boom 3"),
+        "{err}"
+    );
+    assert!(store.claim("w", 10, LEASE).await.expect("claim").is_empty());
+
+    // A retry's run_at is honoured.
+    let later = ingest(&store, new_event("evt-2", "john@example.com")).await;
+    let c = claim_one(&store, "w", LEASE).await;
+    let at = Utc::now() + chrono::Duration::minutes(10);
+    store
+        .finish(
+            &c.lease,
+            Outcome::Retry {
+                run_at: at,
+                error: "later".into(),
+            },
+        )
+        .await
+        .expect("finish");
+    let job = store.get_job(&later).await.expect("get").expect("job").job;
+    assert_eq!(job.run_at.timestamp_millis(), at.timestamp_millis());
+    assert!(store.claim("w", 10, LEASE).await.expect("claim").is_empty());
+}
+
+async fn scheduled_and_released_outcomes(store: SharedStore) {
+    let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
+    let c = claim_one(&store, "w", LEASE).await;
+    store
+        .finish(
+            &c.lease,
+            Outcome::Retry {
+                run_at: Utc::now(),
+                error: "flaky".into(),
+            },
+        )
+        .await
+        .expect("retry");
+    // Scheduled is waiting, not failing: it resets the consecutive failures.
+    let c = claim_one(&store, "w", LEASE).await;
+    let at = Utc::now() + chrono::Duration::hours(2);
+    store
+        .finish(
+            &c.lease,
+            Outcome::Scheduled {
+                run_at: at,
+                reason: "effective date".into(),
+            },
+        )
+        .await
+        .expect("schedule");
+    let job = store.get_job(&job_id).await.expect("get").expect("job").job;
+    assert_eq!(job.state, JobState::Scheduled);
+    assert_eq!(job.failures, 0);
+    assert_eq!(job.run_at.timestamp_millis(), at.timestamp_millis());
+    assert!(store.claim("w", 10, LEASE).await.expect("claim").is_empty());
+
+    // Released: back to the queue now, runnable by anyone.
+    let other = ingest(&store, new_event("evt-2", "john@example.com")).await;
+    let c = claim_one(&store, "w", LEASE).await;
+    assert_eq!(c.job.id, other);
+    store
+        .finish(&c.lease, Outcome::Released)
+        .await
+        .expect("release");
+    assert_eq!(state_of(&store, &other).await, JobState::Queued);
+    let again = claim_one(&store, "w2", LEASE).await;
+    assert_eq!(again.job.id, other);
+    assert_eq!(again.job.attempt, 2);
+
+    // The other terminal outcomes.
+    for (outcome, state) in [
+        (
+            Outcome::NeedsReview {
+                reason: "guard".into(),
+            },
+            JobState::NeedsReview,
+        ),
+        (
+            Outcome::Failed {
+                // A NUL from a CRM error body must not make the write fail.
+                error: "permanent \0 failure".into(),
+            },
+            JobState::Failed,
+        ),
+        (
+            Outcome::Cancelled {
+                reason: "rehired".into(),
+            },
+            JobState::Cancelled,
+        ),
+    ] {
+        let id = ingest(
+            &store,
+            new_event(&format!("evt-{state}"), &format!("{state}@example.com")),
+        )
+        .await;
+        let c = claim_one(&store, "w3", LEASE).await;
+        assert_eq!(c.job.id, id);
+        store.finish(&c.lease, outcome).await.expect("finish");
+        let job = store.get_job(&id).await.expect("get").expect("job").job;
+        assert_eq!(job.state, state);
+        assert!(job.last_error.is_some(), "{state} keeps its reason");
+    }
+}
+
+async fn set_plan_and_checkpoints_are_fenced(store: SharedStore) {
+    let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
+    let old = claim_expired(&store, "worker-a").await;
+    let plan = json!({ "rule": "leavers", "action": "deactivate" });
+    store
+        .set_plan(&old.lease, "deactivate", &plan)
+        .await
+        .expect("set_plan");
+    store
+        .put_checkpoint(&old.lease, "reassign.leads", &json!({ "moved": 3 }))
+        .await
+        .expect("checkpoint");
+    store
+        .put_checkpoint(&old.lease, "reassign.leads", &json!({ "moved": 5 }))
+        .await
+        .expect("checkpoint overwrite");
+
+    store.requeue_expired().await.expect("requeue");
+    let new = claim_one(&store, "worker-b", LEASE).await;
+    assert_eq!(
+        new.job.plan,
+        Some(plan.clone()),
+        "the plan survives a requeue"
+    );
+    assert_eq!(new.job.action.as_deref(), Some("deactivate"));
+
+    assert_lease_lost(
+        store.set_plan(&old.lease, "delete", &json!({})).await,
+        "stale set_plan",
+    );
+    assert_lease_lost(
+        store
+            .put_checkpoint(&old.lease, "reassign.leads", &json!({ "moved": 0 }))
+            .await,
+        "stale checkpoint",
+    );
+    store
+        .put_checkpoint(&new.lease, "reassign.deals", &json!([1, 2]))
+        .await
+        .expect("current checkpoint");
+    let detail = store.get_job(&job_id).await.expect("get").expect("job");
+    assert_eq!(detail.job.action.as_deref(), Some("deactivate"));
+    assert_eq!(detail.job.plan, Some(plan));
+    assert_eq!(
+        detail.checkpoints.get("reassign.leads"),
+        Some(&json!({ "moved": 5 }))
+    );
+    assert_eq!(
+        detail.checkpoints.get("reassign.deals"),
+        Some(&json!([1, 2]))
+    );
+    assert_eq!(detail.checkpoints.len(), 2);
+}
+
+async fn audit_appends_in_order(store: SharedStore) {
+    let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
+    let c = claim_expired(&store, "w").await;
+    store
+        .audit(
+            &job_id,
+            &[
+                ("decision".into(), json!({ "rule": "r1" })),
+                ("crm.call".into(), json!({ "n": 1 })),
+            ],
+        )
+        .await
+        .expect("audit");
+    store.audit(&job_id, &[]).await.expect("empty audit");
+    store.requeue_expired().await.expect("requeue");
+    // Not fenced: a late worker's history is still history.
+    store
+        .audit(
+            &c.lease.job_id,
+            &[
+                (
+                    "crm.call".into(),
+                    json!({ "n": 2, "note": "nul \u{0} and ünïcode" }),
+                ),
+                ("reassign.moved".into(), json!({ "n": 3 })),
+            ],
+        )
+        .await
+        .expect("late audit");
+    let detail = store.get_job(&job_id).await.expect("get").expect("job");
+    let kinds: Vec<_> = detail.audit.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "decision",
+            "crm.call",
+            "lease.expired",
+            "crm.call",
+            "reassign.moved"
+        ]
+    );
+    assert_eq!(detail.audit[0].detail, json!({ "rule": "r1" }));
+    assert_eq!(
+        detail.audit[3].detail,
+        json!({ "n": 2, "note": "nul \u{0} and ünïcode" })
+    );
+    assert!(
+        detail.audit.windows(2).all(|w| w[0].at <= w[1].at),
+        "audit times never go back"
+    );
+    close_to(detail.audit[0].at, Utc::now(), "audit time");
+}
+
+async fn get_job_returns_the_whole_story(store: SharedStore) {
+    assert!(store.get_job("no-such-job").await.expect("get").is_none());
+    let mut ev = new_event("evt-1", "jane@example.com");
+    ev.event = OffboardingEvent::from_json(
+        &json!({
+            "id": "evt-1",
+            "type": "employee.terminated",
+            "occurred_at": "2026-12-01T10:00:00Z",
+            "employee": {
+                "id": "E1001", "email": "jane@example.com", "name": "Jane \u{0} Doe",
+                "department": "Sales", "country": "US", "manager_email": "boss@example.com"
+            },
+            "termination": {
+                "effective_at": "2026-12-15T17:00:00Z", "kind": "layoff",
+                "rehire_eligible": false, "reason": "Restructuring"
+            },
+            "legal_hold": true
+        }),
+        None,
+    )
+    .expect("event");
+    let expected_event = ev.event.clone();
+    let job_id = ingest(&store, ev).await;
+    let c = claim_one(&store, "w", LEASE).await;
+    store
+        .set_plan(&c.lease, "review", &json!({ "why": "legal hold" }))
+        .await
+        .expect("plan");
+    store
+        .put_checkpoint(&c.lease, "user", &json!({ "id": 42 }))
+        .await
+        .expect("checkpoint");
+    store
+        .audit(
+            &job_id,
+            &[("decision".into(), json!({ "action": "review" }))],
+        )
+        .await
+        .expect("audit");
+    let detail = store.get_job(&job_id).await.expect("get").expect("job");
+    assert_eq!(detail.job.event, expected_event, "the event round-trips");
+    assert_eq!(detail.job.id, job_id);
+    assert_eq!(detail.job.state, JobState::Running);
+    assert_eq!(detail.job.attempt, 1);
+    assert_eq!(detail.job.plan, Some(json!({ "why": "legal hold" })));
+    assert_eq!(detail.checkpoints.get("user"), Some(&json!({ "id": 42 })));
+    assert_eq!(detail.audit.len(), 1);
+    assert_eq!(detail.audit[0].detail, json!({ "action": "review" }));
+    assert!(!detail.job.approved);
+    assert_eq!(detail.job.parent_id, None);
+    assert!(detail.job.created_at <= detail.job.updated_at);
+    close_to(detail.job.created_at, Utc::now(), "created_at");
+}
+
+async fn list_jobs_filters_and_pages(store: SharedStore) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let email = if i % 2 == 0 {
+            "jane@example.com"
+        } else {
+            "john@example.com"
+        };
+        ids.push(ingest(&store, new_event(&format!("evt-{i}"), email)).await);
+        // Distinct creation milliseconds keep `created_at` filters unambiguous.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let claimed = store.claim("w", 1, LEASE).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].job.id, ids[0], "the oldest runnable job first");
+
+    let all = store.list_jobs(&JobFilter::default()).await.expect("list");
+    let listed: Vec<_> = all.iter().map(|j| j.id.clone()).collect();
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(listed, newest_first, "newest first");
+
+    let running = store
+        .list_jobs(&JobFilter {
+            state: Some(JobState::Running),
+            ..Default::default()
+        })
+        .await
+        .expect("list running");
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0].id, ids[0]);
+
+    let jane = store
+        .list_jobs(&JobFilter {
+            employee: Some("jane@example.com".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("list jane");
+    assert_eq!(jane.len(), 3);
+    assert!(jane.iter().all(|j| j.employee_email == "jane@example.com"));
+
+    let jane_queued = store
+        .list_jobs(&JobFilter {
+            employee: Some("jane@example.com".into()),
+            state: Some(JobState::Queued),
+            ..Default::default()
+        })
+        .await
+        .expect("list jane queued");
+    assert_eq!(jane_queued.len(), 2);
+
+    let future = store
+        .list_jobs(&JobFilter {
+            since: Some(Utc::now() + chrono::Duration::minutes(5)),
+            ..Default::default()
+        })
+        .await
+        .expect("list since");
+    assert!(future.is_empty());
+    let past = store
+        .list_jobs(&JobFilter {
+            since: Some(Utc::now() - chrono::Duration::minutes(5)),
+            ..Default::default()
+        })
+        .await
+        .expect("list since");
+    assert_eq!(past.len(), 5);
+
+    // Page through with the cursor: every job once, in order.
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .list_jobs(&JobFilter {
+                limit: Some(2),
+                before: before.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("page");
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        before = Some(last.id.clone());
+        paged.extend(page.into_iter().map(|j| j.id));
+    }
+    assert_eq!(paged, newest_first);
+}
+
+async fn jobs_for_filters_by_state_newest_first(store: SharedStore) {
+    let a = ingest(&store, new_event("evt-1", "jane@example.com")).await;
+    let b = ingest(&store, new_event("evt-2", "jane@example.com")).await;
+    ingest(&store, new_event("evt-3", "john@example.com")).await;
+    let claimed = store.claim("w", 10, LEASE).await.expect("claim");
+    assert!(
+        claimed.iter().any(|c| c.job.id == a),
+        "jane's first job runs"
+    );
+    let jobs = store
+        .jobs_for(
+            "jane@example.com",
+            &[JobState::Queued, JobState::Running, JobState::Scheduled],
+        )
+        .await
+        .expect("jobs_for");
+    let ids: Vec<_> = jobs.iter().map(|j| j.id.clone()).collect();
+    assert_eq!(ids, [b.clone(), a.clone()], "newest first");
+    let queued = store
+        .jobs_for("jane@example.com", &[JobState::Queued])
+        .await
+        .expect("jobs_for");
+    let queued: Vec<_> = queued.iter().map(|j| j.id.clone()).collect();
+    assert_eq!(queued, [b]);
+    assert!(
+        store
+            .jobs_for("jane@example.com", &[JobState::Failed])
+            .await
+            .expect("jobs_for")
+            .is_empty()
+    );
+    assert!(
+        store
+            .jobs_for("nobody@example.com", &JobState::ALL)
+            .await
+            .expect("jobs_for")
+            .is_empty()
+    );
+}
+
+async fn operator_actions_follow_state_rules(store: SharedStore) {
+    assert!(matches!(
+        store.retry("no-such-job").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.cancel("no-such-job", "x").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.approve("no-such-job").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // queued: cancel yes; retry and approve no.
+    let q = ingest(&store, new_event("evt-q", "q@example.com")).await;
+    assert_wrong_state(store.retry(&q).await, "retry queued");
+    assert_wrong_state(store.approve(&q).await, "approve queued");
+    let job = store
+        .cancel(&q, "cancelled by operator (test)")
+        .await
+        .expect("cancel queued");
+    assert_eq!(job.state, JobState::Cancelled);
+    assert_eq!(
+        job.last_error.as_deref(),
+        Some("cancelled by operator (test)"),
+        "the operator's reason is kept"
+    );
+    assert_wrong_state(store.cancel(&q, "again").await, "cancel cancelled");
+    assert_wrong_state(store.approve(&q).await, "approve cancelled");
+    // cancelled → retry → queued.
+    let job = store.retry(&q).await.expect("retry cancelled");
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.last_error, None);
+    let detail = store.get_job(&q).await.expect("get").expect("job");
+    let ops: Vec<_> = detail.audit.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(ops, ["operator.cancel", "operator.retry"]);
+    assert_eq!(detail.audit[0].detail["from"], "queued");
+    assert_eq!(
+        detail.audit[0].detail["reason"],
+        "cancelled by operator (test)"
+    );
+
+    // needs_review → approve → queued + approved.
+    let c = claim_one(&store, "w", LEASE).await;
+    assert_eq!(c.job.id, q);
+    store
+        .finish(
+            &c.lease,
+            Outcome::NeedsReview {
+                reason: "cap".into(),
+            },
+        )
+        .await
+        .expect("needs review");
+    let job = store.approve(&q).await.expect("approve");
+    assert_eq!(job.state, JobState::Queued);
+    assert!(job.approved);
+    let c = claim_one(&store, "w", LEASE).await;
+    assert!(c.job.approved, "approval survives the claim");
+
+    // failed → retry resets failures.
+    store
+        .finish(
+            &c.lease,
+            Outcome::Retry {
+                run_at: Utc::now(),
+                error: "e1".into(),
+            },
+        )
+        .await
+        .expect("retry outcome");
+    let c = claim_one(&store, "w", LEASE).await;
+    store
+        .finish(
+            &c.lease,
+            Outcome::Failed {
+                error: "permanent".into(),
+            },
+        )
+        .await
+        .expect("failed");
+    let failed = store.get_job(&q).await.expect("get").expect("job").job;
+    assert_eq!((failed.state, failed.failures), (JobState::Failed, 1));
+    let job = store.retry(&q).await.expect("retry failed");
+    assert_eq!((job.state, job.failures), (JobState::Queued, 0));
+    assert_eq!(job.last_error, None);
+
+    // succeeded: nothing applies.
+    let c = claim_one(&store, "w", LEASE).await;
+    store
+        .finish(&c.lease, Outcome::Succeeded)
+        .await
+        .expect("succeed");
+    assert_wrong_state(store.retry(&q).await, "retry succeeded");
+    assert_wrong_state(store.cancel(&q, "x").await, "cancel succeeded");
+    assert_wrong_state(store.approve(&q).await, "approve succeeded");
+
+    // needs_review can be retried and cancelled too.
+    let r = ingest(&store, new_event("evt-r", "r@example.com")).await;
+    let c = claim_one(&store, "w", LEASE).await;
+    store
+        .finish(
+            &c.lease,
+            Outcome::NeedsReview {
+                reason: "guard".into(),
+            },
+        )
+        .await
+        .expect("review");
+    assert_eq!(
+        store.retry(&r).await.expect("retry review").state,
+        JobState::Queued
+    );
+    let c = claim_one(&store, "w", LEASE).await;
+    store
+        .finish(
+            &c.lease,
+            Outcome::NeedsReview {
+                reason: "guard".into(),
+            },
+        )
+        .await
+        .expect("review");
+    assert_eq!(
+        store.cancel(&r, "no").await.expect("cancel review").state,
+        JobState::Cancelled
+    );
+}
+
+async fn operator_cancel_of_a_running_job_fences_the_worker(store: SharedStore) {
+    let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
+    let c = claim_one(&store, "w", LEASE).await;
+    let job = store.cancel(&job_id, "stop").await.expect("cancel running");
+    assert_eq!(job.state, JobState::Cancelled);
+    assert_eq!(job.lease_owner, None);
+    assert_lease_lost(store.heartbeat(&c.lease, LEASE).await, "heartbeat");
+    assert_lease_lost(
+        store.put_checkpoint(&c.lease, "k", &json!(1)).await,
+        "checkpoint",
+    );
+    assert_lease_lost(store.finish(&c.lease, Outcome::Succeeded).await, "finish");
+    assert_eq!(state_of(&store, &job_id).await, JobState::Cancelled);
+    // The employee is free again.
+    let next = ingest(&store, new_event("evt-2", "jane@example.com")).await;
+    assert_eq!(claim_one(&store, "w", LEASE).await.job.id, next);
+}
+
+async fn cancel_pending_for_spares_the_running_job(store: SharedStore) {
+    let running = ingest(&store, new_event("evt-1", "jane@example.com")).await;
+    let queued = ingest(&store, new_event("evt-2", "jane@example.com")).await;
+    let mut later = new_event("evt-3", "jane@example.com");
+    later.run_at = Utc::now() + chrono::Duration::days(1);
+    let later = ingest(&store, later).await;
+    let someone_else = ingest(&store, new_event("evt-4", "john@example.com")).await;
+    let claimed = store.claim("w", 10, LEASE).await.expect("claim");
+    assert_eq!(claimed.len(), 2, "jane's first job and john's");
+    assert!(claimed.iter().any(|c| c.job.id == running));
+
+    let mut cancelled = store
+        .cancel_pending_for("jane@example.com", &running, "employee rehired")
+        .await
+        .expect("cancel_pending_for");
+    cancelled.sort();
+    let mut expected = vec![queued.clone(), later.clone()];
+    expected.sort();
+    assert_eq!(cancelled, expected);
+
+    assert_eq!(state_of(&store, &running).await, JobState::Running);
+    assert_eq!(state_of(&store, &someone_else).await, JobState::Running);
+    let detail = store.get_job(&queued).await.expect("get").expect("job");
+    assert_eq!(detail.job.state, JobState::Cancelled);
+    assert_eq!(detail.job.last_error.as_deref(), Some("employee rehired"));
+    let entry = detail
+        .audit
+        .iter()
+        .find(|a| a.kind == "job.cancelled")
+        .expect("cancel audited");
+    assert_eq!(entry.detail["by_job"], running.as_str());
+    assert_eq!(entry.detail["reason"], "employee rehired");
+
+    // Nothing left to cancel; terminal jobs are never touched.
+    assert!(
+        store
+            .cancel_pending_for("jane@example.com", &running, "again")
+            .await
+            .expect("again")
+            .is_empty()
+    );
+}
+
+async fn enqueue_follow_up_is_idempotent_and_fenced(store: SharedStore) {
+    let parent = ingest(&store, new_event("evt-1", "jane@example.com")).await;
+    let c = claim_one(&store, "w", LEASE).await;
+    let at = Utc::now() + chrono::Duration::days(90);
+    let first = store
+        .enqueue_follow_up(&c.lease, JobKind::DeleteAfterRetention, at)
+        .await
+        .expect("follow-up");
+    let second = store
+        .enqueue_follow_up(&c.lease, JobKind::DeleteAfterRetention, at)
+        .await
+        .expect("follow-up again");
+    assert_eq!(first, second, "idempotent per parent and kind");
+    let follow = store.get_job(&first).await.expect("get").expect("job").job;
+    assert_eq!(follow.kind, JobKind::DeleteAfterRetention);
+    assert_eq!(follow.state, JobState::Scheduled);
+    assert_eq!(follow.parent_id.as_deref(), Some(parent.as_str()));
+    assert_eq!(follow.employee_email, "jane@example.com");
+    assert_eq!(follow.event_id, "evt-1");
+    assert_eq!(follow.max_attempts, 3);
+    assert_eq!(follow.run_at.timestamp_millis(), at.timestamp_millis());
+
+    // A duplicate of the parent's event still names the parent's job, not the follow-up.
+    let dup = store
+        .ingest(vec![new_event("evt-1", "jane@example.com")])
+        .await
+        .expect("ingest");
+    assert_eq!(
+        dup,
+        vec![IngestOutcome::Duplicate {
+            event_id: "evt-1".into(),
+            job_id: parent.clone()
+        }]
+    );
+
+    store
+        .finish(&c.lease, Outcome::Succeeded)
+        .await
+        .expect("finish");
+    assert_lease_lost(
+        store
+            .enqueue_follow_up(&c.lease, JobKind::DeleteAfterRetention, at)
+            .await,
+        "follow-up after finish",
+    );
+    assert!(
+        store.claim("w", 10, LEASE).await.expect("claim").is_empty(),
+        "the follow-up waits for its time"
+    );
+}
+
+/// Ingests and claims `n` jobs for distinct employees.
+async fn claimed_jobs(store: &SharedStore, n: usize) -> Vec<Claimed> {
+    for i in 0..n {
+        ingest(
+            store,
+            new_event(&format!("evt-{i}"), &format!("rep{i}@example.com")),
+        )
+        .await;
+    }
+    let claimed = store.claim("w", n, LEASE).await.expect("claim");
+    assert_eq!(claimed.len(), n);
+    claimed
+}
+
+async fn reserve_seat_action_enforces_caps(store: SharedStore) {
+    let jobs = claimed_jobs(&store, 6).await;
+    let hour_ago = Utc::now() - chrono::Duration::hours(1);
+    let reserve = |i: usize, action: &'static str, max_same: Option<u32>, max_all: Option<u32>| {
+        let store = store.clone();
+        let lease = jobs[i].lease.clone();
+        async move {
+            store
+                .reserve_seat_action(&lease, action, hour_ago, max_same, max_all)
+                .await
+                .expect("reserve")
+        }
+    };
+    assert_eq!(
+        reserve(0, "delete", Some(2), Some(10)).await,
+        Reservation::Granted
+    );
+    assert_eq!(
+        reserve(1, "delete", Some(2), Some(10)).await,
+        Reservation::Granted
+    );
+    assert_eq!(
+        reserve(2, "delete", Some(2), Some(10)).await,
+        Reservation::OverCap {
+            cap: "deletions",
+            count: 2,
+            max: 2
+        }
+    );
+    // A job that holds a reservation keeps it, even over the cap.
+    assert_eq!(
+        reserve(0, "delete", Some(2), Some(10)).await,
+        Reservation::Granted
+    );
+    assert_eq!(
+        reserve(0, "delete", Some(0), Some(0)).await,
+        Reservation::Granted
+    );
+    // Deactivations don't count against the deletion cap, but count as offboardings.
+    assert_eq!(
+        reserve(3, "deactivate", None, Some(3)).await,
+        Reservation::Granted
+    );
+    assert_eq!(
+        reserve(4, "deactivate", None, Some(3)).await,
+        Reservation::OverCap {
+            cap: "offboardings",
+            count: 3,
+            max: 3
+        }
+    );
+    // No caps: granted.
+    assert_eq!(
+        reserve(4, "deactivate", None, None).await,
+        Reservation::Granted
+    );
+    // Only reservations since `since` count.
+    let later = Utc::now() + chrono::Duration::minutes(1);
+    assert_eq!(
+        store
+            .reserve_seat_action(&jobs[2].lease, "delete", later, Some(1), Some(1))
+            .await
+            .expect("reserve"),
+        Reservation::Granted
+    );
+    // Fenced.
+    store
+        .finish(&jobs[5].lease, Outcome::Succeeded)
+        .await
+        .expect("finish");
+    assert_lease_lost(
+        store
+            .reserve_seat_action(&jobs[5].lease, "delete", hour_ago, None, None)
+            .await,
+        "reserve after finish",
+    );
+}
+
+async fn concurrent_reservations_never_overshoot_a_cap(store: SharedStore) {
+    let jobs = claimed_jobs(&store, 8).await;
+    let since = Utc::now() - chrono::Duration::hours(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in jobs {
+        let store = store.clone();
+        tasks.spawn(async move {
+            store
+                .reserve_seat_action(&c.lease, "delete", since, Some(3), Some(100))
+                .await
+                .expect("reserve")
+        });
+    }
+    let mut granted = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r.expect("task") {
+            Reservation::Granted => granted += 1,
+            Reservation::OverCap { cap, max, .. } => assert_eq!((cap, max), ("deletions", 3)),
+        }
+    }
+    assert_eq!(granted, 3, "exactly the cap, never more");
+}
+
+async fn concurrent_claims_never_share_a_job(store: SharedStore) {
+    // 40 jobs over 10 employees: claimers race on the same rows and on the same
+    // employees.
+    let mut all = BTreeSet::new();
+    for i in 0..40 {
+        let ev = new_event(&format!("evt-{i}"), &format!("rep{}@example.com", i % 10));
+        all.insert(ingest(&store, ev).await);
+    }
+    let running_emails: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..4 {
+        let store = store.clone();
+        let running_emails = running_emails.clone();
+        tasks.spawn(async move {
+            let owner = format!("worker-{w}");
+            let mut mine = Vec::new();
+            loop {
+                let claimed = store
+                    .claim(&owner, 3, LEASE)
+                    .await
+                    .expect("claim never fails");
+                if claimed.is_empty() {
+                    if queue_drained(&store).await {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                }
+                for c in &claimed {
+                    assert_eq!(c.lease.owner, owner);
+                    let fresh = running_emails
+                        .lock()
+                        .expect("lock")
+                        .insert(c.job.employee_email.clone());
+                    assert!(fresh, "two running jobs for {}", c.job.employee_email);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                for c in claimed {
+                    // Forget the employee before the finish commits, so a claim that
+                    // follows the commit can't be mistaken for a double.
+                    running_emails
+                        .lock()
+                        .expect("lock")
+                        .remove(&c.job.employee_email);
+                    store
+                        .finish(&c.lease, Outcome::Succeeded)
+                        .await
+                        .expect("finish own lease");
+                    mine.push(c.job.id);
+                }
+            }
+            mine
+        });
+    }
+    let mut seen = Vec::new();
+    let joined = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(r) = tasks.join_next().await {
+            seen.extend(r.expect("claimer"));
+        }
+    })
+    .await;
+    assert!(joined.is_ok(), "claimers stalled");
+    let unique: BTreeSet<_> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "a job was handed out twice");
+    assert_eq!(unique, all, "every job claimed exactly once");
+    let counts = store.count_by_state().await.expect("counts");
+    assert_eq!(counts.get(&JobState::Succeeded), Some(&40));
+}
+
+/// Nothing queued or running any more.
+async fn queue_drained(store: &SharedStore) -> bool {
+    let counts = store.count_by_state().await.expect("counts");
+    counts[&JobState::Queued] + counts[&JobState::Running] + counts[&JobState::Scheduled] == 0
+}
+
+async fn count_by_state_and_queue_lag(store: SharedStore) {
+    let counts = store.count_by_state().await.expect("counts");
+    assert_eq!(counts.len(), JobState::ALL.len(), "every state is reported");
+    assert!(counts.values().all(|n| *n == 0));
+    assert_eq!(store.oldest_runnable_age().await.expect("lag"), None);
+
+    ingest(&store, new_event("evt-1", "a@example.com")).await;
+    ingest(&store, new_event("evt-2", "b@example.com")).await;
+    ingest(&store, new_event("evt-3", "c@example.com")).await;
+    let c = store.claim("w", 1, LEASE).await.expect("claim");
+    store
+        .finish(&c[0].lease, Outcome::Succeeded)
+        .await
+        .expect("finish");
+    claim_one_of(&store).await;
+    let counts = store.count_by_state().await.expect("counts");
+    assert_eq!(counts[&JobState::Queued], 1);
+    assert_eq!(counts[&JobState::Running], 1);
+    assert_eq!(counts[&JobState::Succeeded], 1);
+    assert!(store.oldest_runnable_age().await.expect("lag").is_some());
+}
+
+/// `seats_pending` (the `offboard_seats_pending_admin_action` gauge): active jobs
+/// with a reserved action and a `seat_requested_at` checkpoint, per action.
+async fn seats_pending_counts_requested_unverified_seat_changes(store: SharedStore) {
+    assert!(store.seats_pending().await.expect("pending").is_empty());
+    let later = Utc::now() + chrono::Duration::hours(1);
+    // (email, action, seat requested?, how the run ends)
+    let runs = [
+        ("a@example.com", "deactivate", true, "scheduled"),
+        ("b@example.com", "delete", true, "needs_review"),
+        ("c@example.com", "delete", false, "scheduled"),
+        ("d@example.com", "deactivate", true, "succeeded"),
+    ];
+    let mut ids = Vec::new();
+    for (i, (email, action, requested, end)) in runs.into_iter().enumerate() {
+        let id = ingest(&store, new_event(&format!("evt-seat-{i}"), email)).await;
+        let c = claim_one_of(&store).await;
+        assert_eq!(c.job.id, id);
+        let granted = store
+            .reserve_seat_action(
+                &c.lease,
+                action,
+                Utc::now() - chrono::Duration::hours(1),
+                None,
+                None,
+            )
+            .await
+            .expect("reserve");
+        assert_eq!(granted, Reservation::Granted);
+        if requested {
+            store
+                .put_checkpoint(&c.lease, "seat_requested_at", &json!(Utc::now()))
+                .await
+                .expect("checkpoint");
+        }
+        let outcome = match end {
+            "scheduled" => Outcome::Scheduled {
+                run_at: later,
+                reason: "verify later".into(),
+            },
+            "needs_review" => Outcome::NeedsReview {
+                reason: "deadline passed".into(),
+            },
+            _ => Outcome::Succeeded,
+        };
+        store.finish(&c.lease, outcome).await.expect("finish");
+        ids.push(id);
+    }
+    let pending = store.seats_pending().await.expect("pending");
+    assert_eq!(pending.get("deactivate"), Some(&1), "{pending:?}");
+    assert_eq!(pending.get("delete"), Some(&1), "{pending:?}");
+    store.cancel(&ids[0], "operator").await.expect("cancel");
+    let pending = store.seats_pending().await.expect("pending");
+    assert_eq!(pending.get("deactivate"), None, "{pending:?}");
+    assert_eq!(pending.get("delete"), Some(&1), "{pending:?}");
+}
+
+async fn claim_one_of(store: &SharedStore) -> Claimed {
+    let mut c = store.claim("w", 1, LEASE).await.expect("claim");
+    assert_eq!(c.len(), 1);
+    c.remove(0)
+}
+
+async fn wait_for_work_returns_by_max(store: SharedStore) {
+    let started = Instant::now();
+    store.wait_for_work(Duration::from_millis(100)).await;
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+}
+
+// ---------------------------------------------------------------------------------
+// Store-specific behaviour
+// ---------------------------------------------------------------------------------
+
+/// SQLite can't hear other processes: waiting is sleeping.
+#[tokio::test]
+async fn sqlite_wait_for_work_sleeps() {
+    let h = Harness::sqlite(true).await;
+    let started = Instant::now();
+    let woken = h.store.wait_for_work(Duration::from_millis(80)).await;
+    assert!(!woken);
+    assert!(started.elapsed() >= Duration::from_millis(80));
+}
+
+/// An unknown scheme is a clear error that doesn't echo the URL (it may hold a password).
+#[tokio::test]
+async fn open_rejects_unknown_schemes() {
+    match offboard_core::store::open("mysql://user:secret@host/db", "full").await {
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.contains("mysql") && !msg.contains("secret"), "{msg}");
+        }
+        Ok(_) => panic!("mysql is not a supported store"),
+    }
+}
+
+/// Another replica's ingest wakes an idle worker at once (LISTEN/NOTIFY), and the
+/// timeout remains the fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_wait_for_work_wakes_on_another_replicas_ingest() {
+    let Some(h) = Harness::postgres(true).await else {
+        return;
+    };
+    let (base, schema) = h.pg.clone().expect("postgres harness");
+    let receiver = offboard_core::store::open(&schema_url(&base, &schema), "full")
+        .await
+        .expect("second replica");
+
+    // The first wait starts the listener; it returns once the listener is up (a
+    // (re)connected listener wakes waiters) or after the timeout.
+    h.store.wait_for_work(Duration::from_secs(5)).await;
+
+    let worker = h.store.clone();
+    let waiter = tokio::spawn(async move {
+        let started = Instant::now();
+        let woken = worker.wait_for_work(Duration::from_secs(20)).await;
+        (woken, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ingest(&receiver, new_event("evt-1", "jane@example.com")).await;
+    let (woken, waited) = waiter.await.expect("waiter");
+    assert!(woken, "woken by NOTIFY");
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+
+    // Retry and approve wake workers too.
+    let c = claim_one(&h.store, "w", LEASE).await;
+    h.store
+        .finish(
+            &c.lease,
+            Outcome::NeedsReview {
+                reason: "cap".into(),
+            },
+        )
+        .await
+        .expect("review");
+    let worker = h.store.clone();
+    let waiter = tokio::spawn(async move { worker.wait_for_work(Duration::from_secs(20)).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    receiver.approve(&c.job.id).await.expect("approve");
+    assert!(waiter.await.expect("waiter"), "woken by approve");
+
+    // Nothing happening: the timeout is the answer.
+    let started = Instant::now();
+    let woken = h.store.wait_for_work(Duration::from_millis(300)).await;
+    assert!(!woken);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    drop(receiver);
+    h.cleanup().await;
+}
+
+/// Claims racing on one employee's jobs across separate pools (as separate replicas
+/// would) never fail and never run two of that employee's jobs at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_replicas_racing_on_one_employee() {
+    let Some(h) = Harness::postgres(true).await else {
+        return;
+    };
+    let (base, schema) = h.pg.clone().expect("postgres harness");
+    let mut replicas = vec![h.store.clone()];
+    for _ in 0..3 {
+        replicas.push(
+            offboard_core::store::open(&schema_url(&base, &schema), "full")
+                .await
+                .expect("replica"),
+        );
+    }
+    for i in 0..30 {
+        let mut ev = new_event(&format!("evt-{i}"), &format!("rep{}@example.com", i % 3));
+        // Some due a moment in the future, so the runnable set changes while claiming.
+        ev.run_at = Utc::now() + chrono::Duration::milliseconds((i % 5) * 3);
+        ingest(&h.store, ev).await;
+    }
+    let done = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (r, store) in replicas.into_iter().enumerate() {
+        let done = done.clone();
+        tasks.spawn(async move {
+            let owner = format!("replica-{r}");
+            loop {
+                let claimed = store
+                    .claim(&owner, 2, LEASE)
+                    .await
+                    .expect("claim never fails");
+                if claimed.is_empty() {
+                    if queue_drained(&store).await {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                }
+                for c in claimed {
+                    store
+                        .finish(&c.lease, Outcome::Succeeded)
+                        .await
+                        .expect("finish");
+                    done.lock().expect("lock").push(c.job.id);
+                }
+            }
+        });
+    }
+    let joined = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(r) = tasks.join_next().await {
+            r.expect("replica");
+        }
+    })
+    .await;
+    assert!(joined.is_ok(), "replicas stalled");
+    let done = done.lock().expect("lock").clone();
+    let unique: BTreeSet<_> = done.iter().collect();
+    assert_eq!(done.len(), 30);
+    assert_eq!(unique.len(), 30);
+    h.cleanup().await;
+}
+
+/// The claim's fallback, forced: another replica's uncommitted transaction makes
+/// jane's *later* job running while this claim picks her earliest runnable one. The
+/// claim waits on `jobs_one_running_per_employee`, loses when the other commits, and
+/// runs again without jane instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_claim_survives_losing_a_race_on_one_employee() {
+    use sqlx::Connection;
+    let Some(h) = Harness::postgres(true).await else {
+        return;
+    };
+    let (base, schema) = h.pg.clone().expect("postgres harness");
+    let mut not_yet = new_event("evt-1", "jane@example.com");
+    not_yet.run_at = Utc::now() + chrono::Duration::hours(1);
+    let jane_later = ingest(&h.store, not_yet).await;
+    let jane_now = ingest(&h.store, new_event("evt-2", "jane@example.com")).await;
+    let john = ingest(&h.store, new_event("evt-3", "john@example.com")).await;
+
+    let mut other = sqlx::PgConnection::connect(&schema_url(&base, &schema))
+        .await
+        .expect("connect");
+    let mut tx = other.begin().await.expect("begin");
+    sqlx::query(
+        "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = 'other' WHERE id = $1",
+    )
+    .bind(&jane_later)
+    .execute(&mut *tx)
+    .await
+    .expect("other replica's update");
+
+    let store = h.store.clone();
+    let claim = tokio::spawn(async move { store.claim("w", 10, LEASE).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !claim.is_finished(),
+        "the claim waits for the other transaction"
+    );
+    tx.commit().await.expect("commit");
+    let claimed = claim.await.expect("task").expect("the claim does not fail");
+    let ids: Vec<_> = claimed.iter().map(|c| c.job.id.clone()).collect();
+    assert_eq!(ids, [john], "jane is left out; john's job is still claimed");
+    assert_eq!(state_of(&h.store, &jane_now).await, JobState::Queued);
+    assert_eq!(state_of(&h.store, &jane_later).await, JobState::Running);
+    drop(other);
+    h.cleanup().await;
+}

@@ -1,0 +1,19 @@
+//! The vocabulary every stage shares: the canonical offboarding event, e-mail
+//! addresses, job states, the CRM's users and kinds of records, and the trait of a
+//! CRM request budget.
+//!
+//! These types are parsed once at the edge (`ingest/`, or when a row is read back
+//! from the store) and are valid by construction afterwards. Nothing here does IO.
+
+pub mod budget;
+mod crm;
+mod email;
+mod event;
+mod job;
+
+pub use crm::{CrmUser, Resource, UserRole, UserStatus};
+pub use email::{Email, EmailError};
+pub use event::{
+    Employee, EventError, EventType, OffboardingEvent, Termination, TerminationKind, json_kind,
+};
+pub use job::{JobKind, JobState, ParseStateError};

@@ -1,0 +1,547 @@
+//! The decision types and `Policy::decide`: rule matching, timing and the hard guards.
+//!
+//! Deciding is a pure function of the parsed policy and the facts the worker
+//! gathered, so the same inputs always give the same decision and `policy explain`
+//! shows exactly what a job will do. It cannot fail: a fact that could not be
+//! fetched is `None`, and the decision records what it assumed instead. The hard
+//! guards run after the rules and can only make an action safer (delete →
+//! deactivate or review), so no rule can talk its way past them.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::matcher::{Truth, eval_any};
+use super::rules::{Policy, Rule};
+use offboard_domain::{CrmUser, Resource, UserRole};
+use offboard_domain::{Email, OffboardingEvent};
+
+/// What happens to the seat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Reversible: keeps history and email conversations.
+    Deactivate,
+    /// Permanent: removes the user's email conversations.
+    Delete,
+    /// Park the job in `needs_review` for a person.
+    Review,
+}
+
+impl Action {
+    /// The stable string form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deactivate => "deactivate",
+            Self::Delete => "delete",
+            Self::Review => "review",
+        }
+    }
+}
+
+/// When the seat action happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Timing {
+    /// At `termination.effective_at` (or now when the event has none).
+    Effective,
+    /// As soon as the job runs.
+    Now,
+}
+
+/// Who receives the departing rep's records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "email")]
+pub enum ReassignTo {
+    /// `employee.manager_email`, else the CRM `reports_to`, else the fallback owner.
+    Manager,
+    /// The policy's `fallback_owner`.
+    Fallback,
+    /// A fixed person.
+    User(Email),
+}
+
+/// The policy-file spelling: `manager`, `fallback` or `user:<email>`.
+impl fmt::Display for ReassignTo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Manager => f.write_str("manager"),
+            Self::Fallback => f.write_str("fallback"),
+            Self::User(e) => write!(f, "user:{e}"),
+        }
+    }
+}
+
+/// One hard guard's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardOutcome {
+    /// Stable guard name, e.g. `never_delete_admin`.
+    pub guard: String,
+    /// Whether this guard changed the decision: its action, or (for admins and
+    /// legal hold) by dropping a `delete_after` follow-up.
+    pub changed: bool,
+    /// Why, in words.
+    pub detail: String,
+}
+
+/// What the worker knows when it decides. `None` means "could not be fetched";
+/// the decision then lists what it assumed.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    /// The termination event.
+    pub event: &'a OffboardingEvent,
+    /// The CRM user the event's email resolved to.
+    pub user: Option<&'a CrmUser>,
+    /// Open records the user owns across all resources.
+    pub owned_open_records: Option<u64>,
+    /// Active CRM users whose `reports_to` is this user.
+    pub active_reportees: Option<u64>,
+    /// Decision time (schedules are relative to it).
+    pub now: DateTime<Utc>,
+}
+
+/// The outcome of a policy decision and its explanation. Stored with the job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Hash of the policy text the decision was made with.
+    pub policy_version: String,
+    /// Name of the matching rule.
+    pub rule: String,
+    /// The rule's own action, before guards (`delete` for a follow-up delete).
+    pub rule_action: Action,
+    /// The final action, after guards.
+    pub action: Action,
+    /// Timing as written in the rule (`now` for a follow-up delete).
+    pub at: Timing,
+    /// When the seat step is due (None: now).
+    pub run_at: Option<DateTime<Utc>>,
+    /// For `delete_after`: when the follow-up delete is due.
+    pub delete_at: Option<DateTime<Utc>>,
+    /// Who gets the records.
+    pub reassign_to: ReassignTo,
+    /// The policy's fallback owner.
+    pub fallback_owner: Option<Email>,
+    /// Which resources to reassign.
+    pub reassign: Vec<Resource>,
+    /// Leave closed deals and completed tasks with the leaver.
+    pub open_only: bool,
+    /// Extra people to tell (e-mail addresses); audited, not sent by the CRM.
+    pub notify: Vec<String>,
+    /// Each hard guard, in order.
+    pub guards: Vec<GuardOutcome>,
+    /// CRM facts that were missing and what the decision assumed instead.
+    pub assumptions: Vec<String>,
+    /// Why a person must look at it (action `review`).
+    pub review_reason: Option<String>,
+    /// This is the follow-up delete of a `delete_after` rule, not the first decision.
+    #[serde(default)]
+    pub follow_up_delete: bool,
+}
+
+/// Rule name a decision carries when no rule matched.
+pub const NO_RULE_MATCHED: &str = "no rule matched";
+
+/// Guard names, in the order they run.
+pub const GUARD_ADMIN: &str = "never_delete_admin";
+/// See [`GUARD_ADMIN`].
+pub const GUARD_LEGAL_HOLD: &str = "never_delete_under_legal_hold";
+/// See [`GUARD_ADMIN`].
+pub const GUARD_REPORTEES: &str = "never_delete_manager_with_reportees";
+
+/// Guards the worker applies when it acts, with fresh facts; `explain` lists them so
+/// a reader knows the decision is not the last word.
+pub const RUNTIME_GUARDS: [&str; 4] = [
+    "delete only after a fresh count shows zero open records still owned",
+    "reassign only to an active user (else the fallback owner, else needs_review)",
+    "a rehire or cancelled termination before the action runs cancels it",
+    "over max_deletions_per_hour / max_offboardings_per_hour, the job waits for approval",
+];
+
+impl Policy {
+    /// Decides what to do for a termination; cannot fail.
+    pub fn decide(&self, facts: &Facts<'_>) -> Decision {
+        let mut assumptions = Vec::new();
+        let Some(rule) = self.first_match(facts, &mut assumptions) else {
+            return self.no_match(facts, assumptions, false);
+        };
+        let mut d = self.decision_for(rule, rule.action, rule.at, assumptions);
+        d.run_at = due(rule.at, facts);
+        if let (Action::Deactivate, Some(keep)) = (rule.action, rule.delete_after) {
+            d.delete_at = d.run_at.unwrap_or(facts.now).checked_add_signed(keep);
+        }
+        if rule.action == Action::Review {
+            d.review_reason = Some(format!(
+                "rule \"{}\" asks a person to review this offboarding",
+                rule.name
+            ));
+        }
+        apply_guards(&mut d, facts);
+        d
+    }
+
+    /// Decides the follow-up job of a `delete_after` rule when its time has come.
+    ///
+    /// The rules are matched again with the facts as they are now, so a policy
+    /// changed in the meantime is honoured: the delete goes ahead only if the rule
+    /// that matches still deletes (now or after retention), and every hard guard is
+    /// applied again (a legal hold or new reportees since then stop it).
+    pub fn decide_follow_up_delete(&self, facts: &Facts<'_>) -> Decision {
+        let mut assumptions = Vec::new();
+        let Some(rule) = self.first_match(facts, &mut assumptions) else {
+            return self.no_match(facts, assumptions, true);
+        };
+        let still_deletes = rule.action == Action::Delete || rule.delete_after.is_some();
+        let mut d = if still_deletes {
+            self.decision_for(rule, Action::Delete, Timing::Now, assumptions)
+        } else {
+            let mut d = self.decision_for(rule, Action::Review, Timing::Now, assumptions);
+            d.review_reason = Some(format!(
+                "follow-up delete: rule \"{}\" now matches and no longer deletes (action {}, no delete_after)",
+                rule.name,
+                rule.action.as_str()
+            ));
+            d
+        };
+        d.follow_up_delete = true;
+        apply_guards(&mut d, facts);
+        d
+    }
+
+    fn first_match(&self, facts: &Facts<'_>, assumptions: &mut Vec<String>) -> Option<&Rule> {
+        for rule in &self.rules {
+            match eval_any(&rule.when, facts) {
+                Truth::Yes => return Some(rule),
+                Truth::No => {}
+                Truth::Unknown(missing) => assumptions.push(format!(
+                    "{} unknown: rule \"{}\" skipped",
+                    missing.join(" and "),
+                    rule.name
+                )),
+            }
+        }
+        None
+    }
+
+    fn decision_for(
+        &self,
+        rule: &Rule,
+        action: Action,
+        at: Timing,
+        assumptions: Vec<String>,
+    ) -> Decision {
+        Decision {
+            policy_version: self.version.clone(),
+            rule: rule.name.clone(),
+            rule_action: action,
+            action,
+            at,
+            run_at: None,
+            delete_at: None,
+            reassign_to: rule.reassign_to.clone(),
+            fallback_owner: self.defaults.fallback_owner.clone(),
+            reassign: rule.reassign.clone(),
+            open_only: rule.open_only,
+            notify: rule.notify.iter().map(|e| e.as_str().to_owned()).collect(),
+            guards: Vec::new(),
+            assumptions,
+            review_reason: None,
+            follow_up_delete: false,
+        }
+    }
+
+    /// Nothing matched: a person decides, with `[defaults]` as the proposed plan.
+    fn no_match(&self, facts: &Facts<'_>, assumptions: Vec<String>, follow_up: bool) -> Decision {
+        let defaults = &self.defaults;
+        let mut reason = String::from("no rule in the policy matches this event");
+        if !assumptions.is_empty() {
+            reason.push_str(" (some rules were skipped because CRM facts were unknown)");
+        }
+        let mut d = Decision {
+            policy_version: self.version.clone(),
+            rule: NO_RULE_MATCHED.to_owned(),
+            rule_action: Action::Review,
+            action: Action::Review,
+            at: defaults.at,
+            run_at: if follow_up {
+                None
+            } else {
+                due(defaults.at, facts)
+            },
+            delete_at: None,
+            reassign_to: defaults.reassign_to.clone(),
+            fallback_owner: defaults.fallback_owner.clone(),
+            reassign: defaults.reassign.clone(),
+            open_only: defaults.open_only,
+            notify: defaults
+                .notify
+                .iter()
+                .map(|e| e.as_str().to_owned())
+                .collect(),
+            guards: Vec::new(),
+            assumptions,
+            review_reason: Some(reason),
+            follow_up_delete: follow_up,
+        };
+        apply_guards(&mut d, facts);
+        d
+    }
+}
+
+/// `at = "effective"` waits for a future `effective_at`; a past or missing one, or
+/// `at = "now"`, means as soon as the job runs.
+fn due(at: Timing, facts: &Facts<'_>) -> Option<DateTime<Utc>> {
+    match at {
+        Timing::Now => None,
+        Timing::Effective => facts.event.effective_at().filter(|t| *t > facts.now),
+    }
+}
+
+fn outcome(guard: &str, changed: bool, detail: impl Into<String>) -> GuardOutcome {
+    GuardOutcome {
+        guard: guard.to_owned(),
+        changed,
+        detail: detail.into(),
+    }
+}
+
+/// Runs every hard guard in order. Each may only move the action towards safety,
+/// so their order matters only for which one is credited with a change.
+fn apply_guards(d: &mut Decision, facts: &Facts<'_>) {
+    let admin = guard_admin(d, facts);
+    let hold = guard_legal_hold(d, facts);
+    let reportees = guard_reportees(d, facts);
+    d.guards = vec![admin, hold, reportees];
+}
+
+/// Turns a delete into a deactivate and drops a pending follow-up delete; returns
+/// what it changed, in words.
+fn keep_the_seat(d: &mut Decision) -> Vec<&'static str> {
+    let mut changes = Vec::new();
+    if d.action == Action::Delete {
+        d.action = Action::Deactivate;
+        changes.push("delete → deactivate");
+    }
+    if d.delete_at.take().is_some() {
+        changes.push("the follow-up delete (delete_after) is dropped");
+    }
+    changes
+}
+
+fn guard_admin(d: &mut Decision, facts: &Facts<'_>) -> GuardOutcome {
+    match facts.user.map(|u| u.role) {
+        Some(UserRole::Admin) => {
+            let changes = keep_the_seat(d);
+            if changes.is_empty() {
+                outcome(
+                    GUARD_ADMIN,
+                    false,
+                    "the CRM user is an admin; nothing is deleted",
+                )
+            } else {
+                outcome(
+                    GUARD_ADMIN,
+                    true,
+                    format!("the CRM user is an admin: {}", changes.join("; ")),
+                )
+            }
+        }
+        Some(UserRole::User) => outcome(GUARD_ADMIN, false, "the CRM user is not an admin"),
+        // Without the user we cannot rule out an admin, and a delete is permanent.
+        None if d.action == Action::Delete => {
+            d.action = Action::Review;
+            d.review_reason = Some(
+                "the CRM user's role is unknown and offboard never deletes an admin".to_owned(),
+            );
+            d.assumptions.push(
+                "crm_role unknown: assumed the user may be an admin, so delete → review".to_owned(),
+            );
+            outcome(GUARD_ADMIN, true, "CRM role unknown: delete → review")
+        }
+        None if d.delete_at.is_some() => {
+            d.assumptions.push(
+                "crm_role unknown: the follow-up delete checks it again before deleting".to_owned(),
+            );
+            outcome(
+                GUARD_ADMIN,
+                false,
+                "CRM role unknown; nothing is deleted now, the follow-up delete checks again",
+            )
+        }
+        None => outcome(GUARD_ADMIN, false, "CRM role unknown; nothing is deleted"),
+    }
+}
+
+fn guard_legal_hold(d: &mut Decision, facts: &Facts<'_>) -> GuardOutcome {
+    if !facts.event.legal_hold {
+        return outcome(GUARD_LEGAL_HOLD, false, "no legal hold");
+    }
+    let changes = keep_the_seat(d);
+    if changes.is_empty() {
+        outcome(
+            GUARD_LEGAL_HOLD,
+            false,
+            "under legal hold; nothing is deleted",
+        )
+    } else {
+        outcome(
+            GUARD_LEGAL_HOLD,
+            true,
+            format!("under legal hold: {}", changes.join("; ")),
+        )
+    }
+}
+
+fn guard_reportees(d: &mut Decision, facts: &Facts<'_>) -> GuardOutcome {
+    if d.action != Action::Delete {
+        let detail = if d.delete_at.is_some() {
+            "nothing is deleted now; the follow-up delete checks reportees again"
+        } else {
+            "nothing is deleted"
+        };
+        return outcome(GUARD_REPORTEES, false, detail);
+    }
+    match facts.active_reportees {
+        Some(0) => outcome(GUARD_REPORTEES, false, "no active reportees"),
+        Some(n) => {
+            d.action = Action::Review;
+            d.review_reason = Some(format!(
+                "the user manages {n} active reportee{}; Sell can't delete a manager who still has reportees, so move them to another manager first",
+                if n == 1 { "" } else { "s" }
+            ));
+            outcome(
+                GUARD_REPORTEES,
+                true,
+                format!(
+                    "{n} active reportee{}: delete → review",
+                    if n == 1 { "" } else { "s" }
+                ),
+            )
+        }
+        // Deleting a manager fails in Sell and would strand their reportees.
+        None => {
+            d.action = Action::Review;
+            d.review_reason = Some(
+                "whether the user still manages anyone is unknown, and Sell can't delete a manager with reportees".to_owned(),
+            );
+            d.assumptions.push(
+                "active_reportees unknown: assumed the user may manage someone, so delete → review"
+                    .to_owned(),
+            );
+            outcome(
+                GUARD_REPORTEES,
+                true,
+                "active reportees unknown: delete → review",
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const POLICY: &str = r#"
+version = 1
+[defaults]
+fallback_owner = "ops@example.com"
+[[rules]]
+name = "layoffs"
+when = { kind = "layoff" }
+action = "delete"
+[[rules]]
+name = "rest"
+action = "deactivate"
+at = "now"
+delete_after = "1w"
+"#;
+
+    fn event(kind: &str, legal_hold: bool) -> OffboardingEvent {
+        let v = json!({
+            "id": "e1", "type": "employee.terminated",
+            "employee": {"email": "a@example.com"},
+            "termination": {"kind": kind, "effective_at": "2026-12-15T17:00:00Z"},
+            "legal_hold": legal_hold,
+        });
+        OffboardingEvent::from_json(&v, None).unwrap()
+    }
+
+    fn user(role: UserRole) -> CrmUser {
+        CrmUser {
+            id: 1,
+            name: "A".into(),
+            email: "a@example.com".into(),
+            status: offboard_domain::UserStatus::Active,
+            role,
+            reports_to: None,
+            team_name: None,
+            deleted_at: None,
+        }
+    }
+
+    fn facts<'a>(ev: &'a OffboardingEvent, user: Option<&'a CrmUser>) -> Facts<'a> {
+        Facts {
+            event: ev,
+            user,
+            owned_open_records: Some(0),
+            active_reportees: Some(0),
+            now: "2026-12-01T00:00:00Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn guards_are_always_listed_in_order() {
+        let p = Policy::parse(POLICY, "t").unwrap();
+        let ev = event("voluntary", false);
+        let u = user(UserRole::User);
+        let d = p.decide(&facts(&ev, Some(&u)));
+        let names: Vec<&str> = d.guards.iter().map(|g| g.guard.as_str()).collect();
+        assert_eq!(names, [GUARD_ADMIN, GUARD_LEGAL_HOLD, GUARD_REPORTEES]);
+        assert!(d.guards.iter().all(|g| !g.changed));
+        // `at = "now"`: retention counts from the decision time.
+        assert_eq!(d.run_at, None);
+        assert_eq!(d.delete_at, Some("2026-12-08T00:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_first_guard_that_applies_is_credited() {
+        let p = Policy::parse(POLICY, "t").unwrap();
+        let ev = event("layoff", true);
+        let admin = user(UserRole::Admin);
+        let d = p.decide(&facts(&ev, Some(&admin)));
+        assert_eq!(
+            (d.rule_action, d.action),
+            (Action::Delete, Action::Deactivate)
+        );
+        let changed: Vec<bool> = d.guards.iter().map(|g| g.changed).collect();
+        assert_eq!(changed, [true, false, false]);
+        assert_eq!(d.run_at, Some("2026-12-15T17:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn unknown_reportees_make_a_delete_a_review() {
+        let p = Policy::parse(POLICY, "t").unwrap();
+        let ev = event("layoff", false);
+        let u = user(UserRole::User);
+        let mut f = facts(&ev, Some(&u));
+        f.active_reportees = None;
+        let d = p.decide(&f);
+        assert_eq!(d.action, Action::Review);
+        assert!(d.review_reason.is_some());
+        assert!(
+            d.assumptions
+                .iter()
+                .any(|a| a.starts_with("active_reportees unknown"))
+        );
+    }
+
+    #[test]
+    fn reassign_to_displays_as_written_in_the_policy() {
+        assert_eq!(ReassignTo::Manager.to_string(), "manager");
+        assert_eq!(ReassignTo::Fallback.to_string(), "fallback");
+        let e = Email::parse("X@Example.com").unwrap();
+        assert_eq!(ReassignTo::User(e).to_string(), "user:x@example.com");
+    }
+}

@@ -1,0 +1,525 @@
+//! The sandbox's data: Sell-shaped users, records and stages, and [`Seed`], the
+//! JSON document (`offboard sandbox --seed FILE`) that fills a sandbox and that
+//! `GET /__sandbox/state` dumps back.
+//!
+//! Field names and order follow Sell's API, so a record serializes to exactly the
+//! `data` object Sell sends. Every field but the identifying ones has a default,
+//! so a hand-written seed can stay short. A seed is validated once
+//! ([`Seed::validate`]) before a sandbox serves it; generated seeds live in
+//! `generate.rs`.
+
+use std::collections::{BTreeSet, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use offboard_domain::{UserRole, UserStatus};
+
+/// The timestamp used when a seed leaves one out.
+pub(super) const SEED_TIME: &str = "2026-01-05T09:00:00Z";
+
+fn seed_time() -> String {
+    SEED_TIME.to_owned()
+}
+fn active() -> UserStatus {
+    UserStatus::Active
+}
+fn plain_user() -> UserRole {
+    UserRole::User
+}
+fn yes() -> bool {
+    true
+}
+fn utc() -> String {
+    "UTC".to_owned()
+}
+fn new_status() -> String {
+    "New".to_owned()
+}
+fn usd() -> String {
+    "USD".to_owned()
+}
+fn zero_value() -> String {
+    "0.00".to_owned()
+}
+fn no_customer() -> String {
+    "none".to_owned()
+}
+
+/// A Sell user (a seat). Read-only through the Sell API; the control routes play
+/// the admin who deactivates, reactivates or deletes it in Sell's UI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    #[allow(missing_docs)]
+    pub id: i64,
+    #[allow(missing_docs)]
+    pub name: String,
+    #[allow(missing_docs)]
+    pub email: String,
+    /// `active` or `inactive`.
+    #[serde(default = "active")]
+    pub status: UserStatus,
+    /// `user` or `admin` (a manager is a `user` others report to).
+    #[serde(default = "plain_user")]
+    pub role: UserRole,
+    #[allow(missing_docs)]
+    #[serde(default = "yes")]
+    pub confirmed: bool,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub invited: bool,
+    /// The manager's user id.
+    #[serde(default)]
+    pub reports_to: Option<i64>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub team_name: Option<String>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub zendesk_user_id: Option<String>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub phone_number: Option<String>,
+    #[allow(missing_docs)]
+    #[serde(default = "utc")]
+    pub timezone: String,
+    #[allow(missing_docs)]
+    #[serde(default = "seed_time")]
+    pub created_at: String,
+    #[allow(missing_docs)]
+    #[serde(default = "seed_time")]
+    pub updated_at: String,
+    /// Set when an admin deleted the user; the API then answers 404 for it.
+    #[serde(default)]
+    pub deleted_at: Option<String>,
+}
+
+impl User {
+    /// Active and not deleted: may own new records.
+    pub fn is_active(&self) -> bool {
+        self.status == UserStatus::Active && self.deleted_at.is_none()
+    }
+}
+
+/// A Sell lead. Always "open" for offboarding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lead {
+    #[allow(missing_docs)]
+    pub id: i64,
+    #[allow(missing_docs)]
+    pub owner_id: i64,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub creator_id: Option<i64>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub last_name: String,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub organization_name: Option<String>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub title: Option<String>,
+    #[allow(missing_docs)]
+    #[serde(default = "new_status")]
+    pub status: String,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub email: Option<String>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[allow(missing_docs)]
+    #[serde(default = "seed_time")]
+    pub created_at: String,
+    #[allow(missing_docs)]
+    #[serde(default = "seed_time")]
+    pub updated_at: String,
+}
+
+/// A Sell contact (a person or an organization). Always "open" for offboarding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    #[allow(missing_docs)]
+    pub id: i64,
+    #[allow(missing_docs)]
+    pub owner_id: i64,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub creator_id: Option<i64>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub is_organization: bool,
+    /// The organization a person belongs to.
+    #[serde(default)]
+    pub contact_id: Option<i64>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub name: String,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub email: Option<String>,
+    #[allow(missing_docs)]
+    #[serde(default = "no_customer")]
+    pub customer_status: String,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[allow(missing_docs)]
+    #[serde(default = "seed_time")]
+    pub created_at: String,
+    #[allow(missing_docs)]
+    #[serde(default = "seed_time")]
+    pub updated_at: String,
+}
+
+/// A Sell deal. Closed when its stage's category is `won` or `lost`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deal {
+    #[allow(missing_docs)]
+    pub id: i64,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub name: String,
+    #[allow(missing_docs)]
+    pub owner_id: i64,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub creator_id: Option<i64>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub contact_id: Option<i64>,
+    /// A stage of any pipeline (see [`Stage`]).
+    pub stage_id: i64,
+    /// A decimal string, as Sell sends it.
+    #[serde(default = "zero_value")]
+    pub value: String,
+    #[allow(missing_docs)]
+    #[serde(default = "usd")]
+    pub currency: String,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub hot: bool,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub last_stage_change_at: Option<String>,
+    #[allow(missing_docs)]
+    #[serde(default = "seed_time")]
+    pub created_at: String,
+    #[allow(missing_docs)]
+    #[serde(default = "seed_time")]
+    pub updated_at: String,
+}
+
+/// A Sell task. Closed once `completed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    #[allow(missing_docs)]
+    pub id: i64,
+    #[allow(missing_docs)]
+    pub owner_id: i64,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub creator_id: Option<i64>,
+    /// `lead`, `contact` or `deal` when the task is attached to one.
+    #[serde(default)]
+    pub resource_type: Option<String>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub resource_id: Option<i64>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub completed: bool,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub completed_at: Option<String>,
+    /// RFC 3339.
+    #[serde(default)]
+    pub due_date: Option<String>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub remind_at: Option<String>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub content: String,
+    #[allow(missing_docs)]
+    #[serde(default = "seed_time")]
+    pub created_at: String,
+    #[allow(missing_docs)]
+    #[serde(default = "seed_time")]
+    pub updated_at: String,
+}
+
+/// A pipeline stage. `category` `won`/`lost` marks the closing stages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    #[allow(missing_docs)]
+    pub id: i64,
+    #[allow(missing_docs)]
+    pub name: String,
+    /// `incoming`, `qualified`, `custom`, `won`, `lost`, …
+    pub category: String,
+    #[allow(missing_docs)]
+    #[serde(default = "yes")]
+    pub active: bool,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub position: i64,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub likelihood: i64,
+    #[allow(missing_docs)]
+    pub pipeline_id: i64,
+}
+
+impl Stage {
+    /// `won` or `lost`: a deal in this stage is closed.
+    pub fn is_closing(&self) -> bool {
+        matches!(self.category.as_str(), "won" | "lost")
+    }
+}
+
+/// Everything a sandbox holds: the `--seed FILE` format and the state dump.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Seed {
+    #[allow(missing_docs)]
+    pub users: Vec<User>,
+    #[allow(missing_docs)]
+    pub leads: Vec<Lead>,
+    #[allow(missing_docs)]
+    pub contacts: Vec<Contact>,
+    #[allow(missing_docs)]
+    pub deals: Vec<Deal>,
+    #[allow(missing_docs)]
+    pub tasks: Vec<Task>,
+    /// Empty means "the two default pipelines" ([`Seed::default_stages`]).
+    pub stages: Vec<Stage>,
+}
+
+/// Why a seed can't be served.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SeedError {
+    /// Not JSON, or not the seed's shape; `path` points at the offending value.
+    #[error("seed is not valid JSON for a sandbox seed at {path}: {message}")]
+    Json {
+        #[allow(missing_docs)]
+        path: String,
+        #[allow(missing_docs)]
+        message: String,
+    },
+    /// A sandbox needs at least one user (Sell's account owner).
+    #[error("seed has no users; a Sell account has at least its owner")]
+    NoUsers,
+    /// Two items of one kind share an id.
+    #[error("seed has two {kind} with id {id}")]
+    DuplicateId {
+        #[allow(missing_docs)]
+        kind: &'static str,
+        #[allow(missing_docs)]
+        id: i64,
+    },
+    /// Two users share an e-mail (compared case-insensitively).
+    #[error("seed has two users with e-mail {0:?}")]
+    DuplicateEmail(String),
+    /// A record's `owner_id` is no seeded user.
+    #[error("{kind} {id} is owned by user {owner_id}, which is not in the seed")]
+    UnknownOwner {
+        #[allow(missing_docs)]
+        kind: &'static str,
+        #[allow(missing_docs)]
+        id: i64,
+        #[allow(missing_docs)]
+        owner_id: i64,
+    },
+    /// A user's `reports_to` is no seeded user.
+    #[error("user {user} reports to user {reports_to}, which is not in the seed")]
+    UnknownManager {
+        #[allow(missing_docs)]
+        user: i64,
+        #[allow(missing_docs)]
+        reports_to: i64,
+    },
+    /// A deal's `stage_id` is no seeded stage.
+    #[error("deal {deal} is in stage {stage_id}, which is not in the seed's stages")]
+    UnknownStage {
+        #[allow(missing_docs)]
+        deal: i64,
+        #[allow(missing_docs)]
+        stage_id: i64,
+    },
+}
+
+impl Seed {
+    /// Parses and validates a seed file's content. Missing `stages` get the
+    /// default pipelines.
+    pub fn from_json(text: &str) -> Result<Seed, SeedError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let mut seed: Seed = serde_path_to_error::deserialize(de).map_err(|e| SeedError::Json {
+            path: e.path().to_string(),
+            message: e.inner().to_string(),
+        })?;
+        if seed.stages.is_empty() {
+            seed.stages = Seed::default_stages();
+        }
+        seed.validate()?;
+        Ok(seed)
+    }
+
+    /// Two pipelines, each with its own `won` and `lost` stages (ids differ per
+    /// pipeline, so clients must read categories, not hard-code ids). Pipeline 1
+    /// is the one in Sell's documentation samples.
+    pub fn default_stages() -> Vec<Stage> {
+        let stage = |id, name: &str, category: &str, position, likelihood, pipeline_id| Stage {
+            id,
+            name: name.to_owned(),
+            category: category.to_owned(),
+            active: !matches!(category, "won" | "lost"),
+            position,
+            likelihood,
+            pipeline_id,
+        };
+        vec![
+            stage(1, "Incoming", "incoming", 1, 10, 1),
+            stage(2, "Qualified", "qualified", 2, 40, 1),
+            stage(3, "Won", "won", 3, 100, 1),
+            stage(4, "Lost", "lost", 4, 0, 1),
+            stage(11, "Discovery", "incoming", 1, 10, 2),
+            stage(12, "Proposal", "qualified", 2, 50, 2),
+            stage(13, "Negotiation", "custom", 3, 75, 2),
+            stage(14, "Closed won", "won", 4, 100, 2),
+            stage(15, "Closed lost", "lost", 5, 0, 2),
+        ]
+    }
+
+    /// Checks what the sandbox relies on: unique ids and e-mails, owners,
+    /// managers and stages that exist.
+    pub fn validate(&self) -> Result<(), SeedError> {
+        if self.users.is_empty() {
+            return Err(SeedError::NoUsers);
+        }
+        let user_ids = unique_ids("users", self.users.iter().map(|u| u.id))?;
+        let mut emails = HashSet::new();
+        for u in &self.users {
+            if !emails.insert(u.email.to_lowercase()) {
+                return Err(SeedError::DuplicateEmail(u.email.clone()));
+            }
+            if let Some(m) = u.reports_to.filter(|m| !user_ids.contains(m)) {
+                return Err(SeedError::UnknownManager {
+                    user: u.id,
+                    reports_to: m,
+                });
+            }
+        }
+        let stage_ids = unique_ids("stages", self.stages.iter().map(|s| s.id))?;
+        let owned = |kind: &'static str, items: Vec<(i64, i64)>| -> Result<(), SeedError> {
+            unique_ids(kind, items.iter().map(|(id, _)| *id))?;
+            match items.iter().find(|(_, owner)| !user_ids.contains(owner)) {
+                Some(&(id, owner_id)) => Err(SeedError::UnknownOwner { kind, id, owner_id }),
+                None => Ok(()),
+            }
+        };
+        owned(
+            "leads",
+            self.leads.iter().map(|r| (r.id, r.owner_id)).collect(),
+        )?;
+        owned(
+            "contacts",
+            self.contacts.iter().map(|r| (r.id, r.owner_id)).collect(),
+        )?;
+        owned(
+            "deals",
+            self.deals.iter().map(|r| (r.id, r.owner_id)).collect(),
+        )?;
+        owned(
+            "tasks",
+            self.tasks.iter().map(|r| (r.id, r.owner_id)).collect(),
+        )?;
+        if let Some(d) = self.deals.iter().find(|d| !stage_ids.contains(&d.stage_id)) {
+            return Err(SeedError::UnknownStage {
+                deal: d.id,
+                stage_id: d.stage_id,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn unique_ids(
+    kind: &'static str,
+    ids: impl Iterator<Item = i64>,
+) -> Result<BTreeSet<i64>, SeedError> {
+    let mut seen = BTreeSet::new();
+    for id in ids {
+        if !seen.insert(id) {
+            return Err(SeedError::DuplicateId { kind, id });
+        }
+    }
+    Ok(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_seed_gets_defaults_and_stages() {
+        let seed = Seed::from_json(
+            r#"{"users":[{"id":1,"name":"A","email":"a@example.com"}],
+                "deals":[{"id":5,"owner_id":1,"stage_id":14}]}"#,
+        )
+        .unwrap();
+        assert_eq!(seed.users[0].status, UserStatus::Active);
+        assert_eq!(seed.stages, Seed::default_stages());
+        assert_eq!(seed.deals[0].currency, "USD");
+    }
+
+    #[test]
+    fn bad_seeds_say_what_is_wrong() {
+        let err = Seed::from_json(r#"{"users":[{"id":"x"}]}"#).unwrap_err();
+        assert!(
+            matches!(err, SeedError::Json { ref path, .. } if path == "users[0].id"),
+            "{err}"
+        );
+        let err = Seed::from_json(
+            r#"{"users":[{"id":1,"name":"A","email":"a@example.com"}],
+                "leads":[{"id":5,"owner_id":2}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            SeedError::UnknownOwner {
+                kind: "leads",
+                id: 5,
+                owner_id: 2
+            }
+        );
+        let err = Seed::from_json(
+            r#"{"users":[{"id":1,"name":"A","email":"a@example.com"},
+                         {"id":2,"name":"B","email":"A@example.com"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err, SeedError::DuplicateEmail("A@example.com".into()));
+        let err = Seed::from_json(
+            r#"{"users":[{"id":1,"name":"A","email":"a@example.com"}],
+                "deals":[{"id":5,"owner_id":1,"stage_id":99}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            SeedError::UnknownStage {
+                deal: 5,
+                stage_id: 99
+            }
+        );
+    }
+}

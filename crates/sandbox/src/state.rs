@@ -1,0 +1,172 @@
+//! [`SandboxState`]: the cheap, cloneable handle to a running sandbox's data that
+//! the routes share and that tests and the demo hold to look inside or to play
+//! the Sell admin (deactivate, reactivate, delete a user).
+//!
+//! The database sits behind a `tokio::sync::RwLock` (each request takes it once,
+//! so a write is atomic); the request log, the rate limiter and the fault dice are
+//! behind short-lived `std` mutexes that are never held across an `.await`.
+
+use std::{
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use chrono::{SecondsFormat, Utc};
+use rand::{SeedableRng, rngs::StdRng};
+use tokio::sync::RwLock;
+
+use super::{
+    db::{ControlError, Db, OwnedCounts},
+    limits::Limiter,
+    log::{RequestLog, RequestLogEntry, Stats},
+    seed::{Seed, User},
+};
+use offboard_domain::UserStatus;
+
+/// How the Sell-shaped routes behave (from [`SandboxOptions`](super::SandboxOptions)).
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    pub token: Option<String>,
+    pub rps: Option<u32>,
+    pub latency: Duration,
+    pub fault_rate: f64,
+}
+
+pub(super) struct Shared {
+    pub db: RwLock<Db>,
+    initial: Seed,
+    pub log: Mutex<RequestLog>,
+    pub limiter: Mutex<Limiter>,
+    pub dice: Mutex<StdRng>,
+    pub settings: Settings,
+    pub base_url: String,
+    pub started: Instant,
+}
+
+/// A handle on a sandbox's data and request log; clones share the same sandbox.
+#[derive(Clone)]
+pub struct SandboxState {
+    pub(super) inner: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SandboxState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxState")
+            .field("base_url", &self.inner.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The current time as Sell writes it (`2026-12-01T10:00:00Z`).
+pub(super) fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl SandboxState {
+    pub(super) fn new(seed: Seed, settings: Settings, base_url: String) -> SandboxState {
+        SandboxState {
+            inner: Arc::new(Shared {
+                db: RwLock::new(Db::from_seed(&seed)),
+                initial: seed,
+                log: Mutex::new(RequestLog::default()),
+                limiter: Mutex::new(Limiter::default()),
+                // Fixed, so a fault pattern repeats from run to run for one request order.
+                dice: Mutex::new(StdRng::seed_from_u64(0x5eed_fa17)),
+                settings,
+                base_url,
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    pub(super) fn log(&self) -> MutexGuard<'_, RequestLog> {
+        lock(&self.inner.log)
+    }
+
+    pub(super) fn limiter(&self) -> MutexGuard<'_, Limiter> {
+        lock(&self.inner.limiter)
+    }
+
+    pub(super) fn dice(&self) -> MutexGuard<'_, StdRng> {
+        lock(&self.inner.dice)
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    /// Everything the sandbox holds now, in the `--seed FILE` format.
+    pub async fn snapshot(&self) -> Seed {
+        self.inner.db.read().await.to_seed()
+    }
+
+    /// One user by id, deleted ones included.
+    pub async fn user(&self, id: i64) -> Option<User> {
+        self.inner.db.read().await.users.get(&id).cloned()
+    }
+
+    /// The user with this e-mail (case-insensitively), deleted ones included.
+    pub async fn user_by_email(&self, email: &str) -> Option<User> {
+        let db = self.inner.db.read().await;
+        db.users
+            .values()
+            .find(|u| u.email.eq_ignore_ascii_case(email))
+            .cloned()
+    }
+
+    /// What an admin's "Deactivate" in Sell's UI does: status `inactive`, the seat
+    /// is freed, records stay with the user. Deactivating twice is a no-op.
+    pub async fn deactivate(&self, id: i64) -> Result<User, ControlError> {
+        self.inner
+            .db
+            .write()
+            .await
+            .set_status(id, UserStatus::Inactive, &now())
+    }
+
+    /// Undoes [`deactivate`](Self::deactivate). Deleted users can't come back.
+    pub async fn reactivate(&self, id: i64) -> Result<User, ControlError> {
+        self.inner
+            .db
+            .write()
+            .await
+            .set_status(id, UserStatus::Active, &now())
+    }
+
+    /// What an admin's "Delete" does: sets `deleted_at`, after which the API
+    /// answers 404 for the user. Refused, as Sell does, while the user owns open
+    /// leads, contacts or deals or manages active users. Closed deals stay.
+    pub async fn delete(&self, id: i64) -> Result<User, ControlError> {
+        self.inner.db.write().await.delete_user(id, &now())
+    }
+
+    /// What `owner_id` owns per kind, open and closed (the demo's final table).
+    pub async fn open_counts(&self, owner_id: i64) -> OwnedCounts {
+        self.inner.db.read().await.counts(owner_id)
+    }
+
+    /// The Sell API requests seen so far (the last
+    /// [`LOG_CAPACITY`](super::LOG_CAPACITY)), oldest first, without tokens.
+    pub fn request_log(&self) -> Vec<RequestLogEntry> {
+        self.log().entries()
+    }
+
+    /// Counts over every Sell API request since the start or the last reset.
+    pub fn stats(&self) -> Stats {
+        self.log().stats()
+    }
+
+    /// Back to the seed the sandbox started with; clears the log, the statistics
+    /// and the rate-limit windows.
+    pub async fn reset(&self) {
+        let mut db = self.inner.db.write().await;
+        *db = Db::from_seed(&self.inner.initial);
+        *self.log() = RequestLog::default();
+        *self.limiter() = Limiter::default();
+    }
+}

@@ -1,0 +1,1 @@
+//! What offboard's tests share.
