@@ -52,6 +52,41 @@ pub struct Family {
     pub help: &'static str,
 }
 
+/// `offboard_build_info` (see [`FAMILIES`] for its labels and meaning).
+pub const BUILD_INFO: &str = "offboard_build_info";
+/// `offboard_webhooks_total` (see [`FAMILIES`] for its labels and meaning).
+pub const WEBHOOKS_TOTAL: &str = "offboard_webhooks_total";
+/// `offboard_store_group_commits_total` (see [`FAMILIES`] for its labels and meaning).
+pub const STORE_GROUP_COMMITS_TOTAL: &str = "offboard_store_group_commits_total";
+/// `offboard_store_group_commit_requests_total` (see [`FAMILIES`] for its labels and meaning).
+pub const STORE_GROUP_COMMIT_REQUESTS_TOTAL: &str = "offboard_store_group_commit_requests_total";
+/// `offboard_http_request_duration_seconds` (see [`FAMILIES`] for its labels and meaning).
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "offboard_http_request_duration_seconds";
+/// `offboard_jobs` (see [`FAMILIES`] for its labels and meaning).
+pub const JOBS: &str = "offboard_jobs";
+/// `offboard_job_transitions_total` (see [`FAMILIES`] for its labels and meaning).
+pub const JOB_TRANSITIONS_TOTAL: &str = "offboard_job_transitions_total";
+/// `offboard_queue_lag_seconds` (see [`FAMILIES`] for its labels and meaning).
+pub const QUEUE_LAG_SECONDS: &str = "offboard_queue_lag_seconds";
+/// `offboard_crm_request_duration_seconds` (see [`FAMILIES`] for its labels and meaning).
+pub const CRM_REQUEST_DURATION_SECONDS: &str = "offboard_crm_request_duration_seconds";
+/// `offboard_crm_rate_limit_waits_total` (see [`FAMILIES`] for its labels and meaning).
+pub const CRM_RATE_LIMIT_WAITS_TOTAL: &str = "offboard_crm_rate_limit_waits_total";
+/// `offboard_crm_pacing_wait_seconds` (see [`FAMILIES`] for its labels and meaning).
+pub const CRM_PACING_WAIT_SECONDS: &str = "offboard_crm_pacing_wait_seconds";
+/// `offboard_crm_allowed_requests_per_second` (see [`FAMILIES`] for its labels and meaning).
+pub const CRM_ALLOWED_REQUESTS_PER_SECOND: &str = "offboard_crm_allowed_requests_per_second";
+/// `offboard_crm_budget_slots_dropped_total` (see [`FAMILIES`] for its labels and meaning).
+pub const CRM_BUDGET_SLOTS_DROPPED_TOTAL: &str = "offboard_crm_budget_slots_dropped_total";
+/// `offboard_crm_budget_errors_total` (see [`FAMILIES`] for its labels and meaning).
+pub const CRM_BUDGET_ERRORS_TOTAL: &str = "offboard_crm_budget_errors_total";
+/// `offboard_records_reassigned_total` (see [`FAMILIES`] for its labels and meaning).
+pub const RECORDS_REASSIGNED_TOTAL: &str = "offboard_records_reassigned_total";
+/// `offboard_seats_total` (see [`FAMILIES`] for its labels and meaning).
+pub const SEATS_TOTAL: &str = "offboard_seats_total";
+/// `offboard_seats_pending_admin_action` (see [`FAMILIES`] for its labels and meaning).
+pub const SEATS_PENDING_ADMIN_ACTION: &str = "offboard_seats_pending_admin_action";
+
 /// Buckets for request latencies (HTTP served and CRM calls), in seconds.
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -65,91 +100,103 @@ pub const PACING_BUCKETS: &[f64] = &[
 /// Every family offboard exports.
 pub const FAMILIES: &[Family] = &[
     Family {
-        name: "offboard_build_info",
+        name: BUILD_INFO,
         kind: Kind::Gauge,
         labels: &["version"],
         help: "Always 1; the version label is the running build.",
     },
     Family {
-        name: "offboard_webhooks_total",
+        name: WEBHOOKS_TOTAL,
         kind: Kind::Counter,
         labels: &["source", "outcome"],
         help: "Webhook requests by configured source (or unknown) and outcome: accepted, duplicate, ping, challenge, bad_signature, stale, too_large, unreadable, unmappable, conflict, unknown_source, store_error.",
     },
     Family {
-        name: "offboard_store_group_commits_total",
+        name: STORE_GROUP_COMMITS_TOTAL,
         kind: Kind::Counter,
         labels: &[],
         help: "SQLite transactions (one fsync each) that stored webhook requests as a group (0 on PostgreSQL).",
     },
     Family {
-        name: "offboard_store_group_commit_requests_total",
+        name: STORE_GROUP_COMMIT_REQUESTS_TOTAL,
         kind: Kind::Counter,
         labels: &[],
         help: "Webhook requests stored through SQLite group commits; divided by offboard_store_group_commits_total, the mean group size.",
     },
     Family {
-        name: "offboard_http_request_duration_seconds",
+        name: HTTP_REQUEST_DURATION_SECONDS,
         kind: Kind::Histogram,
         labels: &["route", "method", "status"],
         help: "HTTP requests served, by route template (unmatched for unknown paths), method and status code, with their latency.",
     },
     Family {
-        name: "offboard_jobs",
+        name: JOBS,
         kind: Kind::Gauge,
         labels: &["state"],
         help: "Jobs in the store per state (read at scrape time; every replica reports the same shared store).",
     },
     Family {
-        name: "offboard_job_transitions_total",
+        name: JOB_TRANSITIONS_TOTAL,
         kind: Kind::Counter,
         labels: &["to"],
         help: "Job runs ended by this process, by where they went: succeeded, scheduled, retry, needs_review, failed, cancelled, released.",
     },
     Family {
-        name: "offboard_queue_lag_seconds",
+        name: QUEUE_LAG_SECONDS,
         kind: Kind::Gauge,
         labels: &[],
         help: "Age of the oldest job that is runnable now and not yet claimed (0 when none is waiting).",
     },
     Family {
-        name: "offboard_crm_request_duration_seconds",
+        name: CRM_REQUEST_DURATION_SECONDS,
         kind: Kind::Histogram,
         labels: &["method", "endpoint", "status"],
         help: "CRM HTTP calls by method, endpoint template (e.g. /v2/users, /v2/deals/:id) and status code (timeout or error when no answer came), with their latency.",
     },
     Family {
-        name: "offboard_crm_rate_limit_waits_total",
+        name: CRM_RATE_LIMIT_WAITS_TOTAL,
         kind: Kind::Counter,
         labels: &[],
         help: "Times the CRM answered 429 and the call waited before trying again.",
     },
     Family {
-        name: "offboard_crm_pacing_wait_seconds",
+        name: CRM_PACING_WAIT_SECONDS,
         kind: Kind::Histogram,
         labels: &[],
         help: "How long each CRM call waited for the shared request budget (rate and in-flight limit) before it was sent.",
     },
     Family {
-        name: "offboard_crm_allowed_requests_per_second",
+        name: CRM_ALLOWED_REQUESTS_PER_SECOND,
         kind: Kind::Gauge,
         labels: &[],
         help: "The request rate the CRM budget currently allows (requests_per_second, lowered after 429s, recovering on success).",
     },
     Family {
-        name: "offboard_records_reassigned_total",
+        name: CRM_BUDGET_SLOTS_DROPPED_TOTAL,
+        kind: Kind::Counter,
+        labels: &[],
+        help: "Reserved shared-budget (PostgreSQL store) slots not used in time and dropped rather than sent late (0 on SQLite).",
+    },
+    Family {
+        name: CRM_BUDGET_ERRORS_TOTAL,
+        kind: Kind::Counter,
+        labels: &[],
+        help: "Permits the shared CRM budget (PostgreSQL store) could not take from the database; the process then paces alone (0 on SQLite).",
+    },
+    Family {
+        name: RECORDS_REASSIGNED_TOTAL,
         kind: Kind::Counter,
         labels: &["kind"],
         help: "CRM records moved to a new owner, by kind: leads, contacts, deals, tasks.",
     },
     Family {
-        name: "offboard_seats_total",
+        name: SEATS_TOTAL,
         kind: Kind::Counter,
         labels: &["action", "state"],
         help: "Seat changes by action (deactivate, delete) and state: requested (the admin was asked) or verified (the CRM shows it done).",
     },
     Family {
-        name: "offboard_seats_pending_admin_action",
+        name: SEATS_PENDING_ADMIN_ACTION,
         kind: Kind::Gauge,
         labels: &["action"],
         help: "Active jobs whose seat change was requested from the CRM admin and is not verified yet, by action (read at scrape time).",
@@ -182,12 +229,14 @@ fn install() -> PrometheusHandle {
             Kind::Histogram => ::metrics::describe_histogram!(f.name, help),
         }
     }
-    ::metrics::gauge!("offboard_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    ::metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     // Label-less counters exist from the start, so a rate() over them works before
     // the first event.
-    ::metrics::counter!("offboard_crm_rate_limit_waits_total").increment(0);
-    ::metrics::counter!("offboard_store_group_commits_total").increment(0);
-    ::metrics::counter!("offboard_store_group_commit_requests_total").increment(0);
+    ::metrics::counter!(CRM_RATE_LIMIT_WAITS_TOTAL).increment(0);
+    ::metrics::counter!(STORE_GROUP_COMMITS_TOTAL).increment(0);
+    ::metrics::counter!(STORE_GROUP_COMMIT_REQUESTS_TOTAL).increment(0);
+    ::metrics::counter!(CRM_BUDGET_SLOTS_DROPPED_TOTAL).increment(0);
+    ::metrics::counter!(CRM_BUDGET_ERRORS_TOTAL).increment(0);
     handle
 }
 
@@ -196,7 +245,7 @@ fn install() -> PrometheusHandle {
 fn builder() -> PrometheusBuilder {
     let mut builder = PrometheusBuilder::new();
     for f in FAMILIES.iter().filter(|f| f.kind == Kind::Histogram) {
-        let buckets = if f.name == "offboard_crm_pacing_wait_seconds" {
+        let buckets = if f.name == CRM_PACING_WAIT_SECONDS {
             PACING_BUCKETS
         } else {
             LATENCY_BUCKETS

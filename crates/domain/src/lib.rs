@@ -6,11 +6,13 @@
 //! from the store) and are valid by construction afterwards. Nothing here does IO.
 
 pub mod budget;
+mod clock;
 mod crm;
 mod email;
 mod event;
 mod job;
 
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use crm::{CrmUser, Resource, UserRole, UserStatus};
 pub use email::{Email, EmailError};
 pub use event::{

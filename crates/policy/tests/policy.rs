@@ -126,7 +126,7 @@ fn cannot_read_names_the_file() {
 
 #[test]
 fn shipped_example_policy_is_valid() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/policy.toml");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/policy.toml");
     let policy = Policy::load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         policy.fallback_owner().map(|e| e.as_str()),

@@ -142,7 +142,7 @@ impl LocalBudget {
 
     fn publish(&self, slowdown: u32) {
         let rps = f64::from(self.settings.requests_per_second.max(1)) / f64::from(slowdown);
-        metrics::gauge!("offboard_crm_allowed_requests_per_second").set(rps);
+        metrics::gauge!(crate::metrics::CRM_ALLOWED_REQUESTS_PER_SECOND).set(rps);
     }
 }
 
@@ -171,7 +171,7 @@ impl RateBudget for LocalBudget {
         for _ in 0..slowdown.max(1) {
             self.limiter.until_ready().await;
         }
-        metrics::histogram!("offboard_crm_pacing_wait_seconds")
+        metrics::histogram!(crate::metrics::CRM_PACING_WAIT_SECONDS)
             .record(started.elapsed().as_secs_f64());
         slot
     }

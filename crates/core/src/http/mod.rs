@@ -69,17 +69,17 @@ async fn readyz(State(state): State<HealthState>) -> Response {
 async fn render_metrics(State(state): State<HealthState>) -> Response {
     if let Ok(counts) = state.store.count_by_state().await {
         for (s, n) in counts {
-            metrics::gauge!("offboard_jobs", "state" => s.as_str()).set(n as f64);
+            metrics::gauge!(crate::metrics::JOBS, "state" => s.as_str()).set(n as f64);
         }
     }
     if let Ok(lag) = state.store.oldest_runnable_age().await {
-        metrics::gauge!("offboard_queue_lag_seconds")
+        metrics::gauge!(crate::metrics::QUEUE_LAG_SECONDS)
             .set(lag.map(|d| d.as_secs_f64()).unwrap_or(0.0));
     }
     if let Ok(pending) = state.store.seats_pending().await {
         for action in ["deactivate", "delete"] {
             let n = pending.get(action).copied().unwrap_or(0);
-            metrics::gauge!("offboard_seats_pending_admin_action", "action" => action)
+            metrics::gauge!(crate::metrics::SEATS_PENDING_ADMIN_ACTION, "action" => action)
                 .set(n as f64);
         }
     }
@@ -165,7 +165,7 @@ async fn access_log(req: axum::extract::Request, next: middleware::Next) -> Resp
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     metrics::histogram!(
-        "offboard_http_request_duration_seconds",
+        crate::metrics::HTTP_REQUEST_DURATION_SECONDS,
         "route" => route.clone(),
         "method" => method,
         "status" => status.to_string(),

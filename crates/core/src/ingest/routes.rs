@@ -45,7 +45,7 @@ pub struct IngestState {
 
 /// Records the request's outcome (for metrics).
 fn outcome(source: &str, outcome: &'static str) {
-    metrics::counter!("offboard_webhooks_total", "source" => source.to_owned(), "outcome" => outcome).increment(1);
+    metrics::counter!(crate::metrics::WEBHOOKS_TOTAL, "source" => source.to_owned(), "outcome" => outcome).increment(1);
     if !matches!(outcome, "accepted" | "duplicate" | "ping" | "challenge") {
         tracing::warn!(source, outcome, "webhook refused");
     }

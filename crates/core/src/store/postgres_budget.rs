@@ -205,7 +205,7 @@ impl PgBudget {
                 );
                 let rps = f64::from(self.settings.requests_per_second.max(1))
                     / f64::from(slowdown.max(1));
-                metrics::gauge!("offboard_crm_effective_rps").set(rps);
+                metrics::gauge!(crate::metrics::CRM_ALLOWED_REQUESTS_PER_SECOND).set(rps);
                 return Ok((answered + wait, spacing));
             }
             sqlx::query(CREATE)
@@ -246,7 +246,7 @@ impl PgBudget {
             if at + late >= now {
                 return Some(at);
             }
-            metrics::counter!("offboard_crm_budget_slots_dropped_total").increment(1);
+            metrics::counter!(crate::metrics::CRM_BUDGET_SLOTS_DROPPED_TOTAL).increment(1);
         }
         None
     }
@@ -264,7 +264,7 @@ impl PgBudget {
                 }
             }
             Err(e) => {
-                metrics::counter!("offboard_crm_budget_errors_total").increment(1);
+                metrics::counter!(crate::metrics::CRM_BUDGET_ERRORS_TOTAL).increment(1);
                 if !self.degraded.swap(true, Ordering::Relaxed) {
                     tracing::warn!(error = %e, "shared CRM budget unreachable; pacing this process alone at the full rate until it is back");
                 }

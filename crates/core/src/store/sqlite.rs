@@ -147,8 +147,8 @@ async fn run_committer(writer: SqlitePool, mut queue: mpsc::Receiver<IngestReque
         let requests: Vec<&[NewEvent]> = group.iter().map(|r| r.events.as_slice()).collect();
         match commit_group(&writer, &requests).await {
             Ok(answers) => {
-                metrics::counter!("offboard_store_group_commits_total").increment(1);
-                metrics::counter!("offboard_store_group_commit_requests_total")
+                metrics::counter!(crate::metrics::STORE_GROUP_COMMITS_TOTAL).increment(1);
+                metrics::counter!(crate::metrics::STORE_GROUP_COMMIT_REQUESTS_TOTAL)
                     .increment(group.len() as u64);
                 for (request, answer) in group.drain(..).zip(answers) {
                     // The caller may have gone (client hung up): its events are stored

@@ -340,7 +340,7 @@ impl Worker {
             if let Err(e) = self.store.audit(&job.id, &[("run.ended".to_owned(), detail)]).await {
                 tracing::warn!(error = %e, "could not audit run end");
             }
-            metrics::counter!("offboard_job_transitions_total", "to" => label).increment(1);
+            metrics::counter!(crate::metrics::JOB_TRANSITIONS_TOTAL, "to" => label).increment(1);
             match self.store.finish(&lease, outcome).await {
                 Ok(()) => tracing::info!(outcome = label, "run ended"),
                 Err(StoreError::LeaseLost(_)) => tracing::warn!("finished after losing the lease; result discarded"),

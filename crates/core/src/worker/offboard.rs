@@ -118,7 +118,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
         action = action.as_str(),
         "seat change requested from the CRM admin"
     );
-    metrics::counter!("offboard_seats_total", "action" => action.as_str(), "state" => "requested")
+    metrics::counter!(crate::metrics::SEATS_TOTAL, "action" => action.as_str(), "state" => "requested")
         .increment(1);
 
     // 8. Verify (usually: not yet; poll later).
@@ -253,7 +253,7 @@ async fn finish_with_verify(
         seat::Verified::Done => {}
         seat::Verified::Waiting(outcome) => return Ok(outcome),
     }
-    metrics::counter!("offboard_seats_total", "action" => action.as_str(), "state" => "verified")
+    metrics::counter!(crate::metrics::SEATS_TOTAL, "action" => action.as_str(), "state" => "verified")
         .increment(1);
     tracing::info!(action = action.as_str(), "seat change verified in the CRM");
     if let (Some(delete_at), Action::Deactivate, JobKind::Offboard) =

@@ -286,7 +286,7 @@ async fn move_records(
             None => continue,
             Some(Ok(())) => {
                 progress.moved += 1;
-                metrics::counter!("offboard_records_reassigned_total", "kind" => resource.as_str())
+                metrics::counter!(crate::metrics::RECORDS_REASSIGNED_TOTAL, "kind" => resource.as_str())
                     .increment(1);
             }
             Some(Err(CrmError::NotFound(_))) => {

@@ -108,7 +108,7 @@ impl Transport {
                     if last || retry_after.is_some_and(|d| d > self.settings.max_retry_after) {
                         return Err(error);
                     }
-                    metrics::counter!("offboard_crm_rate_limit_waits_total").increment(1);
+                    metrics::counter!(crate::metrics::CRM_RATE_LIMIT_WAITS_TOTAL).increment(1);
                     let wait = retry_after.unwrap_or_else(|| self.throttle_backoff(attempt));
                     (error, wait)
                 }
@@ -214,7 +214,7 @@ impl Transport {
             Outcome::Failed { .. } => "error".to_owned(),
         };
         metrics::histogram!(
-            "offboard_crm_request_duration_seconds",
+            crate::metrics::CRM_REQUEST_DURATION_SECONDS,
             "method" => call.method.to_string(),
             "endpoint" => call.endpoint,
             "status" => status_label,
