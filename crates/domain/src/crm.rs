@@ -10,13 +10,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Resource {
-    #[allow(missing_docs)]
+    /// Prospects not yet converted (Sell `/v2/leads`); always open.
     Leads,
-    #[allow(missing_docs)]
+    /// People and companies (Sell `/v2/contacts`); always open.
     Contacts,
-    #[allow(missing_docs)]
+    /// Opportunities (Sell `/v2/deals`); open unless in a won or lost stage.
     Deals,
-    #[allow(missing_docs)]
+    /// To-dos (Sell `/v2/tasks`); open until completed.
     Tasks,
 }
 
@@ -41,15 +41,18 @@ impl fmt::Display for Resource {
     }
 }
 
+/// A resource name that is none of [`Resource::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown resource {0:?} (expected leads, contacts, deals or tasks)")]
+pub struct UnknownResource(pub String);
+
 impl FromStr for Resource {
-    type Err = String;
+    type Err = UnknownResource;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown resource {s:?} (expected leads, contacts, deals or tasks)")
-            })
+            .ok_or_else(|| UnknownResource(s.to_owned()))
     }
 }
 
@@ -57,9 +60,9 @@ impl FromStr for Resource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserStatus {
-    #[allow(missing_docs)]
+    /// May sign in and own records.
     Active,
-    #[allow(missing_docs)]
+    /// Deactivated: cannot sign in; keeps its history and can be reactivated.
     Inactive,
 }
 
@@ -67,30 +70,30 @@ pub enum UserStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserRole {
-    #[allow(missing_docs)]
+    /// An ordinary seat.
     User,
-    #[allow(missing_docs)]
+    /// Administers the CRM account; the guards never delete one.
     Admin,
 }
 
 /// A CRM user (a seat).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CrmUser {
-    #[allow(missing_docs)]
+    /// The CRM's id for the seat (what records' `owner_id` points at).
     pub id: i64,
-    #[allow(missing_docs)]
+    /// Display name (empty when the CRM has none).
     #[serde(default)]
     pub name: String,
     /// As the CRM stores it (compare case-insensitively).
     pub email: String,
-    #[allow(missing_docs)]
+    /// Whether the seat can sign in now.
     pub status: UserStatus,
-    #[allow(missing_docs)]
+    /// Admin or ordinary user; policy rules and the admin guard read it.
     pub role: UserRole,
     /// The user's manager in the CRM, if set.
     #[serde(default)]
     pub reports_to: Option<i64>,
-    #[allow(missing_docs)]
+    /// The CRM team, if any; policy rules can match on it.
     #[serde(default)]
     pub team_name: Option<String>,
     /// Set once the seat is deleted.

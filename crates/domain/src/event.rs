@@ -49,19 +49,19 @@ impl EventType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TerminationKind {
-    #[allow(missing_docs)]
+    /// The employee resigned.
     Voluntary,
-    #[allow(missing_docs)]
+    /// The company ended the employment (termination for cause or performance).
     Involuntary,
-    #[allow(missing_docs)]
+    /// Position eliminated, often many leavers at once.
     Layoff,
-    #[allow(missing_docs)]
+    /// The employee retired.
     Retirement,
-    #[allow(missing_docs)]
+    /// A fixed-term contract ran out (`contract_end`).
     ContractEnd,
-    #[allow(missing_docs)]
+    /// The employee died; policies usually keep the seat for the family and legal.
     Deceased,
-    #[allow(missing_docs)]
+    /// Anything the HR system calls otherwise (mapped values that match no other kind).
     Other,
 }
 
@@ -104,10 +104,10 @@ pub struct Employee {
     pub id: Option<String>,
     /// Work e-mail: the key to find the CRM user.
     pub email: Email,
-    #[allow(missing_docs)]
+    /// Display name, as the HR system sent it (for audit and notices only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[allow(missing_docs)]
+    /// Department name; policy rules can match on it (`department = [...]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub department: Option<String>,
     /// ISO country code as sent.
@@ -124,13 +124,13 @@ pub struct Termination {
     /// When the action should happen (`at = "effective"`); absent means now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective_at: Option<DateTime<Utc>>,
-    #[allow(missing_docs)]
+    /// Why the employment ends; rules match on it (`kind = "involuntary"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<TerminationKind>,
-    #[allow(missing_docs)]
+    /// Whether HR marked the leaver eligible for rehire; rules can match on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rehire_eligible: Option<bool>,
-    #[allow(missing_docs)]
+    /// Free-text reason from the HR system; stored and shown, never matched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -143,12 +143,12 @@ pub struct OffboardingEvent {
     /// What happened.
     #[serde(rename = "type")]
     pub event_type: EventType,
-    #[allow(missing_docs)]
+    /// When the HR system recorded the change (not when it takes effect).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occurred_at: Option<DateTime<Utc>>,
-    #[allow(missing_docs)]
+    /// Who is leaving (or rejoining).
     pub employee: Employee,
-    #[allow(missing_docs)]
+    /// How and when the employment ends; absent for rehires and cancellations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination: Option<Termination>,
     /// Records must be preserved; never delete.

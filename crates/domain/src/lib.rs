@@ -4,6 +4,7 @@
 //!
 //! These types are parsed once at the edge (`ingest/`, or when a row is read back
 //! from the store) and are valid by construction afterwards. Nothing here does IO.
+#![deny(missing_docs)]
 
 pub mod budget;
 mod clock;
@@ -13,7 +14,7 @@ mod event;
 mod job;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use crm::{CrmUser, Resource, UserRole, UserStatus};
+pub use crm::{CrmUser, Resource, UnknownResource, UserRole, UserStatus};
 pub use email::{Email, EmailError};
 pub use event::{
     Employee, EventError, EventType, OffboardingEvent, Termination, TerminationKind, json_kind,

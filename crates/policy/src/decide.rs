@@ -1,4 +1,4 @@
-//! The decision types and `Policy::decide`: rule matching, timing and the hard guards.
+//! `Policy::decide`: rule matching, timing and the hard guards.
 //!
 //! Deciding is a pure function of the parsed policy and the facts the worker
 //! gathered, so the same inputs always give the same decision and `policy explain`
@@ -7,156 +7,15 @@
 //! guards run after the rules and can only make an action safer (delete →
 //! deactivate or review), so no rule can talk its way past them.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-use super::matcher::{Truth, eval_any};
-use super::rules::{Policy, Rule};
-use offboard_domain::{CrmUser, Resource, UserRole};
-use offboard_domain::{Email, OffboardingEvent};
-
-/// What happens to the seat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Reversible: keeps history and email conversations.
-    Deactivate,
-    /// Permanent: removes the user's email conversations.
-    Delete,
-    /// Park the job in `needs_review` for a person.
-    Review,
-}
-
-impl Action {
-    /// The stable string form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Deactivate => "deactivate",
-            Self::Delete => "delete",
-            Self::Review => "review",
-        }
-    }
-}
-
-/// When the seat action happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Timing {
-    /// At `termination.effective_at` (or now when the event has none).
-    Effective,
-    /// As soon as the job runs.
-    Now,
-}
-
-/// Who receives the departing rep's records.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "email")]
-pub enum ReassignTo {
-    /// `employee.manager_email`, else the CRM `reports_to`, else the fallback owner.
-    Manager,
-    /// The policy's `fallback_owner`.
-    Fallback,
-    /// A fixed person.
-    User(Email),
-}
-
-/// The policy-file spelling: `manager`, `fallback` or `user:<email>`.
-impl fmt::Display for ReassignTo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Manager => f.write_str("manager"),
-            Self::Fallback => f.write_str("fallback"),
-            Self::User(e) => write!(f, "user:{e}"),
-        }
-    }
-}
-
-/// One hard guard's verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GuardOutcome {
-    /// Stable guard name, e.g. `never_delete_admin`.
-    pub guard: String,
-    /// Whether this guard changed the decision: its action, or (for admins and
-    /// legal hold) by dropping a `delete_after` follow-up.
-    pub changed: bool,
-    /// Why, in words.
-    pub detail: String,
-}
-
-/// What the worker knows when it decides. `None` means "could not be fetched";
-/// the decision then lists what it assumed.
-#[derive(Debug, Clone)]
-pub struct Facts<'a> {
-    /// The termination event.
-    pub event: &'a OffboardingEvent,
-    /// The CRM user the event's email resolved to.
-    pub user: Option<&'a CrmUser>,
-    /// Open records the user owns across all resources.
-    pub owned_open_records: Option<u64>,
-    /// Active CRM users whose `reports_to` is this user.
-    pub active_reportees: Option<u64>,
-    /// Decision time (schedules are relative to it).
-    pub now: DateTime<Utc>,
-}
-
-/// The outcome of a policy decision and its explanation. Stored with the job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Decision {
-    /// Hash of the policy text the decision was made with.
-    pub policy_version: String,
-    /// Name of the matching rule.
-    pub rule: String,
-    /// The rule's own action, before guards (`delete` for a follow-up delete).
-    pub rule_action: Action,
-    /// The final action, after guards.
-    pub action: Action,
-    /// Timing as written in the rule (`now` for a follow-up delete).
-    pub at: Timing,
-    /// When the seat step is due (None: now).
-    pub run_at: Option<DateTime<Utc>>,
-    /// For `delete_after`: when the follow-up delete is due.
-    pub delete_at: Option<DateTime<Utc>>,
-    /// Who gets the records.
-    pub reassign_to: ReassignTo,
-    /// The policy's fallback owner.
-    pub fallback_owner: Option<Email>,
-    /// Which resources to reassign.
-    pub reassign: Vec<Resource>,
-    /// Leave closed deals and completed tasks with the leaver.
-    pub open_only: bool,
-    /// Extra people to tell (e-mail addresses); audited, not sent by the CRM.
-    pub notify: Vec<String>,
-    /// Each hard guard, in order.
-    pub guards: Vec<GuardOutcome>,
-    /// CRM facts that were missing and what the decision assumed instead.
-    pub assumptions: Vec<String>,
-    /// Why a person must look at it (action `review`).
-    pub review_reason: Option<String>,
-    /// This is the follow-up delete of a `delete_after` rule, not the first decision.
-    #[serde(default)]
-    pub follow_up_delete: bool,
-}
-
-/// Rule name a decision carries when no rule matched.
-pub const NO_RULE_MATCHED: &str = "no rule matched";
-
-/// Guard names, in the order they run.
-pub const GUARD_ADMIN: &str = "never_delete_admin";
-/// See [`GUARD_ADMIN`].
-pub const GUARD_LEGAL_HOLD: &str = "never_delete_under_legal_hold";
-/// See [`GUARD_ADMIN`].
-pub const GUARD_REPORTEES: &str = "never_delete_manager_with_reportees";
-
-/// Guards the worker applies when it acts, with fresh facts; `explain` lists them so
-/// a reader knows the decision is not the last word.
-pub const RUNTIME_GUARDS: [&str; 4] = [
-    "delete only after a fresh count shows zero open records still owned",
-    "reassign only to an active user (else the fallback owner, else needs_review)",
-    "a rehire or cancelled termination before the action runs cancels it",
-    "over max_deletions_per_hour / max_offboardings_per_hour, the job waits for approval",
-];
+use crate::matcher::{Truth, eval_any};
+use crate::rules::{Policy, Rule};
+use crate::types::{
+    Action, Decision, Facts, GUARD_ADMIN, GUARD_LEGAL_HOLD, GUARD_REPORTEES, GuardOutcome,
+    NO_RULE_MATCHED, Timing,
+};
+use offboard_domain::UserRole;
 
 impl Policy {
     /// Decides what to do for a termination; cannot fail.
@@ -442,6 +301,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::types::ReassignTo;
+    use offboard_domain::{CrmUser, Email, OffboardingEvent};
 
     const POLICY: &str = r#"
 version = 1

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use super::decide::{Action, Decision, RUNTIME_GUARDS, ReassignTo, Timing};
+use crate::types::{Action, Decision, RUNTIME_GUARDS, ReassignTo, Timing};
 use offboard_domain::Resource;
 
 fn time(t: DateTime<Utc>) -> String {

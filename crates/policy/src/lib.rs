@@ -8,21 +8,24 @@
 //!
 //! Code map: `rules.rs` parses and validates the file (every error is
 //! `file:line:col: message`); `matcher.rs` evaluates `when`; `decide.rs` holds the
-//! decision types, rule matching, timing and the guards; `explain.rs` renders a
+//! rule matching, timing and the guards; `types.rs` the decision's vocabulary that
+//! all of them share (so no two modules import each other); `explain.rs` renders a
 //! decision as text or JSON.
 //!
 //! Architecture invariant: nothing in this folder does IO besides reading the
 //! policy file in [`Policy::load`]; deciding cannot fail. CRM facts the worker could
 //! not fetch are passed as `None` and the decision says what it assumed.
+#![deny(missing_docs)]
 
 mod decide;
 mod explain;
 mod matcher;
 mod rules;
+mod types;
 
-pub use decide::{
+pub use explain::{explain_json, explain_text};
+pub use rules::{Policy, PolicyError};
+pub use types::{
     Action, Decision, Facts, GUARD_ADMIN, GUARD_LEGAL_HOLD, GUARD_REPORTEES, GuardOutcome,
     NO_RULE_MATCHED, RUNTIME_GUARDS, ReassignTo, Timing,
 };
-pub use explain::{explain_json, explain_text};
-pub use rules::{Policy, PolicyError};

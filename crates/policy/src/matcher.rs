@@ -12,7 +12,7 @@ use std::fmt;
 use offboard_domain::UserRole;
 use offboard_domain::{EventType, TerminationKind};
 
-use super::decide::Facts;
+use crate::types::Facts;
 
 /// Every event type, for validating `type` and for the reachability check.
 pub(super) const EVENT_TYPES: [EventType; 3] = [

@@ -19,10 +19,11 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
-use super::decide::{Action, ReassignTo, Timing};
-use super::matcher::{Alternative, CONDITION_KEYS, Condition, EVENT_TYPES, Range};
+use crate::matcher::{Alternative, CONDITION_KEYS, Condition, EVENT_TYPES, Range};
 use offboard_domain::{Email, EventType, TerminationKind};
-use offboard_domain::{Resource, UserRole};
+use offboard_domain::{Resource, UnknownResource, UserRole};
+
+use crate::types::{Action, ReassignTo, Timing};
 
 /// The only policy file format this build understands.
 const SUPPORTED_VERSION: i64 = 1;
@@ -503,7 +504,7 @@ impl<'a> Parser<'a> {
         for s in self.string_list(v, "reassign")? {
             let r: Resource =
                 s.s.parse()
-                    .map_err(|e: String| self.err(s.span.clone(), e))?;
+                    .map_err(|e: UnknownResource| self.err(s.span.clone(), e.to_string()))?;
             wanted.push(r);
         }
         // The worker reassigns in a fixed order whatever order the file lists.
