@@ -8,6 +8,11 @@
 //!
 //! The suite is the definition of "the same semantics" in DESIGN.md §8: a behaviour
 //! one store has and the other lacks shows up here as a test failing on one side.
+//!
+//! Time is a [`ManualClock`] the store reads "now" from, starting at [`T0`]: a lease
+//! expires, or a `created_at` moves on, because a test advances the clock, never
+//! because it slept. The sleeps left wait for another task to get somewhere (a
+//! listener to be up, a claim to block on a lock), not for time to pass.
 
 use std::{
     collections::{BTreeSet, HashSet},
@@ -16,8 +21,9 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+
 use offboard_core::{
-    domain::{JobKind, JobState, OffboardingEvent},
+    domain::{Clock, JobKind, JobState, ManualClock, OffboardingEvent},
     store::{
         Claimed, IngestOutcome, JobFilter, Lease, NewEvent, Outcome, Reservation, SharedStore,
         StoreError,
@@ -28,6 +34,19 @@ use serde_json::json;
 const LEASE: Duration = Duration::from_secs(30);
 const ENV: &str = "OFFBOARD_TEST_POSTGRES_URL";
 
+/// Where every test's clock starts (and the `run_at` of [`new_event`]'s events, so
+/// they are due at once): a fixed instant, so no test depends on the wall clock.
+fn t0() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(1_767_603_600_000).expect("a valid instant")
+}
+
+/// A store on `clock` at `url`.
+async fn open_at(url: &str, clock: &ManualClock) -> SharedStore {
+    offboard_core::store::open_with_clock(url, "full", true, clock.shared())
+        .await
+        .expect("open store")
+}
+
 // ---------------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------------
@@ -35,6 +54,10 @@ const ENV: &str = "OFFBOARD_TEST_POSTGRES_URL";
 /// A store under test and whatever must outlive it.
 struct Harness {
     store: SharedStore,
+    /// The clock the store reads "now" from.
+    clock: ManualClock,
+    /// Where the store is, to reach its rows behind its back.
+    url: String,
     _dir: Option<tempfile::TempDir>,
     /// (admin URL, schema) to drop after a passing PostgreSQL test.
     pg: Option<(String, String)>,
@@ -44,14 +67,15 @@ impl Harness {
     async fn sqlite(migrated: bool) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}/offboard.db", dir.path().display());
-        let store = offboard_core::store::open(&url, "full")
-            .await
-            .expect("open sqlite");
+        let clock = ManualClock::new(t0());
+        let store = open_at(&url, &clock).await;
         if migrated {
             store.migrate().await.expect("migrate sqlite");
         }
         Harness {
             store,
+            clock,
+            url,
             _dir: Some(dir),
             pg: None,
         }
@@ -64,14 +88,16 @@ impl Harness {
             return None;
         };
         let schema = new_schema(&base).await;
-        let store = offboard_core::store::open(&schema_url(&base, &schema), "full")
-            .await
-            .expect("open postgres");
+        let url = schema_url(&base, &schema);
+        let clock = ManualClock::new(t0());
+        let store = open_at(&url, &clock).await;
         if migrated {
             store.migrate().await.expect("migrate postgres");
         }
         Some(Harness {
             store,
+            clock,
+            url,
             _dir: None,
             pg: Some((base, schema)),
         })
@@ -125,14 +151,14 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let h = super::Harness::sqlite(true).await;
-                    super::$name(h.store.clone()).await;
+                    super::$name(h.store.clone(), h.clock.clone()).await;
                 }
             )*
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $raw() {
                     let h = super::Harness::sqlite(false).await;
-                    super::$raw(h.store.clone()).await;
+                    super::$raw(h.store.clone(), h.clock.clone()).await;
                 }
             )*
         }
@@ -141,7 +167,7 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let Some(h) = super::Harness::postgres(true).await else { return };
-                    super::$name(h.store.clone()).await;
+                    super::$name(h.store.clone(), h.clock.clone()).await;
                     h.cleanup().await;
                 }
             )*
@@ -149,7 +175,7 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $raw() {
                     let Some(h) = super::Harness::postgres(false).await else { return };
-                    super::$raw(h.store.clone()).await;
+                    super::$raw(h.store.clone(), h.clock.clone()).await;
                     h.cleanup().await;
                 }
             )*
@@ -211,7 +237,7 @@ fn new_event(id: &str, email: &str) -> NewEvent {
         source: "hr".to_owned(),
         event: event(id, email, "employee.terminated"),
         body_sha256: format!("sha-of-{id}"),
-        run_at: Utc::now(),
+        run_at: t0(),
         max_attempts: 3,
     }
 }
@@ -255,11 +281,10 @@ fn assert_wrong_state<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) 
     }
 }
 
-/// Claims with a lease that is already over, then waits until it is in the past on
-/// any clock the store uses (milliseconds).
-async fn claim_expired(store: &SharedStore, owner: &str) -> Claimed {
+/// Claims with a lease that ends at once, then moves the clock past its end.
+async fn claim_expired(store: &SharedStore, clock: &ManualClock, owner: &str) -> Claimed {
     let c = claim_one(store, owner, Duration::ZERO).await;
-    tokio::time::sleep(Duration::from_millis(25)).await;
+    clock.advance(chrono::Duration::milliseconds(1));
     c
 }
 
@@ -275,7 +300,7 @@ fn close_to(t: DateTime<Utc>, expected: DateTime<Utc>, what: &str) {
 // The suite
 // ---------------------------------------------------------------------------------
 
-async fn ready_fails_before_migrate(store: SharedStore) {
+async fn ready_fails_before_migrate(store: SharedStore, _clock: ManualClock) {
     assert!(store.ready().await.is_err(), "ready() before migrate");
     store.migrate().await.expect("migrate");
     store.ready().await.expect("ready() after migrate");
@@ -283,7 +308,7 @@ async fn ready_fails_before_migrate(store: SharedStore) {
     store.ready().await.expect("still ready");
 }
 
-async fn ingest_accepts_then_reports_duplicates(store: SharedStore) {
+async fn ingest_accepts_then_reports_duplicates(store: SharedStore, _clock: ManualClock) {
     let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
     let again = store
         .ingest(vec![new_event("evt-1", "jane@example.com")])
@@ -321,7 +346,7 @@ async fn ingest_accepts_then_reports_duplicates(store: SharedStore) {
     assert_eq!(rehire_job.job.kind, JobKind::Reverse);
 }
 
-async fn ingest_conflict_stores_nothing(store: SharedStore) {
+async fn ingest_conflict_stores_nothing(store: SharedStore, _clock: ManualClock) {
     ingest(&store, new_event("evt-1", "jane@example.com")).await;
     let mut reused = new_event("evt-1", "jane@example.com");
     reused.body_sha256 = "another-body".into();
@@ -349,9 +374,9 @@ async fn ingest_conflict_stores_nothing(store: SharedStore) {
     );
 }
 
-async fn claim_takes_a_lease_and_increments_attempt(store: SharedStore) {
+async fn claim_takes_a_lease_and_increments_attempt(store: SharedStore, clock: ManualClock) {
     let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
-    let before = Utc::now();
+    let before = clock.now();
     let c = claim_one(&store, "worker-a", LEASE).await;
     assert_eq!(c.job.id, job_id);
     assert_eq!(c.job.state, JobState::Running);
@@ -387,9 +412,9 @@ async fn claim_takes_a_lease_and_increments_attempt(store: SharedStore) {
     );
 }
 
-async fn claim_respects_run_at(store: SharedStore) {
+async fn claim_respects_run_at(store: SharedStore, clock: ManualClock) {
     let mut later = new_event("evt-later", "jane@example.com");
-    later.run_at = Utc::now() + chrono::Duration::hours(1);
+    later.run_at = clock.now() + chrono::Duration::hours(1);
     ingest(&store, later).await;
     assert!(
         store.claim("w", 10, LEASE).await.expect("claim").is_empty(),
@@ -398,7 +423,7 @@ async fn claim_respects_run_at(store: SharedStore) {
     assert_eq!(store.oldest_runnable_age().await.expect("lag"), None);
 
     let mut due = new_event("evt-due", "john@example.com");
-    due.run_at = Utc::now() - chrono::Duration::seconds(5);
+    due.run_at = clock.now() - chrono::Duration::seconds(5);
     let due_id = ingest(&store, due).await;
     let lag = store
         .oldest_runnable_age()
@@ -410,7 +435,7 @@ async fn claim_respects_run_at(store: SharedStore) {
     assert_eq!(c.job.id, due_id);
 }
 
-async fn one_running_job_per_employee(store: SharedStore) {
+async fn one_running_job_per_employee(store: SharedStore, _clock: ManualClock) {
     let first = ingest(&store, new_event("evt-1", "jane@example.com")).await;
     let second = ingest(&store, new_event("evt-2", "jane@example.com")).await;
     let other = ingest(&store, new_event("evt-3", "john@example.com")).await;
@@ -442,7 +467,7 @@ async fn one_running_job_per_employee(store: SharedStore) {
     assert_eq!(next.job.id, second);
 }
 
-async fn heartbeat_extends_the_lease(store: SharedStore) {
+async fn heartbeat_extends_the_lease(store: SharedStore, clock: ManualClock) {
     ingest(&store, new_event("evt-1", "jane@example.com")).await;
     let c = claim_one(&store, "w", Duration::from_secs(2)).await;
     store
@@ -457,14 +482,14 @@ async fn heartbeat_extends_the_lease(store: SharedStore) {
         .job;
     close_to(
         job.lease_expires_at.expect("expiry"),
-        Utc::now() + chrono::Duration::hours(1),
+        clock.now() + chrono::Duration::hours(1),
         "extended lease",
     );
     assert_eq!(job.attempt, 1, "a heartbeat is not an attempt");
     assert_eq!(job.state, JobState::Running);
 }
 
-async fn heartbeat_with_a_stale_lease_is_lease_lost(store: SharedStore) {
+async fn heartbeat_with_a_stale_lease_is_lease_lost(store: SharedStore, _clock: ManualClock) {
     ingest(&store, new_event("evt-1", "jane@example.com")).await;
     let c = claim_one(&store, "w", LEASE).await;
     let wrong_owner = Lease {
@@ -496,9 +521,9 @@ async fn heartbeat_with_a_stale_lease_is_lease_lost(store: SharedStore) {
     );
 }
 
-async fn finish_of_an_older_attempt_is_rejected(store: SharedStore) {
+async fn finish_of_an_older_attempt_is_rejected(store: SharedStore, clock: ManualClock) {
     let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
-    let old = claim_expired(&store, "worker-a").await;
+    let old = claim_expired(&store, &clock, "worker-a").await;
     assert_eq!(store.requeue_expired().await.expect("requeue"), 1);
     let new = claim_one(&store, "worker-b", LEASE).await;
     assert_eq!(new.job.id, job_id);
@@ -542,9 +567,9 @@ async fn finish_of_an_older_attempt_is_rejected(store: SharedStore) {
     );
 }
 
-async fn expired_leases_are_requeued(store: SharedStore) {
+async fn expired_leases_are_requeued(store: SharedStore, clock: ManualClock) {
     let expiring = ingest(&store, new_event("evt-1", "jane@example.com")).await;
-    let c = claim_expired(&store, "w").await;
+    let c = claim_expired(&store, &clock, "w").await;
     assert_eq!(c.job.id, expiring);
     let healthy = ingest(&store, new_event("evt-2", "john@example.com")).await;
     claim_one(&store, "w", LEASE).await;
@@ -568,7 +593,7 @@ async fn expired_leases_are_requeued(store: SharedStore) {
     assert_eq!(again.job.attempt, 2);
 }
 
-async fn retry_counts_failures_until_max_attempts(store: SharedStore) {
+async fn retry_counts_failures_until_max_attempts(store: SharedStore, clock: ManualClock) {
     let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
     for n in 1..=2u32 {
         let c = claim_one(&store, "w", LEASE).await;
@@ -576,7 +601,7 @@ async fn retry_counts_failures_until_max_attempts(store: SharedStore) {
             .finish(
                 &c.lease,
                 Outcome::Retry {
-                    run_at: Utc::now() - chrono::Duration::seconds(1),
+                    run_at: clock.now() - chrono::Duration::seconds(1),
                     error: format!("boom {n}"),
                 },
             )
@@ -597,7 +622,7 @@ async fn retry_counts_failures_until_max_attempts(store: SharedStore) {
         .finish(
             &c.lease,
             Outcome::Retry {
-                run_at: Utc::now(),
+                run_at: clock.now(),
                 error: "boom 3".into(),
             },
         )
@@ -616,7 +641,7 @@ async fn retry_counts_failures_until_max_attempts(store: SharedStore) {
     // A retry's run_at is honoured.
     let later = ingest(&store, new_event("evt-2", "john@example.com")).await;
     let c = claim_one(&store, "w", LEASE).await;
-    let at = Utc::now() + chrono::Duration::minutes(10);
+    let at = clock.now() + chrono::Duration::minutes(10);
     store
         .finish(
             &c.lease,
@@ -632,14 +657,14 @@ async fn retry_counts_failures_until_max_attempts(store: SharedStore) {
     assert!(store.claim("w", 10, LEASE).await.expect("claim").is_empty());
 }
 
-async fn scheduled_and_released_outcomes(store: SharedStore) {
+async fn scheduled_and_released_outcomes(store: SharedStore, clock: ManualClock) {
     let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
     let c = claim_one(&store, "w", LEASE).await;
     store
         .finish(
             &c.lease,
             Outcome::Retry {
-                run_at: Utc::now(),
+                run_at: clock.now(),
                 error: "flaky".into(),
             },
         )
@@ -647,7 +672,7 @@ async fn scheduled_and_released_outcomes(store: SharedStore) {
         .expect("retry");
     // Scheduled is waiting, not failing: it resets the consecutive failures.
     let c = claim_one(&store, "w", LEASE).await;
-    let at = Utc::now() + chrono::Duration::hours(2);
+    let at = clock.now() + chrono::Duration::hours(2);
     store
         .finish(
             &c.lease,
@@ -713,9 +738,9 @@ async fn scheduled_and_released_outcomes(store: SharedStore) {
     }
 }
 
-async fn set_plan_and_checkpoints_are_fenced(store: SharedStore) {
+async fn set_plan_and_checkpoints_are_fenced(store: SharedStore, clock: ManualClock) {
     let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
-    let old = claim_expired(&store, "worker-a").await;
+    let old = claim_expired(&store, &clock, "worker-a").await;
     let plan = json!({ "rule": "leavers", "action": "deactivate" });
     store
         .set_plan(&old.lease, "deactivate", &plan)
@@ -767,9 +792,9 @@ async fn set_plan_and_checkpoints_are_fenced(store: SharedStore) {
     assert_eq!(detail.checkpoints.len(), 2);
 }
 
-async fn audit_appends_in_order(store: SharedStore) {
+async fn audit_appends_in_order(store: SharedStore, clock: ManualClock) {
     let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
-    let c = claim_expired(&store, "w").await;
+    let c = claim_expired(&store, &clock, "w").await;
     store
         .audit(
             &job_id,
@@ -817,10 +842,10 @@ async fn audit_appends_in_order(store: SharedStore) {
         detail.audit.windows(2).all(|w| w[0].at <= w[1].at),
         "audit times never go back"
     );
-    close_to(detail.audit[0].at, Utc::now(), "audit time");
+    close_to(detail.audit[0].at, clock.now(), "audit time");
 }
 
-async fn get_job_returns_the_whole_story(store: SharedStore) {
+async fn get_job_returns_the_whole_story(store: SharedStore, clock: ManualClock) {
     assert!(store.get_job("no-such-job").await.expect("get").is_none());
     let mut ev = new_event("evt-1", "jane@example.com");
     ev.event = OffboardingEvent::from_json(
@@ -871,10 +896,10 @@ async fn get_job_returns_the_whole_story(store: SharedStore) {
     assert!(!detail.job.approved);
     assert_eq!(detail.job.parent_id, None);
     assert!(detail.job.created_at <= detail.job.updated_at);
-    close_to(detail.job.created_at, Utc::now(), "created_at");
+    close_to(detail.job.created_at, clock.now(), "created_at");
 }
 
-async fn list_jobs_filters_and_pages(store: SharedStore) {
+async fn list_jobs_filters_and_pages(store: SharedStore, clock: ManualClock) {
     let mut ids = Vec::new();
     for i in 0..5 {
         let email = if i % 2 == 0 {
@@ -884,7 +909,7 @@ async fn list_jobs_filters_and_pages(store: SharedStore) {
         };
         ids.push(ingest(&store, new_event(&format!("evt-{i}"), email)).await);
         // Distinct creation milliseconds keep `created_at` filters unambiguous.
-        tokio::time::sleep(Duration::from_millis(3)).await;
+        clock.advance(chrono::Duration::milliseconds(3));
     }
     let claimed = store.claim("w", 1, LEASE).await.expect("claim");
     assert_eq!(claimed.len(), 1);
@@ -928,7 +953,7 @@ async fn list_jobs_filters_and_pages(store: SharedStore) {
 
     let future = store
         .list_jobs(&JobFilter {
-            since: Some(Utc::now() + chrono::Duration::minutes(5)),
+            since: Some(clock.now() + chrono::Duration::minutes(5)),
             ..Default::default()
         })
         .await
@@ -936,7 +961,7 @@ async fn list_jobs_filters_and_pages(store: SharedStore) {
     assert!(future.is_empty());
     let past = store
         .list_jobs(&JobFilter {
-            since: Some(Utc::now() - chrono::Duration::minutes(5)),
+            since: Some(clock.now() - chrono::Duration::minutes(5)),
             ..Default::default()
         })
         .await
@@ -963,7 +988,7 @@ async fn list_jobs_filters_and_pages(store: SharedStore) {
     assert_eq!(paged, newest_first);
 }
 
-async fn jobs_for_filters_by_state_newest_first(store: SharedStore) {
+async fn jobs_for_filters_by_state_newest_first(store: SharedStore, _clock: ManualClock) {
     let a = ingest(&store, new_event("evt-1", "jane@example.com")).await;
     let b = ingest(&store, new_event("evt-2", "jane@example.com")).await;
     ingest(&store, new_event("evt-3", "john@example.com")).await;
@@ -1003,7 +1028,7 @@ async fn jobs_for_filters_by_state_newest_first(store: SharedStore) {
     );
 }
 
-async fn operator_actions_follow_state_rules(store: SharedStore) {
+async fn operator_actions_follow_state_rules(store: SharedStore, clock: ManualClock) {
     assert!(matches!(
         store.retry("no-such-job").await,
         Err(StoreError::NotFound(_))
@@ -1069,7 +1094,7 @@ async fn operator_actions_follow_state_rules(store: SharedStore) {
         .finish(
             &c.lease,
             Outcome::Retry {
-                run_at: Utc::now(),
+                run_at: clock.now(),
                 error: "e1".into(),
             },
         )
@@ -1133,7 +1158,10 @@ async fn operator_actions_follow_state_rules(store: SharedStore) {
     );
 }
 
-async fn operator_cancel_of_a_running_job_fences_the_worker(store: SharedStore) {
+async fn operator_cancel_of_a_running_job_fences_the_worker(
+    store: SharedStore,
+    _clock: ManualClock,
+) {
     let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
     let c = claim_one(&store, "w", LEASE).await;
     let job = store.cancel(&job_id, "stop").await.expect("cancel running");
@@ -1151,11 +1179,11 @@ async fn operator_cancel_of_a_running_job_fences_the_worker(store: SharedStore) 
     assert_eq!(claim_one(&store, "w", LEASE).await.job.id, next);
 }
 
-async fn cancel_pending_for_spares_the_running_job(store: SharedStore) {
+async fn cancel_pending_for_spares_the_running_job(store: SharedStore, clock: ManualClock) {
     let running = ingest(&store, new_event("evt-1", "jane@example.com")).await;
     let queued = ingest(&store, new_event("evt-2", "jane@example.com")).await;
     let mut later = new_event("evt-3", "jane@example.com");
-    later.run_at = Utc::now() + chrono::Duration::days(1);
+    later.run_at = clock.now() + chrono::Duration::days(1);
     let later = ingest(&store, later).await;
     let someone_else = ingest(&store, new_event("evt-4", "john@example.com")).await;
     let claimed = store.claim("w", 10, LEASE).await.expect("claim");
@@ -1194,10 +1222,10 @@ async fn cancel_pending_for_spares_the_running_job(store: SharedStore) {
     );
 }
 
-async fn enqueue_follow_up_is_idempotent_and_fenced(store: SharedStore) {
+async fn enqueue_follow_up_is_idempotent_and_fenced(store: SharedStore, clock: ManualClock) {
     let parent = ingest(&store, new_event("evt-1", "jane@example.com")).await;
     let c = claim_one(&store, "w", LEASE).await;
-    let at = Utc::now() + chrono::Duration::days(90);
+    let at = clock.now() + chrono::Duration::days(90);
     let first = store
         .enqueue_follow_up(&c.lease, JobKind::DeleteAfterRetention, at)
         .await
@@ -1259,9 +1287,9 @@ async fn claimed_jobs(store: &SharedStore, n: usize) -> Vec<Claimed> {
     claimed
 }
 
-async fn reserve_seat_action_enforces_caps(store: SharedStore) {
+async fn reserve_seat_action_enforces_caps(store: SharedStore, clock: ManualClock) {
     let jobs = claimed_jobs(&store, 6).await;
-    let hour_ago = Utc::now() - chrono::Duration::hours(1);
+    let hour_ago = clock.now() - chrono::Duration::hours(1);
     let reserve = |i: usize, action: &'static str, max_same: Option<u32>, max_all: Option<u32>| {
         let store = store.clone();
         let lease = jobs[i].lease.clone();
@@ -1316,7 +1344,7 @@ async fn reserve_seat_action_enforces_caps(store: SharedStore) {
         Reservation::Granted
     );
     // Only reservations since `since` count.
-    let later = Utc::now() + chrono::Duration::minutes(1);
+    let later = clock.now() + chrono::Duration::minutes(1);
     assert_eq!(
         store
             .reserve_seat_action(&jobs[2].lease, "delete", later, Some(1), Some(1))
@@ -1337,9 +1365,9 @@ async fn reserve_seat_action_enforces_caps(store: SharedStore) {
     );
 }
 
-async fn concurrent_reservations_never_overshoot_a_cap(store: SharedStore) {
+async fn concurrent_reservations_never_overshoot_a_cap(store: SharedStore, clock: ManualClock) {
     let jobs = claimed_jobs(&store, 8).await;
-    let since = Utc::now() - chrono::Duration::hours(1);
+    let since = clock.now() - chrono::Duration::hours(1);
     let mut tasks = tokio::task::JoinSet::new();
     for c in jobs {
         let store = store.clone();
@@ -1360,7 +1388,7 @@ async fn concurrent_reservations_never_overshoot_a_cap(store: SharedStore) {
     assert_eq!(granted, 3, "exactly the cap, never more");
 }
 
-async fn concurrent_claims_never_share_a_job(store: SharedStore) {
+async fn concurrent_claims_never_share_a_job(store: SharedStore, _clock: ManualClock) {
     // 40 jobs over 10 employees: claimers race on the same rows and on the same
     // employees.
     let mut all = BTreeSet::new();
@@ -1385,7 +1413,9 @@ async fn concurrent_claims_never_share_a_job(store: SharedStore) {
                     if queue_drained(&store).await {
                         break;
                     }
-                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    // The others still hold jobs: let them finish (no time needs to
+                    // pass, every job is due).
+                    tokio::task::yield_now().await;
                     continue;
                 }
                 for c in &claimed {
@@ -1396,6 +1426,8 @@ async fn concurrent_claims_never_share_a_job(store: SharedStore) {
                         .insert(c.job.employee_email.clone());
                     assert!(fresh, "two running jobs for {}", c.job.employee_email);
                 }
+                // Hold the jobs while the other claimers run, as real work would: the
+                // race this test is about needs claims to meet running jobs.
                 tokio::time::sleep(Duration::from_millis(2)).await;
                 for c in claimed {
                     // Forget the employee before the finish commits, so a claim that
@@ -1435,7 +1467,7 @@ async fn queue_drained(store: &SharedStore) -> bool {
     counts[&JobState::Queued] + counts[&JobState::Running] + counts[&JobState::Scheduled] == 0
 }
 
-async fn count_by_state_and_queue_lag(store: SharedStore) {
+async fn count_by_state_and_queue_lag(store: SharedStore, _clock: ManualClock) {
     let counts = store.count_by_state().await.expect("counts");
     assert_eq!(counts.len(), JobState::ALL.len(), "every state is reported");
     assert!(counts.values().all(|n| *n == 0));
@@ -1459,9 +1491,12 @@ async fn count_by_state_and_queue_lag(store: SharedStore) {
 
 /// `seats_pending` (the `offboard_seats_pending_admin_action` gauge): active jobs
 /// with a reserved action and a `seat_requested_at` checkpoint, per action.
-async fn seats_pending_counts_requested_unverified_seat_changes(store: SharedStore) {
+async fn seats_pending_counts_requested_unverified_seat_changes(
+    store: SharedStore,
+    clock: ManualClock,
+) {
     assert!(store.seats_pending().await.expect("pending").is_empty());
-    let later = Utc::now() + chrono::Duration::hours(1);
+    let later = clock.now() + chrono::Duration::hours(1);
     // (email, action, seat requested?, how the run ends)
     let runs = [
         ("a@example.com", "deactivate", true, "scheduled"),
@@ -1478,7 +1513,7 @@ async fn seats_pending_counts_requested_unverified_seat_changes(store: SharedSto
             .reserve_seat_action(
                 &c.lease,
                 action,
-                Utc::now() - chrono::Duration::hours(1),
+                clock.now() - chrono::Duration::hours(1),
                 None,
                 None,
             )
@@ -1487,7 +1522,7 @@ async fn seats_pending_counts_requested_unverified_seat_changes(store: SharedSto
         assert_eq!(granted, Reservation::Granted);
         if requested {
             store
-                .put_checkpoint(&c.lease, "seat_requested_at", &json!(Utc::now()))
+                .put_checkpoint(&c.lease, "seat_requested_at", &json!(clock.now()))
                 .await
                 .expect("checkpoint");
         }
@@ -1519,7 +1554,7 @@ async fn claim_one_of(store: &SharedStore) -> Claimed {
     c.remove(0)
 }
 
-async fn wait_for_work_returns_by_max(store: SharedStore) {
+async fn wait_for_work_returns_by_max(store: SharedStore, _clock: ManualClock) {
     let started = Instant::now();
     store.wait_for_work(Duration::from_millis(100)).await;
     let waited = started.elapsed();
@@ -1544,12 +1579,88 @@ async fn sqlite_wait_for_work_sleeps() {
 #[tokio::test]
 async fn open_rejects_unknown_schemes() {
     match offboard_core::store::open("mysql://user:secret@host/db", "full").await {
-        Err(e) => {
+        Err(e @ StoreError::Unsupported(_)) => {
             let msg = e.to_string();
             assert!(msg.contains("mysql") && !msg.contains("secret"), "{msg}");
         }
+        Err(other) => panic!("expected Unsupported, got {other:?}"),
         Ok(_) => panic!("mysql is not a supported store"),
     }
+}
+
+/// Stored values no job can have (a bad restore, a hand edit): `run_at` beyond any
+/// instant, a negative attempt count.
+const NOT_A_TIME: i64 = i64::MAX;
+
+/// Every read of the job says which job and column are corrupt instead of making
+/// something up (a 1970 `run_at` would make it runnable for ever).
+async fn reads_report_corruption(store: &SharedStore, id: &str, column: &str) {
+    let reads = [
+        store.get_job(id).await.map(|_| ()),
+        store.list_jobs(&JobFilter::default()).await.map(|_| ()),
+        store
+            .jobs_for("jane@example.com", &[JobState::Queued])
+            .await
+            .map(|_| ()),
+    ];
+    for read in reads {
+        match read {
+            Err(StoreError::Corrupt(msg)) => {
+                assert!(msg.contains(id) && msg.contains(column), "{msg}");
+            }
+            other => panic!("{column}: expected Corrupt, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_corrupt_stored_values_are_reported() {
+    use sqlx::Connection;
+    let h = Harness::sqlite(true).await;
+    let id = ingest(&h.store, new_event("evt-1", "jane@example.com")).await;
+    let mut raw = sqlx::SqliteConnection::connect(&h.url)
+        .await
+        .expect("connect sqlite");
+    sqlx::query("UPDATE jobs SET run_at = ? WHERE id = ?")
+        .bind(NOT_A_TIME)
+        .bind(&id)
+        .execute(&mut raw)
+        .await
+        .expect("corrupt run_at");
+    reads_report_corruption(&h.store, &id, "run_at").await;
+    sqlx::query("UPDATE jobs SET run_at = 0, attempt = -1 WHERE id = ?")
+        .bind(&id)
+        .execute(&mut raw)
+        .await
+        .expect("corrupt attempt");
+    reads_report_corruption(&h.store, &id, "attempt").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_corrupt_stored_values_are_reported() {
+    use sqlx::Connection;
+    let Some(h) = Harness::postgres(true).await else {
+        return;
+    };
+    let id = ingest(&h.store, new_event("evt-1", "jane@example.com")).await;
+    let mut raw = sqlx::PgConnection::connect(&h.url)
+        .await
+        .expect("connect postgres");
+    sqlx::query("UPDATE jobs SET run_at = $1 WHERE id = $2")
+        .bind(NOT_A_TIME)
+        .bind(&id)
+        .execute(&mut raw)
+        .await
+        .expect("corrupt run_at");
+    reads_report_corruption(&h.store, &id, "run_at").await;
+    sqlx::query("UPDATE jobs SET run_at = 0, attempt = -1 WHERE id = $1")
+        .bind(&id)
+        .execute(&mut raw)
+        .await
+        .expect("corrupt attempt");
+    reads_report_corruption(&h.store, &id, "attempt").await;
+    drop(raw);
+    h.cleanup().await;
 }
 
 /// Another replica's ingest wakes an idle worker at once (LISTEN/NOTIFY), and the
@@ -1559,10 +1670,7 @@ async fn postgres_wait_for_work_wakes_on_another_replicas_ingest() {
     let Some(h) = Harness::postgres(true).await else {
         return;
     };
-    let (base, schema) = h.pg.clone().expect("postgres harness");
-    let receiver = offboard_core::store::open(&schema_url(&base, &schema), "full")
-        .await
-        .expect("second replica");
+    let receiver = open_at(&h.url, &h.clock).await;
 
     // The first wait starts the listener; it returns once the listener is up (a
     // (re)connected listener wakes waiters) or after the timeout.
@@ -1574,6 +1682,7 @@ async fn postgres_wait_for_work_wakes_on_another_replicas_ingest() {
         let woken = worker.wait_for_work(Duration::from_secs(20)).await;
         (woken, started.elapsed())
     });
+    // Let the waiter start waiting (a wake-up sent before it waits is not for it).
     tokio::time::sleep(Duration::from_millis(200)).await;
     ingest(&receiver, new_event("evt-1", "jane@example.com")).await;
     let (woken, waited) = waiter.await.expect("waiter");
@@ -1593,6 +1702,7 @@ async fn postgres_wait_for_work_wakes_on_another_replicas_ingest() {
         .expect("review");
     let worker = h.store.clone();
     let waiter = tokio::spawn(async move { worker.wait_for_work(Duration::from_secs(20)).await });
+    // As above: the waiter must be waiting before the approval.
     tokio::time::sleep(Duration::from_millis(200)).await;
     receiver.approve(&c.job.id).await.expect("approve");
     assert!(waiter.await.expect("waiter"), "woken by approve");
@@ -1614,25 +1724,22 @@ async fn postgres_replicas_racing_on_one_employee() {
     let Some(h) = Harness::postgres(true).await else {
         return;
     };
-    let (base, schema) = h.pg.clone().expect("postgres harness");
+    let clock = h.clock.clone();
     let mut replicas = vec![h.store.clone()];
     for _ in 0..3 {
-        replicas.push(
-            offboard_core::store::open(&schema_url(&base, &schema), "full")
-                .await
-                .expect("replica"),
-        );
+        replicas.push(open_at(&h.url, &clock).await);
     }
     for i in 0..30 {
         let mut ev = new_event(&format!("evt-{i}"), &format!("rep{}@example.com", i % 3));
         // Some due a moment in the future, so the runnable set changes while claiming.
-        ev.run_at = Utc::now() + chrono::Duration::milliseconds((i % 5) * 3);
+        ev.run_at = clock.now() + chrono::Duration::milliseconds((i % 5) * 3);
         ingest(&h.store, ev).await;
     }
     let done = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = tokio::task::JoinSet::new();
     for (r, store) in replicas.into_iter().enumerate() {
         let done = done.clone();
+        let clock = clock.clone();
         tasks.spawn(async move {
             let owner = format!("replica-{r}");
             loop {
@@ -1644,7 +1751,10 @@ async fn postgres_replicas_racing_on_one_employee() {
                     if queue_drained(&store).await {
                         break;
                     }
-                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    // Nothing due yet on this replica's view: let time reach the
+                    // next job (every replica shares the clock, as NTP would).
+                    clock.advance(chrono::Duration::milliseconds(1));
+                    tokio::task::yield_now().await;
                     continue;
                 }
                 for c in claimed {
@@ -1681,16 +1791,13 @@ async fn postgres_claim_survives_losing_a_race_on_one_employee() {
     let Some(h) = Harness::postgres(true).await else {
         return;
     };
-    let (base, schema) = h.pg.clone().expect("postgres harness");
     let mut not_yet = new_event("evt-1", "jane@example.com");
-    not_yet.run_at = Utc::now() + chrono::Duration::hours(1);
+    not_yet.run_at = h.clock.now() + chrono::Duration::hours(1);
     let jane_later = ingest(&h.store, not_yet).await;
     let jane_now = ingest(&h.store, new_event("evt-2", "jane@example.com")).await;
     let john = ingest(&h.store, new_event("evt-3", "john@example.com")).await;
 
-    let mut other = sqlx::PgConnection::connect(&schema_url(&base, &schema))
-        .await
-        .expect("connect");
+    let mut other = sqlx::PgConnection::connect(&h.url).await.expect("connect");
     let mut tx = other.begin().await.expect("begin");
     sqlx::query(
         "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = 'other' WHERE id = $1",
@@ -1702,6 +1809,7 @@ async fn postgres_claim_survives_losing_a_race_on_one_employee() {
 
     let store = h.store.clone();
     let claim = tokio::spawn(async move { store.claim("w", 10, LEASE).await });
+    // Give the claim time to reach the row lock; the assertion checks it did.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         !claim.is_finished(),

@@ -19,6 +19,8 @@
 
 pub mod postgres;
 pub mod postgres_budget;
+mod rows;
+mod rules;
 pub mod sqlite;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
@@ -28,9 +30,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use offboard_domain::{
+    SharedClock, SystemClock,
+    budget::{BudgetSettings, RateBudget},
+};
+
 use crate::{
     config::StoreConfig,
-    crm::pacing::{BudgetSettings, RateBudget},
     domain::{JobKind, JobState, OffboardingEvent},
 };
 
@@ -47,16 +53,29 @@ pub enum StoreError {
     /// The operation does not apply in the job's current state.
     #[error("job {id} is {state}: cannot {op}")]
     WrongState {
-        #[allow(missing_docs)]
+        /// The job the operator named.
         id: String,
-        #[allow(missing_docs)]
+        /// The state it is in now, which the operation does not apply to.
         state: JobState,
-        #[allow(missing_docs)]
+        /// The operation refused: `retry`, `cancel` or `approve`.
         op: &'static str,
     },
-    /// A stored row no longer parses.
+    /// A stored value no longer decodes (a state, a timestamp, a count, JSON…); the
+    /// message names the row and column. Stored data is never silently defaulted.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The store URL names a backend this build doesn't have (the message names only
+    /// the scheme: the rest of the URL may hold a password).
+    #[error("unsupported store: {0}")]
+    Unsupported(String),
+    /// The directory for the SQLite file could not be created.
+    #[error("cannot create {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why not.
+        source: std::io::Error,
+    },
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -101,21 +120,21 @@ impl NewEvent {
 pub enum IngestOutcome {
     /// Stored now.
     Accepted {
-        #[allow(missing_docs)]
+        /// The sender's event id (the dedupe key within its source).
         event_id: String,
-        #[allow(missing_docs)]
+        /// The job created for it.
         job_id: String,
     },
     /// Seen before with the same body; nothing new stored.
     Duplicate {
-        #[allow(missing_docs)]
+        /// The sender's event id.
         event_id: String,
-        #[allow(missing_docs)]
+        /// The job the first delivery created (not a follow-up job).
         job_id: String,
     },
     /// Seen before with a different body; nothing stored.
     Conflict {
-        #[allow(missing_docs)]
+        /// The reused event id.
         event_id: String,
     },
 }
@@ -123,7 +142,7 @@ pub enum IngestOutcome {
 /// The right to write for one attempt of one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
-    #[allow(missing_docs)]
+    /// The job it lets one write to.
     pub job_id: String,
     /// The worker holding it.
     pub owner: String,
@@ -134,31 +153,32 @@ pub struct Lease {
 /// A job row.
 #[derive(Debug, Clone, Serialize)]
 pub struct Job {
-    #[allow(missing_docs)]
+    /// UUIDv7: ids sort by creation time.
     pub id: String,
-    #[allow(missing_docs)]
+    /// What the job does (offboard, reverse, a follow-up check…).
     pub kind: JobKind,
-    #[allow(missing_docs)]
+    /// Where it is in its lifecycle; at most one job per employee is `running`.
     pub state: JobState,
     /// Number of times the job has been claimed.
     pub attempt: u32,
     /// Consecutive failed attempts.
     pub failures: u32,
-    #[allow(missing_docs)]
+    /// Failed attempts allowed before the job is `failed` (a retry past it gives up).
     pub max_attempts: u32,
-    #[allow(missing_docs)]
+    /// Not claimed before this instant (millisecond precision).
     pub run_at: DateTime<Utc>,
-    #[allow(missing_docs)]
+    /// The worker holding the lease; set only while `running`.
     pub lease_owner: Option<String>,
-    #[allow(missing_docs)]
+    /// When the lease lapses unless heartbeated; then the job is requeued. Set only
+    /// while `running`.
     pub lease_expires_at: Option<DateTime<Utc>>,
-    #[allow(missing_docs)]
+    /// The configured source the event came from.
     pub source: String,
     /// The event's dedupe id.
     pub event_id: String,
-    #[allow(missing_docs)]
+    /// The canonical event that created the job (follow-ups share their parent's).
     pub event: OffboardingEvent,
-    #[allow(missing_docs)]
+    /// The employee's normalised e-mail: the key of "one running job per employee".
     pub employee_email: String,
     /// Final action once decided (`deactivate`, `delete`, `review`).
     pub action: Option<String>,
@@ -170,18 +190,18 @@ pub struct Job {
     pub approved: bool,
     /// For follow-up jobs: the job that scheduled it.
     pub parent_id: Option<String>,
-    #[allow(missing_docs)]
+    /// When it was stored, on the store's clock (millisecond precision).
     pub created_at: DateTime<Utc>,
-    #[allow(missing_docs)]
+    /// The last write to the job row (checkpoints and audit don't touch it).
     pub updated_at: DateTime<Utc>,
 }
 
 /// A claimed job and the lease to write with.
 #[derive(Debug, Clone)]
 pub struct Claimed {
-    #[allow(missing_docs)]
+    /// The job as it is now, `running` with its attempt counted.
     pub job: Job,
-    #[allow(missing_docs)]
+    /// What every write of this run is fenced by.
     pub lease: Lease,
 }
 
@@ -192,31 +212,31 @@ pub enum Outcome {
     Succeeded,
     /// Waiting for a time (effective date or the next verification poll); not a failure.
     Scheduled {
-        #[allow(missing_docs)]
+        /// When to run again.
         run_at: DateTime<Utc>,
-        #[allow(missing_docs)]
+        /// What it waits for (not stored: the audit trail says it).
         reason: String,
     },
     /// A transient failure: run again at `run_at` unless `max_attempts` is used up.
     Retry {
-        #[allow(missing_docs)]
+        /// When to try again (the worker's backoff).
         run_at: DateTime<Utc>,
-        #[allow(missing_docs)]
+        /// Stored as `last_error`; with "gave up after N attempts: " when it was the last.
         error: String,
     },
     /// A person must decide.
     NeedsReview {
-        #[allow(missing_docs)]
+        /// What they must decide, stored as `last_error`.
         reason: String,
     },
     /// A permanent failure.
     Failed {
-        #[allow(missing_docs)]
+        /// Stored as `last_error`.
         error: String,
     },
     /// Stopped (a reversal arrived).
     Cancelled {
-        #[allow(missing_docs)]
+        /// Stored as `last_error`.
         reason: String,
     },
     /// Shutting down: give the job back now, unchanged.
@@ -226,11 +246,11 @@ pub enum Outcome {
 /// One audit entry.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEntry {
-    #[allow(missing_docs)]
+    /// When it was written, on the store's clock (millisecond precision).
     pub at: DateTime<Utc>,
     /// Dotted kind, e.g. `crm.call`, `decision`, `reassign.moved`.
     pub kind: String,
-    #[allow(missing_docs)]
+    /// Kind-specific JSON, as the writer gave it.
     pub detail: Value,
 }
 
@@ -243,9 +263,9 @@ pub enum Reservation {
     OverCap {
         /// `deletions` or `offboardings`.
         cap: &'static str,
-        #[allow(missing_docs)]
+        /// Reservations counted in the window (at least `max`).
         count: u64,
-        #[allow(missing_docs)]
+        /// The configured cap per window.
         max: u32,
     },
 }
@@ -253,18 +273,19 @@ pub enum Reservation {
 /// A job with everything an operator needs to see.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobDetail {
-    #[allow(missing_docs)]
+    /// The job row.
     pub job: Job,
-    #[allow(missing_docs)]
+    /// The worker's saved progress by key (e.g. `seat_requested_at`), so a retried
+    /// attempt resumes instead of repeating CRM calls.
     pub checkpoints: BTreeMap<String, Value>,
-    #[allow(missing_docs)]
+    /// The job's history, oldest first.
     pub audit: Vec<AuditEntry>,
 }
 
 /// Filters for listing jobs.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
-    #[allow(missing_docs)]
+    /// Only jobs in this state.
     pub state: Option<JobState>,
     /// Exact (normalised) employee e-mail.
     pub employee: Option<String>,
@@ -381,10 +402,9 @@ pub trait JobStore: Send + Sync + 'static {
     /// stay within `requests_per_second`. No IO happens until the first permit.
     fn shared_crm_budget(
         &self,
-        key: &str,
-        settings: &BudgetSettings,
+        _key: &str,
+        _settings: &BudgetSettings,
     ) -> Option<Arc<dyn RateBudget>> {
-        let _ = (key, settings);
         None
     }
 }
@@ -396,35 +416,31 @@ pub(crate) const SEATS_PENDING_SQL: &str = "SELECT s.action AS action, COUNT(*) 
      WHERE j.state IN ('queued', 'running', 'scheduled', 'needs_review') \
      GROUP BY s.action";
 
-/// States an operator's `retry` applies to (both stores use the same rules).
-pub(crate) const RETRY_FROM: &[JobState] =
-    &[JobState::Failed, JobState::NeedsReview, JobState::Cancelled];
-/// States `cancel` applies to: anything not finished.
-pub(crate) const CANCEL_FROM: &[JobState] = &[
-    JobState::Queued,
-    JobState::Running,
-    JobState::Scheduled,
-    JobState::NeedsReview,
-];
-/// States `approve` applies to.
-pub(crate) const APPROVE_FROM: &[JobState] = &[JobState::NeedsReview];
-
 /// A shared store handle.
 pub type SharedStore = Arc<dyn JobStore>;
 
-/// Opens the store the URL names: `sqlite:…`, or `postgres://…`/`postgresql://…`.
-/// `synchronous` is SQLite's `PRAGMA synchronous`; PostgreSQL follows the server's
-/// `synchronous_commit`.
+/// Opens the store the URL names: `sqlite:…`, or `postgres://…`/`postgresql://…`,
+/// on the system clock. `synchronous` is SQLite's `PRAGMA synchronous`; PostgreSQL
+/// follows the server's `synchronous_commit`.
 pub async fn open(url: &str, synchronous: &str) -> Result<SharedStore, StoreError> {
     open_with(url, synchronous, true).await
 }
 
-/// Opens the store `[store]` configures.
+/// Opens the store `[store]` configures, on the system clock.
 pub async fn open_configured(config: &StoreConfig) -> Result<SharedStore, StoreError> {
-    open_with(
+    open_configured_with_clock(config, SystemClock::shared()).await
+}
+
+/// [`open_configured`], reading "now" from `clock`.
+pub async fn open_configured_with_clock(
+    config: &StoreConfig,
+    clock: SharedClock,
+) -> Result<SharedStore, StoreError> {
+    open_with_clock(
         &config.url,
         &config.sqlite_synchronous,
         config.sqlite_group_commit,
+        clock,
     )
     .await
 }
@@ -436,16 +452,30 @@ pub async fn open_with(
     synchronous: &str,
     group_commit: bool,
 ) -> Result<SharedStore, StoreError> {
+    open_with_clock(url, synchronous, group_commit, SystemClock::shared()).await
+}
+
+/// [`open_with`], reading "now" from `clock`: lease expiry, `run_at`, the hourly
+/// caps' window and every stored timestamp. Tests pass a
+/// [`offboard_domain::ManualClock`] to move time instead of sleeping.
+pub async fn open_with_clock(
+    url: &str,
+    synchronous: &str,
+    group_commit: bool,
+    clock: SharedClock,
+) -> Result<SharedStore, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(
-            sqlite::SqliteStore::open_with(url, synchronous, group_commit).await?,
+            sqlite::SqliteStore::open_with_clock(url, synchronous, group_commit, clock).await?,
         ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::open(url).await?))
+        Ok(Arc::new(
+            postgres::PgStore::open_with_clock(url, clock).await?,
+        ))
     } else {
         // Only the scheme: the rest of the URL may hold a password.
         let scheme = url.split(':').next().unwrap_or_default();
-        Err(StoreError::Corrupt(format!(
+        Err(StoreError::Unsupported(format!(
             "store.url: unsupported scheme {scheme:?} (expected sqlite:, postgres:// or postgresql://)"
         )))
     }

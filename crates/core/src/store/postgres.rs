@@ -11,8 +11,12 @@
 //!   (or under a row lock taken by the fence check), so an expired worker cannot
 //!   overwrite a newer attempt even when a requeue races with it;
 //! - cap reservations serialise on one lock row, so replicas can't overshoot a cap;
-//! - "now" is the database clock (`offboard_now_ms()`), so replicas with skewed
-//!   clocks agree on when a lease expires.
+//! - "now" is the store's [`SharedClock`] (the system clock in production), bound
+//!   into each statement like any other value, so tests can move time and both stores
+//!   read time the same way. Replicas must therefore keep their clocks in sync (NTP):
+//!   a replica whose clock runs ahead expires others' leases early. The shared CRM
+//!   budget alone still uses the database clock (`offboard_now_ms()`), see
+//!   [`super::postgres_budget`].
 //!
 //! Ingests, requeues, releases, retries and approvals `NOTIFY offboard_jobs`; idle
 //! workers wait in [`JobStore::wait_for_work`] on a `LISTEN` connection the store
@@ -32,24 +36,28 @@ use std::{
     time::Duration,
 };
 
+use offboard_domain::{
+    SharedClock, SystemClock,
+    budget::{BudgetSettings, RateBudget},
+};
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{
     PgPool, Postgres, Row, Transaction,
-    postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow},
+    postgres::{PgConnectOptions, PgListener, PgPoolOptions},
 };
 use tokio::{sync::Notify, task::JoinHandle};
 
 use super::{
-    APPROVE_FROM, AuditEntry, CANCEL_FROM, Claimed, IngestOutcome, Job, JobDetail, JobFilter,
-    JobStore, Lease, NewEvent, Outcome, RETRY_FROM, Reservation, StoreError,
+    Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, Outcome,
+    Reservation, StoreError,
     postgres_budget::{PgBudget, SharedBudgetOptions},
+    rows::{self, decode_detail, decode_job, duration_ms, ms, new_id},
+    rules::{self, Operation, Stored, has_conflict},
 };
-use crate::{
-    crm::pacing::{BudgetSettings, RateBudget},
-    domain::{JobKind, JobState, OffboardingEvent},
-};
+use crate::domain::{JobKind, JobState};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -90,7 +98,7 @@ macro_rules! fence {
     };
 }
 
-/// Claims up to `$2` jobs for owner `$1` with a lease of `$3` ms.
+/// Claims up to `$2` jobs for owner `$1` at `$4` (now, Unix ms), leasing them until `$3`.
 ///
 /// `FOR UPDATE SKIP LOCKED` sits in the CTE so the planner locks only the rows the
 /// `LIMIT` keeps, and concurrent claimers skip each other's rows instead of waiting.
@@ -110,19 +118,19 @@ macro_rules! fence {
 const CLAIM: &str = concat!(
     "WITH picked AS (
         SELECT j.id FROM jobs j
-        WHERE j.state IN ('queued', 'scheduled') AND j.run_at <= offboard_now_ms()
+        WHERE j.state IN ('queued', 'scheduled') AND j.run_at <= $4
           AND NOT EXISTS (SELECT 1 FROM jobs r
                           WHERE r.employee_email = j.employee_email AND r.state = 'running')
           AND NOT EXISTS (SELECT 1 FROM jobs o
                           WHERE o.employee_email = j.employee_email
-                            AND o.state IN ('queued', 'scheduled') AND o.run_at <= offboard_now_ms()
+                            AND o.state IN ('queued', 'scheduled') AND o.run_at <= $4
                             AND o.id < j.id)
         ORDER BY j.run_at, j.id
         LIMIT $2
         FOR UPDATE OF j SKIP LOCKED
     )
     UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, lease_owner = $1,
-        lease_expires_at = offboard_now_ms() + $3, updated_at = offboard_now_ms()
+        lease_expires_at = $3, updated_at = $4
     FROM picked, events e
     WHERE j.id = picked.id AND e.source = j.source AND e.event_id = j.event_id
     RETURNING ",
@@ -134,6 +142,8 @@ const CLAIM: &str = concat!(
 pub struct PgStore {
     pool: PgPool,
     wake: Arc<Wakeups>,
+    /// Where "now" comes from for every timestamp this store writes or compares.
+    clock: SharedClock,
 }
 
 /// The `LISTEN` side: a task (started on the first wait) that turns notifications into
@@ -160,6 +170,11 @@ impl PgStore {
     /// Connects to the database at `url` (`postgres://…` or `postgresql://…`; libpq-style
     /// parameters such as `sslmode` and `options=-c search_path%3D…` are honoured).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with_clock(url, SystemClock::shared()).await
+    }
+
+    /// [`PgStore::open`], reading "now" from `clock`.
+    pub async fn open_with_clock(url: &str, clock: SharedClock) -> Result<Self, StoreError> {
         let mut opts = PgConnectOptions::from_str(url)?;
         if opts.get_application_name().is_none() {
             opts = opts.application_name("offboard");
@@ -181,7 +196,13 @@ impl PgStore {
                 notify: Arc::new(Notify::new()),
                 task: Mutex::new(None),
             }),
+            clock,
         })
+    }
+
+    /// "Now" as stored (Unix ms).
+    fn now(&self) -> i64 {
+        ms(self.clock.now())
     }
 
     /// Starts (or restarts, if it ended) the task that listens for work.
@@ -196,49 +217,37 @@ impl PgStore {
     }
 
     /// An operator action: checks the state under a row lock, applies `set` (where `$1`
-    /// is the job id and `$2` the reason), audits, and wakes workers if it queued the job.
+    /// is the job id, `$2` the reason and `$3` now), audits, and wakes workers if it
+    /// queued the job.
     async fn operate(
         &self,
         id: &str,
-        op: &'static str,
-        from: &[JobState],
+        op: Operation<'_>,
         set: &'static str,
-        reason: Option<&str>,
     ) -> Result<Job, StoreError> {
+        let now = self.now();
         let mut tx = self.pool.begin().await?;
         let state: Option<String> =
             sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1 FOR UPDATE")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let state = state.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-        let state = JobState::from_str(&state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        if !from.contains(&state) {
-            return Err(StoreError::WrongState {
-                id: id.to_owned(),
-                state,
-                op,
-            });
-        }
+        let from = op.check(id, state)?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET {set}, updated_at = offboard_now_ms() WHERE id = $1"
+            "UPDATE jobs SET {set}, updated_at = $3 WHERE id = $1"
         )))
         .bind(id)
-        .bind(reason.map(pg_text))
+        .bind(op.reason().map(pg_text))
+        .bind(now)
         .execute(&mut *tx)
         .await?;
-        let detail = match reason {
-            Some(reason) => serde_json::json!({ "from": state.as_str(), "reason": reason }),
-            None => serde_json::json!({ "from": state.as_str() }),
-        };
-        sqlx::query(
-            "INSERT INTO audit (job_id, at, kind, detail) VALUES ($1, offboard_now_ms(), $2, $3::json)",
-        )
-        .bind(id)
-        .bind(format!("operator.{op}"))
-        .bind(detail.to_string())
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("INSERT INTO audit (job_id, at, kind, detail) VALUES ($1, $2, $3, $4::json)")
+            .bind(id)
+            .bind(now)
+            .bind(op.audit_kind())
+            .bind(op.audit_detail(from).to_string())
+            .execute(&mut *tx)
+            .await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             job_cols!(),
@@ -249,7 +258,7 @@ impl PgStore {
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-        let job = row_to_job(&row)?;
+        let job = decode_job(&row)?;
         if job.state == JobState::Queued {
             notify(&mut tx).await?;
         }
@@ -265,10 +274,12 @@ impl PgStore {
         n: usize,
         lease: Duration,
     ) -> Result<Option<Vec<Claimed>>, StoreError> {
+        let now = self.now();
         let rows = sqlx::query(CLAIM)
             .bind(owner)
             .bind(i64::try_from(n).unwrap_or(i64::MAX))
-            .bind(duration_ms(lease))
+            .bind(now.saturating_add(duration_ms(lease)))
+            .bind(now)
             .fetch_all(&self.pool)
             .await;
         let rows = match rows {
@@ -282,17 +293,7 @@ impl PgStore {
         };
         let mut claimed = rows
             .iter()
-            .map(|row| {
-                let job = row_to_job(row)?;
-                Ok(Claimed {
-                    lease: Lease {
-                        job_id: job.id.clone(),
-                        owner: owner.to_owned(),
-                        attempt: job.attempt,
-                    },
-                    job,
-                })
-            })
+            .map(|row| Ok(rules::claimed(decode_job(row)?, owner)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         // RETURNING has no order; hand jobs out in the order they were picked.
         claimed.sort_by(|a, b| (a.job.run_at, &a.job.id).cmp(&(b.job.run_at, &b.job.id)));
@@ -343,71 +344,11 @@ async fn notify(tx: &mut Transaction<'static, Postgres>) -> Result<(), StoreErro
     Ok(())
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_ms(v: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(v).unwrap_or_default()
-}
-
-fn duration_ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 /// Free text (error messages, reasons) as Postgres can store it: `text` rejects NUL,
 /// which SQLite keeps and a CRM error body may carry. Failing the write would leave the
 /// job running until its lease expired, again and again, so NUL becomes U+FFFD.
 fn pg_text(s: &str) -> String {
     s.replace('\0', "\u{fffd}")
-}
-
-fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-/// A stored count (non-negative by construction) as the trait's `u32`.
-fn count_u32(v: i64) -> u32 {
-    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
-}
-
-fn row_to_job(row: &PgRow) -> Result<Job, StoreError> {
-    let corrupt =
-        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("job {what}: {e}"));
-    let payload: String = row.try_get("payload")?;
-    let event_json: Value = serde_json::from_str(&payload).map_err(|e| corrupt("event", &e))?;
-    let event = OffboardingEvent::from_json(&event_json, None).map_err(|e| corrupt("event", &e))?;
-    let plan: Option<String> = row.try_get("plan")?;
-    let plan = plan
-        .map(|p| serde_json::from_str(&p))
-        .transpose()
-        .map_err(|e| corrupt("plan", &e))?;
-    let state: String = row.try_get("state")?;
-    let kind: String = row.try_get("kind")?;
-    Ok(Job {
-        id: row.try_get("id")?,
-        kind: JobKind::from_str(&kind).map_err(|e| corrupt("kind", &e))?,
-        state: JobState::from_str(&state).map_err(|e| corrupt("state", &e))?,
-        attempt: count_u32(row.try_get("attempt")?),
-        failures: count_u32(row.try_get("failures")?),
-        max_attempts: count_u32(row.try_get("max_attempts")?),
-        run_at: from_ms(row.try_get("run_at")?),
-        lease_owner: row.try_get("lease_owner")?,
-        lease_expires_at: row
-            .try_get::<Option<i64>, _>("lease_expires_at")?
-            .map(from_ms),
-        source: row.try_get("source")?,
-        event_id: row.try_get("event_id")?,
-        event,
-        employee_email: row.try_get("employee_email")?,
-        action: row.try_get("action")?,
-        plan,
-        last_error: row.try_get("last_error")?,
-        approved: row.try_get("approved")?,
-        parent_id: row.try_get("parent_id")?,
-        created_at: from_ms(row.try_get("created_at")?),
-        updated_at: from_ms(row.try_get("updated_at")?),
-    })
 }
 
 /// Stores one event and its job inside an open transaction.
@@ -418,44 +359,44 @@ fn row_to_job(row: &PgRow) -> Result<Job, StoreError> {
 async fn ingest_one(
     tx: &mut Transaction<'static, Postgres>,
     ev: &NewEvent,
+    now: i64,
 ) -> Result<IngestOutcome, StoreError> {
     let event_id = ev.event.id.clone();
-    let payload =
-        serde_json::to_string(&ev.event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let inserted = sqlx::query(
         "INSERT INTO events (source, event_id, body_sha256, payload, received_at) \
-         VALUES ($1, $2, $3, $4::json, offboard_now_ms()) ON CONFLICT (source, event_id) DO NOTHING",
+         VALUES ($1, $2, $3, $4::json, $5) ON CONFLICT (source, event_id) DO NOTHING",
     )
     .bind(&ev.source)
     .bind(&event_id)
     .bind(&ev.body_sha256)
-    .bind(payload)
+    .bind(rules::payload(ev)?)
+    .bind(now)
     .execute(&mut **tx)
     .await?;
     if inserted.rows_affected() == 0 {
-        let sha: String = sqlx::query_scalar(
-            "SELECT body_sha256 FROM events WHERE source = $1 AND event_id = $2",
+        let row = sqlx::query(
+            "SELECT e.body_sha256, (SELECT j.id FROM jobs j WHERE j.source = e.source \
+               AND j.event_id = e.event_id AND j.parent_id IS NULL ORDER BY j.id LIMIT 1) AS job_id \
+             FROM events e WHERE e.source = $1 AND e.event_id = $2",
         )
         .bind(&ev.source)
         .bind(&event_id)
         .fetch_one(&mut **tx)
         .await?;
-        if sha != ev.body_sha256 {
-            return Ok(IngestOutcome::Conflict { event_id });
-        }
-        let job_id: String = sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE source = $1 AND event_id = $2 AND parent_id IS NULL ORDER BY id LIMIT 1",
-        )
-        .bind(&ev.source)
-        .bind(&event_id)
-        .fetch_one(&mut **tx)
-        .await?;
-        return Ok(IngestOutcome::Duplicate { event_id, job_id });
+        let body_sha256: String = row.try_get("body_sha256")?;
+        let job_id: Option<String> = row.try_get("job_id")?;
+        return rules::seen_before(
+            ev,
+            Stored {
+                body_sha256: &body_sha256,
+                job_id: job_id.as_deref(),
+            },
+        );
     }
     let job_id = new_id();
     sqlx::query(
         "INSERT INTO jobs (id, kind, state, max_attempts, run_at, source, event_id, employee_email, created_at, updated_at) \
-         VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, offboard_now_ms(), offboard_now_ms())",
+         VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $8)",
     )
     .bind(&job_id)
     .bind(ev.job_kind().as_str())
@@ -464,6 +405,7 @@ async fn ingest_one(
     .bind(&ev.source)
     .bind(&event_id)
     .bind(ev.event.employee.email.as_str())
+    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(IngestOutcome::Accepted { event_id, job_id })
@@ -481,28 +423,18 @@ impl JobStore for PgStore {
             sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
                 .fetch_all(&self.pool)
                 .await?;
-        for m in MIGRATOR.iter() {
-            if !applied.contains(&m.version) {
-                return Err(StoreError::Corrupt(format!(
-                    "migration {} ({}) is pending",
-                    m.version, m.description
-                )));
-            }
-        }
-        Ok(())
+        rules::check_migrated(&MIGRATOR, &applied)
     }
 
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
+        let now = self.now();
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(events.len());
         for ev in &events {
-            out.push(ingest_one(&mut tx, ev).await?);
+            out.push(ingest_one(&mut tx, ev, now).await?);
         }
         // A conflict anywhere in one request stores nothing of it.
-        if out
-            .iter()
-            .any(|o| matches!(o, IngestOutcome::Conflict { .. }))
-        {
+        if has_conflict(&out) {
             tx.rollback().await?;
             return Ok(out);
         }
@@ -541,13 +473,13 @@ impl JobStore for PgStore {
 
     async fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<(), StoreError> {
         let done = sqlx::query(concat!(
-            "UPDATE jobs SET lease_expires_at = offboard_now_ms() + $4 WHERE ",
+            "UPDATE jobs SET lease_expires_at = $4 WHERE ",
             fence!()
         ))
         .bind(&lease.job_id)
         .bind(&lease.owner)
         .bind(i64::from(lease.attempt))
-        .bind(duration_ms(lease_for))
+        .bind(self.now().saturating_add(duration_ms(lease_for)))
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -557,6 +489,7 @@ impl JobStore for PgStore {
     }
 
     async fn finish(&self, lease: &Lease, outcome: Outcome) -> Result<(), StoreError> {
+        let now = self.now();
         let mut tx = self.pool.begin().await?;
         // The row lock holds off a concurrent requeue or operator cancel until we commit.
         let row = sqlx::query(concat!(
@@ -572,60 +505,27 @@ impl JobStore for PgStore {
         let Some(row) = row else {
             return Err(StoreError::LeaseLost(lease.job_id.clone()));
         };
-        let failures: i64 = row.try_get("failures")?;
-        let max_attempts: i64 = row.try_get("max_attempts")?;
-        // (state, run_at, failures, last_error); a `None` run_at keeps the old one, and
-        // `Some(None)` means "now" on the database clock.
-        let (state, run_at, failures, last_error): (
-            &str,
-            Option<Option<i64>>,
-            i64,
-            Option<String>,
-        ) = match outcome {
-            Outcome::Succeeded => ("succeeded", None, 0, None),
-            Outcome::Scheduled { run_at, .. } => ("scheduled", Some(Some(ms(run_at))), 0, None),
-            Outcome::Retry { run_at, error } => {
-                if failures + 1 >= max_attempts {
-                    (
-                        "failed",
-                        None,
-                        failures + 1,
-                        Some(format!("gave up after {} attempts: {error}", failures + 1)),
-                    )
-                } else {
-                    (
-                        "scheduled",
-                        Some(Some(ms(run_at))),
-                        failures + 1,
-                        Some(error),
-                    )
-                }
-            }
-            Outcome::NeedsReview { reason } => ("needs_review", None, failures, Some(reason)),
-            Outcome::Failed { error } => ("failed", None, failures, Some(error)),
-            Outcome::Cancelled { reason } => ("cancelled", None, failures, Some(reason)),
-            Outcome::Released => ("queued", Some(None), failures, None),
-        };
-        let (keep_run_at, run_at) = match run_at {
-            None => (true, None),
-            Some(at) => (false, at),
-        };
+        let to = rules::transition(
+            outcome,
+            row.try_get("failures")?,
+            row.try_get("max_attempts")?,
+            now,
+        );
         sqlx::query(
-            "UPDATE jobs SET state = $2, \
-               run_at = CASE WHEN $3 THEN run_at ELSE COALESCE($4, offboard_now_ms()) END, \
-               failures = $5, last_error = COALESCE($6, last_error), \
-               lease_owner = NULL, lease_expires_at = NULL, updated_at = offboard_now_ms() \
+            "UPDATE jobs SET state = $2, run_at = COALESCE($3, run_at), failures = $4, \
+               last_error = COALESCE($5, last_error), \
+               lease_owner = NULL, lease_expires_at = NULL, updated_at = $6 \
              WHERE id = $1",
         )
         .bind(&lease.job_id)
-        .bind(state)
-        .bind(keep_run_at)
-        .bind(run_at)
-        .bind(failures)
-        .bind(last_error.as_deref().map(pg_text))
+        .bind(to.state.as_str())
+        .bind(to.run_at)
+        .bind(to.failures)
+        .bind(to.last_error.as_deref().map(pg_text))
+        .bind(now)
         .execute(&mut *tx)
         .await?;
-        if state == "queued" {
+        if to.state == JobState::Queued {
             notify(&mut tx).await?;
         }
         tx.commit().await?;
@@ -638,15 +538,16 @@ impl JobStore for PgStore {
         let n: i64 = sqlx::query_scalar(
             "WITH requeued AS ( \
                  UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
-                     run_at = offboard_now_ms(), updated_at = offboard_now_ms() \
-                 WHERE state = 'running' AND lease_expires_at < offboard_now_ms() RETURNING id \
+                     run_at = $1, updated_at = $1 \
+                 WHERE state = 'running' AND lease_expires_at < $1 RETURNING id \
              ), audited AS ( \
                  INSERT INTO audit (job_id, at, kind, detail) \
-                 SELECT id, offboard_now_ms(), 'lease.expired', '{\"requeued\":true}'::json FROM requeued \
+                 SELECT id, $1, 'lease.expired', '{\"requeued\":true}'::json FROM requeued \
                  RETURNING job_id \
              ) \
              SELECT count(*) FROM audited",
         )
+        .bind(self.now())
         .fetch_one(&self.pool)
         .await?;
         if n > 0 {
@@ -655,12 +556,12 @@ impl JobStore for PgStore {
                 .execute(&self.pool)
                 .await?;
         }
-        Ok(u64::try_from(n).unwrap_or(0))
+        Ok(rows::count_u64(n))
     }
 
     async fn set_plan(&self, lease: &Lease, action: &str, plan: &Value) -> Result<(), StoreError> {
         let done = sqlx::query(concat!(
-            "UPDATE jobs SET action = $4, plan = $5::json, updated_at = offboard_now_ms() WHERE ",
+            "UPDATE jobs SET action = $4, plan = $5::json, updated_at = $6 WHERE ",
             fence!()
         ))
         .bind(&lease.job_id)
@@ -668,6 +569,7 @@ impl JobStore for PgStore {
         .bind(i64::from(lease.attempt))
         .bind(action)
         .bind(plan.to_string())
+        .bind(self.now())
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -687,7 +589,7 @@ impl JobStore for PgStore {
         // next attempt has already written.
         let done = sqlx::query(concat!(
             "INSERT INTO checkpoints (job_id, key, value, updated_at) \
-             SELECT id, $4, $5::json, offboard_now_ms() FROM jobs WHERE ",
+             SELECT id, $4, $5::json, $6 FROM jobs WHERE ",
             fence!(),
             " FOR SHARE \
              ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
@@ -697,6 +599,7 @@ impl JobStore for PgStore {
         .bind(i64::from(lease.attempt))
         .bind(key)
         .bind(value.to_string())
+        .bind(self.now())
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -711,12 +614,14 @@ impl JobStore for PgStore {
         }
         // One insert per entry, in order, so `audit.id` (the trail's order) follows the
         // slice; all in one transaction so a batch is all-or-nothing.
+        let now = self.now();
         let mut tx = self.pool.begin().await?;
         for (kind, detail) in entries {
             sqlx::query(
-                "INSERT INTO audit (job_id, at, kind, detail) VALUES ($1, offboard_now_ms(), $2, $3::json)",
+                "INSERT INTO audit (job_id, at, kind, detail) VALUES ($1, $2, $3, $4::json)",
             )
             .bind(job_id)
+            .bind(now)
             .bind(kind)
             .bind(detail.to_string())
             .execute(&mut *tx)
@@ -747,7 +652,7 @@ impl JobStore for PgStore {
         // The unique (parent_id, kind) index makes a concurrent second call a no-op.
         let inserted: Option<String> = sqlx::query_scalar(
             "INSERT INTO jobs (id, kind, state, max_attempts, run_at, source, event_id, employee_email, parent_id, created_at, updated_at) \
-             VALUES ($1, $2, 'scheduled', $3, $4, $5, $6, $7, $8, offboard_now_ms(), offboard_now_ms()) \
+             VALUES ($1, $2, 'scheduled', $3, $4, $5, $6, $7, $8, $9, $9) \
              ON CONFLICT (parent_id, kind) WHERE parent_id IS NOT NULL DO NOTHING RETURNING id",
         )
         .bind(new_id())
@@ -758,6 +663,7 @@ impl JobStore for PgStore {
         .bind(parent.try_get::<String, _>("event_id")?)
         .bind(parent.try_get::<String, _>("employee_email")?)
         .bind(&lease.job_id)
+        .bind(self.now())
         .fetch_optional(&mut *tx)
         .await?;
         let id = match inserted {
@@ -782,12 +688,12 @@ impl JobStore for PgStore {
     ) -> Result<Vec<String>, StoreError> {
         let mut ids: Vec<String> = sqlx::query_scalar(
             "WITH cancelled AS ( \
-                 UPDATE jobs SET state = 'cancelled', last_error = $3, updated_at = offboard_now_ms() \
+                 UPDATE jobs SET state = 'cancelled', last_error = $3, updated_at = $5 \
                  WHERE employee_email = $1 AND id <> $2 AND state IN ('queued', 'scheduled', 'needs_review') \
                  RETURNING id \
              ), audited AS ( \
                  INSERT INTO audit (job_id, at, kind, detail) \
-                 SELECT id, offboard_now_ms(), 'job.cancelled', $4::json FROM cancelled \
+                 SELECT id, $5, 'job.cancelled', $4::json FROM cancelled \
              ) \
              SELECT id FROM cancelled",
         )
@@ -795,6 +701,7 @@ impl JobStore for PgStore {
         .bind(except)
         .bind(pg_text(reason))
         .bind(serde_json::json!({ "reason": reason, "by_job": except }).to_string())
+        .bind(self.now())
         .fetch_all(&self.pool)
         .await?;
         ids.sort();
@@ -814,7 +721,7 @@ impl JobStore for PgStore {
         .bind(states)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(row_to_job).collect()
+        rows.iter().map(decode_job).collect()
     }
 
     async fn reserve_seat_action(
@@ -849,35 +756,24 @@ impl JobStore for PgStore {
         if mine.is_some() {
             return Ok(Reservation::Granted);
         }
-        let since = ms(since);
-        let checks = [
-            ("deletions", Some(action), max_same_action),
-            ("offboardings", None, max_all),
-        ];
-        for (cap, only, max) in checks {
-            let Some(max) = max else { continue };
+        for cap in rules::caps(action, max_same_action, max_all) {
             let count: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM seat_actions WHERE at >= $1 AND ($2::text IS NULL OR action = $2)",
             )
-            .bind(since)
-            .bind(only)
+            .bind(ms(since))
+            .bind(cap.1)
             .fetch_one(&mut *tx)
             .await?;
-            if count >= i64::from(max) {
-                return Ok(Reservation::OverCap {
-                    cap,
-                    count: u64::try_from(count).unwrap_or(0),
-                    max,
-                });
+            if let Some(refused) = rules::over_cap(cap, count) {
+                return Ok(refused);
             }
         }
-        sqlx::query(
-            "INSERT INTO seat_actions (job_id, action, at) VALUES ($1, $2, offboard_now_ms())",
-        )
-        .bind(&lease.job_id)
-        .bind(action)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("INSERT INTO seat_actions (job_id, action, at) VALUES ($1, $2, $3)")
+            .bind(&lease.job_id)
+            .bind(action)
+            .bind(self.now())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Reservation::Granted)
     }
@@ -899,7 +795,7 @@ impl JobStore for PgStore {
         .bind(i64::from(filter.limit.unwrap_or(100).min(1000)))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(row_to_job).collect()
+        rows.iter().map(decode_job).collect()
     }
 
     async fn get_job(&self, id: &str) -> Result<Option<JobDetail>, StoreError> {
@@ -922,52 +818,26 @@ impl JobStore for PgStore {
         else {
             return Ok(None);
         };
-        let job = row_to_job(&row)?;
-        let mut checkpoints = BTreeMap::new();
-        for row in
+        let checkpoints =
             sqlx::query("SELECT key, value::text AS value FROM checkpoints WHERE job_id = $1")
                 .bind(id)
                 .fetch_all(&mut *tx)
-                .await?
-        {
-            let value: String = row.try_get("value")?;
-            checkpoints.insert(
-                row.try_get("key")?,
-                serde_json::from_str(&value)
-                    .map_err(|e| StoreError::Corrupt(format!("checkpoint: {e}")))?,
-            );
-        }
-        let mut audit = Vec::new();
-        for row in sqlx::query(
+                .await?;
+        let audit = sqlx::query(
             "SELECT at, kind, detail::text AS detail FROM audit WHERE job_id = $1 ORDER BY id",
         )
         .bind(id)
         .fetch_all(&mut *tx)
-        .await?
-        {
-            let detail: String = row.try_get("detail")?;
-            audit.push(AuditEntry {
-                at: from_ms(row.try_get("at")?),
-                kind: row.try_get("kind")?,
-                detail: serde_json::from_str(&detail)
-                    .map_err(|e| StoreError::Corrupt(format!("audit: {e}")))?,
-            });
-        }
+        .await?;
         tx.commit().await?;
-        Ok(Some(JobDetail {
-            job,
-            checkpoints,
-            audit,
-        }))
+        decode_detail(&row, &checkpoints, &audit).map(Some)
     }
 
     async fn retry(&self, id: &str) -> Result<Job, StoreError> {
         self.operate(
             id,
-            "retry",
-            RETRY_FROM,
-            "state = 'queued', failures = 0, last_error = NULL, run_at = offboard_now_ms()",
-            None,
+            Operation::Retry,
+            "state = 'queued', failures = 0, last_error = NULL, run_at = $3",
         )
         .await
     }
@@ -975,10 +845,8 @@ impl JobStore for PgStore {
     async fn cancel(&self, id: &str, reason: &str) -> Result<Job, StoreError> {
         self.operate(
             id,
-            "cancel",
-            CANCEL_FROM,
+            Operation::Cancel(reason),
             "state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, last_error = $2",
-            Some(reason),
         )
         .await
     }
@@ -986,49 +854,35 @@ impl JobStore for PgStore {
     async fn approve(&self, id: &str) -> Result<Job, StoreError> {
         self.operate(
             id,
-            "approve",
-            APPROVE_FROM,
-            "state = 'queued', approved = true, run_at = offboard_now_ms()",
-            None,
+            Operation::Approve,
+            "state = 'queued', approved = true, run_at = $3",
         )
         .await
     }
 
     async fn count_by_state(&self) -> Result<BTreeMap<JobState, u64>, StoreError> {
-        let mut out: BTreeMap<JobState, u64> = JobState::ALL.into_iter().map(|s| (s, 0)).collect();
-        for row in sqlx::query("SELECT state, count(*) AS n FROM jobs GROUP BY state")
+        let rows = sqlx::query("SELECT state, count(*) AS n FROM jobs GROUP BY state")
             .fetch_all(&self.pool)
-            .await?
-        {
-            let state: String = row.try_get("state")?;
-            let n: i64 = row.try_get("n")?;
-            if let Ok(s) = JobState::from_str(&state) {
-                out.insert(s, u64::try_from(n).unwrap_or(0));
-            }
-        }
-        Ok(out)
+            .await?;
+        rows::tally_states(&rows)
     }
 
     async fn oldest_runnable_age(&self) -> Result<Option<Duration>, StoreError> {
-        let age: Option<i64> = sqlx::query_scalar(
-            "SELECT offboard_now_ms() - min(run_at) FROM jobs \
-             WHERE state IN ('queued', 'scheduled') AND run_at <= offboard_now_ms()",
+        let now = self.now();
+        let oldest: Option<i64> = sqlx::query_scalar(
+            "SELECT min(run_at) FROM jobs WHERE state IN ('queued', 'scheduled') AND run_at <= $1",
         )
+        .bind(now)
         .fetch_one(&self.pool)
         .await?;
-        Ok(age.map(|a| Duration::from_millis(u64::try_from(a).unwrap_or(0))))
+        Ok(rows::age(now, oldest))
     }
 
     async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let mut out = BTreeMap::new();
-        for row in sqlx::query(super::SEATS_PENDING_SQL)
+        let rows = sqlx::query(super::SEATS_PENDING_SQL)
             .fetch_all(&self.pool)
-            .await?
-        {
-            let n: i64 = row.try_get("n")?;
-            out.insert(row.try_get("action")?, u64::try_from(n).unwrap_or(0));
-        }
-        Ok(out)
+            .await?;
+        rows::tally_actions(&rows)
     }
 
     async fn wait_for_work(&self, max: Duration) -> bool {

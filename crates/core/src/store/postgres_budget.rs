@@ -49,7 +49,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sqlx::PgPool;
 use tokio::{sync::Semaphore, time::Instant};
 
-use crate::crm::pacing::{BudgetSettings, Permit, RateBudget};
+use offboard_domain::budget::{BudgetSettings, Permit, RateBudget};
 
 /// Reserves `$3` permits for budget `$1`: `$2` the interval in µs at full rate,
 /// `$4` the burst, `$5` `recover_after`. Every `SET` expression sees the row as it

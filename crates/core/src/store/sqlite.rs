@@ -22,29 +22,25 @@
 //! served: the committer holds the connection for one group at a time, so neither
 //! side can starve the other, and no one waits for the connection while holding it.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    str::FromStr,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeMap, collections::HashMap, str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use offboard_domain::{SharedClock, SystemClock};
 use serde_json::Value;
 use sqlx::{
     Acquire, Row, Sqlite, SqliteConnection, SqlitePool, Transaction,
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-    },
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    APPROVE_FROM, AuditEntry, CANCEL_FROM, Claimed, IngestOutcome, Job, JobDetail, JobFilter,
-    JobStore, Lease, NewEvent, Outcome, RETRY_FROM, Reservation, StoreError,
+    Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, Outcome,
+    Reservation, StoreError,
+    rows::{self, decode_detail, decode_job, duration_ms, ms, new_id},
+    rules::{self, Operation, Stored, has_conflict},
 };
-use crate::domain::{JobKind, JobState, OffboardingEvent};
+use crate::domain::{JobKind, JobState};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -62,6 +58,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// The committer's queue; `None` when group commit is off.
     committer: Option<mpsc::Sender<IngestRequest>>,
+    /// Where "now" comes from for every timestamp this store writes or compares.
+    clock: SharedClock,
 }
 
 /// One `ingest` call waiting for a group commit.
@@ -91,6 +89,16 @@ impl SqliteStore {
         synchronous: &str,
         group_commit: bool,
     ) -> Result<Self, StoreError> {
+        Self::open_with_clock(url, synchronous, group_commit, SystemClock::shared()).await
+    }
+
+    /// [`SqliteStore::open_with`], reading "now" from `clock`.
+    pub async fn open_with_clock(
+        url: &str,
+        synchronous: &str,
+        group_commit: bool,
+        clock: SharedClock,
+    ) -> Result<Self, StoreError> {
         let sync = match synchronous {
             "normal" => SqliteSynchronous::Normal,
             "extra" => SqliteSynchronous::Extra,
@@ -110,8 +118,9 @@ impl SqliteStore {
             && !parent.as_os_str().is_empty()
             && path != ":memory:"
         {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Corrupt(format!("cannot create {}: {e}", parent.display()))
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+                path: parent.to_owned(),
+                source,
             })?;
         }
         let writer = SqlitePoolOptions::new()
@@ -124,14 +133,20 @@ impl SqliteStore {
             .await?;
         let committer = group_commit.then(|| {
             let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-            tokio::spawn(run_committer(writer.clone(), rx));
+            tokio::spawn(run_committer(writer.clone(), rx, clock.clone()));
             tx
         });
         Ok(Self {
             writer,
             reader,
             committer,
+            clock,
         })
+    }
+
+    /// "Now" as stored (Unix ms).
+    fn now(&self) -> i64 {
+        ms(self.clock.now())
     }
 
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
@@ -140,12 +155,16 @@ impl SqliteStore {
 }
 
 /// The committer: one group at a time, each group one transaction and one fsync.
-async fn run_committer(writer: SqlitePool, mut queue: mpsc::Receiver<IngestRequest>) {
+async fn run_committer(
+    writer: SqlitePool,
+    mut queue: mpsc::Receiver<IngestRequest>,
+    clock: SharedClock,
+) {
     let mut group = Vec::with_capacity(MAX_GROUP_REQUESTS);
     // `recv_many` waits for the first request, then takes whatever else is queued.
     while queue.recv_many(&mut group, MAX_GROUP_REQUESTS).await > 0 {
         let requests: Vec<&[NewEvent]> = group.iter().map(|r| r.events.as_slice()).collect();
-        match commit_group(&writer, &requests).await {
+        match commit_group(&writer, &requests, ms(clock.now())).await {
             Ok(answers) => {
                 metrics::counter!(crate::metrics::STORE_GROUP_COMMITS_TOTAL).increment(1);
                 metrics::counter!(crate::metrics::STORE_GROUP_COMMIT_REQUESTS_TOTAL)
@@ -153,14 +172,22 @@ async fn run_committer(writer: SqlitePool, mut queue: mpsc::Receiver<IngestReque
                 for (request, answer) in group.drain(..).zip(answers) {
                     // The caller may have gone (client hung up): its events are stored
                     // anyway and a retry will be answered as a duplicate.
-                    let _ = request.reply.send(answer);
+                    if request.reply.send(answer).is_err() {
+                        tracing::debug!("an ingest caller left before its group committed");
+                    }
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, requests = group.len(), "group commit failed; nothing of it was stored");
                 let e = Arc::new(e);
                 for request in group.drain(..) {
-                    let _ = request.reply.send(Err(StoreError::GroupCommit(e.clone())));
+                    if request
+                        .reply
+                        .send(Err(StoreError::GroupCommit(e.clone())))
+                        .is_err()
+                    {
+                        tracing::debug!("an ingest caller left before its group failed");
+                    }
                 }
             }
         }
@@ -176,12 +203,13 @@ type GroupAnswers = Vec<Result<Vec<IngestOutcome>, StoreError>>;
 async fn commit_group(
     writer: &SqlitePool,
     requests: &[&[NewEvent]],
+    now: i64,
 ) -> Result<GroupAnswers, StoreError> {
-    match commit_group_batched(writer, requests).await {
+    match commit_group_batched(writer, requests, now).await {
         Ok(answers) => Ok(answers),
         Err(e) => {
             tracing::warn!(error = %e, requests = requests.len(), "batched group commit failed; retrying it request by request");
-            commit_group_savepoints(writer, requests).await
+            commit_group_savepoints(writer, requests, now).await
         }
     }
 }
@@ -199,9 +227,9 @@ async fn commit_group(
 async fn commit_group_batched(
     writer: &SqlitePool,
     requests: &[&[NewEvent]],
+    now: i64,
 ) -> Result<GroupAnswers, StoreError> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    let now = now_ms();
 
     // (source, event id) → (body sha, its first job) for every id already stored.
     let mut keys: Vec<(&str, &str)> = requests
@@ -211,7 +239,7 @@ async fn commit_group_batched(
         .collect();
     keys.sort_unstable();
     keys.dedup();
-    let keys = serde_json::to_string(&keys).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let keys = to_json(&keys)?;
     let mut known: HashMap<(String, String), (String, Option<String>)> = HashMap::new();
     for row in sqlx::query(
         "SELECT e.source, e.event_id, e.body_sha256, \
@@ -322,30 +350,22 @@ fn decide<'a>(
                 .get(&(ev.source.clone(), event_id.clone()))
                 .map(|(sha, job)| (sha.as_str(), job.as_deref()))
         });
-        match seen {
-            Some((sha, _)) if sha != ev.body_sha256 => {
-                outcomes.push(IngestOutcome::Conflict { event_id });
-            }
-            Some((_, Some(job_id))) => outcomes.push(IngestOutcome::Duplicate {
-                event_id,
-                job_id: job_id.to_owned(),
-            }),
-            Some((_, None)) => {
-                return Err(StoreError::Corrupt(format!(
-                    "event {event_id} is stored without a job"
-                )));
-            }
-            None => {
-                let payload = serde_json::to_string(&ev.event)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let job_id = new_id();
-                outcomes.push(IngestOutcome::Accepted {
-                    event_id,
-                    job_id: job_id.clone(),
-                });
-                staged.push((ev, job_id, payload));
-            }
+        if let Some((body_sha256, job_id)) = seen {
+            outcomes.push(rules::seen_before(
+                ev,
+                Stored {
+                    body_sha256,
+                    job_id,
+                },
+            )?);
+            continue;
         }
+        let job_id = new_id();
+        outcomes.push(IngestOutcome::Accepted {
+            event_id,
+            job_id: job_id.clone(),
+        });
+        staged.push((ev, job_id, rules::payload(ev)?));
     }
     Ok(Decision { outcomes, staged })
 }
@@ -356,9 +376,9 @@ fn decide<'a>(
 async fn commit_group_savepoints(
     writer: &SqlitePool,
     requests: &[&[NewEvent]],
+    now: i64,
 ) -> Result<GroupAnswers, StoreError> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    let now = now_ms();
     let mut answers = Vec::with_capacity(requests.len());
     for events in requests {
         let mut savepoint = (&mut tx).begin().await?;
@@ -392,66 +412,6 @@ async fn ingest_request(
     Ok(out)
 }
 
-fn has_conflict(out: &[IngestOutcome]) -> bool {
-    out.iter()
-        .any(|o| matches!(o, IngestOutcome::Conflict { .. }))
-}
-
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_ms(v: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(v).unwrap_or_default()
-}
-
-fn now_ms() -> i64 {
-    ms(Utc::now())
-}
-
-fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-fn row_to_job(row: &SqliteRow) -> Result<Job, StoreError> {
-    let corrupt =
-        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("job {what}: {e}"));
-    let payload: String = row.try_get("payload")?;
-    let event_json: Value = serde_json::from_str(&payload).map_err(|e| corrupt("event", &e))?;
-    let event = OffboardingEvent::from_json(&event_json, None).map_err(|e| corrupt("event", &e))?;
-    let plan: Option<String> = row.try_get("plan")?;
-    let plan = plan
-        .map(|p| serde_json::from_str(&p))
-        .transpose()
-        .map_err(|e| corrupt("plan", &e))?;
-    let state: String = row.try_get("state")?;
-    let kind: String = row.try_get("kind")?;
-    Ok(Job {
-        id: row.try_get("id")?,
-        kind: JobKind::from_str(&kind).map_err(|e| corrupt("kind", &e))?,
-        state: JobState::from_str(&state).map_err(|e| corrupt("state", &e))?,
-        attempt: row.try_get::<i64, _>("attempt")? as u32,
-        failures: row.try_get::<i64, _>("failures")? as u32,
-        max_attempts: row.try_get::<i64, _>("max_attempts")? as u32,
-        run_at: from_ms(row.try_get("run_at")?),
-        lease_owner: row.try_get("lease_owner")?,
-        lease_expires_at: row
-            .try_get::<Option<i64>, _>("lease_expires_at")?
-            .map(from_ms),
-        source: row.try_get("source")?,
-        event_id: row.try_get("event_id")?,
-        event,
-        employee_email: row.try_get("employee_email")?,
-        action: row.try_get("action")?,
-        plan,
-        last_error: row.try_get("last_error")?,
-        approved: row.try_get::<i64, _>("approved")? != 0,
-        parent_id: row.try_get("parent_id")?,
-        created_at: from_ms(row.try_get("created_at")?),
-        updated_at: from_ms(row.try_get("updated_at")?),
-    })
-}
-
 /// Stores one event and its job inside an open transaction.
 async fn ingest_one(
     tx: &mut SqliteConnection,
@@ -459,27 +419,27 @@ async fn ingest_one(
     now: i64,
 ) -> Result<IngestOutcome, StoreError> {
     let event_id = ev.event.id.clone();
-    let existing = sqlx::query("SELECT body_sha256 FROM events WHERE source = ? AND event_id = ?")
-        .bind(&ev.source)
-        .bind(&event_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let existing = sqlx::query(
+        "SELECT e.body_sha256, (SELECT j.id FROM jobs j WHERE j.source = e.source \
+           AND j.event_id = e.event_id AND j.parent_id IS NULL ORDER BY j.id LIMIT 1) AS job_id \
+         FROM events e WHERE e.source = ? AND e.event_id = ?",
+    )
+    .bind(&ev.source)
+    .bind(&event_id)
+    .fetch_optional(&mut *tx)
+    .await?;
     if let Some(row) = existing {
-        let sha: String = row.try_get("body_sha256")?;
-        if sha != ev.body_sha256 {
-            return Ok(IngestOutcome::Conflict { event_id });
-        }
-        let job_id: String = sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE source = ? AND event_id = ? AND parent_id IS NULL ORDER BY id LIMIT 1",
-        )
-        .bind(&ev.source)
-        .bind(&event_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        return Ok(IngestOutcome::Duplicate { event_id, job_id });
+        let body_sha256: String = row.try_get("body_sha256")?;
+        let job_id: Option<String> = row.try_get("job_id")?;
+        return rules::seen_before(
+            ev,
+            Stored {
+                body_sha256: &body_sha256,
+                job_id: job_id.as_deref(),
+            },
+        );
     }
-    let payload =
-        serde_json::to_string(&ev.event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let payload = rules::payload(ev)?;
     sqlx::query("INSERT INTO events (source, event_id, body_sha256, payload, received_at) VALUES (?, ?, ?, ?, ?)")
         .bind(&ev.source)
         .bind(&event_id)
@@ -522,15 +482,7 @@ impl JobStore for SqliteStore {
             sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
                 .fetch_all(&self.reader)
                 .await?;
-        for m in MIGRATOR.iter() {
-            if !applied.contains(&m.version) {
-                return Err(StoreError::Corrupt(format!(
-                    "migration {} ({}) is pending",
-                    m.version, m.description
-                )));
-            }
-        }
-        Ok(())
+        rules::check_migrated(&MIGRATOR, &applied)
     }
 
     async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
@@ -545,7 +497,7 @@ impl JobStore for SqliteStore {
             return answer.await.map_err(|_| gone())?;
         }
         let mut tx = self.write_tx().await?;
-        let out = ingest_request(&mut tx, &events, now_ms()).await?;
+        let out = ingest_request(&mut tx, &events, self.now()).await?;
         // A conflict anywhere in one request stores nothing of it.
         if has_conflict(&out) {
             tx.rollback().await?;
@@ -561,8 +513,8 @@ impl JobStore for SqliteStore {
         n: usize,
         lease: Duration,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let now = now_ms();
-        let expires = now + lease.as_millis() as i64;
+        let now = self.now();
+        let expires = now.saturating_add(duration_ms(lease));
         let mut tx = self.write_tx().await?;
         // One runnable job per employee, and none whose employee already has a running job.
         let ids: Vec<String> = sqlx::query_scalar(
@@ -572,7 +524,7 @@ impl JobStore for SqliteStore {
              GROUP BY employee_email ORDER BY MIN(run_at), MIN(id) LIMIT ?",
         )
         .bind(now)
-        .bind(n as i64)
+        .bind(i64::try_from(n).unwrap_or(i64::MAX))
         .fetch_all(&mut *tx)
         .await?;
         let mut claimed = Vec::with_capacity(ids.len());
@@ -592,27 +544,19 @@ impl JobStore for SqliteStore {
             .bind(&id)
             .fetch_one(&mut *tx)
             .await?;
-            let job = row_to_job(&row)?;
-            claimed.push(Claimed {
-                lease: Lease {
-                    job_id: job.id.clone(),
-                    owner: owner.to_owned(),
-                    attempt: job.attempt,
-                },
-                job,
-            });
+            claimed.push(rules::claimed(decode_job(&row)?, owner));
         }
         tx.commit().await?;
         Ok(claimed)
     }
 
     async fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<(), StoreError> {
-        let now = now_ms();
+        let expires = self.now().saturating_add(duration_ms(lease_for));
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET lease_expires_at = ? WHERE {FENCE}"
         )))
-        .bind(now + lease_for.as_millis() as i64)
+        .bind(expires)
         .bind(&lease.job_id)
         .bind(&lease.owner)
         .bind(i64::from(lease.attempt))
@@ -626,7 +570,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn finish(&self, lease: &Lease, outcome: Outcome) -> Result<(), StoreError> {
-        let now = now_ms();
+        let now = self.now();
         let mut tx = self.write_tx().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT failures, max_attempts FROM jobs WHERE {FENCE}"
@@ -639,38 +583,20 @@ impl JobStore for SqliteStore {
         let Some(row) = row else {
             return Err(StoreError::LeaseLost(lease.job_id.clone()));
         };
-        let failures: i64 = row.try_get("failures")?;
-        let max_attempts: i64 = row.try_get("max_attempts")?;
-        // (state, run_at, failures, last_error)
-        let (state, run_at, failures, last_error): (&str, Option<i64>, i64, Option<String>) =
-            match outcome {
-                Outcome::Succeeded => ("succeeded", None, 0, None),
-                Outcome::Scheduled { run_at, .. } => ("scheduled", Some(ms(run_at)), 0, None),
-                Outcome::Retry { run_at, error } => {
-                    if failures + 1 >= max_attempts {
-                        (
-                            "failed",
-                            None,
-                            failures + 1,
-                            Some(format!("gave up after {} attempts: {error}", failures + 1)),
-                        )
-                    } else {
-                        ("scheduled", Some(ms(run_at)), failures + 1, Some(error))
-                    }
-                }
-                Outcome::NeedsReview { reason } => ("needs_review", None, failures, Some(reason)),
-                Outcome::Failed { error } => ("failed", None, failures, Some(error)),
-                Outcome::Cancelled { reason } => ("cancelled", None, failures, Some(reason)),
-                Outcome::Released => ("queued", Some(now), failures, None),
-            };
+        let to = rules::transition(
+            outcome,
+            row.try_get("failures")?,
+            row.try_get("max_attempts")?,
+            now,
+        );
         sqlx::query(
             "UPDATE jobs SET state = ?, run_at = COALESCE(?, run_at), failures = ?, last_error = COALESCE(?, last_error), \
              lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?",
         )
-        .bind(state)
-        .bind(run_at)
-        .bind(failures)
-        .bind(last_error)
+        .bind(to.state.as_str())
+        .bind(to.run_at)
+        .bind(to.failures)
+        .bind(to.last_error)
         .bind(now)
         .bind(&lease.job_id)
         .execute(&mut *tx)
@@ -680,7 +606,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn requeue_expired(&self) -> Result<u64, StoreError> {
-        let now = now_ms();
+        let now = self.now();
         let mut tx = self.write_tx().await?;
         let ids: Vec<String> = sqlx::query_scalar(
             "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, run_at = ?, updated_at = ? \
@@ -699,7 +625,7 @@ impl JobStore for SqliteStore {
                 .await?;
         }
         tx.commit().await?;
-        Ok(ids.len() as u64)
+        Ok(u64::try_from(ids.len()).unwrap_or(u64::MAX))
     }
 
     async fn set_plan(&self, lease: &Lease, action: &str, plan: &Value) -> Result<(), StoreError> {
@@ -709,7 +635,7 @@ impl JobStore for SqliteStore {
         )))
         .bind(action)
         .bind(plan.to_string())
-        .bind(now_ms())
+        .bind(self.now())
         .bind(&lease.job_id)
         .bind(&lease.owner)
         .bind(i64::from(lease.attempt))
@@ -747,7 +673,7 @@ impl JobStore for SqliteStore {
         .bind(&lease.job_id)
         .bind(key)
         .bind(value.to_string())
-        .bind(now_ms())
+        .bind(self.now())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -758,7 +684,7 @@ impl JobStore for SqliteStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let now = now_ms();
+        let now = self.now();
         let mut tx = self.write_tx().await?;
         for (kind, detail) in entries {
             sqlx::query("INSERT INTO audit (job_id, at, kind, detail) VALUES (?, ?, ?, ?)")
@@ -779,7 +705,7 @@ impl JobStore for SqliteStore {
         kind: JobKind,
         run_at: DateTime<Utc>,
     ) -> Result<String, StoreError> {
-        let now = now_ms();
+        let now = self.now();
         let mut tx = self.write_tx().await?;
         let parent = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT source, event_id, employee_email, max_attempts FROM jobs WHERE {FENCE}"
@@ -826,7 +752,7 @@ impl JobStore for SqliteStore {
         except: &str,
         reason: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let now = now_ms();
+        let now = self.now();
         let mut tx = self.write_tx().await?;
         let ids: Vec<String> = sqlx::query_scalar(
             "UPDATE jobs SET state = 'cancelled', last_error = ?, updated_at = ? \
@@ -860,7 +786,7 @@ impl JobStore for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         rows.iter()
-            .map(row_to_job)
+            .map(decode_job)
             .filter(|j| {
                 j.as_ref()
                     .map(|j| states.contains(&j.state))
@@ -896,33 +822,23 @@ impl JobStore for SqliteStore {
         if mine.is_some() {
             return Ok(Reservation::Granted);
         }
-        let since = ms(since);
-        let checks = [
-            ("deletions", Some(action), max_same_action),
-            ("offboardings", None, max_all),
-        ];
-        for (cap, only, max) in checks {
-            let Some(max) = max else { continue };
+        for cap in rules::caps(action, max_same_action, max_all) {
             let count: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM seat_actions WHERE at >= ? AND (? IS NULL OR action = ?)",
             )
-            .bind(since)
-            .bind(only)
-            .bind(only)
+            .bind(ms(since))
+            .bind(cap.1)
+            .bind(cap.1)
             .fetch_one(&mut *tx)
             .await?;
-            if count >= i64::from(max) {
-                return Ok(Reservation::OverCap {
-                    cap,
-                    count: count as u64,
-                    max,
-                });
+            if let Some(refused) = rules::over_cap(cap, count) {
+                return Ok(refused);
             }
         }
         sqlx::query("INSERT INTO seat_actions (job_id, action, at) VALUES (?, ?, ?)")
             .bind(&lease.job_id)
             .bind(action)
-            .bind(now_ms())
+            .bind(self.now())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -947,7 +863,7 @@ impl JobStore for SqliteStore {
         .bind(i64::from(filter.limit.unwrap_or(100).min(1000)))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(row_to_job).collect()
+        rows.iter().map(decode_job).collect()
     }
 
     async fn get_job(&self, id: &str) -> Result<Option<JobDetail>, StoreError> {
@@ -960,48 +876,23 @@ impl JobStore for SqliteStore {
         else {
             return Ok(None);
         };
-        let job = row_to_job(&row)?;
-        let mut checkpoints = BTreeMap::new();
-        for row in sqlx::query("SELECT key, value FROM checkpoints WHERE job_id = ? ORDER BY key")
+        let checkpoints =
+            sqlx::query("SELECT key, value FROM checkpoints WHERE job_id = ? ORDER BY key")
+                .bind(id)
+                .fetch_all(&self.reader)
+                .await?;
+        let audit = sqlx::query("SELECT at, kind, detail FROM audit WHERE job_id = ? ORDER BY id")
             .bind(id)
             .fetch_all(&self.reader)
-            .await?
-        {
-            let value: String = row.try_get("value")?;
-            checkpoints.insert(
-                row.try_get("key")?,
-                serde_json::from_str(&value)
-                    .map_err(|e| StoreError::Corrupt(format!("checkpoint: {e}")))?,
-            );
-        }
-        let mut audit = Vec::new();
-        for row in sqlx::query("SELECT at, kind, detail FROM audit WHERE job_id = ? ORDER BY id")
-            .bind(id)
-            .fetch_all(&self.reader)
-            .await?
-        {
-            let detail: String = row.try_get("detail")?;
-            audit.push(AuditEntry {
-                at: from_ms(row.try_get("at")?),
-                kind: row.try_get("kind")?,
-                detail: serde_json::from_str(&detail)
-                    .map_err(|e| StoreError::Corrupt(format!("audit: {e}")))?,
-            });
-        }
-        Ok(Some(JobDetail {
-            job,
-            checkpoints,
-            audit,
-        }))
+            .await?;
+        decode_detail(&row, &checkpoints, &audit).map(Some)
     }
 
     async fn retry(&self, id: &str) -> Result<Job, StoreError> {
         self.operate(
             id,
-            "retry",
-            RETRY_FROM,
+            Operation::Retry,
             "state = 'queued', failures = 0, last_error = NULL, run_at = ?1",
-            None,
         )
         .await
     }
@@ -1009,10 +900,8 @@ impl JobStore for SqliteStore {
     async fn cancel(&self, id: &str, reason: &str) -> Result<Job, StoreError> {
         self.operate(
             id,
-            "cancel",
-            CANCEL_FROM,
+            Operation::Cancel(reason),
             "state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, last_error = ?3",
-            Some(reason),
         )
         .await
     }
@@ -1020,99 +909,64 @@ impl JobStore for SqliteStore {
     async fn approve(&self, id: &str) -> Result<Job, StoreError> {
         self.operate(
             id,
-            "approve",
-            APPROVE_FROM,
+            Operation::Approve,
             "state = 'queued', approved = 1, run_at = ?1",
-            None,
         )
         .await
     }
 
     async fn count_by_state(&self) -> Result<BTreeMap<JobState, u64>, StoreError> {
-        let mut out: BTreeMap<JobState, u64> = JobState::ALL.into_iter().map(|s| (s, 0)).collect();
-        for row in sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
             .fetch_all(&self.reader)
-            .await?
-        {
-            let state: String = row.try_get("state")?;
-            let n: i64 = row.try_get("n")?;
-            if let Ok(s) = JobState::from_str(&state) {
-                out.insert(s, n as u64);
-            }
-        }
-        Ok(out)
+            .await?;
+        rows::tally_states(&rows)
     }
 
     async fn oldest_runnable_age(&self) -> Result<Option<Duration>, StoreError> {
-        let now = now_ms();
+        let now = self.now();
         let oldest: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(run_at) FROM jobs WHERE state IN ('queued', 'scheduled') AND run_at <= ?",
         )
         .bind(now)
         .fetch_one(&self.reader)
         .await?;
-        Ok(oldest.map(|t| Duration::from_millis((now - t).max(0) as u64)))
+        Ok(rows::age(now, oldest))
     }
 
     async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let mut out = BTreeMap::new();
-        for row in sqlx::query(super::SEATS_PENDING_SQL)
+        let rows = sqlx::query(super::SEATS_PENDING_SQL)
             .fetch_all(&self.reader)
-            .await?
-        {
-            let n: i64 = row.try_get("n")?;
-            out.insert(row.try_get("action")?, u64::try_from(n).unwrap_or(0));
-        }
-        Ok(out)
+            .await?;
+        rows::tally_actions(&rows)
     }
 }
 
 impl SqliteStore {
     /// An operator action: checks the state, applies `set` (where `?1` is now and `?3`
     /// the reason, when there is one), audits.
-    async fn operate(
-        &self,
-        id: &str,
-        op: &'static str,
-        from: &[JobState],
-        set: &str,
-        reason: Option<&str>,
-    ) -> Result<Job, StoreError> {
-        let now = now_ms();
+    async fn operate(&self, id: &str, op: Operation<'_>, set: &str) -> Result<Job, StoreError> {
+        let now = self.now();
         let mut tx = self.write_tx().await?;
         let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
-        let state = state.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-        let state = JobState::from_str(&state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        if !from.contains(&state) {
-            return Err(StoreError::WrongState {
-                id: id.to_owned(),
-                state,
-                op,
-            });
-        }
+        let from = op.check(id, state)?;
         let mut update = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET {set}, updated_at = ?1 WHERE id = ?2"
         )))
         .bind(now)
         .bind(id);
         // Only `cancel` has a reason, and only its `set` uses `?3`: bind what is used.
-        if let Some(reason) = reason {
+        if let Some(reason) = op.reason() {
             update = update.bind(reason);
         }
         update.execute(&mut *tx).await?;
-        // The operator's reason (which also says API or CLI) belongs in the trail.
-        let detail = match reason {
-            Some(reason) => serde_json::json!({ "from": state.as_str(), "reason": reason }),
-            None => serde_json::json!({ "from": state.as_str() }),
-        };
         sqlx::query("INSERT INTO audit (job_id, at, kind, detail) VALUES (?, ?, ?, ?)")
             .bind(id)
             .bind(now)
-            .bind(format!("operator.{op}"))
-            .bind(detail.to_string())
+            .bind(op.audit_kind())
+            .bind(op.audit_detail(from).to_string())
             .execute(&mut *tx)
             .await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -1121,7 +975,7 @@ impl SqliteStore {
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-        let job = row_to_job(&row)?;
+        let job = decode_job(&row)?;
         tx.commit().await?;
         Ok(job)
     }
@@ -1130,6 +984,7 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::OffboardingEvent;
 
     fn ev(id: &str, body: &str) -> NewEvent {
         let event = OffboardingEvent::from_json(
@@ -1205,9 +1060,9 @@ mod tests {
             store.migrate().await.expect("migrate");
             store.ingest(vec![ev("old", "0")]).await.expect("seed");
             let answers = if batched {
-                commit_group_batched(&store.writer, &requests).await
+                commit_group_batched(&store.writer, &requests, store.now()).await
             } else {
-                commit_group_savepoints(&store.writer, &requests).await
+                commit_group_savepoints(&store.writer, &requests, store.now()).await
             }
             .expect("group commits");
             let (ids, jobs) = stored(&store).await;

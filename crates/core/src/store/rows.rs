@@ -1,0 +1,233 @@
+//! How stored rows become domain values, once for both backends: the column
+//! accessors any sqlx row offers ([`Columns`]), the decoding of jobs, checkpoints and
+//! audit entries, and the representations both schemas share (Unix milliseconds for
+//! time, `bigint`/`INTEGER` for counts, UUIDv7 strings for ids).
+//!
+//! Stored data is input too: a value that doesn't decode is [`StoreError::Corrupt`]
+//! naming the job and the column, never a silent default (a timestamp that reads back
+//! as 1970 would make a job runnable, or its lease expired, for ever).
+
+use std::{collections::BTreeMap, str::FromStr, time::Duration};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use super::{AuditEntry, Job, JobDetail, StoreError};
+use crate::domain::{JobKind, JobState, OffboardingEvent};
+
+/// Typed column access for any sqlx row whose database stores text, 64-bit integers
+/// and booleans (SQLite's `INTEGER` 0/1 decodes as a boolean too). Errors are the
+/// driver's (a missing column, a type mismatch): the query, not the data, is wrong.
+pub(crate) trait Columns {
+    /// A `NOT NULL` text column.
+    fn text(&self, col: &str) -> Result<String, StoreError>;
+    /// A nullable text column.
+    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError>;
+    /// A `NOT NULL` integer column.
+    fn int(&self, col: &str) -> Result<i64, StoreError>;
+    /// A nullable integer column.
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError>;
+    /// A boolean column.
+    fn flag(&self, col: &str) -> Result<bool, StoreError>;
+}
+
+impl<R> Columns for R
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn text(&self, col: &str) -> Result<String, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn int(&self, col: &str) -> Result<i64, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn flag(&self, col: &str) -> Result<bool, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+}
+
+/// An instant as stored: Unix milliseconds (UTC).
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// A stored instant back; `what` names the row and column for the error.
+pub(crate) fn from_ms(v: i64, what: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(v).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "{what}: {v} is not a time (Unix milliseconds out of range)"
+        ))
+    })
+}
+
+/// A duration as stored next to instants (milliseconds), saturating: a lease of
+/// centuries is still "not expired".
+pub(crate) fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A stored counter (attempts, failures, limits: never negative when written by
+/// this code) as the `u32` the API speaks.
+pub(crate) fn count_u32(v: i64, what: &str) -> Result<u32, StoreError> {
+    u32::try_from(v)
+        .map_err(|_| StoreError::Corrupt(format!("{what}: {v} is not a count (0..=u32::MAX)")))
+}
+
+/// A `COUNT(*)` result, which SQL never makes negative.
+pub(crate) fn count_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// A new job id: UUIDv7, so ids sort by creation time (cursors and "newest first"
+/// rely on it).
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// JSON stored as text back into a value; `what` names it for the error.
+fn json(text: &str, what: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// A row of the job columns (both backends select the same names, with `plan` and
+/// the event's `payload` as text).
+pub(crate) fn decode_job(row: &impl Columns) -> Result<Job, StoreError> {
+    let id = row.text("id")?;
+    let what = |col: &str| format!("job {id} {col}");
+    let corrupt =
+        |col: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{}: {e}", what(col)));
+    let event_json = json(&row.text("payload")?, &what("event"))?;
+    let event = OffboardingEvent::from_json(&event_json, None).map_err(|e| corrupt("event", &e))?;
+    let plan = row
+        .opt_text("plan")?
+        .map(|p| json(&p, &what("plan")))
+        .transpose()?;
+    let time = |col: &str| from_ms(row.int(col)?, &what(col));
+    let count = |col: &str| count_u32(row.int(col)?, &what(col));
+    let lease_expires_at = row
+        .opt_int("lease_expires_at")?
+        .map(|v| from_ms(v, &what("lease_expires_at")))
+        .transpose()?;
+    Ok(Job {
+        kind: JobKind::from_str(&row.text("kind")?).map_err(|e| corrupt("kind", &e))?,
+        state: JobState::from_str(&row.text("state")?).map_err(|e| corrupt("state", &e))?,
+        attempt: count("attempt")?,
+        failures: count("failures")?,
+        max_attempts: count("max_attempts")?,
+        run_at: time("run_at")?,
+        lease_owner: row.opt_text("lease_owner")?,
+        lease_expires_at,
+        source: row.text("source")?,
+        event_id: row.text("event_id")?,
+        event,
+        employee_email: row.text("employee_email")?,
+        action: row.opt_text("action")?,
+        plan,
+        last_error: row.opt_text("last_error")?,
+        approved: row.flag("approved")?,
+        parent_id: row.opt_text("parent_id")?,
+        created_at: time("created_at")?,
+        updated_at: time("updated_at")?,
+        id,
+    })
+}
+
+/// A job, its checkpoints (`key`, `value` as text) and its audit trail (`at`,
+/// `kind`, `detail` as text, in trail order) as one [`JobDetail`].
+pub(crate) fn decode_detail<R: Columns>(
+    job: &R,
+    checkpoints: &[R],
+    audit: &[R],
+) -> Result<JobDetail, StoreError> {
+    let job = decode_job(job)?;
+    let checkpoints = checkpoints
+        .iter()
+        .map(|row| {
+            let key = row.text("key")?;
+            let value = json(
+                &row.text("value")?,
+                &format!("job {} checkpoint {key}", job.id),
+            )?;
+            Ok((key, value))
+        })
+        .collect::<Result<BTreeMap<_, _>, StoreError>>()?;
+    let audit = audit
+        .iter()
+        .map(|row| {
+            let what = format!("job {} audit", job.id);
+            Ok(AuditEntry {
+                at: from_ms(row.int("at")?, &what)?,
+                kind: row.text("kind")?,
+                detail: json(&row.text("detail")?, &what)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(JobDetail {
+        job,
+        checkpoints,
+        audit,
+    })
+}
+
+/// Rows of (`state`, `n`) as a count for every state, zero where no row says
+/// otherwise. A state this build doesn't know is left out rather than failing
+/// metrics (a newer replica may have written it).
+pub(crate) fn tally_states(rows: &[impl Columns]) -> Result<BTreeMap<JobState, u64>, StoreError> {
+    let mut out: BTreeMap<JobState, u64> = JobState::ALL.into_iter().map(|s| (s, 0)).collect();
+    for row in rows {
+        if let Ok(state) = JobState::from_str(&row.text("state")?) {
+            out.insert(state, count_u64(row.int("n")?));
+        }
+    }
+    Ok(out)
+}
+
+/// Rows of (`action`, `n`) as a map.
+pub(crate) fn tally_actions(rows: &[impl Columns]) -> Result<BTreeMap<String, u64>, StoreError> {
+    rows.iter()
+        .map(|row| Ok((row.text("action")?, count_u64(row.int("n")?))))
+        .collect()
+}
+
+/// How long the oldest runnable job (due at `oldest`, Unix ms) has waited at `now`.
+pub(crate) fn age(now: i64, oldest: Option<i64>) -> Option<Duration> {
+    oldest.map(|t| Duration::from_millis(count_u64(now.saturating_sub(t))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_out_of_range_timestamp_is_corrupt_not_1970() {
+        match from_ms(i64::MAX, "job j run_at") {
+            Err(StoreError::Corrupt(msg)) => assert!(msg.contains("job j run_at"), "{msg}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        let t = Utc::now();
+        let back = from_ms(ms(t), "t").map(ms);
+        assert_eq!(back.ok(), Some(ms(t)));
+    }
+
+    #[test]
+    fn a_negative_count_is_corrupt() {
+        assert!(matches!(count_u32(-1, "x"), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            count_u32(i64::from(u32::MAX) + 1, "x"),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert_eq!(count_u32(7, "x").ok(), Some(7));
+        assert_eq!(age(10, Some(20)), Some(Duration::ZERO));
+    }
+}

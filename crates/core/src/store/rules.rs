@@ -1,0 +1,256 @@
+//! The queue's decisions, once for both backends: what a run's [`Outcome`] does to
+//! a job, how a stored event decides dedupe, which states an operator action applies
+//! to, how the hourly caps are checked, and when the schema is ready. Each backend
+//! only reads the facts these functions need and writes back what they decide, so
+//! "the same semantics" (DESIGN.md §8) is one piece of code, not two kept in step.
+
+use serde_json::Value;
+
+use super::{Claimed, IngestOutcome, Job, Lease, NewEvent, Outcome, Reservation, StoreError};
+use crate::domain::JobState;
+
+/// What [`Outcome`] does to a job: the new state, `run_at` (`None`: unchanged), the
+/// consecutive-failure count and `last_error` (`None`: unchanged). The lease is
+/// always cleared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Transition {
+    /// The job's state after the run.
+    pub state: JobState,
+    /// When it may run next, in Unix ms; `None` keeps the stored value.
+    pub run_at: Option<i64>,
+    /// Consecutive failed attempts after the run (a success resets them).
+    pub failures: i64,
+    /// Why it stopped, failed or waits; `None` keeps the stored message.
+    pub last_error: Option<String>,
+}
+
+/// The transition for `outcome` of a job that had `failures` consecutive failures
+/// out of `max_attempts`, at `now` (Unix ms). A retry that uses up the last attempt
+/// fails the job, saying so.
+pub(crate) fn transition(
+    outcome: Outcome,
+    failures: i64,
+    max_attempts: i64,
+    now: i64,
+) -> Transition {
+    let t = |state, run_at, failures, last_error| Transition {
+        state,
+        run_at,
+        failures,
+        last_error,
+    };
+    let at = super::rows::ms;
+    match outcome {
+        Outcome::Succeeded => t(JobState::Succeeded, None, 0, None),
+        Outcome::Scheduled { run_at, .. } => t(JobState::Scheduled, Some(at(run_at)), 0, None),
+        Outcome::Retry { run_at, error } => {
+            let failures = failures + 1;
+            if failures >= max_attempts {
+                let error = format!("gave up after {failures} attempts: {error}");
+                t(JobState::Failed, None, failures, Some(error))
+            } else {
+                t(JobState::Scheduled, Some(at(run_at)), failures, Some(error))
+            }
+        }
+        Outcome::NeedsReview { reason } => t(JobState::NeedsReview, None, failures, Some(reason)),
+        Outcome::Failed { error } => t(JobState::Failed, None, failures, Some(error)),
+        Outcome::Cancelled { reason } => t(JobState::Cancelled, None, failures, Some(reason)),
+        Outcome::Released => t(JobState::Queued, Some(now), failures, None),
+    }
+}
+
+/// What is stored already under an event's `(source, id)`: its body hash and the
+/// first job it created (`None` only if the store lost a job: corruption).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stored<'a> {
+    /// SHA-256 (hex) of the stored body.
+    pub body_sha256: &'a str,
+    /// The event's own (not follow-up) job.
+    pub job_id: Option<&'a str>,
+}
+
+/// Dedupe for one event: `None` when it is new (store it); otherwise the answer.
+/// The same id with another body is a conflict, with the same body a duplicate of
+/// the job it created.
+pub(crate) fn seen_before(ev: &NewEvent, stored: Stored<'_>) -> Result<IngestOutcome, StoreError> {
+    let event_id = ev.event.id.clone();
+    if stored.body_sha256 != ev.body_sha256 {
+        return Ok(IngestOutcome::Conflict { event_id });
+    }
+    match stored.job_id {
+        Some(job_id) => Ok(IngestOutcome::Duplicate {
+            event_id,
+            job_id: job_id.to_owned(),
+        }),
+        None => Err(StoreError::Corrupt(format!(
+            "event {event_id} is stored without a job"
+        ))),
+    }
+}
+
+/// The event's canonical JSON, as stored in `events.payload`.
+pub(crate) fn payload(ev: &NewEvent) -> Result<String, StoreError> {
+    serde_json::to_string(&ev.event)
+        .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", ev.event.id)))
+}
+
+/// A conflict anywhere in one request stores nothing of it.
+pub(crate) fn has_conflict(out: &[IngestOutcome]) -> bool {
+    out.iter()
+        .any(|o| matches!(o, IngestOutcome::Conflict { .. }))
+}
+
+/// A claimed job with the lease its writes are fenced by.
+pub(crate) fn claimed(job: Job, owner: &str) -> Claimed {
+    Claimed {
+        lease: Lease {
+            job_id: job.id.clone(),
+            owner: owner.to_owned(),
+            attempt: job.attempt,
+        },
+        job,
+    }
+}
+
+/// An operator's action on one job (API or CLI).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Operation<'a> {
+    /// failed/needs_review/cancelled → queued now, failures reset.
+    Retry,
+    /// Anything not finished → cancelled, with the operator's reason.
+    Cancel(&'a str),
+    /// needs_review → queued now, past the guard or cap that stopped it.
+    Approve,
+}
+
+impl<'a> Operation<'a> {
+    /// The verb, as in errors and the audit kind `operator.<verb>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Retry => "retry",
+            Self::Cancel(_) => "cancel",
+            Self::Approve => "approve",
+        }
+    }
+
+    /// The states the action applies to.
+    fn applies_to(self) -> &'static [JobState] {
+        match self {
+            Self::Retry => &[JobState::Failed, JobState::NeedsReview, JobState::Cancelled],
+            Self::Cancel(_) => &[
+                JobState::Queued,
+                JobState::Running,
+                JobState::Scheduled,
+                JobState::NeedsReview,
+            ],
+            Self::Approve => &[JobState::NeedsReview],
+        }
+    }
+
+    /// The reason to store in `last_error` (only `cancel` has one).
+    pub fn reason(self) -> Option<&'a str> {
+        match self {
+            Self::Cancel(reason) => Some(reason),
+            Self::Retry | Self::Approve => None,
+        }
+    }
+
+    /// The job's stored state (`None`: no such job) if the action applies to it.
+    pub fn check(self, id: &str, stored: Option<String>) -> Result<JobState, StoreError> {
+        let stored = stored.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+        let state = stored
+            .parse::<JobState>()
+            .map_err(|e| StoreError::Corrupt(format!("job {id} state: {e}")))?;
+        if self.applies_to().contains(&state) {
+            Ok(state)
+        } else {
+            Err(StoreError::WrongState {
+                id: id.to_owned(),
+                state,
+                op: self.name(),
+            })
+        }
+    }
+
+    /// The audit kind, `operator.<verb>`.
+    pub fn audit_kind(self) -> String {
+        format!("operator.{}", self.name())
+    }
+
+    /// The audit detail: the state it left and the operator's reason, which also
+    /// says whether it came from the API or the CLI.
+    pub fn audit_detail(self, from: JobState) -> Value {
+        match self.reason() {
+            Some(reason) => serde_json::json!({ "from": from.as_str(), "reason": reason }),
+            None => serde_json::json!({ "from": from.as_str() }),
+        }
+    }
+}
+
+/// One hourly cap to check: its name in [`Reservation::OverCap`], the action it
+/// counts (`None`: every action) and its maximum.
+pub(crate) type Cap<'a> = (&'static str, Option<&'a str>, u32);
+
+/// The caps that apply to reserving `action` (a `None` maximum does not apply).
+pub(crate) fn caps<'a>(
+    action: &'a str,
+    max_same_action: Option<u32>,
+    max_all: Option<u32>,
+) -> impl Iterator<Item = Cap<'a>> {
+    [
+        ("deletions", Some(action), max_same_action),
+        ("offboardings", None, max_all),
+    ]
+    .into_iter()
+    .filter_map(|(cap, only, max)| max.map(|max| (cap, only, max)))
+}
+
+/// The refusal when `count` reservations reach the cap, `None` while below it.
+pub(crate) fn over_cap((cap, _, max): Cap<'_>, count: i64) -> Option<Reservation> {
+    (count >= i64::from(max)).then(|| Reservation::OverCap {
+        cap,
+        count: super::rows::count_u64(count),
+        max,
+    })
+}
+
+/// Ready when every migration this build knows is applied (`applied`: versions).
+pub(crate) fn check_migrated(
+    migrator: &sqlx::migrate::Migrator,
+    applied: &[i64],
+) -> Result<(), StoreError> {
+    match migrator.iter().find(|m| !applied.contains(&m.version)) {
+        Some(m) => Err(StoreError::Corrupt(format!(
+            "migration {} ({}) is pending",
+            m.version, m.description
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_retry_gives_up_and_says_after_how_many() {
+        let retry = || Outcome::Retry {
+            run_at: chrono::Utc::now(),
+            error: "503".into(),
+        };
+        let t = transition(retry(), 1, 3, 0);
+        assert_eq!((t.state, t.failures), (JobState::Scheduled, 2));
+        let t = transition(retry(), 2, 3, 0);
+        assert_eq!(t.state, JobState::Failed);
+        assert_eq!(t.run_at, None);
+        assert_eq!(
+            t.last_error.as_deref(),
+            Some("gave up after 3 attempts: 503")
+        );
+        let t = transition(Outcome::Released, 2, 3, 42);
+        assert_eq!(
+            (t.state, t.run_at, t.failures),
+            (JobState::Queued, Some(42), 2)
+        );
+    }
+}
