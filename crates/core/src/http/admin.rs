@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::error::ApiError;
+use crate::error::ApiError;
 use crate::{
     config::Secret,
     domain::JobState,

@@ -26,7 +26,7 @@ use super::{
     schemes::{SignedRequest, VerifyError, static_token::CHALLENGE_HEADER},
 };
 use crate::{
-    http::error::ApiError,
+    error::ApiError,
     store::{IngestOutcome, NewEvent, SharedStore},
 };
 
