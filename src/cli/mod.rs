@@ -83,9 +83,11 @@ pub enum CliError {
 
 impl From<StartError> for CliError {
     fn from(e: StartError) -> Self {
-        match e {
-            StartError::Config(m) => Self::Config(m),
-            StartError::Other(e) => Self::Failed(e),
+        // The message alone: the variants already embed their cause in it.
+        if e.is_config() {
+            Self::Config(e.to_string())
+        } else {
+            Self::Failed(anyhow::anyhow!("{e}"))
         }
     }
 }

@@ -39,9 +39,9 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// Health and metrics state.
 #[derive(Clone)]
 pub struct HealthState {
-    #[allow(missing_docs)]
+    /// `/readyz` asks it whether it is reachable and migrated.
     pub store: SharedStore,
-    #[allow(missing_docs)]
+    /// Renders `/metrics` from the process-wide recorder.
     pub metrics: PrometheusHandle,
 }
 
