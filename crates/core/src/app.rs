@@ -24,8 +24,8 @@ use crate::{
     worker::{CurrentPolicy, Worker, WorkerSettings},
 };
 
-/// Which parts of offboard this process runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// Which parts of offboard this process runs (`serve --role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// Receiver and worker.
     All,

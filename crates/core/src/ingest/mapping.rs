@@ -2,7 +2,7 @@
 //! system needs no code.
 //!
 //! A [`Mapping`] is compiled once from a source's config and applied per request:
-//! 1. parse the body: JSON, or a form (`format`, or by Content-Type; see [`super::form`]);
+//! 1. parse the body: JSON, or a form (`format`, or by Content-Type; see [`super::FormError`]);
 //! 2. `each`: an array pointer, one event per element (pointers then read the element);
 //! 3. `[sources.map]`: canonical dotted field ← JSON Pointer (or `"{/first} {/last}"`);
 //!    without a map the payload must already be canonical;

@@ -3,7 +3,8 @@
 //!
 //! - [`schemes`]: one module per signature scheme behind [`schemes::SignatureScheme`];
 //!   vendor presets are rows of one table over the configurable HMAC scheme.
-//! - [`mapping`]: JSON Pointers, value maps, defaults, arrays, forms, pings → events.
+//! - [`mapping`]: JSON Pointers, value maps, defaults, arrays, forms (a private
+//!   `form` module, whose [`FormError`] is re-exported), pings → events.
 //! - [`routes`]: `POST /webhooks/{source}` (and Okta's `GET` challenge), with one
 //!   metrics outcome per request.
 //!
@@ -12,7 +13,7 @@
 //! it stores nothing). Nothing here deletes events: they are the durable dedupe
 //! record, kept well past any vendor's retry window.
 
-pub mod form;
+mod form;
 pub mod mapping;
 pub mod routes;
 pub mod schemes;
@@ -21,6 +22,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use crate::config::{Config, ConfigError, Secret, SourceConfig};
 
+pub use form::FormError;
 use mapping::{Mapping, MappingConfigError};
 use schemes::{BuildError, SignatureScheme, Spec, SpecError};
 

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::{
     Source, Sources,
     mapping::{Input, MapError},
-    schemes::{SignedRequest, VerifyError, static_token::CHALLENGE_HEADER},
+    schemes::{CHALLENGE_HEADER, SignedRequest, VerifyError},
 };
 use crate::{
     error::ApiError,

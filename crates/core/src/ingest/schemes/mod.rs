@@ -1,22 +1,25 @@
-//! Webhook signature schemes. Each scheme is one small module implementing
-//! [`SignatureScheme`]; [`Spec::resolve`] reads a source's `scheme` key (and its
-//! `[sources.hmac]` table) without touching secrets, and [`Spec::build`] adds the
-//! secrets. [`super::Source::build`] does both for one source.
+//! Webhook signature schemes. Each scheme is one small private module implementing
+//! [`SignatureScheme`], re-exported here; [`Spec::resolve`] reads a source's
+//! `scheme` key (and its `[sources.hmac]` table) without touching secrets, and
+//! [`Spec::build`] adds the secrets. [`super::Source::build`] does both for one
+//! source.
 //!
-//! - [`standard_webhooks`]: `webhook-id` / `webhook-timestamp` / `webhook-signature`.
-//! - [`hmac`]: one configurable HMAC scheme; the vendor schemes (`bamboohr`, `hibob`,
-//!   `gusto`, `deel`, `github`) are named rows of [`presets::PRESETS`] over it.
-//! - [`static_token`]: a header that must equal a secret (Okta event hooks), plus
+//! - [`StandardWebhooks`]: `webhook-id` / `webhook-timestamp` / `webhook-signature`.
+//! - [`HmacScheme`]: one configurable HMAC scheme; the vendor schemes (`bamboohr`,
+//!   `hibob`, `gusto`, `deel`, `github`) are named rows of [`PRESETS`] over it.
+//! - [`StaticToken`]: a header that must equal a secret (Okta event hooks), plus
 //!   Okta's one-time `GET` verification challenge.
 //!
-//! Every scheme verifies the RAW request bytes before anything parses them,
+//! Every scheme verifies the RAW request bytes and parses nothing of the body,
 //! compares in constant time, accepts a list of secrets so a sender can rotate keys
-//! without downtime, and never panics on any input.
+//! without downtime, and never panics on any input. (The receiver may look for an
+//! unsigned set-up ping before calling [`SignatureScheme::verify`], but only for a
+//! source configured with `[sources.ping] signed = false`.)
 
-pub mod hmac;
-pub mod presets;
-pub mod standard_webhooks;
-pub mod static_token;
+mod hmac;
+mod presets;
+mod standard_webhooks;
+mod static_token;
 
 use std::fmt;
 
@@ -25,9 +28,12 @@ use chrono::DateTime;
 
 use crate::config::{Secret, SourceConfig};
 
-pub use self::hmac::{HmacConfigError, HmacScheme, HmacSpec, TemplateError};
+pub use self::hmac::{
+    Algorithm, Encoding, HmacConfigError, HmacScheme, HmacSpec, TemplateError, TimestampFormat,
+};
+pub use presets::{PRESETS, Preset};
 pub use standard_webhooks::StandardWebhooks;
-pub use static_token::StaticToken;
+pub use static_token::{CHALLENGE_HEADER, StaticToken};
 
 /// The parts of a request a signature can cover.
 #[derive(Debug, Clone, Copy)]

@@ -18,7 +18,7 @@ pub struct Preset {
     pub algorithm: Algorithm,
     /// How the vendor writes the digest.
     pub encoding: Encoding,
-    /// What is signed (see [`super::hmac`]).
+    /// What is signed (a template, see [`super::HmacSpec::signed`]).
     pub signed: &'static str,
     /// Header with a signed timestamp.
     pub timestamp_header: Option<&'static str>,
