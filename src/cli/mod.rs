@@ -14,7 +14,11 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
-use offboard_core::{app::StartError, config::Config, telemetry::LogFormat};
+use offboard_core::{
+    app::{Role, StartError},
+    config::Config,
+    telemetry::LogFormat,
+};
 
 /// offboard: HR "employee is leaving" webhooks → audited CRM offboarding.
 #[derive(Debug, Parser)]
@@ -25,7 +29,7 @@ pub struct Cli {
     config: PathBuf,
     /// Log format (default: json when stdout is not a TTY, pretty otherwise).
     #[arg(long, global = true, value_enum)]
-    log_format: Option<LogFormat>,
+    log_format: Option<LogFormatArg>,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,7 +40,7 @@ enum Command {
     Serve {
         /// Which parts to run.
         #[arg(long, value_enum, default_value = "all")]
-        role: offboard_core::app::Role,
+        role: RoleArg,
     },
     /// The whole flow on an embedded default: sandbox, temp store, three leavers.
     Demo {
@@ -70,6 +74,46 @@ enum Command {
     },
 }
 
+/// `--role`: the command line's spelling of [`Role`] (the service crate has no
+/// command-line parser; its callers pick the role in code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RoleArg {
+    /// Receiver and worker.
+    All,
+    /// Webhooks and the admin API.
+    Receiver,
+    /// Jobs only (plus health and metrics).
+    Worker,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::All => Self::All,
+            RoleArg::Receiver => Self::Receiver,
+            RoleArg::Worker => Self::Worker,
+        }
+    }
+}
+
+/// `--log-format`: the command line's spelling of [`LogFormat`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormatArg {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(f: LogFormatArg) -> Self {
+        match f {
+            LogFormatArg::Json => Self::Json,
+            LogFormatArg::Pretty => Self::Pretty,
+        }
+    }
+}
+
 /// Why a command failed, which decides the exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -83,9 +127,11 @@ pub enum CliError {
 
 impl From<StartError> for CliError {
     fn from(e: StartError) -> Self {
-        match e {
-            StartError::Config(m) => Self::Config(m),
-            StartError::Other(e) => Self::Failed(e),
+        // The message alone: the variants already embed their cause in it.
+        if e.is_config() {
+            Self::Config(e.to_string())
+        } else {
+            Self::Failed(anyhow::anyhow!("{e}"))
         }
     }
 }
@@ -104,7 +150,7 @@ pub fn main() -> ExitCode {
         Command::Demo { .. } | Command::Sandbox(_) | Command::Bench { .. } => "warn",
         _ => "info",
     };
-    offboard_core::telemetry::init(cli.log_format, default_filter);
+    offboard_core::telemetry::init(cli.log_format.map(LogFormat::from), default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -130,7 +176,7 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Serve { role } => serve::run(&cli.config, role).await,
+        Command::Serve { role } => serve::run(&cli.config, role.into()).await,
         Command::Demo { keep } => demo::run(keep).await,
         Command::Bench { command } => bench::run(command).await,
         Command::Sandbox(args) => sandbox::run(args).await,

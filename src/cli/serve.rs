@@ -9,6 +9,7 @@ use super::CliError;
 use offboard_core::{
     app::{Application, Role},
     config::Config,
+    policy::PolicyError,
 };
 
 pub(super) async fn run(config_path: &Path, role: Role) -> Result<(), CliError> {
@@ -17,7 +18,9 @@ pub(super) async fn run(config_path: &Path, role: Role) -> Result<(), CliError> 
     tracing::info!(addr = %app.local_addr(), ?role, "offboard listening");
     let shutdown = CancellationToken::new();
     spawn_signal_handlers(shutdown.clone(), app.policy_reloader());
-    app.run_until_stopped(shutdown).await?;
+    app.run_until_stopped(shutdown)
+        .await
+        .map_err(|e| CliError::Failed(e.into()))?;
     tracing::info!("offboard stopped");
     Ok(())
 }
@@ -25,7 +28,7 @@ pub(super) async fn run(config_path: &Path, role: Role) -> Result<(), CliError> 
 #[cfg(unix)]
 fn spawn_signal_handlers(
     shutdown: CancellationToken,
-    reload: impl Fn() -> Result<(), String> + Send + Sync + 'static,
+    reload: impl Fn() -> Result<(), PolicyError> + Send + Sync + 'static,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
     tokio::spawn(async move {
@@ -51,7 +54,7 @@ fn spawn_signal_handlers(
 #[cfg(not(unix))]
 fn spawn_signal_handlers(
     shutdown: CancellationToken,
-    _reload: impl Fn() -> Result<(), String> + Send + Sync + 'static,
+    _reload: impl Fn() -> Result<(), PolicyError> + Send + Sync + 'static,
 ) {
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

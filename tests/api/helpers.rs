@@ -64,7 +64,7 @@ pub struct TestApp {
     pub shutdown: CancellationToken,
     pub dir: tempfile::TempDir,
     pub db_url: String,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    server: Option<tokio::task::JoinHandle<Result<(), offboard_core::app::ServeError>>>,
 }
 
 pub struct Options {

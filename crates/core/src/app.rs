@@ -16,16 +16,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{Config, ConfigError},
-    crm::Crm,
+    crm::{Crm, sell::SellBuildError},
     http::{self, HealthState, admin::AdminState},
     ingest::{Sources, routes::IngestState},
-    policy::Policy,
-    store::{self, SharedStore},
+    policy::{Policy, PolicyError},
+    store::{self, SharedStore, StoreError},
     worker::{CurrentPolicy, Worker, WorkerSettings},
 };
 
-/// Which parts of offboard this process runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// Which parts of offboard this process runs (`serve --role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// Receiver and worker.
     All,
@@ -35,21 +35,62 @@ pub enum Role {
     Worker,
 }
 
-/// Why start-up failed. Configuration problems exit with 2, others with 1.
+/// Why start-up failed. [`StartError::is_config`] tells the CLI which exit code
+/// (DESIGN.md §3: 2 for configuration, 1 for anything else).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// Bad or missing configuration, policy or secret.
-    #[error("{0}")]
-    Config(String),
-    /// Anything else (store unreachable, port taken, …).
-    #[error("{0:#}")]
-    Other(#[from] anyhow::Error),
+    /// A config key, secret or source is missing or wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The policy file does not load; the message is `file:line:col: …`.
+    #[error("policy: {0}")]
+    Policy(PolicyError),
+    /// The `[crm]` section cannot make a client.
+    #[error("crm: {0}")]
+    Crm(SellBuildError),
+    /// `seat_executor = "manual"` needs someone to ask.
+    #[error(
+        "crm.admin_email: required by seat_executor = \"manual\" (who is asked to change the seat?)"
+    )]
+    MissingAdminEmail,
+    /// The store cannot be opened (unreachable, bad URL, permissions).
+    #[error("store {url}: {source}")]
+    Store {
+        /// `store.url` with any password replaced by `***`.
+        url: String,
+        /// What the store said.
+        source: StoreError,
+    },
+    /// Applying migrations failed.
+    #[error("migrations: {0}")]
+    Migrations(StoreError),
+    /// `server.listen` cannot be bound (port taken, no permission).
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// `server.listen`.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
-impl From<ConfigError> for StartError {
-    fn from(e: ConfigError) -> Self {
-        Self::Config(e.to_string())
+impl StartError {
+    /// Whether the operator must fix configuration (exit 2) rather than the
+    /// environment (exit 1).
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            Self::Config(_) | Self::Policy(_) | Self::Crm(_) | Self::MissingAdminEmail
+        )
     }
+}
+
+/// Why a running service stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The HTTP server's accept loop failed.
+    #[error("HTTP server: {0}")]
+    Http(std::io::Error),
 }
 
 /// Where the CRM client comes from.
@@ -81,8 +122,7 @@ impl Application {
         let token = config.crm_token()?;
         // Checked before the store is opened: a bad [crm] section is a configuration
         // error (exit 2) whether or not the store is reachable.
-        crate::crm::sell::client_from_config(&config, token.clone())
-            .map_err(|e| StartError::Config(format!("crm: {e}")))?;
+        crate::crm::sell::client_from_config(&config, token.clone()).map_err(StartError::Crm)?;
         Self::build_inner(config, role, CrmChoice::FromConfig(token)).await
     }
 
@@ -96,8 +136,7 @@ impl Application {
     }
 
     async fn build_inner(config: Config, role: Role, crm: CrmChoice) -> Result<Self, StartError> {
-        let policy = Policy::load(&config.policy.file)
-            .map_err(|e| StartError::Config(format!("policy: {e}")))?;
+        let policy = Policy::load(&config.policy.file).map_err(StartError::Policy)?;
         // The process's log lines follow the configuration it runs.
         crate::telemetry::set_redact_emails(config.privacy.redact_emails);
         let runs_receiver = role != Role::Worker;
@@ -116,16 +155,16 @@ impl Application {
             && settings.admin_email.is_none()
             && config.crm.seat_executor == "manual"
         {
-            return Err(StartError::Config("crm.admin_email: required by seat_executor = \"manual\" (who is asked to change the seat?)".into()));
+            return Err(StartError::MissingAdminEmail);
         }
 
         let store = store::open_configured(&config.store)
             .await
-            .map_err(|e| anyhow::anyhow!("store {}: {e}", redact_url(&config.store.url)))?;
-        store
-            .migrate()
-            .await
-            .map_err(|e| anyhow::anyhow!("migrations: {e}"))?;
+            .map_err(|source| StartError::Store {
+                url: redact_url(&config.store.url),
+                source,
+            })?;
+        store.migrate().await.map_err(StartError::Migrations)?;
 
         let crm = match crm {
             CrmChoice::Given(crm) => crm,
@@ -133,7 +172,7 @@ impl Application {
                 crate::crm::sell::client_from_config_sharing(&config, token, |key, budget| {
                     store.shared_crm_budget(key, budget)
                 })
-                .map_err(|e| StartError::Config(format!("crm: {e}")))?
+                .map_err(StartError::Crm)?
             }
         };
 
@@ -167,7 +206,10 @@ impl Application {
         );
         let listener = TcpListener::bind(config.server.listen)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
+            .map_err(|source| StartError::Listen {
+                addr: config.server.listen,
+                source,
+            })?;
         Ok(Self {
             listener,
             router,
@@ -185,7 +227,7 @@ impl Application {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
-    /// The bound port.
+    /// The bound port (what a `server.listen` of port 0 picked).
     pub fn port(&self) -> u16 {
         self.local_addr().port()
     }
@@ -207,13 +249,15 @@ impl Application {
         self.worker.take()
     }
 
-    /// Re-reads the policy file; an invalid file keeps the old policy.
-    pub fn reload_policy(&self) -> Result<(), String> {
+    /// Re-reads the policy file; an invalid file keeps the old policy (and is
+    /// logged), so a typo never leaves the worker without rules.
+    pub fn reload_policy(&self) -> Result<(), PolicyError> {
         reload(&self.policy, &self.policy_path)
     }
 
-    /// A handle that can reload the policy later (SIGHUP).
-    pub fn policy_reloader(&self) -> impl Fn() -> Result<(), String> + Send + Sync + 'static {
+    /// A handle that can reload the policy later: `serve` calls it on SIGHUP,
+    /// after `self` has moved into [`Self::run_until_stopped`].
+    pub fn policy_reloader(&self) -> impl Fn() -> Result<(), PolicyError> + Send + Sync + 'static {
         let policy = self.policy.clone();
         let path = self.policy_path.clone();
         move || reload(&policy, &path)
@@ -221,7 +265,7 @@ impl Application {
 
     /// Serves HTTP and runs the worker until `shutdown` is cancelled; then stops
     /// accepting, drains in-flight requests and jobs, and returns.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), ServeError> {
         let worker_task = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
         let token = shutdown.clone();
         let server = axum::serve(self.listener, self.router)
@@ -231,11 +275,11 @@ impl Application {
         if let Some(t) = worker_task {
             let _ = t.await;
         }
-        served.map_err(|e| anyhow::anyhow!("HTTP server: {e}"))
+        served.map_err(ServeError::Http)
     }
 }
 
-fn reload(policy: &CurrentPolicy, path: &std::path::Path) -> Result<(), String> {
+fn reload(policy: &CurrentPolicy, path: &std::path::Path) -> Result<(), PolicyError> {
     match Policy::load(path) {
         Ok(p) => {
             let version = p.version().to_owned();
@@ -245,7 +289,7 @@ fn reload(policy: &CurrentPolicy, path: &std::path::Path) -> Result<(), String> 
         }
         Err(e) => {
             tracing::error!(error = %e, "policy reload refused; keeping the previous policy");
-            Err(e.to_string())
+            Err(e)
         }
     }
 }
@@ -279,7 +323,7 @@ mod tests {
             "version = 1\n[[rules]]\nname = \"x\"\naction = \"explode\"\n",
         )
         .unwrap();
-        let err = reload(&current, &path).unwrap_err();
+        let err = reload(&current, &path).unwrap_err().to_string();
         assert!(err.contains(":4:"), "error names the line: {err}");
         assert_eq!(current.get().version(), before, "old policy kept");
 

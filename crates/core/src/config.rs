@@ -21,20 +21,30 @@ use serde::Deserialize;
 /// The documented defaults, embedded so `offboard` runs with an empty file.
 pub const DEFAULTS: &str = include_str!("../../../config/defaults.toml");
 
-/// Everything offboard reads from `offboard.toml`.
+/// Everything offboard reads from `offboard.toml` (DESIGN.md §6), merged over
+/// [`DEFAULTS`] and `OFFBOARD__SECTION__KEY` environment overrides. Secrets are
+/// never fields here: only the names of the env vars or files that hold them.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct Config {
+    /// `[server]`: listener and request limits.
     pub server: ServerConfig,
+    /// `[store]`: the durable store's URL and SQLite tuning.
     pub store: StoreConfig,
+    /// `[crm]`: which CRM, how to reach it and how fast.
     pub crm: CrmConfig,
+    /// `[[sources]]`: one entry per HR system; none means no webhook is accepted.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+    /// `[policy]`: where the decision rules are.
     pub policy: PolicyConfig,
+    /// `[admin]`: the admin API's token.
     pub admin: AdminConfig,
+    /// `[safety]`: dry run and the hourly limits.
     pub safety: SafetyConfig,
+    /// `[worker]`: leases, attempts, and the manual seat step's polling.
     pub worker: WorkerConfig,
+    /// `[privacy]`: e-mail redaction in logs and API output.
     pub privacy: PrivacyConfig,
 }
 
@@ -46,7 +56,7 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Webhook bodies above this get 413.
     pub max_body_bytes: usize,
-    /// Whole-request timeout.
+    /// Seconds a request may take end to end before it is answered 408 `timeout`.
     pub request_timeout_secs: u64,
 }
 
@@ -75,11 +85,12 @@ pub struct CrmConfig {
     pub token_env: Option<String>,
     /// File holding the API token.
     pub token_file: Option<PathBuf>,
-    /// The token's request budget.
+    /// Requests per second the token may spend (Sell: 10, i.e. 36,000/hour); shared
+    /// by every replica when the store is PostgreSQL.
     pub requests_per_second: u32,
     /// Concurrent CRM requests per process.
     pub max_in_flight: usize,
-    /// Per-call timeout.
+    /// Seconds one CRM call may take before it counts as a transient failure.
     pub timeout_secs: u64,
     /// `manual` (an admin acts in the CRM UI) or `api`.
     pub seat_executor: String,
@@ -94,7 +105,8 @@ pub struct CrmConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// Route segment.
+    /// The route segment (`POST /webhooks/{name}`) and the `source` metrics label;
+    /// unique among sources.
     pub name: String,
     /// Signature scheme: `standard_webhooks`, a preset (`bamboohr`, `hibob`, `gusto`,
     /// `deel`, `github`), `hmac` or `static_token`.
@@ -245,9 +257,9 @@ pub enum ConfigError {
     /// The file could not be read.
     #[error("config file {path}: {source}")]
     Read {
-        #[allow(missing_docs)]
+        /// The `--config` path, as given (relative to the working directory).
         path: PathBuf,
-        #[allow(missing_docs)]
+        /// Why it could not be read (absent, permissions, not a file).
         source: std::io::Error,
     },
     /// A key is missing or has the wrong type.
@@ -256,9 +268,9 @@ pub enum ConfigError {
     /// A secret named by the config is not available.
     #[error("config key {key}: {problem}")]
     Secret {
-        #[allow(missing_docs)]
+        /// The config key naming it, e.g. `crm.token_env` or `sources[0] (bamboohr)`.
         key: String,
-        #[allow(missing_docs)]
+        /// What is wrong, never the secret itself.
         problem: String,
     },
 }
@@ -361,7 +373,8 @@ impl Config {
         Ok(())
     }
 
-    /// The CRM API token.
+    /// Reads the CRM API token from `crm.token_env` (first) or `crm.token_file`,
+    /// trimmed; an unset or empty one is a [`ConfigError::Secret`] naming the key.
     pub fn crm_token(&self) -> Result<Secret, ConfigError> {
         read_secret(
             "crm",
@@ -370,7 +383,8 @@ impl Config {
         )
     }
 
-    /// The admin API token.
+    /// Reads the admin API token from `admin.token_env` or `admin.token_file`, like
+    /// [`Self::crm_token`]; only a process that serves the admin API asks for it.
     pub fn admin_token(&self) -> Result<Secret, ConfigError> {
         read_secret(
             "admin",
@@ -466,7 +480,7 @@ fn read_secret(
 pub struct Secret(String);
 
 impl Secret {
-    /// Wraps a value.
+    /// Wraps a value read from the environment or a file (or a test's literal).
     pub fn new(value: String) -> Self {
         Self(value)
     }

@@ -44,7 +44,8 @@ impl Kind {
 pub struct Family {
     /// Full name, `offboard_…`.
     pub name: &'static str,
-    #[allow(missing_docs)]
+    /// Counter, gauge or histogram: the `# TYPE` line, and which `metrics` macro
+    /// the call sites must use.
     pub kind: Kind,
     /// Label names, in the order they are usually read.
     pub labels: &'static [&'static str],

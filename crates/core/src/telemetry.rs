@@ -23,8 +23,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing_subscriber::{EnvFilter, fmt, fmt::MakeWriter, prelude::*};
 
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// How log lines are written to stdout (`--log-format`); `None` at [`init`] picks
+/// JSON when stdout is not a terminal and pretty when it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// One JSON object per line.
     Json,

@@ -23,9 +23,10 @@ pub use offboard_domain::{CrmUser, Resource, UserRole, UserStatus};
 /// One owned record, as far as offboarding cares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    #[allow(missing_docs)]
+    /// The CRM's id, unique within its [`Resource`] (not across resources).
     pub id: i64,
-    #[allow(missing_docs)]
+    /// The CRM user id of the current owner; after a reassignment the worker
+    /// re-lists and expects the new owner here.
     pub owner_id: i64,
     /// Every lead and contact; deals not in a won/lost stage; tasks not completed.
     pub open: bool,
@@ -60,19 +61,21 @@ pub enum CrmError {
     /// 422: the CRM refused the data (for a reassignment: usually an inactive owner).
     #[error("the CRM rejected the request (422 {code}): {message}")]
     Rejected {
-        #[allow(missing_docs)]
+        /// The CRM's machine-readable error code (Sell: `errors[0].error.code`).
         code: String,
-        #[allow(missing_docs)]
+        /// The CRM's explanation, kept for the audit trail.
         message: String,
     },
     /// 401/403/other 4xx or an unreadable answer: retrying will not help.
     #[error("CRM error (HTTP {status} {code}): {message}")]
     Permanent {
-        #[allow(missing_docs)]
+        /// The HTTP status the CRM answered with; 0 when no request was sent (a URL
+        /// could not be built). A 200 here means the answer itself was unusable.
         status: u16,
-        #[allow(missing_docs)]
+        /// The CRM's error code, or offboard's own (`unreadable_response`,
+        /// `too_many_pages`, `invalid_url`) when the CRM gave none.
         code: String,
-        #[allow(missing_docs)]
+        /// The CRM's explanation, kept for the audit trail.
         message: String,
     },
 }

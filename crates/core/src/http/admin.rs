@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::error::ApiError;
+use crate::error::ApiError;
 use crate::{
     config::Secret,
     domain::JobState,
@@ -25,15 +25,16 @@ use crate::{
 /// What the admin routes need.
 #[derive(Clone)]
 pub struct AdminState {
-    #[allow(missing_docs)]
+    /// Where jobs are read and operated (retry, cancel, approve).
     pub store: SharedStore,
-    #[allow(missing_docs)]
+    /// The admin bearer token (`[admin] token_env`), compared in constant time.
     pub token: Arc<Secret>,
     /// Hash e-mails in output.
     pub redact_emails: bool,
 }
 
-/// The `/api/v1` router.
+/// The `/api/v1` routes (jobs list, show, retry, cancel, approve, and the OpenAPI
+/// document), every one behind the admin bearer token.
 pub fn router(state: AdminState) -> Router {
     Router::new()
         .route(

@@ -5,7 +5,6 @@
 //! the `{"error":{"code","message"}}` shape, whichever layer produced it.
 
 pub mod admin;
-pub mod error;
 pub mod openapi;
 
 use std::time::{Duration, Instant};
@@ -28,7 +27,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{ingest::routes::IngestState, store::SharedStore};
+use crate::{error::ApiError, ingest::routes::IngestState, store::SharedStore};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -40,9 +39,9 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// Health and metrics state.
 #[derive(Clone)]
 pub struct HealthState {
-    #[allow(missing_docs)]
+    /// `/readyz` asks it whether it is reachable and migrated.
     pub store: SharedStore,
-    #[allow(missing_docs)]
+    /// Renders `/metrics` from the process-wide recorder.
     pub metrics: PrometheusHandle,
 }
 
@@ -61,7 +60,7 @@ pub fn health_router(state: HealthState) -> Router {
 async fn readyz(State(state): State<HealthState>) -> Response {
     match state.store.ready().await {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
-        Err(e) => error::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string())
+        Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string())
             .into_response(),
     }
 }
@@ -114,7 +113,7 @@ pub fn ingest_router(state: IngestState, max_body_bytes: usize) -> Router {
 /// process and the connection survive), and the request timeout → 408 JSON.
 pub fn with_layers(router: Router, timeout: Duration) -> Router {
     router
-        .fallback(|| async { error::ApiError::not_found("no such route") })
+        .fallback(|| async { ApiError::not_found("no such route") })
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -130,14 +129,14 @@ pub fn with_layers(router: Router, timeout: Duration) -> Router {
                 .layer(middleware::from_fn(access_log))
                 .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
                     tracing::error!("a request handler panicked");
-                    error::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
                         .into_response()
                 }))
                 .layer(HandleErrorLayer::new(|e: BoxError| async move {
                     if e.is::<tower::timeout::error::Elapsed>() {
-                        error::ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took longer than server.request_timeout_secs")
+                        ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took longer than server.request_timeout_secs")
                     } else {
-                        error::ApiError::internal(e)
+                        ApiError::internal(e)
                     }
                 }))
                 .layer(tower::timeout::TimeoutLayer::new(timeout)),

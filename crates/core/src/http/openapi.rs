@@ -43,7 +43,8 @@ fn operate(op: &str, what: &str) -> Value {
     })
 }
 
-/// The document.
+/// The OpenAPI 3.1 description of the admin API, served at
+/// `GET /api/v1/openapi.json`; `tests/api` checks it against the real routes.
 pub fn document() -> Value {
     json!({
         "openapi": "3.1.0",

@@ -9,16 +9,48 @@
 
 use serde_json::{Map, Value};
 
-/// Deepest bracket nesting accepted.
+/// Deepest bracket nesting accepted: a sender's payloads are a few levels deep, and
+/// the bound keeps a hostile key from building an arbitrarily deep tree.
 const MAX_DEPTH: usize = 32;
 
+/// Why a form body cannot be read as a payload. Each variant names the form field
+/// (the raw key as sent) so the 400 says which one to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormError {
+    /// The field configured as `form_field` is present but its value is not JSON.
+    #[error("form field {field:?} is not valid JSON: {reason}")]
+    FieldNotJson {
+        /// The configured `form_field` name.
+        field: String,
+        /// serde_json's description, with line and column inside the field's value.
+        reason: String,
+    },
+    /// A bracketed key nests deeper than [`MAX_DEPTH`] levels.
+    #[error("form field {key:?} is nested more than {max_depth} levels deep")]
+    TooDeep {
+        /// The raw key.
+        key: String,
+        /// The limit that was exceeded.
+        max_depth: usize,
+    },
+    /// The same path is given both a value (`a=1`) and sub-fields (`a[b]=2`).
+    #[error("form field {key:?} is both a value and a group of fields")]
+    ValueAndGroup {
+        /// The raw key of the second, conflicting field.
+        key: String,
+    },
+}
+
 /// Parses a form body. `json_field` names the field that, when present, holds the
-/// whole payload as JSON.
-pub fn parse(body: &[u8], json_field: &str) -> Result<Value, String> {
+/// whole payload as JSON. Called by [`super::mapping::Mapping::parse`] only, after
+/// the signature was checked.
+pub fn parse(body: &[u8], json_field: &str) -> Result<Value, FormError> {
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
     if let Some((_, json)) = pairs.iter().find(|(k, _)| k == json_field) {
-        return serde_json::from_str(json)
-            .map_err(|e| format!("form field {json_field:?} is not valid JSON: {e}"));
+        return serde_json::from_str(json).map_err(|e| FormError::FieldNotJson {
+            field: json_field.to_owned(),
+            reason: e.to_string(),
+        });
     }
     let mut root = Map::new();
     for (key, value) in pairs {
@@ -30,7 +62,7 @@ pub fn parse(body: &[u8], json_field: &str) -> Result<Value, String> {
 
 /// `a[b][0]` → `["a", "b", "0"]`; `a[]` → `["a", ""]`. A key whose brackets don't
 /// pair up is taken literally.
-fn split_key(key: &str) -> Result<Vec<String>, String> {
+fn split_key(key: &str) -> Result<Vec<String>, FormError> {
     let Some(open) = key.find('[') else {
         return Ok(vec![key.to_owned()]);
     };
@@ -49,9 +81,10 @@ fn split_key(key: &str) -> Result<Vec<String>, String> {
         parts.push(inner[..close].to_owned());
         rest = &inner[close + 1..];
         if parts.len() > MAX_DEPTH {
-            return Err(format!(
-                "form field {key:?} is nested more than {MAX_DEPTH} levels deep"
-            ));
+            return Err(FormError::TooDeep {
+                key: key.to_owned(),
+                max_depth: MAX_DEPTH,
+            });
         }
     }
     Ok(parts)
@@ -62,7 +95,7 @@ fn insert(
     path: &[String],
     value: String,
     key: &str,
-) -> Result<(), String> {
+) -> Result<(), FormError> {
     let Some((first, rest)) = path.split_first() else {
         return Ok(());
     };
@@ -73,9 +106,9 @@ fn insert(
     };
     if rest.is_empty() {
         if obj.get(&name).is_some_and(Value::is_object) {
-            return Err(format!(
-                "form field {key:?} is both a value and a group of fields"
-            ));
+            return Err(FormError::ValueAndGroup {
+                key: key.to_owned(),
+            });
         }
         obj.insert(name, Value::String(value));
         return Ok(());
@@ -83,9 +116,9 @@ fn insert(
     let child = obj.entry(name).or_insert_with(|| Value::Object(Map::new()));
     match child {
         Value::Object(map) => insert(map, rest, value, key),
-        _ => Err(format!(
-            "form field {key:?} is both a value and a group of fields"
-        )),
+        _ => Err(FormError::ValueAndGroup {
+            key: key.to_owned(),
+        }),
     }
 }
 
@@ -132,7 +165,9 @@ mod tests {
     fn payload_field_carries_json() {
         let body = b"payload=%7B%22a%22%3A1%7D&other=x";
         assert_eq!(parse(body, "payload").unwrap(), json!({"a": 1}));
-        let err = parse(b"payload=%7Bnope", "payload").unwrap_err();
+        let err = parse(b"payload=%7Bnope", "payload")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not valid JSON"), "{err}");
     }
 

@@ -2,7 +2,7 @@
 //! system needs no code.
 //!
 //! A [`Mapping`] is compiled once from a source's config and applied per request:
-//! 1. parse the body: JSON, or a form (`format`, or by Content-Type; see [`super::form`]);
+//! 1. parse the body: JSON, or a form (`format`, or by Content-Type; see [`super::FormError`]);
 //! 2. `each`: an array pointer, one event per element (pointers then read the element);
 //! 3. `[sources.map]`: canonical dotted field ← JSON Pointer (or `"{/first} {/last}"`);
 //!    without a map the payload must already be canonical;
@@ -57,7 +57,7 @@ pub enum MapError {
     NotJson(String),
     /// A form body that cannot be read.
     #[error("body is not a usable form: {0}")]
-    BadForm(String),
+    BadForm(#[from] form::FormError),
     /// The payload's shape doesn't fit the source's mapping (e.g. `each` is no array).
     #[error("{0}")]
     Unmappable(String),
@@ -89,6 +89,80 @@ impl MapError {
     }
 }
 
+/// Why a source's mapping keys (`[sources.map]`, `values`, `defaults`, `each`,
+/// `event_id`, `format`, `ping`) are refused at start-up and by `offboard sources`.
+/// Every variant names the config key, so the message says what to edit.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MappingConfigError {
+    /// A key names a field that is not one of [`CANONICAL_FIELDS`].
+    #[error("{key}: unknown canonical field {field:?} (expected one of {})", CANONICAL_FIELDS.join(", "))]
+    UnknownField {
+        /// The table: `sources.map`, `sources.values` or `sources.defaults`.
+        key: &'static str,
+        /// The field as written.
+        field: String,
+    },
+    /// A value that must be a JSON Pointer does not start with `/`.
+    #[error("{key}: {value:?} is not a JSON Pointer (start it with /)")]
+    NotPointer {
+        /// The config key, e.g. `sources.each`.
+        key: &'static str,
+        /// The value as written.
+        value: String,
+    },
+    /// A `[sources.map]` value is neither a pointer nor a `{/pointer}` template.
+    #[error(
+        "{key}: {text:?} is neither a JSON Pointer (start it with /) nor a template like \"{{/first}} {{/last}}\""
+    )]
+    NotPointerOrTemplate {
+        /// `sources.map."<field>"`.
+        key: String,
+        /// The value as written.
+        text: String,
+    },
+    /// A `{/pointer}` template opens a hole it never closes.
+    #[error("{key}: unclosed {{ in {text:?}")]
+    UnclosedTemplate {
+        /// `sources.map."<field>"`.
+        key: String,
+        /// The template as written.
+        text: String,
+    },
+    /// A value map entry or a default is an array, object or null.
+    #[error("{key}: {value} is not a string, number or boolean")]
+    NotScalar {
+        /// `sources.values."<field>"."<from>"` or `sources.defaults."<field>"`.
+        key: String,
+        /// The offending value.
+        value: Value,
+    },
+    /// `event_id = "header:NAME"` with a NAME no HTTP header can have.
+    #[error("sources.event_id: {name:?} is not a valid HTTP header name")]
+    BadHeaderName {
+        /// The name after `header:`, trimmed.
+        name: String,
+    },
+    /// An enumerated key has a value outside its choices.
+    #[error("{key}: {value:?} is not understood (expected {expected})")]
+    NotUnderstood {
+        /// `sources.event_id` or `sources.format`.
+        key: &'static str,
+        /// The value as written.
+        value: String,
+        /// The accepted forms, for the message.
+        expected: &'static str,
+    },
+    /// Both `event_id` and `map.id` say where the event id comes from.
+    #[error("sources.event_id and sources.map.id both say where the event id comes from; keep one")]
+    EventIdTwice,
+    /// `[sources.ping]` has neither `body` nor `pointer`, so it matches nothing.
+    #[error("sources.ping: set body (the whole body of a ping) or pointer (+ equals)")]
+    PingMatchesNothing,
+    /// `[sources.ping] equals` without the `pointer` it compares.
+    #[error("sources.ping.equals: needs sources.ping.pointer")]
+    PingEqualsWithoutPointer,
+}
+
 impl From<EventError> for MapError {
     fn from(error: EventError) -> Self {
         Self::Invalid {
@@ -115,14 +189,15 @@ enum TemplatePart {
 }
 
 impl FieldSource {
-    fn parse(key: &str, text: &str) -> Result<Self, String> {
+    fn parse(key: &str, text: &str) -> Result<Self, MappingConfigError> {
         if text.is_empty() || text.starts_with('/') {
             return Ok(Self::Pointer(text.to_owned()));
         }
         if !text.contains("{/") {
-            return Err(format!(
-                "{key}: {text:?} is neither a JSON Pointer (start it with /) nor a template like \"{{/first}} {{/last}}\""
-            ));
+            return Err(MappingConfigError::NotPointerOrTemplate {
+                key: key.to_owned(),
+                text: text.to_owned(),
+            });
         }
         let mut parts = Vec::new();
         let mut rest = text;
@@ -133,7 +208,10 @@ impl FieldSource {
             let after = &rest[open + 1..];
             let close = after
                 .find('}')
-                .ok_or_else(|| format!("{key}: unclosed {{ in {text:?}"))?;
+                .ok_or_else(|| MappingConfigError::UnclosedTemplate {
+                    key: key.to_owned(),
+                    text: text.to_owned(),
+                })?;
             parts.push(TemplatePart::Pointer(after[..close].to_owned()));
             rest = &after[close + 1..];
         }
@@ -197,14 +275,44 @@ pub enum BodyFormat {
     Form,
 }
 
-/// Recognises a sender's set-up ping.
+/// Recognises a sender's set-up ping (`[sources.ping]`), answered 200
+/// `{"ping":true}` with nothing stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ping {
     body: Option<String>,
     pointer: Option<String>,
     equals: Option<Value>,
-    /// Whether the ping must be correctly signed.
+    /// Whether the ping must be correctly signed. `false` makes the receiver look
+    /// for the ping before the signature check, the one place an unverified body is
+    /// parsed; it is opt-in per source for senders whose first request cannot be
+    /// signed.
     pub signed: bool,
+}
+
+impl Ping {
+    /// Whether the whole body, trimmed, is the configured `body` (also when sent
+    /// as a JSON string). Needs no parse of the payload.
+    pub fn matches_body(&self, body: &[u8]) -> bool {
+        let Some(expected) = &self.body else {
+            return false;
+        };
+        let trimmed = body.trim_ascii();
+        trimmed == expected.as_bytes()
+            || serde_json::from_slice::<String>(trimmed).is_ok_and(|s| &s == expected)
+    }
+
+    /// Whether the parsed payload has the configured `pointer` (equal to `equals`
+    /// when that is set).
+    pub fn matches_payload(&self, payload: &Value) -> bool {
+        let Some(pointer) = &self.pointer else {
+            return false;
+        };
+        match (payload.pointer(pointer), &self.equals) {
+            (Some(found), Some(want)) => found == want,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
 }
 
 /// One request's inputs to the mapping.
@@ -235,30 +343,31 @@ pub struct Mapping {
     ping: Option<Ping>,
 }
 
-fn check_field(key: &str, field: &str) -> Result<(), String> {
+fn check_field(key: &'static str, field: &str) -> Result<(), MappingConfigError> {
     if CANONICAL_FIELDS.contains(&field) {
         Ok(())
     } else {
-        Err(format!(
-            "{key}: unknown canonical field {field:?} (expected one of {})",
-            CANONICAL_FIELDS.join(", ")
-        ))
+        Err(MappingConfigError::UnknownField {
+            key,
+            field: field.to_owned(),
+        })
     }
 }
 
-fn check_pointer(key: &str, p: &str) -> Result<(), String> {
+fn check_pointer(key: &'static str, p: &str) -> Result<(), MappingConfigError> {
     if p.is_empty() || p.starts_with('/') {
         Ok(())
     } else {
-        Err(format!(
-            "{key}: {p:?} is not a JSON Pointer (start it with /)"
-        ))
+        Err(MappingConfigError::NotPointer {
+            key,
+            value: p.to_owned(),
+        })
     }
 }
 
 impl Mapping {
     /// Compiles and checks a source's mapping keys; errors name the key.
-    pub fn from_config(source: &SourceConfig) -> Result<Self, String> {
+    pub fn from_config(source: &SourceConfig) -> Result<Self, MappingConfigError> {
         let mut fields = Vec::new();
         for (field, text) in &source.map {
             check_field("sources.map", field)?;
@@ -270,17 +379,19 @@ impl Mapping {
         for (field, table) in &source.values {
             check_field("sources.values", field)?;
             if let Some((k, v)) = table.iter().find(|(_, v)| !is_scalar(v)) {
-                return Err(format!(
-                    "sources.values.{field:?}.{k:?}: {v} is not a string, number or boolean"
-                ));
+                return Err(MappingConfigError::NotScalar {
+                    key: format!("sources.values.{field:?}.{k:?}"),
+                    value: v.clone(),
+                });
             }
         }
         for (field, v) in &source.defaults {
             check_field("sources.defaults", field)?;
             if !is_scalar(v) {
-                return Err(format!(
-                    "sources.defaults.{field:?}: {v} is not a string, number or boolean"
-                ));
+                return Err(MappingConfigError::NotScalar {
+                    key: format!("sources.defaults.{field:?}"),
+                    value: v.clone(),
+                });
             }
         }
         if let Some(each) = &source.each {
@@ -293,42 +404,43 @@ impl Mapping {
             Some(h) if h.starts_with("header:") => {
                 let name = h["header:".len()..].trim();
                 axum::http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                    format!("sources.event_id: {name:?} is not a valid HTTP header name")
+                    MappingConfigError::BadHeaderName {
+                        name: name.to_owned(),
+                    }
                 })?;
                 EventIdFrom::Header(name.to_owned())
             }
             Some(other) => {
-                return Err(format!(
-                    "sources.event_id: {other:?} is not understood (expected \"header:NAME\", a JSON Pointer such as \"/uuid\", or \"body_sha256\")"
-                ));
+                return Err(MappingConfigError::NotUnderstood {
+                    key: "sources.event_id",
+                    value: other.to_owned(),
+                    expected: "\"header:NAME\", a JSON Pointer such as \"/uuid\", or \"body_sha256\"",
+                });
             }
         };
         if event_id != EventIdFrom::Default && source.map.contains_key("id") {
-            return Err(
-                "sources.event_id and sources.map.id both say where the event id comes from; keep one".into(),
-            );
+            return Err(MappingConfigError::EventIdTwice);
         }
         let format = match source.format.as_str() {
             "auto" => BodyFormat::Auto,
             "json" => BodyFormat::Json,
             "form" => BodyFormat::Form,
             other => {
-                return Err(format!(
-                    "sources.format: {other:?} is not understood (expected auto, json or form)"
-                ));
+                return Err(MappingConfigError::NotUnderstood {
+                    key: "sources.format",
+                    value: other.to_owned(),
+                    expected: "auto, json or form",
+                });
             }
         };
         let ping = match &source.ping {
             None => None,
             Some(p) => {
                 if p.body.is_none() && p.pointer.is_none() {
-                    return Err(
-                        "sources.ping: set body (the whole body of a ping) or pointer (+ equals)"
-                            .into(),
-                    );
+                    return Err(MappingConfigError::PingMatchesNothing);
                 }
                 if p.equals.is_some() && p.pointer.is_none() {
-                    return Err("sources.ping.equals: needs sources.ping.pointer".into());
+                    return Err(MappingConfigError::PingEqualsWithoutPointer);
                 }
                 if let Some(ptr) = &p.pointer {
                     check_pointer("sources.ping.pointer", ptr)?;
@@ -357,7 +469,7 @@ impl Mapping {
         })
     }
 
-    /// The configured ping matcher.
+    /// The `[sources.ping]` matcher, if the source has one.
     pub fn ping(&self) -> Option<&Ping> {
         self.ping.as_ref()
     }
@@ -367,29 +479,20 @@ impl Mapping {
         &self.event_id
     }
 
-    /// Whether `body` is the sender's set-up ping.
+    /// Whether `body` is the sender's set-up ping, by its raw bytes or, failing
+    /// that, by parsing it. The receiver calls this before the signature check only
+    /// for `signed = false` pings (a body that cannot be signed yet, such as Gusto's
+    /// verification token); otherwise it uses [`Ping::matches_body`] and
+    /// [`Ping::matches_payload`] after verification, so the body is parsed once.
     pub fn is_ping(&self, body: &[u8], content_type: Option<&str>) -> bool {
         let Some(ping) = &self.ping else {
             return false;
         };
-        if let Some(expected) = &ping.body {
-            let trimmed = body.trim_ascii();
-            if trimmed == expected.as_bytes()
-                || serde_json::from_slice::<String>(trimmed).is_ok_and(|s| &s == expected)
-            {
-                return true;
-            }
-        }
-        if let Some(pointer) = &ping.pointer
-            && let Ok(payload) = self.parse(body, content_type)
-        {
-            return match (payload.pointer(pointer), &ping.equals) {
-                (Some(found), Some(want)) => found == want,
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
-        }
-        false
+        ping.matches_body(body)
+            || (ping.pointer.is_some()
+                && self
+                    .parse(body, content_type)
+                    .is_ok_and(|payload| ping.matches_payload(&payload)))
     }
 
     /// Parses the body by the configured format / Content-Type.
@@ -405,7 +508,7 @@ impl Mapping {
             }),
         };
         if form {
-            form::parse(body, &self.form_field).map_err(MapError::BadForm)
+            Ok(form::parse(body, &self.form_field)?)
         } else {
             serde_json::from_slice(body).map_err(|e| MapError::NotJson(e.to_string()))
         }
@@ -414,6 +517,16 @@ impl Mapping {
     /// Maps a request's body onto canonical events (one per event it carries).
     pub fn map(&self, input: &Input<'_>) -> Result<Vec<OffboardingEvent>, MapError> {
         let payload = self.parse(input.body, input.content_type)?;
+        self.map_parsed(payload, input)
+    }
+
+    /// [`Self::map`] for a body the caller already parsed with [`Self::parse`] (the
+    /// receiver parses once, after verification, to check for a ping and to map).
+    pub fn map_parsed(
+        &self,
+        payload: Value,
+        input: &Input<'_>,
+    ) -> Result<Vec<OffboardingEvent>, MapError> {
         let header_id = match &self.event_id {
             EventIdFrom::Header(h) => Some(
                 input
@@ -561,7 +674,8 @@ impl Mapping {
         (out, absent)
     }
 
-    /// Lines for `offboard sources`.
+    /// One line per mapping rule (body format, `each`, pointers, values, defaults,
+    /// ping), as `offboard sources` prints them.
     pub fn describe(&self) -> Vec<String> {
         let mut lines = Vec::new();
         lines.push(format!(
@@ -913,7 +1027,7 @@ type = "employee.terminated"
                 "[[sources]]\nname = \"s\"\nscheme = \"github\"\n{extra}"
             ))
             .unwrap();
-            Mapping::from_config(&c.sources[0]).unwrap_err()
+            Mapping::from_config(&c.sources[0]).unwrap_err().to_string()
         };
         assert!(
             err("[sources.map]\n\"employe.email\" = \"/x\"")

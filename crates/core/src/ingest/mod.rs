@@ -3,7 +3,8 @@
 //!
 //! - [`schemes`]: one module per signature scheme behind [`schemes::SignatureScheme`];
 //!   vendor presets are rows of one table over the configurable HMAC scheme.
-//! - [`mapping`]: JSON Pointers, value maps, defaults, arrays, forms, pings → events.
+//! - [`mapping`]: JSON Pointers, value maps, defaults, arrays, forms (a private
+//!   `form` module, whose [`FormError`] is re-exported), pings → events.
 //! - [`routes`]: `POST /webhooks/{source}` (and Okta's `GET` challenge), with one
 //!   metrics outcome per request.
 //!
@@ -12,7 +13,7 @@
 //! it stores nothing). Nothing here deletes events: they are the durable dedupe
 //! record, kept well past any vendor's retry window.
 
-pub mod form;
+mod form;
 pub mod mapping;
 pub mod routes;
 pub mod schemes;
@@ -21,13 +22,29 @@ use std::{collections::HashMap, sync::Arc};
 
 use crate::config::{Config, ConfigError, Secret, SourceConfig};
 
-use mapping::Mapping;
-use schemes::{SignatureScheme, Spec};
+pub use form::FormError;
+use mapping::{Mapping, MappingConfigError};
+use schemes::{BuildError, SignatureScheme, Spec, SpecError};
+
+/// Why one source cannot be set up. The message names the config key (or, for
+/// secrets, what is wrong with them without printing them).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SourceError {
+    /// `scheme`, `[sources.hmac]` or `token_header`.
+    #[error(transparent)]
+    Scheme(#[from] SpecError),
+    /// `[sources.map]`, `values`, `defaults`, `each`, `event_id`, `format`, `ping`.
+    #[error(transparent)]
+    Mapping(#[from] MappingConfigError),
+    /// The secrets given to the scheme.
+    #[error(transparent)]
+    Secrets(#[from] BuildError),
+}
 
 /// One configured HR source, ready to verify and map requests.
 #[derive(Debug)]
 pub struct Source {
-    /// Its configuration.
+    /// Its `[[sources]]` entry as configured (the route name is `config.name`).
     pub config: SourceConfig,
     /// Its resolved scheme (no secrets).
     pub spec: Spec,
@@ -38,8 +55,9 @@ pub struct Source {
 }
 
 impl Source {
-    /// Compiles a source with the given secrets; the message names the key.
-    pub fn build(config: SourceConfig, secrets: Vec<Secret>) -> Result<Self, String> {
+    /// Compiles a source with the given secrets; the error names the key. Called by
+    /// [`Sources::from_config`] at start-up, and directly by tests and the demo.
+    pub fn build(config: SourceConfig, secrets: Vec<Secret>) -> Result<Self, SourceError> {
         let spec = Spec::resolve(&config)?;
         let mapping = Mapping::from_config(&config)?;
         let scheme = spec.clone().build(secrets)?;
@@ -65,12 +83,21 @@ impl Sources {
         for (i, source) in config.sources.iter().enumerate() {
             let key = format!("sources[{i}] ({})", source.name);
             // Shape errors first: they need no secret and say what to fix.
-            Spec::resolve(source)
-                .and_then(|_| Mapping::from_config(source))
-                .map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))?;
+            let shape = Spec::resolve(source)
+                .map(drop)
+                .map_err(SourceError::from)
+                .and_then(|()| {
+                    Mapping::from_config(source)
+                        .map(drop)
+                        .map_err(SourceError::from)
+                });
+            shape.map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))?;
             let secrets = source.secrets(i)?;
-            let built = Source::build(source.clone(), secrets)
-                .map_err(|problem| ConfigError::Secret { key, problem })?;
+            let built =
+                Source::build(source.clone(), secrets).map_err(|e| ConfigError::Secret {
+                    key,
+                    problem: e.to_string(),
+                })?;
             sources.push(built);
         }
         Ok(Self::from_sources(sources))

@@ -136,9 +136,9 @@ pub enum SellBuildError {
     /// `base_url` is not an absolute http(s) URL.
     #[error("invalid Sell base URL {url:?}: {problem}")]
     BaseUrl {
-        #[allow(missing_docs)]
+        /// `crm.base_url` as configured.
         url: String,
-        #[allow(missing_docs)]
+        /// Why it is refused (parse error, wrong scheme, has a query…).
         problem: String,
     },
     /// The token is empty or cannot be sent in a header.

@@ -20,18 +20,102 @@ use hmac::{Hmac, Mac};
 use sha2::{Sha256, Sha512};
 
 use super::{
-    Replay, SignInput, SignatureScheme, SignedRequest, Verified, VerifyError, check_message_id,
-    check_rfc3339, check_timestamp, header, optional_header, presets::Preset,
+    Replay, SignError, SignInput, SignatureScheme, SignedRequest, Verified, VerifyError,
+    check_message_id, check_rfc3339, check_timestamp, header, optional_header, presets::Preset,
 };
 use crate::config::{HmacConfig, Secret};
 
-/// The hash under the HMAC.
+/// The hash under the HMAC (`sources.hmac.algorithm`: `sha256` or `sha512`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
-    #[allow(missing_docs)]
+    /// HMAC-SHA256: a 32-byte digest (64 hex characters).
     Sha256,
-    #[allow(missing_docs)]
+    /// HMAC-SHA512: a 64-byte digest (HiBob).
     Sha512,
+}
+
+/// Why a `sources.hmac.signed` template is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// A `{` without its `}`.
+    #[error("unclosed {{ in {template:?}")]
+    Unclosed {
+        /// The template as written.
+        template: String,
+    },
+    /// A placeholder other than `{body}`, `{timestamp}`, `{message_id}`, `{method}`.
+    #[error(
+        "unknown placeholder {{{placeholder}}} in {template:?} (expected {{body}}, {{timestamp}}, {{message_id}} or {{method}})"
+    )]
+    UnknownPlaceholder {
+        /// The name between the braces.
+        placeholder: String,
+        /// The template as written.
+        template: String,
+    },
+    /// No `{body}`: such a signature would not protect the payload.
+    #[error("{template:?} does not contain {{body}}: a signature must cover the body")]
+    NoBody {
+        /// The template as written.
+        template: String,
+    },
+}
+
+/// Why a source's HMAC settings (its preset merged with `[sources.hmac]`) are
+/// refused. Each message starts with the `sources.hmac.*` key to edit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HmacConfigError {
+    /// `scheme = "hmac"` has no preset to take the signature header from.
+    #[error(
+        "sources.hmac.header: required for scheme = \"hmac\" (the header carrying the signature)"
+    )]
+    MissingHeader,
+    /// A header-name key holds something no HTTP header can be called.
+    #[error("{key}: {name:?} is not a valid HTTP header name")]
+    BadHeaderName {
+        /// `sources.hmac.header`, `.timestamp_header` or `.message_id_header`.
+        key: &'static str,
+        /// The value as written.
+        name: String,
+    },
+    /// `algorithm`, `encoding` or `timestamp_format` outside its choices.
+    #[error("{key}: {value:?} is not supported (expected {expected})")]
+    Unsupported {
+        /// The `sources.hmac.*` key.
+        key: &'static str,
+        /// The value as written.
+        value: String,
+        /// The accepted values, for the message.
+        expected: &'static str,
+    },
+    /// `sources.hmac.signed` is not a usable template.
+    #[error("sources.hmac.signed: {0}")]
+    Template(#[from] TemplateError),
+    /// The template signs `{timestamp}` but no header carries it.
+    #[error(
+        "sources.hmac.signed: {signed:?} uses {{timestamp}} but sources.hmac.timestamp_header is not set"
+    )]
+    TimestampHeaderMissing {
+        /// The template as written.
+        signed: String,
+    },
+    /// A timestamp header the template does not sign: anyone could rewrite it, so
+    /// it would stop no replay.
+    #[error(
+        "sources.hmac.timestamp_header: {header:?} is not covered by the signature, so it cannot stop replays; add {{timestamp}} to sources.hmac.signed or remove the header"
+    )]
+    TimestampNotSigned {
+        /// The configured timestamp header.
+        header: String,
+    },
+    /// The template signs `{message_id}` but no header carries it.
+    #[error(
+        "sources.hmac.signed: {signed:?} uses {{message_id}} but sources.hmac.message_id_header is not set"
+    )]
+    MessageIdHeaderMissing {
+        /// The template as written.
+        signed: String,
+    },
 }
 
 impl Algorithm {
@@ -126,7 +210,7 @@ enum Part {
     Method,
 }
 
-fn parse_template(text: &str) -> Result<Vec<Part>, String> {
+fn parse_template(text: &str) -> Result<Vec<Part>, TemplateError> {
     let mut parts = Vec::new();
     let mut rest = text;
     while let Some(open) = rest.find('{') {
@@ -134,18 +218,19 @@ fn parse_template(text: &str) -> Result<Vec<Part>, String> {
             parts.push(Part::Literal(rest[..open].to_owned()));
         }
         let after = &rest[open + 1..];
-        let close = after
-            .find('}')
-            .ok_or_else(|| format!("unclosed {{ in {text:?}"))?;
+        let close = after.find('}').ok_or_else(|| TemplateError::Unclosed {
+            template: text.to_owned(),
+        })?;
         parts.push(match &after[..close] {
             "body" => Part::Body,
             "timestamp" => Part::Timestamp,
             "message_id" => Part::MessageId,
             "method" => Part::Method,
             other => {
-                return Err(format!(
-                    "unknown placeholder {{{other}}} in {text:?} (expected {{body}}, {{timestamp}}, {{message_id}} or {{method}})"
-                ));
+                return Err(TemplateError::UnknownPlaceholder {
+                    placeholder: other.to_owned(),
+                    template: text.to_owned(),
+                });
             }
         });
         rest = &after[close + 1..];
@@ -154,9 +239,9 @@ fn parse_template(text: &str) -> Result<Vec<Part>, String> {
         parts.push(Part::Literal(rest.to_owned()));
     }
     if !parts.contains(&Part::Body) {
-        return Err(format!(
-            "{text:?} does not contain {{body}}: a signature must cover the body"
-        ));
+        return Err(TemplateError::NoBody {
+            template: text.to_owned(),
+        });
     }
     Ok(parts)
 }
@@ -170,18 +255,19 @@ pub struct HmacSpec {
     pub preset: bool,
     /// Signature header.
     pub header: String,
-    /// Text before the digest.
+    /// Text before the digest (`sha256=` for GitHub); must match exactly.
     pub prefix: String,
-    #[allow(missing_docs)]
+    /// The hash under the HMAC; fixes the digest length a signature must have.
     pub algorithm: Algorithm,
-    #[allow(missing_docs)]
+    /// How the digest is written after `prefix`.
     pub encoding: Encoding,
-    /// The template text.
+    /// The template text, as configured (for `offboard sources`).
     pub signed: String,
     parts: Vec<Part>,
-    /// Header with the signed timestamp.
+    /// Header with the signed timestamp; `Some` exactly when the template signs
+    /// `{timestamp}` (checked by [`HmacSpec::resolve`]).
     pub timestamp_header: Option<String>,
-    #[allow(missing_docs)]
+    /// How `timestamp_header` is read, and how [`SignatureScheme::sign`] writes it.
     pub timestamp_format: TimestampFormat,
     /// Header with the sender's message id.
     pub message_id_header: Option<String>,
@@ -189,10 +275,13 @@ pub struct HmacSpec {
     pub tolerance_secs: u64,
 }
 
-fn check_header_name(key: &str, name: &str) -> Result<(), String> {
+fn check_header_name(key: &'static str, name: &str) -> Result<(), HmacConfigError> {
     axum::http::HeaderName::from_bytes(name.as_bytes())
         .map(|_| ())
-        .map_err(|_| format!("{key}: {name:?} is not a valid HTTP header name"))
+        .map_err(|_| HmacConfigError::BadHeaderName {
+            key,
+            name: name.to_owned(),
+        })
 }
 
 impl HmacSpec {
@@ -202,14 +291,12 @@ impl HmacSpec {
         base: Option<&Preset>,
         o: &HmacConfig,
         tolerance_secs: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, HmacConfigError> {
         let name = base.map_or("hmac", |p| p.name);
         let header = match (&o.header, base) {
             (Some(h), _) => h.clone(),
             (None, Some(p)) => p.header.to_owned(),
-            (None, None) => {
-                return Err("sources.hmac.header: required for scheme = \"hmac\" (the header carrying the signature)".into());
-            }
+            (None, None) => return Err(HmacConfigError::MissingHeader),
         };
         check_header_name("sources.hmac.header", &header)?;
         let prefix = o
@@ -218,16 +305,18 @@ impl HmacSpec {
             .or_else(|| base.map(|p| p.prefix.to_owned()))
             .unwrap_or_default();
         let algorithm = match &o.algorithm {
-            Some(a) => Algorithm::parse(a).ok_or_else(|| {
-                format!(
-                    "sources.hmac.algorithm: {a:?} is not supported (expected sha256 or sha512)"
-                )
+            Some(a) => Algorithm::parse(a).ok_or_else(|| HmacConfigError::Unsupported {
+                key: "sources.hmac.algorithm",
+                value: a.clone(),
+                expected: "sha256 or sha512",
             })?,
             None => base.map_or(Algorithm::Sha256, |p| p.algorithm),
         };
         let encoding = match &o.encoding {
-            Some(e) => Encoding::parse(e).ok_or_else(|| {
-                format!("sources.hmac.encoding: {e:?} is not supported (expected hex or base64)")
+            Some(e) => Encoding::parse(e).ok_or_else(|| HmacConfigError::Unsupported {
+                key: "sources.hmac.encoding",
+                value: e.clone(),
+                expected: "hex or base64",
             })?,
             None => base.map_or(Encoding::Hex, |p| p.encoding),
         };
@@ -236,7 +325,7 @@ impl HmacSpec {
             .clone()
             .or_else(|| base.map(|p| p.signed.to_owned()))
             .unwrap_or_else(|| "{body}".into());
-        let parts = parse_template(&signed).map_err(|e| format!("sources.hmac.signed: {e}"))?;
+        let parts = parse_template(&signed)?;
         let optional = |over: &Option<String>, preset: Option<&'static str>| match over {
             Some(v) if v.is_empty() => None,
             Some(v) => Some(v.clone()),
@@ -246,8 +335,10 @@ impl HmacSpec {
         let message_id_header =
             optional(&o.message_id_header, base.and_then(|p| p.message_id_header));
         let timestamp_format = match &o.timestamp_format {
-            Some(f) => TimestampFormat::parse(f).ok_or_else(|| {
-                format!("sources.hmac.timestamp_format: {f:?} is not supported (expected unix, rfc3339 or auto)")
+            Some(f) => TimestampFormat::parse(f).ok_or_else(|| HmacConfigError::Unsupported {
+                key: "sources.hmac.timestamp_format",
+                value: f.clone(),
+                expected: "unix, rfc3339 or auto",
             })?,
             None => base.map_or(TimestampFormat::Unix, |p| p.timestamp_format),
         };
@@ -259,22 +350,14 @@ impl HmacSpec {
         }
         let signs_ts = parts.contains(&Part::Timestamp);
         match (&timestamp_header, signs_ts) {
-            (None, true) => {
-                return Err(format!(
-                    "sources.hmac.signed: {signed:?} uses {{timestamp}} but sources.hmac.timestamp_header is not set"
-                ));
-            }
+            (None, true) => return Err(HmacConfigError::TimestampHeaderMissing { signed }),
             (Some(h), false) => {
-                return Err(format!(
-                    "sources.hmac.timestamp_header: {h:?} is not covered by the signature, so it cannot stop replays; add {{timestamp}} to sources.hmac.signed or remove the header"
-                ));
+                return Err(HmacConfigError::TimestampNotSigned { header: h.clone() });
             }
             _ => {}
         }
         if parts.contains(&Part::MessageId) && message_id_header.is_none() {
-            return Err(format!(
-                "sources.hmac.signed: {signed:?} uses {{message_id}} but sources.hmac.message_id_header is not set"
-            ));
+            return Err(HmacConfigError::MessageIdHeaderMissing { signed });
         }
         Ok(Self {
             name: name.to_owned(),
@@ -356,20 +439,19 @@ const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-fn decode(encoding: Encoding, text: &str) -> Result<Vec<u8>, String> {
+/// The digest bytes, or what is wrong with their text (for `VerifyError::Malformed`).
+fn decode(encoding: Encoding, text: &str) -> Result<Vec<u8>, &'static str> {
     match encoding {
         Encoding::Hex => {
             if !text
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
             {
-                return Err("expected lower-case hex".into());
+                return Err("expected lower-case hex");
             }
-            hex::decode(text).map_err(|_| "odd number of hex digits".into())
+            hex::decode(text).map_err(|_| "odd number of hex digits")
         }
-        Encoding::Base64 => BASE64_LENIENT
-            .decode(text)
-            .map_err(|_| "expected base64".into()),
+        Encoding::Base64 => BASE64_LENIENT.decode(text).map_err(|_| "expected base64"),
     }
 }
 
@@ -386,15 +468,15 @@ fn mac_matches(alg: Algorithm, key: &[u8], parts: &[&[u8]], sig: &[u8]) -> bool 
     }
 }
 
-fn mac_compute(alg: Algorithm, key: &[u8], parts: &[&[u8]]) -> Result<Vec<u8>, String> {
+fn mac_compute(alg: Algorithm, key: &[u8], parts: &[&[u8]]) -> Result<Vec<u8>, SignError> {
     match alg {
         Algorithm::Sha256 => {
-            let mut m = Hmac::<Sha256>::new_from_slice(key).map_err(|e| e.to_string())?;
+            let mut m = Hmac::<Sha256>::new_from_slice(key).map_err(|_| SignError::KeyRejected)?;
             parts.iter().for_each(|p| m.update(p));
             Ok(m.finalize().into_bytes().to_vec())
         }
         Algorithm::Sha512 => {
-            let mut m = Hmac::<Sha512>::new_from_slice(key).map_err(|e| e.to_string())?;
+            let mut m = Hmac::<Sha512>::new_from_slice(key).map_err(|_| SignError::KeyRejected)?;
             parts.iter().for_each(|p| m.update(p));
             Ok(m.finalize().into_bytes().to_vec())
         }
@@ -413,7 +495,8 @@ impl HmacScheme {
         }
     }
 
-    /// The resolved configuration.
+    /// The resolved settings this scheme verifies with (no keys), for `offboard
+    /// sources` and tests.
     pub fn spec(&self) -> &HmacSpec {
         &self.spec
     }
@@ -510,12 +593,12 @@ impl SignatureScheme for HmacScheme {
         self.spec.timestamp_header.is_some()
     }
 
-    fn sign(&self, input: &SignInput<'_>) -> Result<Vec<(String, String)>, String> {
+    fn sign(&self, input: &SignInput<'_>) -> Result<Vec<(String, String)>, SignError> {
         let s = &self.spec;
-        let key = self.keys.first().ok_or("no secret")?;
+        let key = self.keys.first().ok_or(SignError::NoSecret)?;
         let ts = match s.timestamp_format {
             TimestampFormat::Rfc3339 => chrono::DateTime::from_timestamp(input.now, 0)
-                .ok_or("timestamp out of range")?
+                .ok_or(SignError::TimestampOutOfRange(input.now))?
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             TimestampFormat::Unix | TimestampFormat::Auto => input.now.to_string(),
         };
@@ -637,6 +720,7 @@ mod tests {
                 300,
             )
             .unwrap_err()
+            .to_string()
         };
         assert!(bad("{timestamp}", None).contains("{body}"));
         assert!(bad("{body}{ts}", None).contains("unknown placeholder {ts}"));

@@ -1,21 +1,25 @@
-//! Webhook signature schemes. Each scheme is one small module implementing
-//! [`SignatureScheme`]; [`Spec::resolve`] reads a source's `scheme` key (and its
-//! `[sources.hmac]` table) without touching secrets, and [`build`] adds the secrets.
+//! Webhook signature schemes. Each scheme is one small private module implementing
+//! [`SignatureScheme`], re-exported here; [`Spec::resolve`] reads a source's
+//! `scheme` key (and its `[sources.hmac]` table) without touching secrets, and
+//! [`Spec::build`] adds the secrets. [`super::Source::build`] does both for one
+//! source.
 //!
-//! - [`standard_webhooks`]: `webhook-id` / `webhook-timestamp` / `webhook-signature`.
-//! - [`hmac`]: one configurable HMAC scheme; the vendor schemes (`bamboohr`, `hibob`,
-//!   `gusto`, `deel`, `github`) are named rows of [`presets::PRESETS`] over it.
-//! - [`static_token`]: a header that must equal a secret (Okta event hooks), plus
+//! - [`StandardWebhooks`]: `webhook-id` / `webhook-timestamp` / `webhook-signature`.
+//! - [`HmacScheme`]: one configurable HMAC scheme; the vendor schemes (`bamboohr`,
+//!   `hibob`, `gusto`, `deel`, `github`) are named rows of [`PRESETS`] over it.
+//! - [`StaticToken`]: a header that must equal a secret (Okta event hooks), plus
 //!   Okta's one-time `GET` verification challenge.
 //!
-//! Every scheme verifies the RAW request bytes before anything parses them,
+//! Every scheme verifies the RAW request bytes and parses nothing of the body,
 //! compares in constant time, accepts a list of secrets so a sender can rotate keys
-//! without downtime, and never panics on any input.
+//! without downtime, and never panics on any input. (The receiver may look for an
+//! unsigned set-up ping before calling [`SignatureScheme::verify`], but only for a
+//! source configured with `[sources.ping] signed = false`.)
 
-pub mod hmac;
-pub mod presets;
-pub mod standard_webhooks;
-pub mod static_token;
+mod hmac;
+mod presets;
+mod standard_webhooks;
+mod static_token;
 
 use std::fmt;
 
@@ -24,16 +28,19 @@ use chrono::DateTime;
 
 use crate::config::{Secret, SourceConfig};
 
-pub use self::hmac::{HmacScheme, HmacSpec};
+pub use self::hmac::{
+    Algorithm, Encoding, HmacConfigError, HmacScheme, HmacSpec, TemplateError, TimestampFormat,
+};
+pub use presets::{PRESETS, Preset};
 pub use standard_webhooks::StandardWebhooks;
-pub use static_token::StaticToken;
+pub use static_token::{CHALLENGE_HEADER, StaticToken};
 
 /// The parts of a request a signature can cover.
 #[derive(Debug, Clone, Copy)]
 pub struct SignedRequest<'a> {
     /// HTTP method (`POST`).
     pub method: &'a str,
-    #[allow(missing_docs)]
+    /// Every request header; a scheme reads only its own and refuses repeats.
     pub headers: &'a HeaderMap,
     /// The raw body, exactly as received.
     pub body: &'a [u8],
@@ -70,15 +77,16 @@ pub enum VerifyError {
     /// A header is present but unusable.
     #[error("malformed header {header}: {problem}")]
     Malformed {
-        #[allow(missing_docs)]
+        /// The header's name as configured (case as the scheme spells it).
         header: String,
-        #[allow(missing_docs)]
+        /// What is wrong with its value, for the sender.
         problem: String,
     },
     /// The signed timestamp is outside the tolerance window.
     #[error("timestamp outside the allowed window of ±{tolerance_secs}s")]
     Stale {
-        #[allow(missing_docs)]
+        /// The source's `tolerance_secs`: how far, either way, from the receiver's
+        /// clock a timestamp may be.
         tolerance_secs: u64,
     },
     /// No signature matched any secret.
@@ -105,6 +113,92 @@ impl VerifyError {
     }
 }
 
+/// Why a source's scheme settings are refused (before any secret is read). Each
+/// message starts with the `sources.*` key to edit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// `[sources.hmac]` on a scheme that is neither `hmac` nor a preset.
+    #[error(
+        "sources.hmac: only for scheme = \"hmac\" or a preset ({}), not {scheme:?}",
+        preset_names()
+    )]
+    HmacTableMisplaced {
+        /// The source's `scheme`.
+        scheme: String,
+    },
+    /// `token_header` on a scheme other than `static_token`.
+    #[error("sources.token_header: only for scheme = \"static_token\", not {scheme:?}")]
+    TokenHeaderMisplaced {
+        /// The source's `scheme`.
+        scheme: String,
+    },
+    /// `token_header` is not a possible HTTP header name.
+    #[error("sources.token_header: {name:?} is not a valid HTTP header name")]
+    BadTokenHeader {
+        /// The value as written.
+        name: String,
+    },
+    /// `scheme` names no scheme offboard knows.
+    #[error("sources.scheme: unknown scheme {scheme:?} (expected one of {})", scheme_names().join(", "))]
+    UnknownScheme {
+        /// The value as written.
+        scheme: String,
+    },
+    /// The HMAC settings (preset plus `[sources.hmac]`) do not hold together.
+    #[error(transparent)]
+    Hmac(#[from] HmacConfigError),
+}
+
+/// Why a resolved scheme cannot be given its secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// The secrets list (`secrets_env` / `secrets_file`) is empty.
+    #[error("no secret configured")]
+    NoSecret,
+    /// A Standard Webhooks secret starts with `whsec_` but the rest is not base64.
+    #[error("a whsec_ secret is not valid base64 (secret {position} of the list)")]
+    WhsecNotBase64 {
+        /// 1-based position in the comma-separated list, so rotation lists can be
+        /// told apart without printing a secret.
+        position: usize,
+    },
+}
+
+/// Why [`SignatureScheme::sign`] cannot produce headers. Only senders call it (the
+/// demo, tests, the load generator), never the receiving path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    /// The scheme was built without a secret.
+    #[error("no secret")]
+    NoSecret,
+    /// The scheme has nothing to sign with.
+    #[error("{scheme} cannot sign: {reason}")]
+    Unsupported {
+        /// The scheme's name.
+        scheme: &'static str,
+        /// Why, for the caller.
+        reason: &'static str,
+    },
+    /// `now` (Unix seconds) has no RFC 3339 form.
+    #[error("timestamp out of range: {0}")]
+    TimestampOutOfRange(i64),
+    /// A `whsec_` key given to [`StandardWebhooks::sign`] is not base64.
+    #[error("a whsec_ secret is not valid base64")]
+    WhsecNotBase64,
+    /// The HMAC implementation refused the key (it accepts any length, so this
+    /// would be a bug in a dependency, reported rather than panicking).
+    #[error("the HMAC key was refused")]
+    KeyRejected,
+}
+
+fn preset_names() -> String {
+    presets::PRESETS
+        .iter()
+        .map(|p| p.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A way of proving a webhook came from the configured sender.
 pub trait SignatureScheme: Send + Sync + fmt::Debug {
     /// Checks the request; never panics on any input.
@@ -112,7 +206,7 @@ pub trait SignatureScheme: Send + Sync + fmt::Debug {
     /// Whether the signature covers a timestamp (replay window) or only dedupe protects.
     fn signs_timestamp(&self) -> bool;
     /// The headers a sender would send for `input`, signed with the first secret.
-    fn sign(&self, input: &SignInput<'_>) -> Result<Vec<(String, String)>, String>;
+    fn sign(&self, input: &SignInput<'_>) -> Result<Vec<(String, String)>, SignError>;
     /// Answers a sender's endpoint-verification `GET` (Okta), if the scheme has one:
     /// `None` when it has none, else the value to echo or why not.
     fn verification_challenge(&self, _headers: &HeaderMap) -> Option<Result<String, VerifyError>> {
@@ -143,14 +237,15 @@ impl fmt::Display for Replay {
 pub enum Spec {
     /// `standard_webhooks` with its tolerance.
     StandardWebhooks {
-        #[allow(missing_docs)]
+        /// ± seconds `webhook-timestamp` may differ from the receiver's clock.
         tolerance_secs: u64,
     },
     /// `hmac` or one of its presets.
     Hmac(HmacSpec),
     /// `static_token` with the header that carries it.
     StaticToken {
-        #[allow(missing_docs)]
+        /// `token_header`, default `authorization`; already checked to be a valid
+        /// header name.
         header: String,
     },
 }
@@ -166,22 +261,17 @@ pub fn scheme_names() -> Vec<&'static str> {
 impl Spec {
     /// Reads `scheme`, `[sources.hmac]`, `token_header` and `tolerance_secs`;
     /// the message names the key that is wrong.
-    pub fn resolve(source: &SourceConfig) -> Result<Self, String> {
+    pub fn resolve(source: &SourceConfig) -> Result<Self, SpecError> {
         let scheme = source.scheme.as_str();
         if source.hmac.is_some() && !(scheme == "hmac" || presets::find(scheme).is_some()) {
-            return Err(format!(
-                "sources.hmac: only for scheme = \"hmac\" or a preset ({}), not {scheme:?}",
-                presets::PRESETS
-                    .iter()
-                    .map(|p| p.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            return Err(SpecError::HmacTableMisplaced {
+                scheme: scheme.to_owned(),
+            });
         }
         if source.token_header.is_some() && scheme != "static_token" {
-            return Err(format!(
-                "sources.token_header: only for scheme = \"static_token\", not {scheme:?}"
-            ));
+            return Err(SpecError::TokenHeaderMisplaced {
+                scheme: scheme.to_owned(),
+            });
         }
         match scheme {
             "standard_webhooks" => Ok(Self::StandardWebhooks {
@@ -199,15 +289,18 @@ impl Spec {
                 let base = if scheme == "hmac" {
                     None
                 } else {
-                    Some(presets::find(scheme).ok_or_else(|| {
-                        format!(
-                            "sources.scheme: unknown scheme {scheme:?} (expected one of {})",
-                            scheme_names().join(", ")
-                        )
-                    })?)
+                    Some(
+                        presets::find(scheme).ok_or_else(|| SpecError::UnknownScheme {
+                            scheme: scheme.to_owned(),
+                        })?,
+                    )
                 };
                 let overrides = source.hmac.clone().unwrap_or_default();
-                HmacSpec::resolve(base, &overrides, source.tolerance_secs).map(Self::Hmac)
+                Ok(Self::Hmac(HmacSpec::resolve(
+                    base,
+                    &overrides,
+                    source.tolerance_secs,
+                )?))
             }
         }
     }
@@ -239,10 +332,11 @@ impl Spec {
         }
     }
 
-    /// Adds the secrets.
-    pub fn build(self, secrets: Vec<Secret>) -> Result<Box<dyn SignatureScheme>, String> {
+    /// Gives the resolved scheme its secrets (all accepted, the first used by
+    /// [`SignatureScheme::sign`]); refuses an empty list.
+    pub fn build(self, secrets: Vec<Secret>) -> Result<Box<dyn SignatureScheme>, BuildError> {
         if secrets.is_empty() {
-            return Err("no secret configured".into());
+            return Err(BuildError::NoSecret);
         }
         Ok(match self {
             Self::StandardWebhooks { tolerance_secs } => {
@@ -252,14 +346,6 @@ impl Spec {
             Self::StaticToken { header } => Box::new(StaticToken::new(header, secrets)),
         })
     }
-}
-
-/// Builds the scheme a source names.
-pub fn build(
-    source: &SourceConfig,
-    secrets: Vec<Secret>,
-) -> Result<Box<dyn SignatureScheme>, String> {
-    Spec::resolve(source)?.build(secrets)
 }
 
 /// One header as a string; `Malformed` when it is not visible ASCII or repeated.
@@ -341,8 +427,9 @@ mod tests {
 
     #[test]
     fn unknown_scheme_lists_the_choices() {
-        let err =
-            Spec::resolve(&source("[[sources]]\nname = \"x\"\nscheme = \"nope\"")).unwrap_err();
+        let err = Spec::resolve(&source("[[sources]]\nname = \"x\"\nscheme = \"nope\""))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("sources.scheme")
                 && err.contains("github")
@@ -372,12 +459,14 @@ mod tests {
         let err = Spec::resolve(&source(
             "[[sources]]\nname = \"x\"\nscheme = \"standard_webhooks\"\n[sources.hmac]\nheader = \"x\"",
         ))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("sources.hmac"), "{err}");
         let err = Spec::resolve(&source(
             "[[sources]]\nname = \"x\"\nscheme = \"github\"\ntoken_header = \"x\"",
         ))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("sources.token_header"), "{err}");
     }
 }

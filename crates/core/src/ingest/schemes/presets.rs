@@ -12,23 +12,23 @@ pub struct Preset {
     pub name: &'static str,
     /// Signature header.
     pub header: &'static str,
-    /// Text before the digest.
+    /// Text before the digest (empty for most vendors).
     pub prefix: &'static str,
-    #[allow(missing_docs)]
+    /// The hash the vendor uses.
     pub algorithm: Algorithm,
-    #[allow(missing_docs)]
+    /// How the vendor writes the digest.
     pub encoding: Encoding,
-    /// What is signed (see [`super::hmac`]).
+    /// What is signed (a template, see [`super::HmacSpec::signed`]).
     pub signed: &'static str,
     /// Header with a signed timestamp.
     pub timestamp_header: Option<&'static str>,
-    #[allow(missing_docs)]
+    /// How that timestamp is written (ignored without `timestamp_header`).
     pub timestamp_format: TimestampFormat,
     /// Header with the sender's message id.
     pub message_id_header: Option<&'static str>,
 }
 
-/// Every preset.
+/// Every preset, in the order `offboard sources` and error messages list them.
 pub const PRESETS: &[Preset] = &[
     // BambooHR: hex HMAC-SHA256(private key, raw body followed by X-BambooHR-Timestamp).
     // The docs don't show the timestamp's format, so both Unix seconds and ISO 8601 are read.
@@ -94,7 +94,7 @@ pub const PRESETS: &[Preset] = &[
     },
 ];
 
-/// The preset called `name`.
+/// The preset whose `scheme` value is `name` (exact, case-sensitive), if any.
 pub fn find(name: &str) -> Option<&'static Preset> {
     PRESETS.iter().find(|p| p.name == name)
 }

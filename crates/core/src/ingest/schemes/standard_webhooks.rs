@@ -7,8 +7,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::{
-    SignInput, SignatureScheme, SignedRequest, Verified, VerifyError, check_message_id,
-    check_timestamp, header,
+    BuildError, SignError, SignInput, SignatureScheme, SignedRequest, Verified, VerifyError,
+    check_message_id, check_timestamp, header,
 };
 use crate::config::Secret;
 
@@ -29,13 +29,14 @@ impl std::fmt::Debug for StandardWebhooks {
 
 impl StandardWebhooks {
     /// Decodes `whsec_` secrets; other secrets are used as raw bytes.
-    pub fn new(secrets: Vec<Secret>, tolerance_secs: u64) -> Result<Self, String> {
+    pub fn new(secrets: Vec<Secret>, tolerance_secs: u64) -> Result<Self, BuildError> {
         let keys = secrets
             .iter()
-            .map(|s| match s.expose().strip_prefix("whsec_") {
+            .enumerate()
+            .map(|(i, s)| match s.expose().strip_prefix("whsec_") {
                 Some(b64) => STANDARD
                     .decode(b64)
-                    .map_err(|_| "a whsec_ secret is not valid base64".to_owned()),
+                    .map_err(|_| BuildError::WhsecNotBase64 { position: i + 1 }),
                 None => Ok(s.expose().as_bytes().to_vec()),
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -46,12 +47,14 @@ impl StandardWebhooks {
     }
 
     /// Signs like a sender would (used by the demo, tests and the load generator).
-    pub fn sign(key_secret: &str, id: &str, ts: i64, body: &[u8]) -> Result<String, String> {
+    pub fn sign(key_secret: &str, id: &str, ts: i64, body: &[u8]) -> Result<String, SignError> {
         let key = match key_secret.strip_prefix("whsec_") {
-            Some(b64) => STANDARD.decode(b64).map_err(|e| e.to_string())?,
+            Some(b64) => STANDARD
+                .decode(b64)
+                .map_err(|_| SignError::WhsecNotBase64)?,
             None => key_secret.as_bytes().to_vec(),
         };
-        let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|e| e.to_string())?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|_| SignError::KeyRejected)?;
         mac.update(format!("{id}.{ts}.").as_bytes());
         mac.update(body);
         Ok(format!(
@@ -101,9 +104,9 @@ impl SignatureScheme for StandardWebhooks {
         true
     }
 
-    fn sign(&self, input: &SignInput<'_>) -> Result<Vec<(String, String)>, String> {
-        let key = self.keys.first().ok_or("no secret")?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|e| e.to_string())?;
+    fn sign(&self, input: &SignInput<'_>) -> Result<Vec<(String, String)>, SignError> {
+        let key = self.keys.first().ok_or(SignError::NoSecret)?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|_| SignError::KeyRejected)?;
         mac.update(format!("{}.{}.", input.message_id, input.now).as_bytes());
         mac.update(input.body);
         Ok(vec![

@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{
-    SignInput, SignatureScheme, SignedRequest, Verified, VerifyError, header, optional_header,
+    SignError, SignInput, SignatureScheme, SignedRequest, SpecError, Verified, VerifyError, header,
+    optional_header,
 };
 use crate::config::Secret;
 
@@ -24,7 +25,7 @@ pub const CHALLENGE_HEADER: &str = "x-okta-verification-challenge";
 /// The longest challenge echoed back.
 const MAX_CHALLENGE: usize = 1024;
 
-/// The static-token scheme.
+/// A `static_token` source's verifier: keeps only SHA-256 digests of the secrets.
 pub struct StaticToken {
     header: String,
     digests: Vec<[u8; 32]>,
@@ -39,11 +40,13 @@ impl std::fmt::Debug for StaticToken {
     }
 }
 
-/// Validates `token_header`.
-pub(crate) fn check_header_name(name: &str) -> Result<(), String> {
+/// Validates `token_header` at start-up, so `verify` never sees an impossible name.
+pub(crate) fn check_header_name(name: &str) -> Result<(), SpecError> {
     axum::http::HeaderName::from_bytes(name.as_bytes())
         .map(|_| ())
-        .map_err(|_| format!("sources.token_header: {name:?} is not a valid HTTP header name"))
+        .map_err(|_| SpecError::BadTokenHeader {
+            name: name.to_owned(),
+        })
 }
 
 impl StaticToken {
@@ -82,8 +85,11 @@ impl SignatureScheme for StaticToken {
         false
     }
 
-    fn sign(&self, _input: &SignInput<'_>) -> Result<Vec<(String, String)>, String> {
-        Err("static_token cannot sign: the sender sends the secret itself".into())
+    fn sign(&self, _input: &SignInput<'_>) -> Result<Vec<(String, String)>, SignError> {
+        Err(SignError::Unsupported {
+            scheme: "static_token",
+            reason: "the sender sends the secret itself",
+        })
     }
 
     /// The challenge value to echo. When the token header is present it must be

@@ -1,6 +1,10 @@
 //! `ApiError`: every HTTP error offboard sends is `{"error":{"code","message"}}`.
 //! Client errors say why; server errors are opaque to the client and logged here
 //! with their cause.
+//!
+//! It lives at the crate root, not under [`crate::http`], because both the webhook
+//! handlers in [`crate::ingest`] and the router in [`crate::http`] answer with it;
+//! under either one the two modules would import each other.
 
 use axum::{
     Json,
