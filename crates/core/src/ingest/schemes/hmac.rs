@@ -21,7 +21,7 @@ use sha2::{Sha256, Sha512};
 
 use super::{
     Replay, SignError, SignInput, SignatureScheme, SignedRequest, Verified, VerifyError,
-    check_message_id, check_rfc3339, check_timestamp, header, optional_header, presets::Preset,
+    check_message_id, check_rfc3339, check_timestamp, header, optional_header,
 };
 use crate::config::{HmacConfig, Secret};
 
@@ -617,6 +617,29 @@ impl SignatureScheme for HmacScheme {
         }
         Ok(headers)
     }
+}
+
+/// One vendor's signing convention.
+#[derive(Debug, Clone, Copy)]
+pub struct Preset {
+    /// The `scheme` value.
+    pub name: &'static str,
+    /// Signature header.
+    pub header: &'static str,
+    /// Text before the digest (empty for most vendors).
+    pub prefix: &'static str,
+    /// The hash the vendor uses.
+    pub algorithm: Algorithm,
+    /// How the vendor writes the digest.
+    pub encoding: Encoding,
+    /// What is signed (a template, see [`super::HmacSpec::signed`]).
+    pub signed: &'static str,
+    /// Header with a signed timestamp.
+    pub timestamp_header: Option<&'static str>,
+    /// How that timestamp is written (ignored without `timestamp_header`).
+    pub timestamp_format: TimestampFormat,
+    /// Header with the sender's message id.
+    pub message_id_header: Option<&'static str>,
 }
 
 #[cfg(test)]

@@ -29,9 +29,10 @@ use chrono::DateTime;
 use crate::config::{Secret, SourceConfig};
 
 pub use self::hmac::{
-    Algorithm, Encoding, HmacConfigError, HmacScheme, HmacSpec, TemplateError, TimestampFormat,
+    Algorithm, Encoding, HmacConfigError, HmacScheme, HmacSpec, Preset, TemplateError,
+    TimestampFormat,
 };
-pub use presets::{PRESETS, Preset};
+pub use presets::PRESETS;
 pub use standard_webhooks::StandardWebhooks;
 pub use static_token::{CHALLENGE_HEADER, StaticToken};
 
