@@ -7,15 +7,12 @@
 //! Decision recorded here: hex signatures must be lower-case (what every sender
 //! emits); an upper-case digest is `401 malformed_signature`.
 
-use std::{sync::Arc, time::Duration};
-
 use base64::{Engine, engine::general_purpose::STANDARD};
 use hmac::{Hmac, Mac};
 use offboard_core::{
     config::{Config, Secret},
-    http::{self, HealthState},
-    ingest::{Source, Sources, routes::IngestState},
-    store::{self, JobFilter, SharedStore},
+    ingest::Source,
+    store::{JobFilter, SharedStore},
 };
 use reqwest::{Method, header::HeaderValue};
 use serde_json::{Value, json};
@@ -88,34 +85,14 @@ async fn spawn() -> App {
         .iter()
         .map(|s| Source::build(s.clone(), secrets(&s.name)).expect("source"))
         .collect();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = store::open(&format!("sqlite://{}/t.db", dir.path().display()), "full")
-        .await
-        .expect("store");
-    store.migrate().await.expect("migrate");
-    let state = IngestState {
-        store: store.clone(),
-        sources: Arc::new(Sources::from_sources(sources)),
-        max_attempts: 3,
-        wake: None,
-    };
-    let router = http::with_layers(
-        http::ingest_router(state, MAX_BODY).merge(http::health_router(HealthState {
-            store: store.clone(),
-            metrics: http::metrics_handle(),
-        })),
-        Duration::from_secs(10),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let rx =
+        offboard_testkit::ingest::serve(sources, MAX_BODY, tempfile::tempdir().expect("tempdir"))
+            .await;
     App {
-        base: format!("http://{addr}"),
-        store,
+        base: rx.base,
+        store: rx.store,
         client: reqwest::Client::new(),
-        _dir: dir,
+        _dir: rx.dir,
     }
 }
 

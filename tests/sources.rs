@@ -3,20 +3,16 @@
 //! the samples in `../shared/samples/hr/` signed the vendor's way, through the real
 //! HTTP router over a real SQLite store.
 
-use std::{sync::Arc, time::Duration};
-
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use hmac::{Hmac, Mac};
 use offboard_core::{
     config::{Config, Secret},
-    http::{self, HealthState},
     ingest::{
-        Source, Sources,
-        routes::IngestState,
+        Source,
         schemes::{SignInput, SignedRequest},
     },
-    store::{self, SharedStore},
+    store::SharedStore,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -63,33 +59,12 @@ async fn spawn_in(
             Source::build(s.clone(), list).expect("source")
         })
         .collect();
-    let store = store::open(&format!("sqlite://{}/t.db", dir.path().display()), "full")
-        .await
-        .expect("store");
-    store.migrate().await.expect("migrate");
-    let state = IngestState {
-        store: store.clone(),
-        sources: Arc::new(Sources::from_sources(sources)),
-        max_attempts: 3,
-        wake: None,
-    };
-    let router = http::with_layers(
-        http::ingest_router(state, max_body).merge(http::health_router(HealthState {
-            store: store.clone(),
-            metrics: http::metrics_handle(),
-        })),
-        Duration::from_secs(10),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let rx = offboard_testkit::ingest::serve(sources, max_body, dir).await;
     App {
-        base: format!("http://{addr}"),
-        store,
+        base: rx.base,
+        store: rx.store,
         client: reqwest::Client::new(),
-        _dir: dir,
+        _dir: rx.dir,
     }
 }
 

@@ -12,7 +12,6 @@ use std::{
 use offboard_core::{
     app::{Application, Role},
     config::Config,
-    ingest::schemes::StandardWebhooks,
     store::SharedStore,
     worker::Worker,
 };
@@ -201,15 +200,8 @@ impl TestApp {
 
     /// POSTs a correctly signed webhook.
     pub async fn post_signed(&self, source: &str, id: &str, body: &str) -> reqwest::Response {
-        let ts = chrono::Utc::now().timestamp();
-        let sig = StandardWebhooks::sign(SECRET, id, ts, body.as_bytes()).unwrap();
-        self.http
-            .post(format!("{}/webhooks/{source}", self.addr))
-            .header("webhook-id", id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", sig)
-            .header("content-type", "application/json")
-            .body(body.to_owned())
+        let url = format!("{}/webhooks/{source}", self.addr);
+        offboard_testkit::sign::post(&self.http, &url, SECRET, id, body)
             .send()
             .await
             .unwrap()

@@ -25,14 +25,7 @@ async fn post_raw(
 }
 
 fn signed_headers(id: &str, ts: i64, body: &str) -> Vec<(&'static str, String)> {
-    let sig =
-        offboard_core::ingest::schemes::StandardWebhooks::sign(SECRET, id, ts, body.as_bytes())
-            .unwrap();
-    vec![
-        ("webhook-id", id.into()),
-        ("webhook-timestamp", ts.to_string()),
-        ("webhook-signature", sig),
-    ]
+    offboard_testkit::sign::headers(SECRET, id, ts, body)
 }
 
 #[tokio::test]

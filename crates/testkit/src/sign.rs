@@ -1,0 +1,45 @@
+//! Standard Webhooks signing, as a sender does it: the three `webhook-*` headers
+//! over `id.timestamp.body`. The signature comes from the service's own
+//! [`StandardWebhooks::sign`], so a test that signs with it checks the receiver,
+//! not a second implementation of the scheme (`tests/sources.rs` checks the
+//! scheme itself against published vectors and the `standardwebhooks` crate).
+
+use offboard_core::ingest::schemes::StandardWebhooks;
+
+/// The current Unix time in seconds, the `webhook-timestamp` a sender would put.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// `webhook-id`, `webhook-timestamp` and `webhook-signature` for `body` signed
+/// with `secret` (`whsec_…` or raw key text) at `ts`.
+///
+/// Panics on a `whsec_` secret that is not base64: a test's own constant is wrong.
+pub fn headers(secret: &str, id: &str, ts: i64, body: &str) -> Vec<(&'static str, String)> {
+    let sig = StandardWebhooks::sign(secret, id, ts, body.as_bytes())
+        .unwrap_or_else(|e| panic!("cannot sign with {secret:?}: {e}"));
+    vec![
+        ("webhook-id", id.to_owned()),
+        ("webhook-timestamp", ts.to_string()),
+        ("webhook-signature", sig),
+    ]
+}
+
+/// A POST of `body` to `url`, signed now with `secret` under message id `id`, as
+/// JSON. The caller may add headers before sending.
+pub fn post(
+    http: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    id: &str,
+    body: &str,
+) -> reqwest::RequestBuilder {
+    let mut req = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    for (name, value) in headers(secret, id, now(), body) {
+        req = req.header(name, value);
+    }
+    req
+}
