@@ -4,7 +4,9 @@
 //! not a second implementation of the scheme (`tests/sources.rs` checks the
 //! scheme itself against published vectors and the `standardwebhooks` crate).
 
+use hmac::{Hmac, Mac};
 use offboard_core::ingest::schemes::StandardWebhooks;
+use sha2::{Sha256, Sha512};
 
 /// The current Unix time in seconds, the `webhook-timestamp` a sender would put.
 pub fn now() -> i64 {
@@ -42,4 +44,20 @@ pub fn post(
         req = req.header(name, value);
     }
     req
+}
+
+/// HMAC-SHA256 of `parts` concatenated, with `key`: the primitive under the
+/// vendor schemes (GitHub, BambooHR, HiBob, …), for tests that build a vendor's
+/// signature by hand, independently of the service's scheme code.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    parts.iter().for_each(|p| m.update(p));
+    m.finalize().into_bytes().to_vec()
+}
+
+/// HMAC-SHA512 of `parts` concatenated, with `key` (see [`hmac_sha256`]).
+pub fn hmac_sha512(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut m = Hmac::<Sha512>::new_from_slice(key).expect("HMAC takes a key of any length");
+    parts.iter().for_each(|p| m.update(p));
+    m.finalize().into_bytes().to_vec()
 }
