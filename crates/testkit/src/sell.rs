@@ -4,6 +4,7 @@
 //! tests. What a test asserts about the traffic (PUT counts, the admin task)
 //! comes from the sandbox's request log and statistics.
 
+use offboard_domain::Resource;
 use offboard_sandbox::{Sandbox, SandboxOptions, SandboxState, Seed};
 use serde_json::{Value, json};
 
@@ -44,6 +45,47 @@ pub fn standard_org() -> Seed {
     }
     Seed::from_json(&seed.to_string()).expect("the standard org is a valid seed")
 }
+
+/// [`standard_org`] plus one active rep per `(id, email)`, reporting to the
+/// manager (2), each owning `n` records of each kind (30 % of deals and tasks
+/// closed): the leavers of a test that offboards many people at once.
+pub fn standard_org_with_reps(reps: &[(i64, &str)], n: usize) -> Seed {
+    let mut seed = serde_json::to_value(standard_org()).expect("a seed is JSON");
+    // Above every id standard_org hands out, so the records cannot collide.
+    let mut next_id = 200_000;
+    for &(id, email) in reps {
+        seed["users"].as_array_mut().expect("a list").push(json!({
+            "id": id, "name": email.split('@').next(), "email": email,
+            "reports_to": 2, "team_name": "EMEA",
+        }));
+        add_records(&mut seed, &mut next_id, id, n);
+    }
+    Seed::from_json(&seed.to_string()).expect("reps with fresh ids and e-mails")
+}
+
+/// `(open, closed)` records of `resource` that `owner` holds now.
+pub async fn owned(state: &SandboxState, resource: Resource, owner: i64) -> (usize, usize) {
+    let c = state.open_counts(owner).await.get(resource);
+    (c.open, c.closed)
+}
+
+/// The contents of the tasks created through the API (ids the seed did not
+/// hold), oldest first: the admin tasks offboard wrote, to check what they ask.
+pub async fn created_tasks(state: &SandboxState) -> Vec<String> {
+    let mut created: Vec<_> = state
+        .snapshot()
+        .await
+        .tasks
+        .into_iter()
+        .filter(|t| t.created_at != SEEDED_AT)
+        .collect();
+    created.sort_by_key(|t| t.id);
+    created.into_iter().map(|t| t.content).collect()
+}
+
+/// The creation time every seeded record carries (the sandbox's default), told
+/// apart from records the API created, which carry the time of the request.
+const SEEDED_AT: &str = "2026-01-05T09:00:00Z";
 
 /// `n` records of each kind for `owner`, the first 30 % of deals and tasks closed.
 fn add_records(seed: &mut Value, next_id: &mut i64, owner: i64, n: usize) {
@@ -106,7 +148,6 @@ pub fn puts(state: &SandboxState) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use offboard_domain::Resource;
 
     #[tokio::test]
     async fn the_standard_org_serves_with_open_and_closed_records() {
@@ -123,5 +164,34 @@ mod tests {
         assert_eq!(sb.state().open_counts(21).await.open_total(), 0);
         assert_eq!(admin_tasks(&sb.state()), 0);
         assert!(puts(&sb.state()).is_empty());
+        assert!(created_tasks(&sb.state()).await.is_empty());
+        assert_eq!(owned(&sb.state(), Resource::Tasks, 20).await, (28, 12));
+    }
+
+    #[tokio::test]
+    async fn tasks_posted_through_the_api_are_the_created_ones() {
+        let sb = start(SandboxOptions {
+            seed: standard_org(),
+            ..SandboxOptions::default()
+        })
+        .await;
+        let resp = reqwest::Client::new()
+            .post(format!("{}/v2/tasks", sb.base_url()))
+            .bearer_auth("any")
+            .header("user-agent", "offboard-testkit")
+            .json(&json!({ "data": { "content": "offboard: please act", "owner_id": 1 } }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+        assert_eq!(created_tasks(&sb.state()).await, ["offboard: please act"]);
+        assert_eq!(admin_tasks(&sb.state()), 1);
+    }
+
+    #[test]
+    fn reps_join_the_standard_org() {
+        let seed = standard_org_with_reps(&[(30, "leaver0@example.com")], 5);
+        assert_eq!(seed.users.len(), 10);
+        assert_eq!(seed.leads.iter().filter(|l| l.owner_id == 30).count(), 5);
     }
 }
