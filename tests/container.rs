@@ -10,11 +10,12 @@
 
 use std::{
     collections::BTreeMap,
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+use offboard_testkit::{free_port, process::Process};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -223,14 +224,6 @@ fn the_dockerfile_builds_from_files_that_exist() {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The environment variables config/offboard.toml reads secrets from.
 fn secret_env_names(config_toml: &str) -> Vec<String> {
     let v: toml::Value = toml::from_str(config_toml).unwrap();
@@ -298,40 +291,17 @@ async fn the_image_command_line_and_env_start_a_healthy_service() {
         .map(|a| map(a))
         .collect();
     assert_eq!(img.entrypoint[0], "offboard");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_offboard"))
-        .args(&args)
-        .env_clear()
-        .envs(&env)
-        .current_dir(map(&img.workdir))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let first_line = std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().and_then(Result::ok);
-        for _ in lines {} // keep draining
-        first
-    });
-
+    let mut child = Process::spawn_capturing(
+        Command::new(env!("CARGO_BIN_EXE_offboard"))
+            .args(&args)
+            .env_clear()
+            .envs(&env)
+            .current_dir(map(&img.workdir))
+            .stdin(Stdio::null()),
+    );
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = http.get(format!("{base}/readyz")).send().await;
-        if ready.as_ref().is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-            panic!("offboard exited with {status}: {err}\nargs {args:?}\nenv {env:?}");
-        }
-        assert!(Instant::now() < deadline, "not ready: {ready:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    child.wait_ready(&base, Duration::from_secs(30)).await;
     for path in ["/healthz", "/readyz", "/metrics"] {
         let r = http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
@@ -352,24 +322,9 @@ async fn the_image_command_line_and_env_start_a_healthy_service() {
     );
 
     // `docker stop`: SIGTERM, then SIGKILL after 10 s.
-    let stopped_at = Instant::now();
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            stopped_at.elapsed() < Duration::from_secs(10),
-            "still running 10 s after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = child.terminate(Duration::from_secs(10)).await;
     assert!(status.success(), "{status}");
-    let first = first_line.join().unwrap().expect("a log line");
+    let first = child.stdout().into_iter().next().expect("a log line");
     let line: serde_json::Value =
         serde_json::from_str(&first).unwrap_or_else(|e| panic!("not JSON ({e}): {first}"));
     assert_eq!(line["level"], "INFO");

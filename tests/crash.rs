@@ -6,35 +6,32 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use offboard_core::{crm::Resource, ingest::schemes::StandardWebhooks};
+use offboard_core::crm::Resource;
 use offboard_sandbox::{Sandbox, SandboxOptions, Seed};
+use offboard_testkit::{
+    config::{ServeConfig, ServiceDir},
+    free_port,
+    process::{self, Process},
+    sell, sign,
+};
 use serde_json::{Value, json};
 
 const SECRET: &str = "whsec_Y3Jhc2gtdGVzdC1zZWNyZXQ=";
 const ADMIN: &str = "crash-admin-token";
 
 struct Harness {
-    dir: tempfile::TempDir,
+    dir: ServiceDir,
     sandbox: Sandbox,
     http: reqwest::Client,
     port: u16,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Harness {
     async fn new(fault_rate: f64, sandbox_rps: Option<u32>, client_rps: u32) -> Harness {
-        let sandbox = Sandbox::start(SandboxOptions {
+        let sandbox = sell::start(SandboxOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
             token: Some("crash-sell-token".into()),
             rps: sandbox_rps,
@@ -42,52 +39,23 @@ impl Harness {
             fault_rate,
             seed: Seed::generate(100, 7),
         })
-        .await
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path();
-        std::fs::write(p.join("secrets"), SECRET).unwrap();
-        std::fs::write(p.join("admin"), ADMIN).unwrap();
-        std::fs::write(p.join("sell"), "crash-sell-token").unwrap();
-        std::fs::write(
-            p.join("policy.toml"),
-            "version = 1\n[defaults]\nfallback_owner = \"sales-ops@example.com\"\nat = \"now\"\n[[rules]]\nname = \"all\"\naction = \"deactivate\"\n",
-        )
-        .unwrap();
+        .await;
         let port = free_port();
-        let config = format!(
-            r#"
-[server]
-listen = "127.0.0.1:{port}"
-[store]
-url = "sqlite://{db}"
-[crm]
-base_url = "{sell}"
-token_env = ""
-token_file = "{dir}/sell"
-admin_email = "admin@example.com"
-requests_per_second = {client_rps}
-max_in_flight = 8
-timeout_secs = 5
-[[sources]]
-name = "hr"
-scheme = "standard_webhooks"
-secrets_file = "{dir}/secrets"
-[policy]
-file = "{dir}/policy.toml"
-[admin]
-token_env = ""
-token_file = "{dir}/admin"
-[worker]
-lease_secs = 3
-verify_interval_secs = 1
-poll_interval_ms = 100
-"#,
-            db = p.join("offboard.db").display(),
-            sell = sandbox.base_url(),
-            dir = p.display(),
-        );
-        std::fs::write(p.join("offboard.toml"), config).unwrap();
+        let dir = ServeConfig {
+            port,
+            store_url: None,
+            crm_base_url: sandbox.base_url(),
+            webhook_secret: SECRET.into(),
+            admin_token: ADMIN.into(),
+            sell_token: "crash-sell-token".into(),
+            policy: "version = 1\n[defaults]\nfallback_owner = \"sales-ops@example.com\"\nat = \"now\"\n[[rules]]\nname = \"all\"\naction = \"deactivate\"\n".into(),
+            store_extra: String::new(),
+            crm_extra: format!(
+                "admin_email = \"admin@example.com\"\nrequests_per_second = {client_rps}\nmax_in_flight = 8\ntimeout_secs = 5"
+            ),
+            tail: "[worker]\nlease_secs = 3\nverify_interval_secs = 1\npoll_interval_ms = 100".into(),
+        }
+        .write();
         Harness {
             dir,
             sandbox,
@@ -97,25 +65,18 @@ poll_interval_ms = 100
     }
 
     fn config_path(&self) -> PathBuf {
-        self.dir.path().join("offboard.toml")
+        self.dir.config.clone()
     }
 
-    async fn start(&self) -> Child {
+    async fn start(&self) -> Process {
         let mut child = start_with(&self.config_path());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            let ready = self
-                .http
-                .get(format!("http://127.0.0.1:{}/readyz", self.port))
-                .send()
-                .await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                return child;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        kill(&mut child);
-        panic!("offboard did not become ready");
+        child
+            .wait_ready(
+                &format!("http://127.0.0.1:{}", self.port),
+                Duration::from_secs(30),
+            )
+            .await;
+        child
     }
 
     async fn post(&self, email: &str) -> String {
@@ -125,15 +86,8 @@ poll_interval_ms = 100
             "termination": { "kind": "voluntary", "rehire_eligible": true }
         })
         .to_string();
-        let ts = chrono::Utc::now().timestamp();
-        let sig = StandardWebhooks::sign(SECRET, "msg_crash", ts, body.as_bytes()).unwrap();
-        let resp = self
-            .http
-            .post(format!("http://127.0.0.1:{}/webhooks/hr", self.port))
-            .header("webhook-id", "msg_crash")
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", sig)
-            .body(body)
+        let url = format!("http://127.0.0.1:{}/webhooks/hr", self.port);
+        let resp = sign::post(&self.http, &url, SECRET, "msg_crash", &body)
             .send()
             .await
             .unwrap();
@@ -190,29 +144,8 @@ poll_interval_ms = 100
     }
 
     fn admin_tasks(&self) -> usize {
-        self.sandbox
-            .state()
-            .request_log()
-            .iter()
-            .filter(|e| {
-                e.method == "POST" && e.path.starts_with("/v2/tasks") && e.status == Some(200)
-            })
-            .count()
+        sell::admin_tasks(&self.sandbox.state())
     }
-}
-
-fn kill(child: &mut Child) {
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(ok.success());
 }
 
 /// The rep with the most records in the generated org.
@@ -266,13 +199,13 @@ async fn crash_and_resume(point: KillPoint) {
             .await
         }
     }
-    kill(&mut first);
+    first.kill();
     let writes_at_kill = h.sandbox.state().stats().writes.len();
 
     let mut second = h.start().await;
     h.admin_deactivates_then_job_succeeds(&job_id, rep, Duration::from_secs(60))
         .await;
-    kill(&mut second);
+    second.kill();
 
     let after = h.sandbox.state().open_counts(rep).await;
     assert_eq!(after.open_total(), 0, "{point:?}: open records left behind");
@@ -332,7 +265,7 @@ async fn faults_and_throttling_do_not_change_the_result() {
     let job_id = h.post(&email).await;
     h.admin_deactivates_then_job_succeeds(&job_id, rep, Duration::from_secs(120))
         .await;
-    kill(&mut child);
+    child.kill();
     let after = h.sandbox.state().open_counts(rep).await;
     assert_eq!(after.open_total(), 0);
     for r in Resource::ALL {
@@ -372,7 +305,7 @@ async fn a_frozen_worker_loses_its_lease() {
         &format!("127.0.0.1:{}", h.port),
         &format!("127.0.0.1:{second_port}"),
     );
-    let second_cfg: PathBuf = h.dir.path().join("second.toml");
+    let second_cfg = h.dir.path().join("second.toml");
     std::fs::write(&second_cfg, cfg).unwrap();
     let mut second = start_with(&second_cfg);
     let writes_frozen = h.sandbox.state().stats().writes.len();
@@ -385,11 +318,11 @@ async fn a_frozen_worker_loses_its_lease() {
         took < Duration::from_secs(3 + 5),
         "took over after {took:?}"
     );
-    signal(&first, "CONT");
+    first.signal("CONT");
     h.admin_deactivates_then_job_succeeds(&job_id, rep, Duration::from_secs(60))
         .await;
-    kill(&mut first);
-    kill(&mut second);
+    first.kill();
+    second.kill();
     assert_eq!(h.sandbox.state().open_counts(rep).await.open_total(), 0);
     assert_eq!(h.admin_tasks(), 1);
     let max_puts = h
@@ -408,11 +341,11 @@ async fn a_frozen_worker_loses_its_lease() {
 /// frozen inside one holds the file's write lock and blocks every other process:
 /// that is SQLite's nature (multi-process deployments use PostgreSQL), and not what
 /// the lease protects against, which is a worker that stops heartbeating.
-async fn freeze_outside_a_write(h: &Harness, child: &Child) {
+async fn freeze_outside_a_write(h: &Harness, child: &Process) {
     use sqlx::{ConnectOptions, Connection, sqlite::SqliteConnectOptions};
-    let db = format!("sqlite://{}", h.dir.path().join("offboard.db").display());
+    let db = h.dir.sqlite_url();
     for _ in 0..100 {
-        signal(child, "STOP");
+        child.signal("STOP");
         tokio::time::sleep(Duration::from_millis(30)).await;
         let opts: SqliteConnectOptions = db
             .parse::<SqliteConnectOptions>()
@@ -430,21 +363,14 @@ async fn freeze_outside_a_write(h: &Harness, child: &Child) {
         if free {
             return;
         }
-        signal(child, "CONT");
+        child.signal("CONT");
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
     panic!("the worker was always inside a write transaction");
 }
 
-fn start_with(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_offboard"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("OFFBOARD_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+fn start_with(config: &Path) -> Process {
+    Process::spawn(&mut process::serve(env!("CARGO_BIN_EXE_offboard"), config))
 }
 
 /// SIGTERM: stop claiming, let in-flight calls finish, checkpoint, and give the job
@@ -459,9 +385,9 @@ async fn sigterm_releases_the_lease_for_the_next_worker() {
         h.sandbox.state().stats().writes.len() >= 60
     })
     .await;
-    signal(&first, "TERM");
+    first.signal("TERM");
     let stopping = Instant::now();
-    let status = first.wait().unwrap();
+    let status = first.wait();
     assert!(status.success(), "graceful exit: {status:?}");
     assert!(
         stopping.elapsed() < Duration::from_secs(10),
@@ -469,12 +395,9 @@ async fn sigterm_releases_the_lease_for_the_next_worker() {
         stopping.elapsed()
     );
 
-    let store = offboard_core::store::sqlite::SqliteStore::open(
-        &format!("sqlite://{}", h.dir.path().join("offboard.db").display()),
-        "full",
-    )
-    .await
-    .unwrap();
+    let store = offboard_core::store::sqlite::SqliteStore::open(&h.dir.sqlite_url(), "full")
+        .await
+        .unwrap();
     use offboard_core::store::JobStore;
     let detail = store.get_job(&job_id).await.unwrap().unwrap();
     assert_eq!(
@@ -493,7 +416,7 @@ async fn sigterm_releases_the_lease_for_the_next_worker() {
     let mut second = h.start().await;
     h.admin_deactivates_then_job_succeeds(&job_id, rep, Duration::from_secs(60))
         .await;
-    kill(&mut second);
+    second.kill();
     assert_eq!(h.sandbox.state().open_counts(rep).await.open_total(), 0);
     assert_eq!(h.admin_tasks(), 1);
 }

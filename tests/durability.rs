@@ -9,15 +9,16 @@
 
 use std::{
     collections::HashSet,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use offboard_core::{
-    ingest::schemes::StandardWebhooks,
-    store::{JobFilter, SharedStore},
+use offboard_core::store::{JobFilter, SharedStore};
+use offboard_testkit::{
+    config::{ServeConfig, ServiceDir},
+    free_port,
+    process::{self, Process},
+    sign,
 };
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
@@ -26,106 +27,49 @@ const SECRET: &str = "whsec_ZHVyYWJpbGl0eS10ZXN0LXNlY3JldA==";
 
 /// A config and a store in a temp dir, and the receiver process using them.
 struct Harness {
-    dir: tempfile::TempDir,
+    dir: ServiceDir,
     port: u16,
-}
-
-/// Kills the server if a test fails before it does.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Server {
-    /// SIGKILL, no chance to flush or clean up.
-    fn sigkill(mut self) {
-        self.0.kill().expect("SIGKILL the server");
-        self.0.wait().expect("reap the server");
-    }
 }
 
 impl Harness {
     fn new(group_commit: bool) -> Harness {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let p = dir.path();
-        std::fs::write(p.join("secrets"), SECRET).expect("write secrets");
-        std::fs::write(p.join("admin"), "durability-admin").expect("write admin token");
-        std::fs::write(p.join("crm"), "durability-crm").expect("write crm token");
-        std::fs::write(
-            p.join("policy.toml"),
-            "version = 1\n[defaults]\nfallback_owner = \"ops@example.com\"\n[[rules]]\nname = \"all\"\naction = \"deactivate\"\n",
-        )
-        .expect("write policy");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        // A receiver never calls the CRM: its URL points at a closed port.
-        let config = format!(
-            r#"[server]
-listen = "127.0.0.1:{port}"
-[store]
-url = "sqlite://{dir}/offboard.db"
-sqlite_group_commit = {group_commit}
-[crm]
-base_url = "http://127.0.0.1:9"
-token_env = ""
-token_file = "{dir}/crm"
-[[sources]]
-name = "hr"
-scheme = "standard_webhooks"
-secrets_env = ""
-secrets_file = "{dir}/secrets"
-[policy]
-file = "{dir}/policy.toml"
-[admin]
-token_env = ""
-token_file = "{dir}/admin"
-"#,
-            dir = p.display(),
-        );
-        std::fs::write(p.join("offboard.toml"), config).expect("write config");
+        let port = free_port();
+        let dir = ServeConfig {
+            port,
+            store_url: None,
+            // A receiver never calls the CRM: its URL points at a closed port.
+            crm_base_url: "http://127.0.0.1:9".into(),
+            webhook_secret: SECRET.into(),
+            admin_token: "durability-admin".into(),
+            sell_token: "durability-crm".into(),
+            policy: "version = 1\n[defaults]\nfallback_owner = \"ops@example.com\"\n[[rules]]\nname = \"all\"\naction = \"deactivate\"\n".into(),
+            store_extra: format!("sqlite_group_commit = {group_commit}"),
+            crm_extra: String::new(),
+            tail: String::new(),
+        }
+        .write();
         Harness { dir, port }
     }
 
     fn store_url(&self) -> String {
-        format!("sqlite://{}/offboard.db", self.dir.path().display())
+        self.dir.sqlite_url()
     }
 
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    async fn start(&self) -> Server {
-        let config: PathBuf = self.dir.path().join("offboard.toml");
-        let server = Server(
-            Command::new(env!("CARGO_BIN_EXE_offboard"))
-                .args(["serve", "--role", "receiver", "--config"])
-                .arg(&config)
-                .env("OFFBOARD_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn offboard"),
+    /// The receiver, ready. Dropping it SIGKILLs it, as does [`Process::kill`]:
+    /// no chance to flush or clean up.
+    async fn start(&self) -> Process {
+        let mut server = Process::spawn(
+            process::serve(env!("CARGO_BIN_EXE_offboard"), &self.dir.config)
+                .args(["--role", "receiver"]),
         );
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if http
-                .get(self.url("/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("offboard did not become ready");
+        server
+            .wait_ready(&self.url(""), Duration::from_secs(30))
+            .await;
+        server
     }
 
     /// Every stored job's event id (a receiver stores exactly one job per event).
@@ -169,17 +113,7 @@ async fn post(
     id: &str,
     body: &str,
 ) -> reqwest::Result<(u16, Value)> {
-    let ts = chrono::Utc::now().timestamp();
-    let sig = StandardWebhooks::sign(SECRET, id, ts, body.as_bytes()).expect("sign");
-    let resp = http
-        .post(url)
-        .header("webhook-id", id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", sig)
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .send()
-        .await?;
+    let resp = sign::post(http, url, SECRET, id, body).send().await?;
     let status = resp.status().as_u16();
     Ok((status, resp.json().await.unwrap_or(Value::Null)))
 }
@@ -192,7 +126,7 @@ async fn sigkill_during_a_burst(group_commit: bool) {
     const TASKS: usize = 32;
     const KILL_AFTER: usize = 300;
     let h = Harness::new(group_commit);
-    let server = h.start().await;
+    let mut server = h.start().await;
     let url = h.url("/webhooks/hr");
     let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
     let unanswered = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -221,7 +155,7 @@ async fn sigkill_during_a_burst(group_commit: bool) {
         assert!(Instant::now() < deadline, "the burst did not get going");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    server.sigkill();
+    server.kill();
     for task in tasks {
         task.await.expect("a posting task panicked");
     }
@@ -229,7 +163,7 @@ async fn sigkill_during_a_burst(group_commit: bool) {
     let unanswered: HashSet<String> = unanswered.lock().expect("lock").iter().cloned().collect();
 
     // Restart on the same store: it recovers, and every 2xx is there.
-    let server = h.start().await;
+    let mut server = h.start().await;
     let stored = h.stored_event_ids().await;
     let stored_set: HashSet<&str> = stored.iter().map(String::as_str).collect();
     assert_eq!(stored.len(), stored_set.len(), "an event stored twice");
@@ -267,7 +201,7 @@ async fn sigkill_during_a_burst(group_commit: bool) {
         unanswered.len(),
         stored.len()
     );
-    server.sigkill();
+    server.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,7 +250,7 @@ async fn contend(h: &Harness, id: &str, body_for: impl Fn(usize) -> String) -> V
 
 async fn same_event_from_50_clients(group_commit: bool) {
     let h = Harness::new(group_commit);
-    let server = h.start().await;
+    let mut server = h.start().await;
     let answers = contend(&h, "evt-contended", |_| body("evt-contended", "Same Body")).await;
     let accepted: Vec<&Value> = answers
         .iter()
@@ -337,12 +271,12 @@ async fn same_event_from_50_clients(group_commit: bool) {
         "duplicates name another job: {answers:?}"
     );
     assert_eq!(h.stored_event_ids().await, vec!["evt-contended"]);
-    server.sigkill();
+    server.kill();
 }
 
 async fn same_id_different_bodies_from_50_clients(group_commit: bool) {
     let h = Harness::new(group_commit);
-    let server = h.start().await;
+    let mut server = h.start().await;
     let answers = contend(&h, "evt-reused", |i| {
         body("evt-reused", &format!("Person {i}"))
     })
@@ -373,7 +307,7 @@ async fn same_id_different_bodies_from_50_clients(group_commit: bool) {
         jobs[0].event.employee.name.as_deref(),
         Some(format!("Person {}", winners[0]).as_str())
     );
-    server.sigkill();
+    server.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,19 +7,15 @@
 //! Decision recorded here: hex signatures must be lower-case (what every sender
 //! emits); an upper-case digest is `401 malformed_signature`.
 
-use std::{sync::Arc, time::Duration};
-
 use base64::{Engine, engine::general_purpose::STANDARD};
-use hmac::{Hmac, Mac};
 use offboard_core::{
     config::{Config, Secret},
-    http::{self, HealthState},
-    ingest::{Source, Sources, routes::IngestState},
-    store::{self, JobFilter, SharedStore},
+    ingest::Source,
+    store::{JobFilter, SharedStore},
 };
+use offboard_testkit::sign::{hmac_sha256, hmac_sha512};
 use reqwest::{Method, header::HeaderValue};
 use serde_json::{Value, json};
-use sha2::{Sha256, Sha512};
 
 const MAX_BODY: usize = 4096;
 
@@ -88,34 +84,14 @@ async fn spawn() -> App {
         .iter()
         .map(|s| Source::build(s.clone(), secrets(&s.name)).expect("source"))
         .collect();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = store::open(&format!("sqlite://{}/t.db", dir.path().display()), "full")
-        .await
-        .expect("store");
-    store.migrate().await.expect("migrate");
-    let state = IngestState {
-        store: store.clone(),
-        sources: Arc::new(Sources::from_sources(sources)),
-        max_attempts: 3,
-        wake: None,
-    };
-    let router = http::with_layers(
-        http::ingest_router(state, MAX_BODY).merge(http::health_router(HealthState {
-            store: store.clone(),
-            metrics: http::metrics_handle(),
-        })),
-        Duration::from_secs(10),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let rx =
+        offboard_testkit::ingest::serve(sources, MAX_BODY, tempfile::tempdir().expect("tempdir"))
+            .await;
     App {
-        base: format!("http://{addr}"),
-        store,
+        base: rx.base,
+        store: rx.store,
         client: reqwest::Client::new(),
-        _dir: dir,
+        _dir: rx.dir,
     }
 }
 
@@ -130,21 +106,9 @@ fn h(pairs: &[(&str, &str)]) -> Headers {
         .collect()
 }
 
-fn hmac256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
-    parts.iter().for_each(|p| m.update(p));
-    m.finalize().into_bytes().to_vec()
-}
-
-fn hmac512(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    let mut m = Hmac::<Sha512>::new_from_slice(key).unwrap();
-    parts.iter().for_each(|p| m.update(p));
-    m.finalize().into_bytes().to_vec()
-}
-
 fn sw_sig(secret: &str, id: &str, ts: &str, body: &[u8]) -> String {
     let key = STANDARD.decode(&secret["whsec_".len()..]).unwrap();
-    let sig = hmac256(&key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]);
+    let sig = hmac_sha256(&key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]);
     format!("v1,{}", STANDARD.encode(sig))
 }
 
@@ -160,7 +124,10 @@ fn sw(secret: &str, id: &str, ts: i64, body: &[u8]) -> Headers {
 fn gh(body: &[u8]) -> Headers {
     h(&[(
         "X-Hub-Signature-256",
-        &format!("sha256={}", hex::encode(hmac256(GH.as_bytes(), &[body]))),
+        &format!(
+            "sha256={}",
+            hex::encode(hmac_sha256(GH.as_bytes(), &[body]))
+        ),
     )])
 }
 
@@ -168,7 +135,7 @@ fn bamboo(body: &[u8], ts: &str) -> Headers {
     h(&[
         (
             "X-BambooHR-Signature",
-            &hex::encode(hmac256(BAMBOO.as_bytes(), &[body, ts.as_bytes()])),
+            &hex::encode(hmac_sha256(BAMBOO.as_bytes(), &[body, ts.as_bytes()])),
         ),
         ("X-BambooHR-Timestamp", ts),
     ])
@@ -177,7 +144,7 @@ fn bamboo(body: &[u8], ts: &str) -> Headers {
 fn bob(body: &[u8]) -> Headers {
     h(&[(
         "Bob-Signature",
-        &STANDARD.encode(hmac512(BOB.as_bytes(), &[body])),
+        &STANDARD.encode(hmac_sha512(BOB.as_bytes(), &[body])),
     )])
 }
 
@@ -334,7 +301,7 @@ fn cases(now: i64) -> Vec<Case> {
         post("upper-case hex where lower expected", "gh", set(gh_ok.clone(), "X-Hub-Signature-256", format!("sha256={}", gh_hex.to_uppercase())), &valid, 401, Some("malformed_signature")),
         post("truncated hex (odd length)", "gh", set(gh_ok.clone(), "X-Hub-Signature-256", format!("sha256={}", &gh_hex[..63])), &valid, 401, Some("malformed_signature")),
         post("truncated hex (31 bytes)", "gh", set(gh_ok.clone(), "X-Hub-Signature-256", format!("sha256={}", &gh_hex[..62])), &valid, 401, Some("malformed_signature")),
-        post("wrong algorithm (HMAC-SHA512 digest)", "gh", set(gh_ok.clone(), "X-Hub-Signature-256", format!("sha256={}", hex::encode(hmac512(GH.as_bytes(), &[&valid])))), &valid, 401, Some("malformed_signature")),
+        post("wrong algorithm (HMAC-SHA512 digest)", "gh", set(gh_ok.clone(), "X-Hub-Signature-256", format!("sha256={}", hex::encode(hmac_sha512(GH.as_bytes(), &[&valid])))), &valid, 401, Some("malformed_signature")),
         post("prefix with no digest", "gh", set(gh_ok.clone(), "X-Hub-Signature-256", "sha256="), &valid, 401, Some("malformed_signature")),
         post("flipped digest", "gh", set(gh_ok.clone(), "X-Hub-Signature-256", format!("sha256={}{}", if gh_hex.starts_with('0') { "1" } else { "0" }, &gh_hex[1..])), &valid, 401, Some("bad_signature")),
         post("missing X-Hub-Signature-256", "gh", vec![], &valid, 401, Some("missing_signature")),
@@ -346,7 +313,7 @@ fn cases(now: i64) -> Vec<Case> {
         post("valid BambooHR", "bamboo", bb_ok.clone(), bb_body, 202, None),
         post("missing X-BambooHR-Timestamp", "bamboo", without(bb_ok.clone(), "X-BambooHR-Timestamp"), bb_body, 401, Some("missing_signature")),
         post("stale BambooHR timestamp, correctly signed", "bamboo", bamboo(bb_body, &(now - 3600).to_string()), bb_body, 401, Some("stale_timestamp")),
-        post("timestamp not appended to what was signed", "bamboo", set(bb_ok.clone(), "X-BambooHR-Signature", hex::encode(hmac256(BAMBOO.as_bytes(), &[bb_body]))), bb_body, 401, Some("bad_signature")),
+        post("timestamp not appended to what was signed", "bamboo", set(bb_ok.clone(), "X-BambooHR-Signature", hex::encode(hmac_sha256(BAMBOO.as_bytes(), &[bb_body]))), bb_body, 401, Some("bad_signature")),
         post("timestamp changed after signing", "bamboo", set(bb_ok.clone(), "X-BambooHR-Timestamp", (now - 1).to_string()), bb_body, 401, Some("bad_signature")),
         post("timestamp that is no time", "bamboo", set(bb_ok.clone(), "X-BambooHR-Timestamp", "soon"), bb_body, 401, Some("malformed_signature")),
         post("employees is not an array", "bamboo", bamboo(br#"{"employees":{}}"#, &ts), br#"{"employees":{}}"#, 400, Some("unmappable")),
@@ -356,7 +323,7 @@ fn cases(now: i64) -> Vec<Case> {
         // --- HiBob ---
         post("HiBob set-up ping, signed", "bob", bob(b"Ping test"), b"Ping test", 200, None),
         post("HiBob ping, unsigned", "bob", vec![], b"Ping test", 401, Some("missing_signature")),
-        post("HMAC-SHA256 where SHA512 expected", "bob", h(&[("Bob-Signature", &STANDARD.encode(hmac256(BOB.as_bytes(), &[&valid])))]), &valid, 401, Some("malformed_signature")),
+        post("HMAC-SHA256 where SHA512 expected", "bob", h(&[("Bob-Signature", &STANDARD.encode(hmac_sha256(BOB.as_bytes(), &[&valid])))]), &valid, 401, Some("malformed_signature")),
         post("signature that is not base64", "bob", h(&[("Bob-Signature", "!!not base64!!")]), &valid, 401, Some("malformed_signature")),
         post("valid HiBob", "bob", bob(br#"{"data":{"email":"jane.doe@example.com"}}"#), br#"{"data":{"email":"jane.doe@example.com"}}"#, 202, None),
         // --- static token (Okta) ---

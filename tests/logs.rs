@@ -7,15 +7,17 @@
 //! `request_id`, lines of a job its `job_id`; the admin API is redacted too.
 
 use std::{
-    io::{BufRead, BufReader, Read},
     path::Path,
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use offboard_core::{ingest::schemes::StandardWebhooks, telemetry::hash_email};
-use offboard_sandbox::{Sandbox, SandboxOptions, Seed};
+use offboard_core::telemetry::hash_email;
+use offboard_sandbox::{SandboxOptions, Seed};
+use offboard_testkit::{
+    free_port,
+    process::{self, Process},
+    sell, sign,
+};
 use serde_json::{Value, json};
 
 /// base64("logs-test-webhook-key!")
@@ -25,14 +27,6 @@ const ADMIN_TOKEN: &str = "logs-admin-token-3f9a0c";
 const SELL_TOKEN: &str = "logs-sell-token-77c1e2";
 const LEAVER: &str = "jane.doe@example.com";
 const LEAVER_ID: i64 = 101;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn write_config(dir: &Path, port: u16, sell: &str) -> std::path::PathBuf {
     std::fs::write(
@@ -75,25 +69,8 @@ redact_emails = true
     path
 }
 
-/// Collects a pipe's lines on a thread (so the child never blocks on a full pipe).
-fn collect(
-    pipe: impl Read + Send + 'static,
-) -> (Arc<Mutex<Vec<String>>>, std::thread::JoinHandle<()>) {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    let handle = std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            match line {
-                Ok(l) => sink.lock().unwrap().push(l),
-                Err(_) => break,
-            }
-        }
-    });
-    (lines, handle)
-}
-
 struct Service {
-    child: Child,
+    child: Process,
     base: String,
     http: reqwest::Client,
 }
@@ -142,7 +119,7 @@ fn span_field<'a>(line: &'a Value, field: &str) -> Vec<&'a str> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn json_logs_of_a_full_offboarding_carry_ids_and_no_secret_or_email() {
-    let sandbox = Sandbox::start(SandboxOptions {
+    let sandbox = sell::start(SandboxOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         token: Some(SELL_TOKEN.into()),
         rps: None,
@@ -150,45 +127,26 @@ async fn json_logs_of_a_full_offboarding_carry_ids_and_no_secret_or_email() {
         fault_rate: 0.0,
         seed: Seed::demo(),
     })
-    .await
-    .unwrap();
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = write_config(dir.path(), port, &sandbox.base_url());
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_offboard"))
-        .args(["serve", "--log-format", "json", "--config"])
-        .arg(&config)
-        .env("OFFBOARD_LOG", "debug")
-        .env("LOGS_TEST_SELL_TOKEN", SELL_TOKEN)
-        .env("LOGS_TEST_WEBHOOK_SECRETS", WEBHOOK_SECRET)
-        .env("LOGS_TEST_ADMIN_TOKEN", ADMIN_TOKEN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (stdout, out_thread) = collect(child.stdout.take().unwrap());
-    let (stderr, err_thread) = collect(child.stderr.take().unwrap());
+    let mut child = Process::spawn_capturing(
+        process::serve(env!("CARGO_BIN_EXE_offboard"), &config)
+            .args(["--log-format", "json"])
+            .env("OFFBOARD_LOG", "debug")
+            .env("LOGS_TEST_SELL_TOKEN", SELL_TOKEN)
+            .env("LOGS_TEST_WEBHOOK_SECRETS", WEBHOOK_SECRET)
+            .env("LOGS_TEST_ADMIN_TOKEN", ADMIN_TOKEN),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    child.wait_ready(&base, Duration::from_secs(30)).await;
     let svc = Service {
         child,
-        base: format!("http://127.0.0.1:{port}"),
+        base,
         http: reqwest::Client::new(),
     };
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = svc.http.get(format!("{}/readyz", svc.base)).send().await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not ready; stderr: {:?}",
-            stderr.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     // A signed webhook, with the caller's own request id.
     let body = json!({
@@ -197,19 +155,18 @@ async fn json_logs_of_a_full_offboarding_carry_ids_and_no_secret_or_email() {
         "termination": { "kind": "voluntary", "rehire_eligible": true }
     })
     .to_string();
-    let ts = chrono::Utc::now().timestamp();
-    let sig = StandardWebhooks::sign(WEBHOOK_SECRET, "msg_logs", ts, body.as_bytes()).unwrap();
-    let resp = svc
-        .http
-        .post(format!("{}/webhooks/hr", svc.base))
-        .header("x-request-id", "req-logs-webhook")
-        .header("webhook-id", "msg_logs")
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", sig)
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let ts = sign::now();
+    let resp = sign::post(
+        &svc.http,
+        &format!("{}/webhooks/hr", svc.base),
+        WEBHOOK_SECRET,
+        "msg_logs",
+        &body,
+    )
+    .header("x-request-id", "req-logs-webhook")
+    .send()
+    .await
+    .unwrap();
     assert_eq!(resp.status(), 202);
     assert_eq!(resp.headers()["x-request-id"], "req-logs-webhook");
     let job_id = resp.json::<Value>().await.unwrap()["job_id"]
@@ -267,27 +224,10 @@ async fn json_logs_of_a_full_offboarding_carry_ids_and_no_secret_or_email() {
 
     // Stop gracefully (SIGTERM) so every line is flushed.
     let Service { mut child, .. } = svc;
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("offboard did not stop on SIGTERM");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = child.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "exit status {status}");
-    out_thread.join().unwrap();
-    err_thread.join().unwrap();
-    let out = stdout.lock().unwrap().clone();
-    let err = stderr.lock().unwrap().clone();
+    let out = child.stdout();
+    let err = child.stderr();
 
     // 1. Every stdout line is one JSON object with the usual keys.
     assert!(out.len() > 50, "too few log lines: {}", out.len());

@@ -27,13 +27,13 @@ use offboard_bench::{
 use offboard_core::{
     crm::pacing::{BudgetSettings, RateBudget},
     domain::JobState,
-    ingest::schemes::StandardWebhooks,
     store::{
         JobFilter, SharedStore,
         postgres_budget::{PgBudget, SharedBudgetOptions},
     },
 };
 use offboard_sandbox::{Sandbox, SandboxOptions};
+use offboard_testkit::{free_port, sign};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
@@ -231,7 +231,28 @@ async fn a_429_slows_every_replica() {
     );
     // A Retry-After pauses everyone.
     budgets[1].on_throttled(Some(Duration::from_millis(800)));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // on_throttled records the pause from a spawned task; wait until the shared
+    // row holds it (far beyond the 25 ms spacing of 40/s) rather than guessing how
+    // long that write takes.
+    let row = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&schema.url)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ahead_us: i64 = sqlx::query_scalar(
+            "SELECT tat_us - offboard_clock_us() FROM crm_budgets WHERE key = 'test-token-hash'",
+        )
+        .fetch_one(&row)
+        .await
+        .unwrap();
+        if ahead_us > 100_000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pause never reached the row");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let t = Instant::now();
     drop(budgets[0].acquire().await);
     assert!(
@@ -286,13 +307,10 @@ impl Fleet {
         // an advisory lock), as a fleet rolling out a new version would.
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_offboard"));
         let http = reqwest::Client::new();
-        let mut receiver =
-            Replica::spawn(&exe, &config, "receiver", fleet::free_port().unwrap()).unwrap();
+        let mut receiver = Replica::spawn(&exe, &config, "receiver", free_port()).unwrap();
         let mut workers = Vec::new();
         for _ in 0..3 {
-            workers.push(
-                Replica::spawn(&exe, &config, "worker", fleet::free_port().unwrap()).unwrap(),
-            );
+            workers.push(Replica::spawn(&exe, &config, "worker", free_port()).unwrap());
         }
         assert!(
             receiver.wait_ready(&http, Duration::from_secs(30)).await,
@@ -325,16 +343,8 @@ impl Fleet {
     async fn post(&self, i: usize) -> String {
         let body = fleet::leaver_event(i).to_string();
         let msg_id = format!("msg_leaver_{i:04}");
-        let ts = chrono::Utc::now().timestamp();
-        let sig =
-            StandardWebhooks::sign(fleet::WEBHOOK_SECRET, &msg_id, ts, body.as_bytes()).unwrap();
-        let resp = self
-            .http
-            .post(format!("{}/webhooks/hr", self.receiver.url()))
-            .header("webhook-id", &msg_id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", sig)
-            .body(body)
+        let url = format!("{}/webhooks/hr", self.receiver.url());
+        let resp = sign::post(&self.http, &url, fleet::WEBHOOK_SECRET, &msg_id, &body)
             .send()
             .await
             .unwrap();

@@ -3,24 +3,19 @@
 //! the samples in `../shared/samples/hr/` signed the vendor's way, through the real
 //! HTTP router over a real SQLite store.
 
-use std::{sync::Arc, time::Duration};
-
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use base64::{Engine, engine::general_purpose::STANDARD};
-use hmac::{Hmac, Mac};
 use offboard_core::{
     config::{Config, Secret},
-    http::{self, HealthState},
     ingest::{
-        Source, Sources,
-        routes::IngestState,
+        Source,
         schemes::{SignInput, SignedRequest},
     },
-    store::{self, SharedStore},
+    store::SharedStore,
 };
+use offboard_testkit::sign::{hmac_sha256, hmac_sha512};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use sha2::{Sha256, Sha512};
 
 // ---------- helpers ----------
 
@@ -63,33 +58,12 @@ async fn spawn_in(
             Source::build(s.clone(), list).expect("source")
         })
         .collect();
-    let store = store::open(&format!("sqlite://{}/t.db", dir.path().display()), "full")
-        .await
-        .expect("store");
-    store.migrate().await.expect("migrate");
-    let state = IngestState {
-        store: store.clone(),
-        sources: Arc::new(Sources::from_sources(sources)),
-        max_attempts: 3,
-        wake: None,
-    };
-    let router = http::with_layers(
-        http::ingest_router(state, max_body).merge(http::health_router(HealthState {
-            store: store.clone(),
-            metrics: http::metrics_handle(),
-        })),
-        Duration::from_secs(10),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let rx = offboard_testkit::ingest::serve(sources, max_body, dir).await;
     App {
-        base: format!("http://{addr}"),
-        store,
+        base: rx.base,
+        store: rx.store,
         client: reqwest::Client::new(),
-        _dir: dir,
+        _dir: rx.dir,
     }
 }
 
@@ -122,18 +96,6 @@ impl App {
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
-}
-
-fn hmac256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
-    parts.iter().for_each(|p| m.update(p));
-    m.finalize().into_bytes().to_vec()
-}
-
-fn hmac512(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    let mut m = Hmac::<Sha512>::new_from_slice(key).unwrap();
-    parts.iter().for_each(|p| m.update(p));
-    m.finalize().into_bytes().to_vec()
 }
 
 fn sample(name: &str) -> Vec<u8> {
@@ -193,7 +155,7 @@ equals = "Ping test"
 
 #[test]
 fn github_published_vector() {
-    let sig = hmac256(b"It's a Secret to Everybody", &[b"Hello, World!"]);
+    let sig = hmac_sha256(b"It's a Secret to Everybody", &[b"Hello, World!"]);
     assert_eq!(
         format!("sha256={}", hex::encode(&sig)),
         "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
@@ -502,7 +464,7 @@ async fn bamboohr_sample_maps_to_the_canonical_event() {
     let body = sample("bamboohr-employee-with-fields.json");
     let ts = now().to_string();
     // BambooHR: hex HMAC-SHA256(key, raw body followed directly by the timestamp).
-    let sig = hex::encode(hmac256(key.as_bytes(), &[&body, ts.as_bytes()]));
+    let sig = hex::encode(hmac_sha256(key.as_bytes(), &[&body, ts.as_bytes()]));
     let (status, resp) = app
         .post(
             "bamboohr",
@@ -558,7 +520,10 @@ async fn bamboohr_sample_maps_to_the_canonical_event() {
     // The timestamp may also be ISO 8601 (the docs don't pin its format).
     let iso = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let body2 = String::from_utf8(body).unwrap().replace("1001", "1002");
-    let sig = hex::encode(hmac256(key.as_bytes(), &[body2.as_bytes(), iso.as_bytes()]));
+    let sig = hex::encode(hmac_sha256(
+        key.as_bytes(),
+        &[body2.as_bytes(), iso.as_bytes()],
+    ));
     let (status, resp) = app
         .post(
             "bamboohr",
@@ -575,7 +540,7 @@ async fn bamboohr_arrays_and_form_posts() {
     let app = spawn(BAMBOOHR, &[("bamboohr", &[key])], 65536).await;
     let sign = |body: &[u8]| {
         let ts = now().to_string();
-        let sig = hex::encode(hmac256(key.as_bytes(), &[body, ts.as_bytes()]));
+        let sig = hex::encode(hmac_sha256(key.as_bytes(), &[body, ts.as_bytes()]));
         vec![("X-BambooHR-Signature", sig), ("X-BambooHR-Timestamp", ts)]
     };
     // Two employees → two events with distinct ids, one response.
@@ -615,7 +580,7 @@ async fn hibob_sample_and_its_setup_ping() {
     let sign = |body: &[u8]| {
         vec![(
             "Bob-Signature",
-            STANDARD.encode(hmac512(secret.as_bytes(), &[body])),
+            STANDARD.encode(hmac_sha512(secret.as_bytes(), &[body])),
         )]
     };
     let body = sample("hibob-employee-left.json");
@@ -706,7 +671,7 @@ scheme = "github"
     // Gusto: hex HMAC-SHA256(verification_token, body). Gusto sends entity_uuid, not
     // the email, so this payload is what an enriching workflow would forward.
     let body = br#"{"uuid":"f7397a24-57ad","event_type":"employee.terminated","entity_type":"Employee","entity_uuid":"5df9","employee_email":"jane.doe@example.com","timestamp":1671058841}"#;
-    let sig = hex::encode(hmac256(b"vt-123", &[body]));
+    let sig = hex::encode(hmac_sha256(b"vt-123", &[body]));
     let (status, resp) = app.post("gusto", &[("X-Gusto-Signature", sig)], body).await;
     assert_eq!(
         (status, &resp["event_id"]),
@@ -716,18 +681,18 @@ scheme = "github"
 
     // Deel: hex HMAC-SHA256(key, "POST" followed by the body).
     let body = br#"{"data":{"meta":{"event_id":"dl-1","event_type":"contract.terminated"},"resource":{"work_email":"j@example.com"}}}"#;
-    let sig = hex::encode(hmac256(b"deel-key", &[b"POST", body]));
+    let sig = hex::encode(hmac_sha256(b"deel-key", &[b"POST", body]));
     let (status, resp) = app
         .post("deel", &[("x-deel-signature", sig.clone())], body)
         .await;
     assert_eq!((status, &resp["event_id"]), (202, &json!("dl-1")), "{resp}");
-    let plain = hex::encode(hmac256(b"deel-key", &[body]));
+    let plain = hex::encode(hmac_sha256(b"deel-key", &[body]));
     let (status, _) = app.post("deel", &[("x-deel-signature", plain)], body).await;
     assert_eq!(status, 401, "the POST prefix is part of what Deel signs");
 
     // GitHub-style: sha256=<hex>, X-GitHub-Delivery as the event id.
     let body = br#"{"type":"employee.terminated","employee":{"email":"k@example.com"}}"#;
-    let sig = format!("sha256={}", hex::encode(hmac256(b"gh-secret", &[body])));
+    let sig = format!("sha256={}", hex::encode(hmac_sha256(b"gh-secret", &[body])));
     let (status, resp) = app
         .post(
             "gh",
@@ -870,7 +835,7 @@ async fn example_sources_build_and_map_the_samples() {
 
     let body = sample("bamboohr-employee-with-fields.json");
     let ts = now().to_string();
-    let sig = hex::encode(hmac256(b"s3cret", &[&body, ts.as_bytes()]));
+    let sig = hex::encode(hmac_sha256(b"s3cret", &[&body, ts.as_bytes()]));
     let (status, resp) = app
         .post(
             "bamboohr",
@@ -887,7 +852,7 @@ async fn example_sources_build_and_map_the_samples() {
     );
 
     let body = sample("hibob-employee-left.json");
-    let sig = STANDARD.encode(hmac512(b"s3cret", &[&body]));
+    let sig = STANDARD.encode(hmac_sha512(b"s3cret", &[&body]));
     let (status, resp) = app.post("hibob", &[("Bob-Signature", sig)], &body).await;
     assert_eq!(status, 202, "{resp}");
     assert_eq!(
@@ -908,7 +873,7 @@ async fn example_sources_build_and_map_the_samples() {
 async fn dedupe_is_durable_across_restarts() {
     let toml_text = "[[sources]]\nname = \"bob\"\nscheme = \"hibob\"\n[sources.map]\n\"employee.email\" = \"/data/email\"\n[sources.defaults]\ntype = \"employee.terminated\"";
     let body = br#"{"data":{"email":"jane.doe@example.com"}}"#;
-    let sig = vec![("Bob-Signature", STANDARD.encode(hmac512(b"k", &[body])))];
+    let sig = vec![("Bob-Signature", STANDARD.encode(hmac_sha512(b"k", &[body])))];
     let app = spawn(toml_text, &[("bob", &["k"])], 65536).await;
     let (status, first) = app.post("bob", &sig, body).await;
     assert_eq!(status, 202, "{first}");

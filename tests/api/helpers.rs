@@ -1,5 +1,13 @@
 //! `spawn_app()` and friends: a real offboard on 127.0.0.1:0, a temp SQLite file,
-//! a stateful fake of Sell's API on wiremock, and signed-request helpers.
+//! Sell, and signed-request helpers.
+//!
+//! Sell is the real `offboard-sandbox` seeded with the standard org
+//! ([`offboard_testkit::sell::standard_org`]) for the tests that need no more
+//! than Sell's behaviour ([`spawn_sandbox_app`]). The stateful wiremock fake
+//! below stays only for the offboarding and policy tests, which still read its
+//! state synchronously (`fake.owned`, `fake.state().puts`, `fail_with`); the
+//! sandbox offers the same facts (`open_counts`, `stats().puts`, its request
+//! log) once those tests move to it.
 
 #![allow(dead_code)]
 
@@ -12,10 +20,10 @@ use std::{
 use offboard_core::{
     app::{Application, Role},
     config::Config,
-    ingest::schemes::StandardWebhooks,
     store::SharedStore,
     worker::Worker,
 };
+use offboard_sandbox::{Sandbox, SandboxOptions};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
@@ -54,11 +62,36 @@ name = "everyone else"
 action = "deactivate"
 "#;
 
+/// Where the app's Sell calls go.
+pub enum SellServer {
+    /// The wiremock fake, answering from [`FakeSell`].
+    Fake(MockServer),
+    /// The real sandbox.
+    Sandbox(Sandbox),
+}
+
+impl SellServer {
+    fn uri(&self) -> String {
+        match self {
+            SellServer::Fake(m) => m.uri(),
+            SellServer::Sandbox(s) => s.base_url(),
+        }
+    }
+
+    /// The sandbox, for tests started with [`spawn_sandbox_app`].
+    pub fn sandbox(&self) -> &Sandbox {
+        match self {
+            SellServer::Sandbox(s) => s,
+            SellServer::Fake(_) => panic!("this app runs against the wiremock fake"),
+        }
+    }
+}
+
 pub struct TestApp {
     pub addr: String,
     pub store: SharedStore,
     pub worker: Worker,
-    pub sell: MockServer,
+    pub sell: SellServer,
     pub fake: FakeSell,
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
@@ -88,17 +121,33 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(opts: Options) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
     let sell = MockServer::start().await;
     Mock::given(any())
         .respond_with(opts.fake.clone())
         .mount(&sell)
         .await;
+    start_fresh(opts, SellServer::Fake(sell)).await
+}
+
+/// The app against the real Sell sandbox holding the standard org, which accepts
+/// only [`SELL_TOKEN`].
+pub async fn spawn_sandbox_app() -> TestApp {
+    let sandbox = offboard_testkit::sell::start(SandboxOptions {
+        token: Some(SELL_TOKEN.into()),
+        seed: offboard_testkit::sell::standard_org(),
+        ..SandboxOptions::default()
+    })
+    .await;
+    start_fresh(Options::default(), SellServer::Sandbox(sandbox)).await
+}
+
+async fn start_fresh(opts: Options, sell: SellServer) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("offboard.db").display());
     start(opts, dir, sell, db_url).await
 }
 
-async fn start(opts: Options, dir: tempfile::TempDir, sell: MockServer, db_url: String) -> TestApp {
+async fn start(opts: Options, dir: tempfile::TempDir, sell: SellServer, db_url: String) -> TestApp {
     let policy_path: PathBuf = dir.path().join("policy.toml");
     std::fs::write(&policy_path, &opts.policy).unwrap();
     // SAFETY of env: each test process sets the same values.
@@ -201,15 +250,8 @@ impl TestApp {
 
     /// POSTs a correctly signed webhook.
     pub async fn post_signed(&self, source: &str, id: &str, body: &str) -> reqwest::Response {
-        let ts = chrono::Utc::now().timestamp();
-        let sig = StandardWebhooks::sign(SECRET, id, ts, body.as_bytes()).unwrap();
-        self.http
-            .post(format!("{}/webhooks/{source}", self.addr))
-            .header("webhook-id", id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", sig)
-            .header("content-type", "application/json")
-            .body(body.to_owned())
+        let url = format!("{}/webhooks/{source}", self.addr);
+        offboard_testkit::sign::post(&self.http, &url, SECRET, id, body)
             .send()
             .await
             .unwrap()

@@ -25,19 +25,12 @@ async fn post_raw(
 }
 
 fn signed_headers(id: &str, ts: i64, body: &str) -> Vec<(&'static str, String)> {
-    let sig =
-        offboard_core::ingest::schemes::StandardWebhooks::sign(SECRET, id, ts, body.as_bytes())
-            .unwrap();
-    vec![
-        ("webhook-id", id.into()),
-        ("webhook-timestamp", ts.to_string()),
-        ("webhook-signature", sig),
-    ]
+    offboard_testkit::sign::headers(SECRET, id, ts, body)
 }
 
 #[tokio::test]
 async fn accepted_then_duplicate_stores_one_job() {
-    let app = spawn_app().await;
+    let app = spawn_sandbox_app().await;
     let body = termination("evt_1", "jane.doe@example.com", "voluntary", true, false);
     let first = app.post_signed("hr", "msg_1", &body).await;
     assert_eq!(first.status(), 202);
@@ -55,7 +48,7 @@ async fn accepted_then_duplicate_stores_one_job() {
 
 #[tokio::test]
 async fn same_id_other_body_is_a_conflict_and_stores_nothing() {
-    let app = spawn_app().await;
+    let app = spawn_sandbox_app().await;
     let a = termination("evt_1", "jane.doe@example.com", "voluntary", true, false);
     let b = termination("evt_1", "sam.seller@example.com", "voluntary", true, false);
     assert_eq!(app.post_signed("hr", "msg_x", &a).await.status(), 202);
@@ -75,7 +68,7 @@ async fn same_id_other_body_is_a_conflict_and_stores_nothing() {
 
 #[tokio::test]
 async fn rejects_bad_input_with_exact_codes() {
-    let app = spawn_app().await;
+    let app = spawn_sandbox_app().await;
     let now = chrono::Utc::now().timestamp();
     let good = termination("evt_2", "jane.doe@example.com", "voluntary", true, false);
 

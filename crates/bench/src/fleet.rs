@@ -340,7 +340,7 @@ impl Replica {
             .arg(config)
             .env("OFFBOARD__SERVER__LISTEN", format!("127.0.0.1:{port}"))
             // "worker started" (info) names the lease owner; everything else: warnings.
-            .env("OFFBOARD_LOG", "warn,offboard::worker=info")
+            .env("OFFBOARD_LOG", "warn,offboard_core::worker=info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -11,6 +11,8 @@
 //! - [`fleet`]: the pieces it runs (a leavers org, a fleet config, `offboard serve`
 //!   child processes, a Sell admin); `tests/replicas.rs` uses them too.
 
+#![deny(missing_docs)]
+
 pub mod fleet;
 pub mod ingest;
 pub mod pacing;

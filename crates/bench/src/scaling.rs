@@ -82,22 +82,22 @@ pub struct ScalingArgs {
 /// Which store a run used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
-    #[allow(missing_docs)]
+    /// The PostgreSQL store, shared by every worker process of the run.
     Postgres,
-    #[allow(missing_docs)]
+    /// A SQLite file: one process only.
     Sqlite,
 }
 
 /// One row of the table.
 #[derive(Debug, Clone)]
 pub struct RunResult {
-    #[allow(missing_docs)]
+    /// The store the workers shared.
     pub store: StoreKind,
-    #[allow(missing_docs)]
+    /// `offboard serve --role worker` processes in the run.
     pub workers: usize,
-    #[allow(missing_docs)]
+    /// Offboarding jobs ingested, all of which succeeded.
     pub jobs: usize,
-    #[allow(missing_docs)]
+    /// From ingesting the jobs to the last one succeeding (wall clock).
     pub elapsed: Duration,
     /// Sell API requests the sandbox answered.
     pub crm_calls: u64,
@@ -113,7 +113,7 @@ impl RunResult {
 /// Per-permit cost of one budget setup.
 #[derive(Debug, Clone)]
 pub struct PermitCost {
-    #[allow(missing_docs)]
+    /// The budget setup measured (store and batch size), as the table prints it.
     pub label: String,
     /// Mean time of one `acquire()`.
     pub mean: Duration,

@@ -59,21 +59,21 @@ pub enum ControlError {
          reassign them to an active user first"
     )]
     OpenRecords {
-        #[allow(missing_docs)]
+        /// The user who was to be deleted.
         id: i64,
-        #[allow(missing_docs)]
+        /// Leads they still own.
         leads: usize,
-        #[allow(missing_docs)]
+        /// Contacts they still own.
         contacts: usize,
-        #[allow(missing_docs)]
+        /// Open deals they still own (won and lost ones may stay).
         deals: usize,
     },
     /// Sell refuses to delete a manager who still has active reportees.
     #[error("user {id} still manages active users {reportees:?}")]
     HasReportees {
-        #[allow(missing_docs)]
+        /// The manager who was to be deleted.
         id: i64,
-        #[allow(missing_docs)]
+        /// The ids of the active users who report to them.
         reportees: Vec<i64>,
     },
 }
@@ -90,13 +90,13 @@ pub struct Counts {
 /// What one user owns, per kind ([`SandboxState::open_counts`](super::SandboxState::open_counts)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct OwnedCounts {
-    #[allow(missing_docs)]
+    /// Leads (always open).
     pub leads: Counts,
-    #[allow(missing_docs)]
+    /// Contacts (always open).
     pub contacts: Counts,
-    #[allow(missing_docs)]
+    /// Deals: open, or won/lost.
     pub deals: Counts,
-    #[allow(missing_docs)]
+    /// Tasks: open, or completed.
     pub tasks: Counts,
 }
 

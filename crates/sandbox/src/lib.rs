@@ -17,7 +17,7 @@
 //!
 //! ```no_run
 //! # async fn f() -> std::io::Result<()> {
-//! use offboard::crm::sandbox::{Sandbox, SandboxOptions, Seed};
+//! use offboard_sandbox::{Sandbox, SandboxOptions, Seed};
 //! let sandbox = Sandbox::start(SandboxOptions { seed: Seed::demo(), ..SandboxOptions::default() }).await?;
 //! let users = format!("{}/v2/users?email=jane.doe@example.com", sandbox.base_url());
 //! // … point a Sell client at sandbox.base_url() …
@@ -25,6 +25,8 @@
 //! sandbox.shutdown().await;
 //! # Ok(()) }
 //! ```
+
+#![deny(missing_docs)]
 
 mod conn;
 mod control;

@@ -29,15 +29,21 @@ use super::{
 const WINDOW: Duration = Duration::from_secs(1);
 
 /// Sliding one-second windows of admitted requests, per token.
+///
+/// The windows run on the wall clock plus `ahead`, an offset only
+/// [`advance`](Self::advance) moves: a test that wants a window to slide moves
+/// the sandbox's clock instead of sleeping through the second.
 #[derive(Debug, Default)]
 pub(super) struct Limiter {
     windows: HashMap<String, VecDeque<Instant>>,
+    ahead: Duration,
 }
 
 impl Limiter {
-    /// Admits a request at `now` if fewer than `rps` were admitted for `token` in
-    /// the second before; refused requests don't count.
+    /// Admits a request at `now` (wall clock) if fewer than `rps` were admitted
+    /// for `token` in the second before; refused requests don't count.
     pub fn admit(&mut self, token: &str, rps: u32, now: Instant) -> bool {
+        let now = now + self.ahead;
         let window = self.windows.entry(token.to_owned()).or_default();
         while window
             .front()
@@ -50,6 +56,11 @@ impl Limiter {
         }
         window.push_back(now);
         true
+    }
+
+    /// Moves this limiter's clock forward by `by`.
+    pub fn advance(&mut self, by: Duration) {
+        self.ahead += by;
     }
 }
 
@@ -177,6 +188,17 @@ mod tests {
         assert!(!l.admit("a", 2, t0 + Duration::from_millis(1400)));
         assert!(l.admit("a", 2, t0 + Duration::from_millis(1500)));
         assert!(!l.admit("z", 0, t0), "0 admits nothing");
+    }
+
+    #[test]
+    fn advancing_the_clock_slides_the_window_without_waiting() {
+        let mut l = Limiter::default();
+        let t0 = Instant::now();
+        assert!(l.admit("a", 1, t0));
+        assert!(!l.admit("a", 1, t0));
+        l.advance(WINDOW);
+        assert!(l.admit("a", 1, t0), "the first request left the window");
+        assert!(!l.admit("a", 1, t0), "and the new one is in it");
     }
 
     #[test]

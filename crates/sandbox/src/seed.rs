@@ -49,11 +49,11 @@ fn no_customer() -> String {
 /// the admin who deactivates, reactivates or deletes it in Sell's UI.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
-    #[allow(missing_docs)]
+    /// Sell's numeric user id; what records' `owner_id` and `reports_to` point at.
     pub id: i64,
-    #[allow(missing_docs)]
+    /// The full name Sell shows for the seat.
     pub name: String,
-    #[allow(missing_docs)]
+    /// The login e-mail, unique in the account (compared case-insensitively); how offboard finds the leaver.
     pub email: String,
     /// `active` or `inactive`.
     #[serde(default = "active")]
@@ -61,31 +61,31 @@ pub struct User {
     /// `user` or `admin` (a manager is a `user` others report to).
     #[serde(default = "plain_user")]
     pub role: UserRole,
-    #[allow(missing_docs)]
+    /// The user accepted the invitation and has logged in at least once.
     #[serde(default = "yes")]
     pub confirmed: bool,
-    #[allow(missing_docs)]
+    /// An invitation is out and not accepted yet.
     #[serde(default)]
     pub invited: bool,
     /// The manager's user id.
     #[serde(default)]
     pub reports_to: Option<i64>,
-    #[allow(missing_docs)]
+    /// The sales team shown in Sell's settings; informational only.
     #[serde(default)]
     pub team_name: Option<String>,
-    #[allow(missing_docs)]
+    /// The linked Zendesk Suite user, when the account is part of a Suite.
     #[serde(default)]
     pub zendesk_user_id: Option<String>,
-    #[allow(missing_docs)]
+    /// The user's phone, free text as entered in Sell.
     #[serde(default)]
     pub phone_number: Option<String>,
-    #[allow(missing_docs)]
+    /// An IANA zone name (`Europe/Berlin`); Sell shows the user's dates in it.
     #[serde(default = "utc")]
     pub timezone: String,
-    #[allow(missing_docs)]
+    /// When Sell created it, RFC 3339 UTC.
     #[serde(default = "seed_time")]
     pub created_at: String,
-    #[allow(missing_docs)]
+    /// When it last changed, RFC 3339 UTC; a write that changes anything moves it.
     #[serde(default = "seed_time")]
     pub updated_at: String,
     /// Set when an admin deleted the user; the API then answers 404 for it.
@@ -103,38 +103,38 @@ impl User {
 /// A Sell lead. Always "open" for offboarding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lead {
-    #[allow(missing_docs)]
+    /// Sell's lead id, unique among leads (not across kinds).
     pub id: i64,
-    #[allow(missing_docs)]
+    /// The user it belongs to: the field offboarding reassigns.
     pub owner_id: i64,
-    #[allow(missing_docs)]
+    /// The user who created it; never changes on reassignment.
     #[serde(default)]
     pub creator_id: Option<i64>,
-    #[allow(missing_docs)]
+    /// The person's given name, if known.
     #[serde(default)]
     pub first_name: Option<String>,
-    #[allow(missing_docs)]
+    /// The person's family name; Sell requires it (or an organization name) to save a lead.
     #[serde(default)]
     pub last_name: String,
-    #[allow(missing_docs)]
+    /// The company the lead works for.
     #[serde(default)]
     pub organization_name: Option<String>,
-    #[allow(missing_docs)]
+    /// The lead's job title.
     #[serde(default)]
     pub title: Option<String>,
-    #[allow(missing_docs)]
+    /// The lead's stage in Sell's lead funnel (`New`, `Working`, `Unqualified`, …); any status is "open" for offboarding.
     #[serde(default = "new_status")]
     pub status: String,
-    #[allow(missing_docs)]
+    /// The lead's e-mail, if known.
     #[serde(default)]
     pub email: Option<String>,
-    #[allow(missing_docs)]
+    /// Free-form labels; offboarding leaves them as they are.
     #[serde(default)]
     pub tags: Vec<String>,
-    #[allow(missing_docs)]
+    /// When Sell created it, RFC 3339 UTC.
     #[serde(default = "seed_time")]
     pub created_at: String,
-    #[allow(missing_docs)]
+    /// When it last changed, RFC 3339 UTC; a write that changes anything moves it.
     #[serde(default = "seed_time")]
     pub updated_at: String,
 }
@@ -142,41 +142,41 @@ pub struct Lead {
 /// A Sell contact (a person or an organization). Always "open" for offboarding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Contact {
-    #[allow(missing_docs)]
+    /// Sell's contact id, unique among contacts.
     pub id: i64,
-    #[allow(missing_docs)]
+    /// The user it belongs to: the field offboarding reassigns.
     pub owner_id: i64,
-    #[allow(missing_docs)]
+    /// The user who created it; never changes on reassignment.
     #[serde(default)]
     pub creator_id: Option<i64>,
-    #[allow(missing_docs)]
+    /// A company rather than a person.
     #[serde(default)]
     pub is_organization: bool,
     /// The organization a person belongs to.
     #[serde(default)]
     pub contact_id: Option<i64>,
-    #[allow(missing_docs)]
+    /// The display name: the company's name, or a person's full name.
     #[serde(default)]
     pub name: String,
-    #[allow(missing_docs)]
+    /// A person's given name.
     #[serde(default)]
     pub first_name: Option<String>,
-    #[allow(missing_docs)]
+    /// A person's family name.
     #[serde(default)]
     pub last_name: Option<String>,
-    #[allow(missing_docs)]
+    /// The contact's e-mail, if known.
     #[serde(default)]
     pub email: Option<String>,
-    #[allow(missing_docs)]
+    /// `none`, `current` or `past`: whether this contact has bought.
     #[serde(default = "no_customer")]
     pub customer_status: String,
-    #[allow(missing_docs)]
+    /// Free-form labels; offboarding leaves them as they are.
     #[serde(default)]
     pub tags: Vec<String>,
-    #[allow(missing_docs)]
+    /// When Sell created it, RFC 3339 UTC.
     #[serde(default = "seed_time")]
     pub created_at: String,
-    #[allow(missing_docs)]
+    /// When it last changed, RFC 3339 UTC; a write that changes anything moves it.
     #[serde(default = "seed_time")]
     pub updated_at: String,
 }
@@ -184,17 +184,17 @@ pub struct Contact {
 /// A Sell deal. Closed when its stage's category is `won` or `lost`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deal {
-    #[allow(missing_docs)]
+    /// Sell's deal id, unique among deals.
     pub id: i64,
-    #[allow(missing_docs)]
+    /// The deal's title as shown in the pipeline.
     #[serde(default)]
     pub name: String,
-    #[allow(missing_docs)]
+    /// The user it belongs to: the field offboarding reassigns.
     pub owner_id: i64,
-    #[allow(missing_docs)]
+    /// The user who created it; never changes on reassignment.
     #[serde(default)]
     pub creator_id: Option<i64>,
-    #[allow(missing_docs)]
+    /// The contact (person or organization) the deal is with.
     #[serde(default)]
     pub contact_id: Option<i64>,
     /// A stage of any pipeline (see [`Stage`]).
@@ -202,19 +202,19 @@ pub struct Deal {
     /// A decimal string, as Sell sends it.
     #[serde(default = "zero_value")]
     pub value: String,
-    #[allow(missing_docs)]
+    /// An ISO 4217 code for `value`.
     #[serde(default = "usd")]
     pub currency: String,
-    #[allow(missing_docs)]
+    /// Flagged as hot (likely to close soon) in Sell's UI.
     #[serde(default)]
     pub hot: bool,
-    #[allow(missing_docs)]
+    /// When the deal last moved stage, RFC 3339 UTC; `None` if it never moved.
     #[serde(default)]
     pub last_stage_change_at: Option<String>,
-    #[allow(missing_docs)]
+    /// When Sell created it, RFC 3339 UTC.
     #[serde(default = "seed_time")]
     pub created_at: String,
-    #[allow(missing_docs)]
+    /// When it last changed, RFC 3339 UTC; a write that changes anything moves it.
     #[serde(default = "seed_time")]
     pub updated_at: String,
 }
@@ -222,38 +222,38 @@ pub struct Deal {
 /// A Sell task. Closed once `completed`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
-    #[allow(missing_docs)]
+    /// Sell's task id, unique among tasks; offboard's admin task gets a fresh one.
     pub id: i64,
-    #[allow(missing_docs)]
+    /// The user it belongs to: the field offboarding reassigns.
     pub owner_id: i64,
-    #[allow(missing_docs)]
+    /// The user who created it; never changes on reassignment.
     #[serde(default)]
     pub creator_id: Option<i64>,
     /// `lead`, `contact` or `deal` when the task is attached to one.
     #[serde(default)]
     pub resource_type: Option<String>,
-    #[allow(missing_docs)]
+    /// The id of the lead, contact or deal named by `resource_type`.
     #[serde(default)]
     pub resource_id: Option<i64>,
-    #[allow(missing_docs)]
+    /// Done: a completed task is closed and stays with its owner.
     #[serde(default)]
     pub completed: bool,
-    #[allow(missing_docs)]
+    /// When it was completed, RFC 3339 UTC.
     #[serde(default)]
     pub completed_at: Option<String>,
     /// RFC 3339.
     #[serde(default)]
     pub due_date: Option<String>,
-    #[allow(missing_docs)]
+    /// When Sell reminds the owner, RFC 3339 UTC.
     #[serde(default)]
     pub remind_at: Option<String>,
-    #[allow(missing_docs)]
+    /// The task's text; offboard's admin task says which user to deactivate or delete.
     #[serde(default)]
     pub content: String,
-    #[allow(missing_docs)]
+    /// When Sell created it, RFC 3339 UTC.
     #[serde(default = "seed_time")]
     pub created_at: String,
-    #[allow(missing_docs)]
+    /// When it last changed, RFC 3339 UTC; a write that changes anything moves it.
     #[serde(default = "seed_time")]
     pub updated_at: String,
 }
@@ -261,22 +261,22 @@ pub struct Task {
 /// A pipeline stage. `category` `won`/`lost` marks the closing stages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stage {
-    #[allow(missing_docs)]
+    /// Sell's stage id; deals point at it with `stage_id`.
     pub id: i64,
-    #[allow(missing_docs)]
+    /// The stage's name as shown in the pipeline.
     pub name: String,
     /// `incoming`, `qualified`, `custom`, `won`, `lost`, …
     pub category: String,
-    #[allow(missing_docs)]
+    /// Whether deals can move into it; Sell's won/lost stages are inactive.
     #[serde(default = "yes")]
     pub active: bool,
-    #[allow(missing_docs)]
+    /// Its place in the pipeline, 1 first.
     #[serde(default)]
     pub position: i64,
-    #[allow(missing_docs)]
+    /// The chance (0–100 %) that a deal in this stage is won, for Sell's forecast.
     #[serde(default)]
     pub likelihood: i64,
-    #[allow(missing_docs)]
+    /// The pipeline it belongs to; an account can have several.
     pub pipeline_id: i64,
 }
 
@@ -291,15 +291,15 @@ impl Stage {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Seed {
-    #[allow(missing_docs)]
+    /// Every seat, active, inactive or deleted; at least one.
     pub users: Vec<User>,
-    #[allow(missing_docs)]
+    /// Every lead, whoever owns it.
     pub leads: Vec<Lead>,
-    #[allow(missing_docs)]
+    /// Every contact, people and organizations.
     pub contacts: Vec<Contact>,
-    #[allow(missing_docs)]
+    /// Every deal, open and closed.
     pub deals: Vec<Deal>,
-    #[allow(missing_docs)]
+    /// Every task, open and completed.
     pub tasks: Vec<Task>,
     /// Empty means "the two default pipelines" ([`Seed::default_stages`]).
     pub stages: Vec<Stage>,
@@ -312,9 +312,9 @@ pub enum SeedError {
     /// Not JSON, or not the seed's shape; `path` points at the offending value.
     #[error("seed is not valid JSON for a sandbox seed at {path}: {message}")]
     Json {
-        #[allow(missing_docs)]
+        /// Where in the document, as serde_path_to_error prints it (`users[3].email`).
         path: String,
-        #[allow(missing_docs)]
+        /// What was wrong there.
         message: String,
     },
     /// A sandbox needs at least one user (Sell's account owner).
@@ -323,9 +323,9 @@ pub enum SeedError {
     /// Two items of one kind share an id.
     #[error("seed has two {kind} with id {id}")]
     DuplicateId {
-        #[allow(missing_docs)]
+        /// `users`, `leads`, `contacts`, `deals`, `tasks` or `stages`.
         kind: &'static str,
-        #[allow(missing_docs)]
+        /// The id that appears twice.
         id: i64,
     },
     /// Two users share an e-mail (compared case-insensitively).
@@ -334,27 +334,27 @@ pub enum SeedError {
     /// A record's `owner_id` is no seeded user.
     #[error("{kind} {id} is owned by user {owner_id}, which is not in the seed")]
     UnknownOwner {
-        #[allow(missing_docs)]
+        /// `leads`, `contacts`, `deals` or `tasks`.
         kind: &'static str,
-        #[allow(missing_docs)]
+        /// The record's id.
         id: i64,
-        #[allow(missing_docs)]
+        /// The owner it names.
         owner_id: i64,
     },
     /// A user's `reports_to` is no seeded user.
     #[error("user {user} reports to user {reports_to}, which is not in the seed")]
     UnknownManager {
-        #[allow(missing_docs)]
+        /// The user whose `reports_to` is wrong.
         user: i64,
-        #[allow(missing_docs)]
+        /// The manager it names.
         reports_to: i64,
     },
     /// A deal's `stage_id` is no seeded stage.
     #[error("deal {deal} is in stage {stage_id}, which is not in the seed's stages")]
     UnknownStage {
-        #[allow(missing_docs)]
+        /// The deal's id.
         deal: i64,
-        #[allow(missing_docs)]
+        /// The stage it names.
         stage_id: i64,
     },
 }

@@ -161,6 +161,15 @@ impl SandboxState {
         self.log().stats()
     }
 
+    /// Moves the clock the rate limit's one-second windows are measured on forward
+    /// by `by`: requests admitted earlier look that much older. Tests use it to
+    /// see a window slide deterministically, without sleeping through it; the
+    /// latency, the request log's times and the records' timestamps stay on the
+    /// wall clock. [`reset`](Self::reset) puts the clock back.
+    pub fn advance_clock(&self, by: Duration) {
+        self.limiter().advance(by);
+    }
+
     /// Back to the seed the sandbox started with; clears the log, the statistics
     /// and the rate-limit windows.
     pub async fn reset(&self) {

@@ -1,1 +1,25 @@
-//! What offboard's tests share.
+//! What offboard's integration tests share, so each harness exists once: the
+//! root package's tests (`tests/*.rs`) depend on it, nothing else does, and the
+//! service crates never see it.
+//!
+//! - [`free_port`]: a loopback port for a child process to listen on.
+//! - [`process`]: `offboard serve` as a child process — spawn it, wait for
+//!   `/readyz`, SIGKILL, SIGTERM or SIGSTOP it, read what it logged. The binary's
+//!   path is a parameter because only the root package's tests know it
+//!   (`env!("CARGO_BIN_EXE_offboard")`).
+//! - [`config`]: the config file, secrets and policy of such a process, in a
+//!   temp dir.
+//! - [`ingest`]: the receiver's routes in-process over a fresh SQLite store.
+//! - [`sign`]: Standard Webhooks signing the way an HR system sends it.
+//! - [`sell`]: fixtures backed by the real `offboard-sandbox`, with the
+//!   organisation the API tests are written against.
+
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod ingest;
+pub mod process;
+pub mod sell;
+pub mod sign;
+
+pub use process::free_port;
