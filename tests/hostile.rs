@@ -417,15 +417,7 @@ async fn hostile_requests_get_exact_answers_and_the_app_stays_healthy() {
     let jobs = app.store.list_jobs(&JobFilter::default()).await.unwrap();
     assert_eq!(jobs.len(), accepted_events);
     // Every outcome was counted, under configured source names only.
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = offboard_testkit::scrape_metrics(&app.client, &app.base).await;
     for (source, outcome) in [
         ("sw", "accepted"),
         ("sw", "duplicate"),

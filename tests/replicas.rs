@@ -386,15 +386,7 @@ impl Fleet {
 
     /// Jobs a worker has completed, from its `/metrics`.
     async fn succeeded_on(&self, worker: &Replica) -> u64 {
-        let text = self
-            .http
-            .get(format!("{}/metrics", worker.url()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = offboard_testkit::scrape_metrics(&self.http, &worker.url()).await;
         text.lines()
             .filter(|l| {
                 l.starts_with("offboard_job_transitions_total") && l.contains("to=\"succeeded\"")

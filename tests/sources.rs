@@ -789,15 +789,7 @@ async fn too_large_is_json_and_counted() {
         (413, &json!("too_large")),
         "{resp}"
     );
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = offboard_testkit::scrape_metrics(&app.client, &app.base).await;
     assert!(
         metrics.contains(r#"offboard_webhooks_total{source="big",outcome="too_large"}"#),
         "{metrics}"

@@ -11,6 +11,7 @@
 //!   temp dir.
 //! - [`ingest`]: the receiver's routes in-process over a fresh SQLite store.
 //! - [`sign`]: Standard Webhooks signing the way an HR system sends it.
+//! - [`scrape_metrics`]: the Prometheus text a service exposes.
 //! - [`sell`]: fixtures backed by the real `offboard-sandbox`, with the
 //!   organisation the API tests are written against.
 
@@ -23,3 +24,16 @@ pub mod sell;
 pub mod sign;
 
 pub use process::free_port;
+
+/// The Prometheus text at `BASE/metrics`; panics if the service does not answer,
+/// since every test that scrapes has just used the service.
+pub async fn scrape_metrics(http: &reqwest::Client, base: &str) -> String {
+    let resp = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {base}/metrics: {e}"));
+    resp.text()
+        .await
+        .unwrap_or_else(|e| panic!("read {base}/metrics: {e}"))
+}
