@@ -1,32 +1,9 @@
-//! Vendor schemes as named [`super::hmac`] configurations: one table, one row per
+//! Vendor schemes as named [`super::HmacScheme`] configurations: one table, one row per
 //! vendor, each from the vendor's public webhook documentation. A source may
 //! override any field of its preset with `[sources.hmac]`, so a vendor that changes
 //! a header name needs a config edit, not a release.
 
-use super::hmac::{Algorithm, Encoding, TimestampFormat};
-
-/// One vendor's signing convention.
-#[derive(Debug, Clone, Copy)]
-pub struct Preset {
-    /// The `scheme` value.
-    pub name: &'static str,
-    /// Signature header.
-    pub header: &'static str,
-    /// Text before the digest (empty for most vendors).
-    pub prefix: &'static str,
-    /// The hash the vendor uses.
-    pub algorithm: Algorithm,
-    /// How the vendor writes the digest.
-    pub encoding: Encoding,
-    /// What is signed (a template, see [`super::HmacSpec::signed`]).
-    pub signed: &'static str,
-    /// Header with a signed timestamp.
-    pub timestamp_header: Option<&'static str>,
-    /// How that timestamp is written (ignored without `timestamp_header`).
-    pub timestamp_format: TimestampFormat,
-    /// Header with the sender's message id.
-    pub message_id_header: Option<&'static str>,
-}
+use super::hmac::{Algorithm, Encoding, Preset, TimestampFormat};
 
 /// Every preset, in the order `offboard sources` and error messages list them.
 pub const PRESETS: &[Preset] = &[
