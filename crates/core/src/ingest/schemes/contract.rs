@@ -69,7 +69,9 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
-    /// Stable error code for the JSON body and the metrics outcome.
+    /// The 401's JSON `error.code` (`missing_signature`, `malformed_signature`,
+    /// `stale_timestamp`, `bad_signature`); `stale_timestamp` is counted as the
+    /// `stale` outcome, the rest as `bad_signature`. Part of the HTTP contract.
     pub fn code(&self) -> &'static str {
         match self {
             Self::MissingHeader(_) => "missing_signature",

@@ -171,7 +171,8 @@ impl Spec {
         }
     }
 
-    /// How replays are caught.
+    /// How replays are caught: a signed timestamp's window, or only the durable
+    /// dedupe of event ids (`offboard sources` prints which).
     pub fn replay(&self) -> Replay {
         match self {
             Self::StandardWebhooks { tolerance_secs } => Replay::Window(*tolerance_secs),
