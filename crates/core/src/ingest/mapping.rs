@@ -1078,7 +1078,10 @@ type = "employee.terminated"
                 || m.parse(body, None).is_ok_and(|v| ping.matches_payload(&v));
             assert_eq!(split, m.is_ping(body, None), "{body:?}");
         }
-        assert!(!ping.matches_body(br#"{"text":"Ping test"}"#), "no parse in matches_body");
+        assert!(
+            !ping.matches_body(br#"{"text":"Ping test"}"#),
+            "no parse in matches_body"
+        );
     }
 
     #[test]
