@@ -36,7 +36,9 @@ pub enum Role {
 }
 
 /// Why start-up failed. [`StartError::is_config`] tells the CLI which exit code
-/// (DESIGN.md §3: 2 for configuration, 1 for anything else).
+/// (DESIGN.md §3: 2 for configuration, 1 for anything else). Each message already
+/// ends with its cause, so the causes are not also chained as `source()` (an
+/// `anyhow` `{:#}` would print them twice).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A config key, secret or source is missing or wrong.
@@ -54,23 +56,23 @@ pub enum StartError {
     )]
     MissingAdminEmail,
     /// The store cannot be opened (unreachable, bad URL, permissions).
-    #[error("store {url}: {source}")]
+    #[error("store {url}: {error}")]
     Store {
         /// `store.url` with any password replaced by `***`.
         url: String,
         /// What the store said.
-        source: StoreError,
+        error: StoreError,
     },
     /// Applying migrations failed.
     #[error("migrations: {0}")]
     Migrations(StoreError),
     /// `server.listen` cannot be bound (port taken, no permission).
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Listen {
         /// `server.listen`.
         addr: SocketAddr,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -160,9 +162,9 @@ impl Application {
 
         let store = store::open_configured(&config.store)
             .await
-            .map_err(|source| StartError::Store {
+            .map_err(|error| StartError::Store {
                 url: redact_url(&config.store.url),
-                source,
+                error,
             })?;
         store.migrate().await.map_err(StartError::Migrations)?;
 
@@ -206,9 +208,9 @@ impl Application {
         );
         let listener = TcpListener::bind(config.server.listen)
             .await
-            .map_err(|source| StartError::Listen {
+            .map_err(|error| StartError::Listen {
                 addr: config.server.listen,
-                source,
+                error,
             })?;
         Ok(Self {
             listener,

@@ -53,7 +53,7 @@ impl ApiError {
         )
     }
 
-    /// 404 for an unknown thing.
+    /// 404 `not_found`; `what` says what was not there (a job id, a source, a route).
     pub fn not_found(what: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", what)
     }

@@ -134,7 +134,9 @@ fn might_hold_email(buf: &[u8]) -> bool {
     buf.contains(&b'@') || buf.windows(3).any(|w| w.eq_ignore_ascii_case(b"%40"))
 }
 
-/// A stable, non-reversible stand-in for an e-mail address.
+/// A stable, non-reversible stand-in for an e-mail address: `email:` plus the first
+/// 12 hex digits of SHA-256 of the trimmed, lower-cased address, so the same
+/// person gets the same token in logs, the API and the CLI.
 pub fn hash_email(email: &str) -> String {
     let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
     format!("email:{}", &hex::encode(digest)[..12])

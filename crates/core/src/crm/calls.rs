@@ -28,12 +28,15 @@ tokio::task_local! {
     static SINK: UnboundedSender<CallRecord>;
 }
 
-/// Runs `fut` with every reported call sent to `sink`.
+/// Runs `fut` with every call a CRM client reports inside it sent to `sink`; the
+/// worker wraps each job step in it to put the calls in the job's audit trail.
+/// The sink is task-local, so calls from tasks `fut` spawns are not captured.
 pub async fn record_calls<F: Future>(sink: UnboundedSender<CallRecord>, fut: F) -> F::Output {
     SINK.scope(sink, fut).await
 }
 
-/// Reports one call to the current task's sink, if any.
+/// Reports one call to the current task's sink; outside [`record_calls`] (or once
+/// the receiver is gone) the record is dropped, so a client never fails over it.
 pub fn report(call: CallRecord) {
     let _ = SINK.try_with(|s| s.send(call));
 }

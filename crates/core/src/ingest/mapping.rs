@@ -78,7 +78,8 @@ fn at_prefix(at: Option<&str>) -> String {
 }
 
 impl MapError {
-    /// Stable error code.
+    /// The 400's JSON `error.code` (`invalid_json`, `invalid_form`, `unmappable`,
+    /// `invalid_event`); part of the HTTP contract, so never renamed.
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotJson(_) => "invalid_json",
@@ -1057,6 +1058,30 @@ type = "employee.terminated"
         assert!(!m.is_ping(b"\xff", None));
         let m = mapping("");
         assert!(!m.is_ping(b"Ping test", None));
+    }
+
+    #[test]
+    fn ping_halves_agree_with_is_ping() {
+        // The receiver splits is_ping into a raw check and a check on the one parse.
+        let m = mapping(
+            "[sources.ping]\nbody = \"Ping test\"\npointer = \"/text\"\nequals = \"Ping test\"",
+        );
+        let ping = m.ping().unwrap();
+        for body in [
+            &b"Ping test"[..],
+            b" \"Ping test\"\n",
+            br#"{"text":"Ping test"}"#,
+            br#"{"text":"Ping"}"#,
+            b"\xff",
+        ] {
+            let split = ping.matches_body(body)
+                || m.parse(body, None).is_ok_and(|v| ping.matches_payload(&v));
+            assert_eq!(split, m.is_ping(body, None), "{body:?}");
+        }
+        assert!(
+            !ping.matches_body(br#"{"text":"Ping test"}"#),
+            "no parse in matches_body"
+        );
     }
 
     #[test]

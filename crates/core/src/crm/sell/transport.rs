@@ -17,7 +17,7 @@ use std::{
 use rand::Rng;
 use reqwest::{Method, StatusCode, Url};
 
-use super::{SellSettings, wire};
+use super::{settings::SellSettings, wire};
 use crate::{
     crm::{
         CrmError,

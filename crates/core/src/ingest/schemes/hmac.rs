@@ -1,6 +1,6 @@
 //! The configurable HMAC scheme: one header carrying `prefix + encode(HMAC(key,
 //! signed))`, where `signed` is a template over `{body}`, `{timestamp}`,
-//! `{message_id}` and `{method}`. Most vendors are one row of [`super::presets`]
+//! `{message_id}` and `{method}`. Most vendors are one row of [`super::PRESETS`]
 //! over this module, so a new sender is configuration, not code.
 //!
 //! Decisions worth knowing:
@@ -19,11 +19,34 @@ use base64::{
 use hmac::{Hmac, Mac};
 use sha2::{Sha256, Sha512};
 
-use super::{
+use super::contract::{
     Replay, SignError, SignInput, SignatureScheme, SignedRequest, Verified, VerifyError,
     check_message_id, check_rfc3339, check_timestamp, header, optional_header,
 };
 use crate::config::{HmacConfig, Secret};
+
+/// One vendor's signing convention.
+#[derive(Debug, Clone, Copy)]
+pub struct Preset {
+    /// The `scheme` value.
+    pub name: &'static str,
+    /// Signature header.
+    pub header: &'static str,
+    /// Text before the digest (empty for most vendors).
+    pub prefix: &'static str,
+    /// The hash the vendor uses.
+    pub algorithm: Algorithm,
+    /// How the vendor writes the digest.
+    pub encoding: Encoding,
+    /// What is signed (a template, see [`HmacSpec::signed`]).
+    pub signed: &'static str,
+    /// Header with a signed timestamp.
+    pub timestamp_header: Option<&'static str>,
+    /// How that timestamp is written (ignored without `timestamp_header`).
+    pub timestamp_format: TimestampFormat,
+    /// Header with the sender's message id.
+    pub message_id_header: Option<&'static str>,
+}
 
 /// The hash under the HMAC (`sources.hmac.algorithm`: `sha256` or `sha512`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -617,29 +640,6 @@ impl SignatureScheme for HmacScheme {
         }
         Ok(headers)
     }
-}
-
-/// One vendor's signing convention.
-#[derive(Debug, Clone, Copy)]
-pub struct Preset {
-    /// The `scheme` value.
-    pub name: &'static str,
-    /// Signature header.
-    pub header: &'static str,
-    /// Text before the digest (empty for most vendors).
-    pub prefix: &'static str,
-    /// The hash the vendor uses.
-    pub algorithm: Algorithm,
-    /// How the vendor writes the digest.
-    pub encoding: Encoding,
-    /// What is signed (a template, see [`super::HmacSpec::signed`]).
-    pub signed: &'static str,
-    /// Header with a signed timestamp.
-    pub timestamp_header: Option<&'static str>,
-    /// How that timestamp is written (ignored without `timestamp_header`).
-    pub timestamp_format: TimestampFormat,
-    /// Header with the sender's message id.
-    pub message_id_header: Option<&'static str>,
 }
 
 #[cfg(test)]

@@ -1,8 +1,7 @@
-//! Vendor schemes as named [`super::hmac`] configurations ([`Preset`], defined with
-//! the scheme it configures): one table, one row per vendor, each from the vendor's
-//! public webhook documentation. A source may override any field of its preset
-//! with `[sources.hmac]`, so a vendor that changes a header name needs a config
-//! edit, not a release.
+//! Vendor schemes as named [`super::HmacScheme`] configurations: one table, one row per
+//! vendor, each from the vendor's public webhook documentation. A source may
+//! override any field of its preset with `[sources.hmac]`, so a vendor that changes
+//! a header name needs a config edit, not a release.
 
 use super::hmac::{Algorithm, Encoding, Preset, TimestampFormat};
 

@@ -6,7 +6,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{
+use super::contract::{
     BuildError, SignError, SignInput, SignatureScheme, SignedRequest, Verified, VerifyError,
     check_message_id, check_timestamp, header,
 };
