@@ -175,10 +175,7 @@ impl Application {
             return Err(StartError::Config("crm.admin_email: required by seat_executor = \"manual\" (who is asked to change the seat?)".into()));
         }
 
-        // Interim: this branch's store reads the system clock; the store branch's
-        // `store::open_configured_with_clock(&config.store, clock.clone())` replaces
-        // this call so that the store and the worker share `clock`.
-        let store = store::open_configured(&config.store)
+        let store = store::open_configured_with_clock(&config.store, clock.clone())
             .await
             .map_err(|e| anyhow::anyhow!("store {}: {e}", redact_url(&config.store.url)))?;
         store
