@@ -369,3 +369,26 @@ fn outcome_detail(o: &Outcome) -> serde_json::Value {
         Outcome::Succeeded | Outcome::Released => serde_json::Value::Null,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_counts_from_the_given_now_doubles_and_is_capped() {
+        let now = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for (failures, base) in [(0, 30), (1, 60), (3, 240), (7, 3600), (20, 3600)] {
+            let Outcome::Retry { run_at, error } = retry_outcome(failures, "x".into(), now) else {
+                panic!("not a retry");
+            };
+            assert_eq!(error, "x");
+            let wait = (run_at - now).num_seconds();
+            assert!(
+                (base..=base + base / 4).contains(&wait),
+                "failures {failures}: waited {wait}s, expected {base}s plus up to a quarter"
+            );
+        }
+    }
+}
