@@ -20,6 +20,7 @@ use std::{
 use offboard_core::{
     app::{Application, Role},
     config::Config,
+    domain::{Clock, ManualClock},
     store::SharedStore,
     worker::Worker,
 };
@@ -97,6 +98,8 @@ pub struct TestApp {
     pub shutdown: CancellationToken,
     pub dir: tempfile::TempDir,
     pub db_url: String,
+    /// The store's and the worker's "now": tests advance it instead of sleeping.
+    pub clock: ManualClock,
     server: Option<tokio::task::JoinHandle<Result<(), offboard_core::app::ServeError>>>,
 }
 
@@ -104,6 +107,7 @@ pub struct Options {
     pub policy: String,
     pub extra_config: String,
     pub fake: FakeSell,
+    pub clock: ManualClock,
 }
 
 impl Default for Options {
@@ -112,8 +116,18 @@ impl Default for Options {
             policy: POLICY.into(),
             extra_config: String::new(),
             fake: FakeSell::standard_org(),
+            clock: test_clock(),
         }
     }
+}
+
+/// The store's and the worker's clock for one test. The receiver still stamps an
+/// accepted job's `run_at` (and checks signature timestamps) with the system clock,
+/// so this clock starts an hour ahead of it: a job accepted during the test is due
+/// at once, as it would be in production, while everything the worker schedules is
+/// due only when the test advances this clock.
+pub fn test_clock() -> ManualClock {
+    ManualClock::new(chrono::Utc::now() + chrono::Duration::hours(1))
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -191,7 +205,10 @@ secrets_env = "OFFBOARD_TEST_SECRETS"
         offboard_core::config::Secret::new(SELL_TOKEN.into()),
     )
     .unwrap();
-    let mut app = Application::build_with_crm(config, Role::All, crm)
+    let mut app = Application::builder(config, Role::All)
+        .crm(crm)
+        .clock(opts.clock.shared())
+        .build()
         .await
         .unwrap();
     let worker = app.detach_worker().unwrap();
@@ -209,20 +226,27 @@ secrets_env = "OFFBOARD_TEST_SECRETS"
         shutdown,
         dir,
         db_url,
+        clock: opts.clock,
         server: Some(server),
     }
 }
 
 impl TestApp {
-    /// Stops this instance and starts a new one on the same database and fake CRM.
+    /// Stops this instance and starts a new one on the same database, fake CRM and
+    /// clock (time does not jump back across a restart).
     pub async fn restart(mut self, opts: Options) -> TestApp {
         self.stop().await;
         let TestApp {
-            dir, sell, db_url, ..
+            dir,
+            sell,
+            db_url,
+            clock,
+            ..
         } = self;
         start(
             Options {
                 fake: opts.fake,
+                clock,
                 ..opts
             },
             dir,
@@ -288,6 +312,26 @@ impl TestApp {
         self.worker.run_until_idle().await
     }
 
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: chrono::Duration) {
+        self.clock.advance(by);
+    }
+
+    /// Moves the clock to the job's `run_at` (if that is later): its next
+    /// scheduled run comes due, and nothing else needs to wait.
+    pub async fn advance_to_run_at(&self, id: &str) {
+        let job = self.job(id).await;
+        let run_at = job["run_at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        if let Some(run_at) = run_at
+            && run_at > self.clock.now()
+        {
+            self.clock.set(run_at);
+        }
+    }
+
     /// Runs jobs, letting `scheduled` polls come due, until the job reaches a
     /// resting state other than `scheduled` or `tries` rounds pass.
     pub async fn run_job_until_settled(&self, id: &str, tries: usize) -> Value {
@@ -297,7 +341,7 @@ impl TestApp {
             if job["state"] != "scheduled" && job["state"] != "queued" {
                 return job;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+            self.advance_to_run_at(id).await;
         }
         self.job(id).await
     }

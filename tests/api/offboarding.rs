@@ -93,8 +93,12 @@ async fn voluntary_leaver_is_reassigned_to_manager_and_deactivated() {
 
     // Polls while the admin has not acted keep it scheduled, without a second task.
     app.run_jobs().await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    app.run_jobs().await;
+    app.advance_to_run_at(&id).await;
+    assert_eq!(
+        app.run_jobs().await,
+        1,
+        "the next verification poll came due"
+    );
     assert_eq!(app.job(&id).await["state"], "scheduled");
     assert_eq!(app.fake.state().created_tasks.len(), 1);
 
@@ -288,4 +292,38 @@ async fn a_restarted_instance_finishes_an_accepted_job() {
         app.run_job_until_settled(&id, 10).await["state"],
         "succeeded"
     );
+}
+
+#[tokio::test]
+async fn an_admin_who_never_acts_sends_the_job_to_review_at_the_verify_deadline() {
+    let app = spawn_app().await;
+    let id = app
+        .accept(
+            "m",
+            &termination("e", "sam.seller@example.com", "voluntary", true, false),
+        )
+        .await;
+    app.run_jobs().await;
+    assert_eq!(app.job(&id).await["state"], "scheduled");
+
+    // worker.verify_deadline_hours defaults to 72, counted from seat_requested_at.
+    app.advance(chrono::Duration::hours(71));
+    assert_eq!(app.run_jobs().await, 1);
+    assert_eq!(
+        app.job(&id).await["state"],
+        "scheduled",
+        "still within the deadline"
+    );
+    app.advance(chrono::Duration::hours(1));
+    assert_eq!(app.run_jobs().await, 1);
+    let job = app.job(&id).await;
+    assert_eq!(job["state"], "needs_review", "{job:#}");
+    assert!(
+        job["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("after the verification deadline"),
+        "{job:#}"
+    );
+    assert_eq!(app.fake.state().created_tasks.len(), 1, "no second task");
 }

@@ -1,8 +1,8 @@
 //! Policy features end to end: hourly caps with approval, dry run, reversal by
 //! rehire or cancellation, and the `delete_after` follow-up.
 
+use offboard_core::domain::Clock;
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 use crate::helpers::*;
 
@@ -12,15 +12,6 @@ fn has_audit(job: &Value, kind: &str) -> bool {
         .unwrap()
         .iter()
         .any(|a| a["kind"] == kind)
-}
-
-/// Makes every scheduled job due now (a test can't wait out a retention period).
-async fn make_due(app: &TestApp) {
-    let mut conn = sqlx::SqliteConnection::connect(&app.db_url).await.unwrap();
-    sqlx::query("UPDATE jobs SET run_at = 0 WHERE state = 'scheduled'")
-        .execute(&mut conn)
-        .await
-        .unwrap();
 }
 
 #[tokio::test]
@@ -159,6 +150,50 @@ fn event(id: &str, kind: &str, email: &str, effective: &str) -> String {
 }
 
 #[tokio::test]
+async fn nothing_moves_before_the_effective_time_and_everything_after_it() {
+    let app = spawn_app_with(Options {
+        policy: EFFECTIVE_POLICY.into(),
+        ..Options::default()
+    })
+    .await;
+    // Whole seconds: the store keeps milliseconds.
+    let effective = chrono::DateTime::from_timestamp(
+        (app.clock.now() + chrono::Duration::days(2)).timestamp(),
+        0,
+    )
+    .unwrap();
+    let id = app
+        .accept(
+            "m1",
+            &event(
+                "e1",
+                "employee.terminated",
+                "jane.doe@example.com",
+                &effective.to_rfc3339(),
+            ),
+        )
+        .await;
+    app.run_jobs().await;
+    let job = app.job(&id).await;
+    assert_eq!(job["state"], "scheduled", "{job:#}");
+
+    app.advance(chrono::Duration::days(1));
+    assert_eq!(app.run_jobs().await, 0, "a day early: nothing runs");
+    assert!(app.fake.state().puts.is_empty());
+
+    app.advance_to_run_at(&id).await;
+    assert!(app.clock.now() >= effective);
+    app.run_jobs().await;
+    let job = app.job(&id).await;
+    assert_eq!(
+        job["state"], "scheduled",
+        "now waiting for the admin: {job:#}"
+    );
+    assert!(job["checkpoints"].get("seat_requested_at").is_some());
+    assert_eq!(app.fake.owned("leads", 10).0, 0, "records moved");
+}
+
+#[tokio::test]
 async fn a_cancelled_termination_cancels_the_pending_job() {
     let app = spawn_app_with(Options {
         policy: EFFECTIVE_POLICY.into(),
@@ -273,7 +308,15 @@ async fn deactivate_then_delete_after_retention_unless_rehired() {
     );
 
     // Sam's retention ends: the follow-up passes the guards again and asks for deletion.
-    make_due(&app).await;
+    let sam_follow_up = follow_ups
+        .iter()
+        .find(|j| j["employee_email"] == "sam.seller@example.com")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.run_jobs().await, 0, "the retention has not ended yet");
+    app.advance_to_run_at(&sam_follow_up).await;
     app.run_jobs().await;
     let jobs: Value = app.admin_get("/api/v1/jobs").await.json().await.unwrap();
     let find = |email: &str| {

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     config::{Config, ConfigError},
     crm::{Crm, sell::SellBuildError},
+    domain::{SharedClock, SystemClock},
     http::{self, HealthState, admin::AdminState},
     ingest::{Sources, routes::IngestState},
     policy::{Policy, PolicyError},
@@ -114,18 +115,69 @@ pub struct Application {
     policy_path: PathBuf,
 }
 
-impl Application {
-    /// Builds from configuration: secrets, store (migrated), policy, CRM client, listener.
+/// An [`Application`] being put together: the configuration and role, plus what a
+/// caller may supply instead of the defaults (a CRM client, a clock). Made by
+/// [`Application::builder`]; [`Application::build`] is the common case.
+#[must_use = "nothing is built until `build().await`"]
+pub struct Builder {
+    config: Config,
+    role: Role,
+    crm: Option<Arc<dyn Crm>>,
+    clock: SharedClock,
+}
+
+impl Builder {
+    /// Uses this CRM client instead of one built from `[crm]` (the demo, tests).
+    pub fn crm(mut self, crm: Arc<dyn Crm>) -> Self {
+        self.crm = Some(crm);
+        self
+    }
+
+    /// Reads "now" from `clock` instead of the system clock. The store and the
+    /// worker get the same clock, so they agree on when a scheduled job is due;
+    /// tests pass a [`ManualClock`](crate::domain::ManualClock) and advance it
+    /// instead of sleeping.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds: secrets, store (migrated), policy, CRM client, listener.
     ///
-    /// The CRM client paces through the store's shared budget when the store has one
-    /// (PostgreSQL: every replica draws from one row, see `store::postgres_budget`),
-    /// else through this process's budget.
+    /// Without a given CRM client, the `[crm]` section is checked before the store
+    /// is opened (a bad one is a configuration error, exit 2, whether or not the
+    /// store is reachable), and the client paces through the store's shared budget
+    /// when the store has one (PostgreSQL: every replica draws from one row, see
+    /// `store::postgres_budget`), else through this process's budget.
+    pub async fn build(self) -> Result<Application, StartError> {
+        let crm = match self.crm {
+            Some(crm) => CrmChoice::Given(crm),
+            None => {
+                let token = self.config.crm_token()?;
+                crate::crm::sell::client_from_config(&self.config, token.clone())
+                    .map_err(StartError::Crm)?;
+                CrmChoice::FromConfig(token)
+            }
+        };
+        Application::build_inner(self.config, self.role, crm, self.clock).await
+    }
+}
+
+impl Application {
+    /// Starts building from `config` for `role`, on the system clock and the CRM
+    /// client `[crm]` describes (see [`Builder`] for the alternatives).
+    pub fn builder(config: Config, role: Role) -> Builder {
+        Builder {
+            config,
+            role,
+            crm: None,
+            clock: SystemClock::shared(),
+        }
+    }
+
+    /// Builds from configuration alone (`serve`, `demo`): see [`Builder::build`].
     pub async fn build(config: Config, role: Role) -> Result<Self, StartError> {
-        let token = config.crm_token()?;
-        // Checked before the store is opened: a bad [crm] section is a configuration
-        // error (exit 2) whether or not the store is reachable.
-        crate::crm::sell::client_from_config(&config, token.clone()).map_err(StartError::Crm)?;
-        Self::build_inner(config, role, CrmChoice::FromConfig(token)).await
+        Self::builder(config, role).build().await
     }
 
     /// Builds with a given CRM client (the demo and tests use this).
@@ -134,10 +186,15 @@ impl Application {
         role: Role,
         crm: Arc<dyn Crm>,
     ) -> Result<Self, StartError> {
-        Self::build_inner(config, role, CrmChoice::Given(crm)).await
+        Self::builder(config, role).crm(crm).build().await
     }
 
-    async fn build_inner(config: Config, role: Role, crm: CrmChoice) -> Result<Self, StartError> {
+    async fn build_inner(
+        config: Config,
+        role: Role,
+        crm: CrmChoice,
+        clock: SharedClock,
+    ) -> Result<Self, StartError> {
         let policy = Policy::load(&config.policy.file).map_err(StartError::Policy)?;
         // The process's log lines follow the configuration it runs.
         crate::telemetry::set_redact_emails(config.privacy.redact_emails);
@@ -160,7 +217,7 @@ impl Application {
             return Err(StartError::MissingAdminEmail);
         }
 
-        let store = store::open_configured(&config.store)
+        let store = store::open_configured_with_clock(&config.store, clock.clone())
             .await
             .map_err(|error| StartError::Store {
                 url: redact_url(&config.store.url),
@@ -180,7 +237,7 @@ impl Application {
 
         let policy = Arc::new(CurrentPolicy::new(policy));
         let worker = (role != Role::Receiver)
-            .then(|| Worker::new(store.clone(), crm, policy.clone(), settings));
+            .then(|| Worker::new(store.clone(), crm, policy.clone(), settings).with_clock(clock));
 
         let metrics = http::metrics_handle();
         let mut router = http::health_router(HealthState {

@@ -1,16 +1,19 @@
 //! What one run of one job can touch: the store (fenced by its lease), the CRM,
-//! the policy in force, and the job's checkpoints. Steps read checkpoints to skip
-//! work already done and write one after each side effect that matters.
+//! the policy in force, the clock, and the job's checkpoints. Steps read
+//! checkpoints to skip work already done and write one after each side effect that
+//! matters.
 
 use std::{collections::BTreeMap, sync::Arc};
 
+use chrono::{DateTime, Utc};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::WorkerSettings;
+use super::{checkpoint::Key, settings::WorkerSettings};
 use crate::{
     crm::{Crm, CrmError},
+    domain::Clock,
     policy::Policy,
     store::{Job, JobStore, Lease, StoreError},
 };
@@ -41,15 +44,21 @@ impl From<StoreError> for JobError {
     }
 }
 
-/// One run's view of its job.
+/// One run's view of its job. Built by `Worker::run_claimed` for one claim and
+/// dropped when the run ends; nothing in it outlives the lease.
 pub(crate) struct Ctx<'a> {
     pub store: &'a dyn JobStore,
     pub crm: &'a dyn Crm,
     pub policy: Arc<Policy>,
     pub settings: &'a WorkerSettings,
+    /// The process's clock, the one the store reads too: a step's "now" and the
+    /// store's `run_at` comparisons agree, and tests can move it.
+    pub clock: &'a dyn Clock,
     pub job: &'a Job,
     pub lease: &'a Lease,
-    pub checkpoints: BTreeMap<String, Value>,
+    /// As loaded at the start of the run, plus what this run has written since.
+    /// Read and written only through [`Ctx::checkpoint`] and friends.
+    checkpoints: BTreeMap<String, Value>,
     /// Cancelled on shutdown: stop at the next checkpoint.
     pub stop: CancellationToken,
     /// Cancelled when the heartbeat finds the lease gone.
@@ -59,7 +68,42 @@ pub(crate) struct Ctx<'a> {
     pub fresh_listings: std::collections::HashMap<crate::crm::Resource, Vec<crate::crm::Record>>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// A run's context over the checkpoints loaded for its job; `stop` is the
+    /// shutdown signal, `lost` the heartbeat's "lease gone" signal.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: &'a dyn JobStore,
+        crm: &'a dyn Crm,
+        policy: Arc<Policy>,
+        settings: &'a WorkerSettings,
+        clock: &'a dyn Clock,
+        job: &'a Job,
+        lease: &'a Lease,
+        checkpoints: BTreeMap<String, Value>,
+        stop: CancellationToken,
+        lost: CancellationToken,
+    ) -> Self {
+        Self {
+            store,
+            crm,
+            policy,
+            settings,
+            clock,
+            job,
+            lease,
+            checkpoints,
+            stop,
+            lost,
+            fresh_listings: Default::default(),
+        }
+    }
+
+    /// The current time, from the process's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// Appends one audit entry.
     pub async fn audit(&self, kind: &str, detail: Value) -> Result<(), JobError> {
         self.store
@@ -69,22 +113,29 @@ impl Ctx<'_> {
     }
 
     /// A checkpoint, if recorded and still readable.
-    pub fn checkpoint<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        self.checkpoints
-            .get(key)
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    pub fn checkpoint<T: Serialize + DeserializeOwned>(&self, key: Key<T>) -> Option<T> {
+        self.checkpoints.get(key.name()).and_then(|v| key.decode(v))
     }
 
-    /// Records a checkpoint (fenced by the lease).
-    pub async fn set_checkpoint<T: Serialize>(
+    /// Whether a checkpoint was recorded at all, readable or not.
+    pub fn has_checkpoint<T: Serialize + DeserializeOwned>(&self, key: Key<T>) -> bool {
+        self.checkpoints.contains_key(key.name())
+    }
+
+    /// Records a checkpoint (fenced by the lease: a run that lost its lease gets
+    /// [`JobError::LeaseLost`] and writes nothing).
+    pub async fn set_checkpoint<T: Serialize + DeserializeOwned>(
         &mut self,
-        key: &str,
+        key: Key<T>,
         value: &T,
     ) -> Result<(), JobError> {
-        let value = serde_json::to_value(value)
+        let value = key
+            .encode(value)
             .map_err(|e| JobError::Store(StoreError::Corrupt(e.to_string())))?;
-        self.store.put_checkpoint(self.lease, key, &value).await?;
-        self.checkpoints.insert(key.to_owned(), value);
+        self.store
+            .put_checkpoint(self.lease, key.name(), &value)
+            .await?;
+        self.checkpoints.insert(key.name().to_owned(), value);
         Ok(())
     }
 

@@ -5,89 +5,47 @@
 //! Each claimed job runs in its own task with a heartbeat that renews the lease and
 //! a sink that turns every CRM call into an audit row. What a job does lives in
 //! [`offboard`] (terminations and the delete-after follow-up) and [`reverse`]
-//! (rehires and cancelled terminations); [`reassign`] and [`seat`] are their steps.
+//! (rehires and cancelled terminations); [`reassign`] and [`seat`] are their steps,
+//! [`facts`] what they read from the CRM to decide. Each step ends in a
+//! [`step::Step`] (done, or a named reason for review) or a [`JobError`], and
+//! records its progress under the typed keys of [`checkpoint`].
 //!
-//! Architecture invariant: every write for a job is fenced by its lease; a step
-//! that cannot prove it still holds the lease stops without touching the CRM again.
+//! Architecture invariants:
+//! - every write for a job is fenced by its lease; a step that cannot prove it
+//!   still holds the lease stops without touching the CRM again;
+//! - "now" comes only from the worker's [`SharedClock`] (the store's clock too,
+//!   when `Application` builds both); sleeps use tokio's timers;
+//! - the modules form a tree of imports: steps import [`context`], [`checkpoint`],
+//!   [`step`] and [`facts`], never each other in both directions.
 
+mod checkpoint;
 mod context;
 mod dry_run;
+mod facts;
 mod offboard;
 mod reassign;
 mod reverse;
 mod seat;
+mod settings;
+mod step;
 
-use std::{
-    sync::{Arc, RwLock},
-    time::Duration,
-};
+use std::sync::{Arc, RwLock};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
     crm::{Crm, calls},
-    domain::{Email, JobKind},
+    domain::{JobKind, SharedClock, SystemClock},
     policy::Policy,
     store::{Claimed, Outcome, SharedStore, StoreError},
 };
 
 use context::Ctx;
 pub use context::JobError;
-
-/// Settings the worker reads from `[worker]`, `[crm]` and `[safety]`.
-#[derive(Debug, Clone)]
-pub struct WorkerSettings {
-    /// This worker's lease owner name (unique per process).
-    pub id: String,
-    #[allow(missing_docs)]
-    pub lease: Duration,
-    /// Idle poll interval (a wake-up notification short-circuits it).
-    pub poll_interval: Duration,
-    /// Jobs run at once by this process.
-    pub concurrency: usize,
-    #[allow(missing_docs)]
-    pub verify_interval: Duration,
-    #[allow(missing_docs)]
-    pub verify_deadline: Duration,
-    /// Concurrent reassignments within one job.
-    pub max_in_flight: usize,
-    /// Who receives the manual seat-step task.
-    pub admin_email: Option<Email>,
-    /// Plan and audit, mutate nothing.
-    pub dry_run: bool,
-    #[allow(missing_docs)]
-    pub max_deletions_per_hour: u32,
-    #[allow(missing_docs)]
-    pub max_offboardings_per_hour: u32,
-}
-
-impl WorkerSettings {
-    /// Builds settings from the configuration.
-    pub fn from_config(config: &crate::config::Config) -> Result<Self, crate::config::ConfigError> {
-        let admin_email = match config.crm.admin_email.as_deref() {
-            None | Some("") => None,
-            Some(raw) => Some(Email::parse(raw).map_err(|e| {
-                crate::config::ConfigError::Invalid(format!("crm.admin_email: {e}"))
-            })?),
-        };
-        Ok(Self {
-            id: format!("worker-{}", uuid::Uuid::now_v7()),
-            lease: Duration::from_secs(config.worker.lease_secs),
-            poll_interval: Duration::from_millis(config.worker.poll_interval_ms.max(10)),
-            concurrency: config.worker.concurrency,
-            verify_interval: Duration::from_secs(config.worker.verify_interval_secs),
-            verify_deadline: Duration::from_secs(config.worker.verify_deadline_hours * 3600),
-            max_in_flight: config.crm.max_in_flight,
-            admin_email,
-            dry_run: config.safety.dry_run,
-            max_deletions_per_hour: config.safety.max_deletions_per_hour,
-            max_offboardings_per_hour: config.safety.max_offboardings_per_hour,
-        })
-    }
-}
+pub use settings::WorkerSettings;
 
 /// The policy in force; replaced atomically on reload (SIGHUP).
 #[derive(Debug)]
@@ -114,18 +72,22 @@ impl CurrentPolicy {
     }
 }
 
-/// Runs jobs.
+/// Runs jobs. Clones share everything (store, CRM client, policy, clock, waker),
+/// so one clone runs the loop while another hands out its [`waker`](Self::waker).
 #[derive(Clone)]
 pub struct Worker {
     store: SharedStore,
     crm: Arc<dyn Crm>,
     policy: Arc<CurrentPolicy>,
     settings: Arc<WorkerSettings>,
+    clock: SharedClock,
     wake: Arc<Notify>,
 }
 
 impl Worker {
-    /// A worker over the given store and CRM.
+    /// A worker over the given store and CRM, on the system clock (see
+    /// [`with_clock`](Self::with_clock)). With `settings.dry_run` the CRM is wrapped
+    /// so that no write reaches it.
     pub fn new(
         store: SharedStore,
         crm: Arc<dyn Crm>,
@@ -142,8 +104,17 @@ impl Worker {
             crm,
             policy,
             settings: Arc::new(settings),
+            clock: SystemClock::shared(),
             wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// The same worker reading "now" from `clock`: effective dates, verification
+    /// polls and deadlines, the caps' hour, backoff. Give it the store's clock, or
+    /// the two disagree about when a scheduled job is due.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// A handle that wakes an idle worker at once (e.g. after an ingest).
@@ -220,7 +191,10 @@ impl Worker {
     pub async fn run_until_idle(&self) -> usize {
         let mut ran = 0;
         loop {
-            let _ = self.store.requeue_expired().await;
+            if let Err(e) = self.store.requeue_expired().await {
+                // Claiming still runs what is due; expired leases wait for the next round.
+                tracing::warn!(error = %e, "could not requeue expired leases");
+            }
             let claimed = match self
                 .store
                 .claim(
@@ -297,24 +271,27 @@ impl Worker {
                 Ok(Some(detail)) => detail.checkpoints,
                 Ok(None) => Default::default(),
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not load checkpoints");
+                    tracing::warn!(error = %e, "could not load checkpoints; retrying the job later");
                     heartbeat.abort();
-                    let _ = self.store.finish(&lease, retry_outcome(job.failures, e.to_string())).await;
+                    let outcome = retry_outcome(job.failures, e.to_string(), self.clock.now());
+                    if let Err(e) = self.store.finish(&lease, outcome).await {
+                        tracing::error!(error = %e, "could not schedule the retry either; the lease will expire and the job will be retried");
+                    }
                     return;
                 }
             };
-            let mut ctx = Ctx {
-                store: self.store.as_ref(),
-                crm: self.crm.as_ref(),
-                policy: self.policy.get(),
-                settings: &self.settings,
-                job: &job,
-                lease: &lease,
+            let mut ctx = Ctx::new(
+                self.store.as_ref(),
+                self.crm.as_ref(),
+                self.policy.get(),
+                &self.settings,
+                self.clock.as_ref(),
+                &job,
+                &lease,
                 checkpoints,
-                stop: stop.clone(),
-                lost: lost.clone(),
-                fresh_listings: Default::default(),
-            };
+                stop.clone(),
+                lost.clone(),
+            );
             let result = calls::record_calls(tx, async {
                 match job.kind {
                     JobKind::Offboard | JobKind::DeleteAfterRetention => offboard::run(&mut ctx).await,
@@ -322,7 +299,10 @@ impl Worker {
                 }
             })
             .await;
-            let _ = audit_calls.await;
+            // The sender went with the job's future, so this ends once the calls are stored.
+            if let Err(e) = audit_calls.await {
+                tracing::warn!(error = %e, "the CRM call audit task failed; some crm.call rows may be missing");
+            }
             heartbeat.abort();
             let outcome = match result {
                 Ok(outcome) => outcome,
@@ -331,9 +311,9 @@ impl Worker {
                     return;
                 }
                 Err(JobError::Stopping) => Outcome::Released,
-                Err(JobError::Crm(e)) if e.is_transient() => retry_outcome(job.failures, e.to_string()),
+                Err(JobError::Crm(e)) if e.is_transient() => retry_outcome(job.failures, e.to_string(), self.clock.now()),
                 Err(JobError::Crm(e)) => Outcome::Failed { error: e.to_string() },
-                Err(JobError::Store(e)) => retry_outcome(job.failures, format!("store: {e}")),
+                Err(JobError::Store(e)) => retry_outcome(job.failures, format!("store: {e}"), self.clock.now()),
             };
             let label = outcome_label(&outcome);
             let detail = serde_json::json!({ "outcome": label, "detail": outcome_detail(&outcome) });
@@ -352,13 +332,14 @@ impl Worker {
     }
 }
 
-/// Backoff for a failed attempt: 30 s doubling per consecutive failure, capped at
-/// one hour, with jitter so many failed jobs don't return in lockstep.
-fn retry_outcome(failures: u32, error: String) -> Outcome {
+/// Backoff for a failed attempt, from `now`: 30 s doubling per consecutive
+/// failure, capped at one hour, plus up to a quarter more of jitter so many failed
+/// jobs don't return in lockstep.
+fn retry_outcome(failures: u32, error: String, now: DateTime<Utc>) -> Outcome {
     let base = 30u64.saturating_mul(1u64 << failures.min(7)).min(3600);
     let jitter = rand::random_range(0..=base / 4);
     Outcome::Retry {
-        run_at: Utc::now() + chrono::Duration::seconds((base + jitter) as i64),
+        run_at: now + chrono::Duration::seconds((base + jitter) as i64),
         error,
     }
 }
@@ -386,5 +367,28 @@ fn outcome_detail(o: &Outcome) -> serde_json::Value {
         }
         Outcome::Failed { error } => serde_json::json!({ "error": error }),
         Outcome::Succeeded | Outcome::Released => serde_json::Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_counts_from_the_given_now_doubles_and_is_capped() {
+        let now = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for (failures, base) in [(0, 30), (1, 60), (3, 240), (7, 3600), (20, 3600)] {
+            let Outcome::Retry { run_at, error } = retry_outcome(failures, "x".into(), now) else {
+                panic!("not a retry");
+            };
+            assert_eq!(error, "x");
+            let wait = (run_at - now).num_seconds();
+            assert!(
+                (base..=base + base / 4).contains(&wait),
+                "failures {failures}: waited {wait}s, expected {base}s plus up to a quarter"
+            );
+        }
     }
 }

@@ -6,28 +6,30 @@
 //! The `delete_after` follow-up job runs the same steps with a decision made by
 //! `Policy::decide_follow_up_delete`, so it passes the guards again at its time.
 
-use chrono::{Duration as ChronoDuration, Utc};
+use chrono::Duration as ChronoDuration;
 use serde_json::json;
 
 use super::{
+    checkpoint as cp,
     context::{Ctx, JobError},
-    reassign,
-    seat::{self, CP_SEAT_REQUESTED, SeatChange},
+    facts, reassign,
+    seat::{self, SeatChange},
+    step::{Review, Step},
 };
 use crate::{
-    crm::{CrmUser, Resource},
+    crm::CrmUser,
     domain::JobKind,
-    policy::{Action, Decision, Facts},
-    store::{Outcome, Reservation},
+    policy::{Action, Decision},
+    store::{Outcome, Reservation, StoreError},
 };
 
-const CP_USER: &str = "crm_user_id";
-
+/// Runs an `offboard` or `delete_after_retention` job to its next resting state
+/// (called by the worker for each claim of such a job).
 pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
     let email = ctx.job.event.employee.email.clone();
 
     // 1. Who is this in the CRM?
-    let user_id = match ctx.checkpoint::<i64>(CP_USER) {
+    let user_id = match ctx.checkpoint(cp::CRM_USER) {
         Some(id) => id,
         None => match ctx.crm.find_user_by_email(email.as_str()).await? {
             Some(u) => {
@@ -37,7 +39,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
                     json!({ "id": u.id, "status": u.status, "role": u.role }),
                 )
                 .await?;
-                ctx.set_checkpoint(CP_USER, &u.id).await?;
+                ctx.set_checkpoint(cp::CRM_USER, &u.id).await?;
                 u.id
             }
             None => {
@@ -53,7 +55,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
     };
 
     // A requested seat action only needs verifying.
-    if ctx.checkpoints.contains_key(CP_SEAT_REQUESTED) {
+    if ctx.has_checkpoint(cp::SEAT_REQUESTED) {
         let decision = stored_decision(ctx)?;
         let action = final_action(ctx, &decision);
         return finish_with_verify(ctx, &decision, action, user_id).await;
@@ -76,7 +78,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
 
     // 3. Not before the effective time.
     if let Some(run_at) = decision.run_at
-        && run_at > Utc::now()
+        && run_at > ctx.now()
     {
         return Ok(Outcome::Scheduled {
             run_at,
@@ -91,7 +93,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
             .review_reason
             .clone()
             .unwrap_or_else(|| format!("rule {:?} asks for review", decision.rule));
-        return Ok(Outcome::NeedsReview { reason });
+        return Ok(Review::Policy(reason).into());
     }
 
     // 5. Blast radius.
@@ -101,19 +103,24 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
 
     // 6. Records go to an active owner.
     let mut target = match reassign::resolve_target(ctx, &decision, &user).await? {
-        Ok(t) => t,
-        Err(reason) => return Ok(Outcome::NeedsReview { reason }),
+        Step::Done(t) => t,
+        Step::NeedsReview(review) => return Ok(review.into()),
     };
-    if let Err(reason) = reassign::reassign_all(ctx, &decision, user.id, &mut target).await? {
-        return Ok(Outcome::NeedsReview { reason });
+    if let Step::NeedsReview(review) =
+        reassign::reassign_all(ctx, &decision, user.id, &mut target).await?
+    {
+        return Ok(review.into());
     }
     ctx.check_continue()?;
 
     // 7. The seat.
-    if let Err(reason) = seat::request(ctx, action, &user, &decision, &target).await? {
-        return Ok(Outcome::NeedsReview { reason });
+    if let Step::NeedsReview(review) = seat::request(ctx, action, &user, &decision, &target).await?
+    {
+        return Ok(review.into());
     }
-    ctx.set_checkpoint(CP_SEAT_REQUESTED, &Utc::now()).await?;
+    let requested_at = ctx.now();
+    ctx.set_checkpoint(cp::SEAT_REQUESTED, &requested_at)
+        .await?;
     tracing::info!(
         action = action.as_str(),
         "seat change requested from the CRM admin"
@@ -133,46 +140,32 @@ fn final_action(ctx: &Ctx<'_>, decision: &Decision) -> Action {
     }
 }
 
+/// The decision an earlier run stored as the job's plan. A plan that no longer
+/// parses is a corrupt row, not a reason to decide again: the first decision is
+/// the one the audit trail explains.
 fn stored_decision(ctx: &Ctx<'_>) -> Result<Decision, JobError> {
     let plan = ctx.job.plan.clone().unwrap_or_default();
-    serde_json::from_value(plan).map_err(|e| {
-        JobError::Store(crate::store::StoreError::Corrupt(format!(
-            "stored plan: {e}"
-        )))
-    })
+    serde_json::from_value(plan)
+        .map_err(|e| JobError::Store(StoreError::Corrupt(format!("stored plan: {e}"))))
 }
 
 /// Gathers CRM facts, asks the policy, stores the decision with its explanation.
 async fn decide(ctx: &mut Ctx<'_>, user: &CrmUser) -> Result<Decision, JobError> {
-    // The four listings and the reportee count are independent: fetch them together.
-    let crm = ctx.crm;
-    let listings = futures::future::try_join_all(Resource::ALL.map(|r| async move {
-        crm.list_owned(r, user.id)
-            .await
-            .map(|l| (r, l))
-            .map_err(JobError::from)
-    }));
-    let (listings, reportees) =
-        futures::future::try_join(listings, active_reportees(ctx, user.id)).await?;
-    let open: u64 = listings
-        .iter()
-        .map(|(_, l)| l.iter().filter(|r| r.open).count() as u64)
-        .sum();
+    let gathered = facts::gather(ctx, user).await?;
+    let seen = gathered.facts(&ctx.job.event, user, ctx.now());
+    let decision = match ctx.job.kind {
+        JobKind::DeleteAfterRetention => ctx.policy.decide_follow_up_delete(&seen),
+        _ => ctx.policy.decide(&seen),
+    };
+    let facts::Gathered {
+        listings,
+        open,
+        reportees,
+    } = gathered;
     // The reassignment's first pass can use these instead of listing again.
     ctx.fresh_listings = listings.into_iter().collect();
-    let facts = Facts {
-        event: &ctx.job.event,
-        user: Some(user),
-        owned_open_records: Some(open),
-        active_reportees: Some(reportees),
-        now: Utc::now(),
-    };
-    let decision = match ctx.job.kind {
-        JobKind::DeleteAfterRetention => ctx.policy.decide_follow_up_delete(&facts),
-        _ => ctx.policy.decide(&facts),
-    };
     let plan = serde_json::to_value(&decision)
-        .map_err(|e| JobError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
+        .map_err(|e| JobError::Store(StoreError::Corrupt(e.to_string())))?;
     ctx.store
         .set_plan(ctx.lease, decision.action.as_str(), &plan)
         .await?;
@@ -197,16 +190,8 @@ async fn decide(ctx: &mut Ctx<'_>, user: &CrmUser) -> Result<Decision, JobError>
     Ok(decision)
 }
 
-/// Active CRM users who report to `user_id`.
-pub(super) async fn active_reportees(ctx: &Ctx<'_>, user_id: i64) -> Result<u64, JobError> {
-    let users = ctx.crm.list_users().await?;
-    Ok(users
-        .iter()
-        .filter(|u| u.reports_to == Some(user_id) && u.is_active())
-        .count() as u64)
-}
-
-/// Reserves the seat action against the hourly caps unless an operator approved.
+/// Reserves the seat action against the hourly caps (a rolling hour back from
+/// now) unless an operator approved. `Some(outcome)` when the job must wait.
 async fn reserve_against_caps(
     ctx: &mut Ctx<'_>,
     action: Action,
@@ -216,7 +201,7 @@ async fn reserve_against_caps(
     let capped = !ctx.job.approved;
     let max_deletions = (capped && action == Action::Delete).then_some(s.max_deletions_per_hour);
     let max_offboardings = capped.then_some(s.max_offboardings_per_hour);
-    let since = Utc::now() - ChronoDuration::hours(1);
+    let since = ctx.now() - ChronoDuration::hours(1);
     match ctx
         .store
         .reserve_seat_action(
@@ -230,19 +215,18 @@ async fn reserve_against_caps(
     {
         Reservation::Granted => Ok(None),
         Reservation::OverCap { cap, count, max } => {
-            let reason = format!(
-                "{cap} cap reached: {count} in the last hour (max {max}); approve this job to proceed"
-            );
             ctx.audit(
                 "guard.cap",
                 json!({ "cap": cap, "count": count, "max": max }),
             )
             .await?;
-            Ok(Some(Outcome::NeedsReview { reason }))
+            Ok(Some(Review::OverCap { cap, count, max }.into()))
         }
     }
 }
 
+/// Verifies the seat change and, once the CRM shows it, schedules the
+/// `delete_after` follow-up (first offboardings that deactivated only) and ends.
 async fn finish_with_verify(
     ctx: &mut Ctx<'_>,
     decision: &Decision,

@@ -7,12 +7,15 @@
 //! truth, so a record is PUT again only if its first PUT did not land.
 
 use futures::{StreamExt, stream};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::context::{Ctx, JobError};
+use super::{
+    checkpoint::{self as cp, Key, Progress, Target},
+    context::{Ctx, JobError},
+    step::{Review, Step},
+};
 use crate::{
-    crm::{CrmError, CrmUser, Resource},
+    crm::{CrmError, CrmUser, Record, Resource},
     domain::Email,
     policy::{Decision, ReassignTo},
 };
@@ -22,35 +25,16 @@ const CHUNK: usize = 50;
 /// Fresh listings per resource before giving up for this attempt.
 const MAX_ROUNDS: usize = 5;
 
-/// The active user who receives the records.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Target {
-    pub id: i64,
-    pub email: String,
-    /// How it was chosen: `manager_email`, `reports_to`, `fallback_owner`, `user`.
-    pub via: String,
-}
-
-/// Progress of one resource, checkpointed as `reassign.<resource>`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(crate) struct Progress {
-    pub moved: u64,
-    pub skipped: u64,
-    /// Records deliberately left (closed deals, completed tasks with `open_only`).
-    pub left: u64,
-    pub done: bool,
-}
-
-const CP_TARGET: &str = "target";
-
-/// Resolves (once) who gets the records; `Err(reason)` means a person must decide.
+/// Resolves (once: the choice is checkpointed) who gets the records, trying the
+/// candidates of DESIGN.md §7 in order and auditing each verdict.
+/// [`Review::NoTarget`] when none is an active CRM user other than the leaver.
 pub(super) async fn resolve_target(
     ctx: &mut Ctx<'_>,
     decision: &Decision,
     user: &CrmUser,
-) -> Result<Result<Target, String>, JobError> {
-    if let Some(t) = ctx.checkpoint::<Target>(CP_TARGET) {
-        return Ok(Ok(t));
+) -> Result<Step<Target>, JobError> {
+    if let Some(t) = ctx.checkpoint(cp::TARGET) {
+        return Ok(Step::Done(t));
     }
     let event = &ctx.job.event;
     let mut candidates: Vec<(&str, Candidate)> = Vec::new();
@@ -107,11 +91,11 @@ pub(super) async fn resolve_target(
                 email: u.email.clone(),
                 via: via.to_owned(),
             };
-            ctx.set_checkpoint(CP_TARGET, &target).await?;
-            return Ok(Ok(target));
+            ctx.set_checkpoint(cp::TARGET, &target).await?;
+            return Ok(Step::Done(target));
         }
     }
-    Ok(Err("no active CRM user can receive the records (manager, reports_to and fallback_owner all unavailable)".into()))
+    Ok(Step::NeedsReview(Review::NoTarget))
 }
 
 enum Candidate {
@@ -130,23 +114,20 @@ impl Candidate {
     }
 }
 
-/// Moves every record the decision covers; `Err(reason)` means a person must decide.
+/// Moves every record the decision covers to `target` (which may switch to the
+/// fallback owner when the CRM refuses it; the switch is checkpointed). Needs
+/// review when neither owner is accepted; a CRM error after [`MAX_ROUNDS`] fresh
+/// listings still showing records is transient, so the job retries later.
 pub(super) async fn reassign_all(
     ctx: &mut Ctx<'_>,
     decision: &Decision,
     leaver: i64,
     target: &mut Target,
-) -> Result<Result<(), String>, JobError> {
+) -> Result<Step<()>, JobError> {
     let mut pending: Vec<(Resource, Progress)> = decision
         .reassign
         .iter()
-        .map(|&r| {
-            (
-                r,
-                ctx.checkpoint::<Progress>(&progress_key(r))
-                    .unwrap_or_default(),
-            )
-        })
+        .map(|&r| (r, ctx.checkpoint(cp::reassign(r)).unwrap_or_default()))
         .filter(|(_, p)| !p.done)
         .collect();
     let mut rounds = 0;
@@ -158,7 +139,7 @@ pub(super) async fn reassign_all(
         let listings = list_pending(ctx, &pending, leaver).await?;
         let mut still_pending = Vec::new();
         for ((resource, mut progress), records) in pending.into_iter().zip(listings) {
-            let key = progress_key(resource);
+            let key = cp::reassign(resource);
             let (todo, left): (Vec<_>, Vec<_>) = records
                 .into_iter()
                 .partition(|r| r.open || !decision.open_only);
@@ -174,20 +155,21 @@ pub(super) async fn reassign_all(
                 ))));
             }
             let ids: Vec<i64> = todo.iter().map(|r| r.id).collect();
-            let rejected =
-                move_records(ctx, resource, &ids, target.id, &mut progress, &key).await?;
+            let rejected = move_records(ctx, resource, &ids, target.id, &mut progress, key).await?;
             if !rejected.is_empty() {
-                if let Err(reason) = switch_to_fallback(ctx, decision, target, resource).await? {
-                    ctx.set_checkpoint(&key, &progress).await?;
-                    return Ok(Err(reason));
+                if let Step::NeedsReview(review) =
+                    switch_to_fallback(ctx, decision, target, resource).await?
+                {
+                    ctx.set_checkpoint(key, &progress).await?;
+                    return Ok(Step::NeedsReview(review));
                 }
                 let again =
-                    move_records(ctx, resource, &rejected, target.id, &mut progress, &key).await?;
+                    move_records(ctx, resource, &rejected, target.id, &mut progress, key).await?;
                 if !again.is_empty() {
-                    return Ok(Err(format!(
-                        "the CRM refused the fallback owner for {} {resource}",
-                        again.len()
-                    )));
+                    return Ok(Step::NeedsReview(Review::FallbackRefused {
+                        count: again.len(),
+                        resource,
+                    }));
                 }
             }
             if ctx.settings.dry_run {
@@ -199,11 +181,7 @@ pub(super) async fn reassign_all(
         }
         pending = still_pending;
     }
-    Ok(Ok(()))
-}
-
-fn progress_key(resource: Resource) -> String {
-    format!("reassign.{resource}")
+    Ok(Step::Done(()))
 }
 
 /// The first pass uses the decision step's listings when it made them this run.
@@ -211,9 +189,9 @@ async fn list_pending(
     ctx: &mut Ctx<'_>,
     pending: &[(Resource, Progress)],
     leaver: i64,
-) -> Result<Vec<Vec<crate::crm::Record>>, JobError> {
+) -> Result<Vec<Vec<Record>>, JobError> {
     let crm = ctx.crm;
-    let cached: Vec<Option<Vec<crate::crm::Record>>> = pending
+    let cached: Vec<Option<Vec<Record>>> = pending
         .iter()
         .map(|(r, _)| ctx.fresh_listings.remove(r))
         .collect();
@@ -236,7 +214,7 @@ async fn finish_resource(
     target: &Target,
 ) -> Result<(), JobError> {
     progress.done = true;
-    ctx.set_checkpoint(&progress_key(resource), &*progress)
+    ctx.set_checkpoint(cp::reassign(resource), &*progress)
         .await?;
     tracing::info!(
         resource = resource.as_str(),
@@ -262,7 +240,7 @@ async fn move_records(
     ids: &[i64],
     owner: i64,
     progress: &mut Progress,
-    key: &str,
+    key: Key<Progress>,
 ) -> Result<Vec<i64>, JobError> {
     let crm = ctx.crm;
     let (stop, lost) = (ctx.stop.clone(), ctx.lost.clone());
@@ -329,12 +307,12 @@ async fn switch_to_fallback(
     decision: &Decision,
     target: &mut Target,
     resource: Resource,
-) -> Result<Result<(), String>, JobError> {
+) -> Result<Step<()>, JobError> {
     let Some(fallback) = decision.fallback_owner.as_ref() else {
-        return Ok(Err(format!(
-            "the CRM refused owner {} for {resource} and no fallback_owner is set",
-            target.email
-        )));
+        return Ok(Step::NeedsReview(Review::OwnerRefusedNoFallback {
+            owner: target.email.clone(),
+            resource,
+        }));
     };
     let found = ctx.crm.find_user_by_email(fallback.as_str()).await?;
     match found {
@@ -345,12 +323,13 @@ async fn switch_to_fallback(
                 email: u.email,
                 via: "fallback_owner".into(),
             };
-            ctx.set_checkpoint(CP_TARGET, &*target).await?;
-            Ok(Ok(()))
+            ctx.set_checkpoint(cp::TARGET, &*target).await?;
+            Ok(Step::Done(()))
         }
-        _ => Ok(Err(format!(
-            "the CRM refused owner {} for {resource} and fallback owner {fallback} is not an active CRM user",
-            target.email
-        ))),
+        _ => Ok(Step::NeedsReview(Review::OwnerRefusedFallbackUnusable {
+            owner: target.email.clone(),
+            resource,
+            fallback: fallback.clone(),
+        })),
     }
 }

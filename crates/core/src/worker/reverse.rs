@@ -3,25 +3,25 @@
 //! review) and, when offboard had already deactivated the seat, ask an admin to
 //! reactivate it (Sell's API can't) and verify the user is active again.
 
-use chrono::Utc;
 use serde_json::json;
 
 use super::{
+    checkpoint as cp,
     context::{Ctx, JobError},
-    seat::{self, CP_SEAT_REQUESTED, SeatChange},
+    seat::{self, SeatChange},
+    step::Step,
 };
 use crate::{
     domain::{JobKind, JobState},
     store::Outcome,
 };
 
-const CP_CANCELLED: &str = "cancelled_jobs";
-const CP_USER: &str = "crm_user_id";
-
+/// Runs a `reverse` job (rehire or cancelled termination) to its next resting
+/// state (called by the worker for each claim of such a job).
 pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
     let email = ctx.job.event.employee.email.clone();
     let why = ctx.job.event.event_type.as_str();
-    if ctx.checkpoint::<Vec<String>>(CP_CANCELLED).is_none() {
+    if ctx.checkpoint(cp::CANCELLED_JOBS).is_none() {
         let cancelled = ctx
             .store
             .cancel_pending_for(
@@ -35,10 +35,11 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
             json!({ "jobs": cancelled, "because": why }),
         )
         .await?;
-        ctx.set_checkpoint(CP_CANCELLED, &cancelled).await?;
+        ctx.set_checkpoint(cp::CANCELLED_JOBS, &cancelled).await?;
     }
 
-    if let Some(user_id) = ctx.checkpoint::<i64>(CP_USER) {
+    // Set only once the reactivation was requested: what is left is verifying it.
+    if let Some(user_id) = ctx.checkpoint(cp::CRM_USER) {
         return verify(ctx, user_id).await;
     }
 
@@ -90,11 +91,13 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
         user.id,
         seat::marker(&ctx.job.id)
     );
-    if let Err(reason) = seat::ensure_task(ctx, "reactivate", content).await? {
-        return Ok(Outcome::NeedsReview { reason });
+    if let Step::NeedsReview(review) = seat::ensure_task(ctx, "reactivate", content).await? {
+        return Ok(review.into());
     }
-    ctx.set_checkpoint(CP_USER, &user.id).await?;
-    ctx.set_checkpoint(CP_SEAT_REQUESTED, &Utc::now()).await?;
+    ctx.set_checkpoint(cp::CRM_USER, &user.id).await?;
+    let requested_at = ctx.now();
+    ctx.set_checkpoint(cp::SEAT_REQUESTED, &requested_at)
+        .await?;
     verify(ctx, user.id).await
 }
 

@@ -11,92 +11,85 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{
+    checkpoint::{self as cp, Target, TaskPending},
     context::{Ctx, JobError},
-    offboard::active_reportees,
-    reassign::Target,
+    facts,
+    step::{DeleteRefusal, Review, Step},
 };
 use crate::{
-    crm::{CrmError, CrmUser, NewTask, Resource, UserRole},
+    crm::{CrmUser, NewTask, Resource, UserRole},
     policy::{Action, Decision},
     store::Outcome,
 };
 
-const CP_ADMIN: &str = "admin_user_id";
-const CP_TASK_PENDING: &str = "admin_task_pending";
-const CP_TASK: &str = "admin_task_id";
-/// When the seat change was requested (verification deadline counts from it).
-pub(super) const CP_SEAT_REQUESTED: &str = "seat_requested_at";
+/// How long the admin has to act on the task, as the task's due date says.
+const TASK_DUE: chrono::Duration = chrono::Duration::hours(24);
 
 /// The marker that identifies this job's task in the CRM.
 pub(super) fn marker(job_id: &str) -> String {
     format!("[offboard job {job_id}]")
 }
 
-/// Runs the last safety checks and asks the admin to act. `Err(reason)` → review.
+/// Runs the last safety checks and asks the admin to act (called by the offboard
+/// step once the records are moved). Needs review when a deletion's fresh
+/// preconditions fail or nobody can be asked.
 pub(super) async fn request(
     ctx: &mut Ctx<'_>,
     action: Action,
     user: &CrmUser,
     decision: &Decision,
     target: &Target,
-) -> Result<Result<(), String>, JobError> {
+) -> Result<Step<()>, JobError> {
     if action == Action::Delete {
-        if let Err(reason) = delete_preconditions(ctx, user).await? {
+        if let Step::NeedsReview(refusal) = delete_preconditions(ctx, user).await? {
             ctx.audit(
                 "guard.runtime",
-                json!({ "guard": "delete_preconditions", "changed": true, "detail": reason }),
+                json!({ "guard": "delete_preconditions", "changed": true, "detail": refusal.to_string() }),
             )
             .await?;
-            return Ok(Err(reason));
+            return Ok(Step::NeedsReview(Review::DeleteRefused(refusal)));
         }
         ctx.audit("guard.runtime", json!({ "guard": "delete_preconditions", "changed": false, "detail": "no open records, no active reportees, not an admin" })).await?;
     }
     let content = task_content(ctx, action, user, decision, target);
-    if let Err(reason) = ensure_task(ctx, "seat", content).await? {
-        return Ok(Err(reason));
+    if let Step::NeedsReview(review) = ensure_task(ctx, "seat", content).await? {
+        return Ok(Step::NeedsReview(review));
     }
     for who in &decision.notify {
         ctx.audit("notify", json!({ "to": who, "what": format!("{} requested for CRM user {}", action.as_str(), user.id), "delivery": "recorded in the audit trail" })).await?;
     }
-    Ok(Ok(()))
+    Ok(Step::Done(()))
 }
 
 /// A deletion is permanent: re-check, fresh from the CRM, what DESIGN.md §7 demands.
 async fn delete_preconditions(
     ctx: &Ctx<'_>,
     user: &CrmUser,
-) -> Result<Result<(), String>, JobError> {
+) -> Result<Step<(), DeleteRefusal>, JobError> {
     if user.role == UserRole::Admin {
-        return Ok(Err("refusing to delete a CRM admin".into()));
+        return Ok(Step::NeedsReview(DeleteRefusal::Admin));
     }
     if ctx.job.event.legal_hold {
-        return Ok(Err("refusing to delete under legal hold".into()));
+        return Ok(Step::NeedsReview(DeleteRefusal::LegalHold));
     }
     if ctx.settings.dry_run {
-        return Ok(Ok(()));
+        return Ok(Step::Done(()));
     }
-    let mut open = 0;
-    for resource in [Resource::Leads, Resource::Contacts, Resource::Deals] {
-        open += ctx
-            .crm
-            .list_owned(resource, user.id)
-            .await?
-            .iter()
-            .filter(|r| r.open)
-            .count();
-    }
+    // Closed deals may stay with a deleted user, so only what deletion forbids counts.
+    let open = facts::open_owned(
+        ctx,
+        user.id,
+        &[Resource::Leads, Resource::Contacts, Resource::Deals],
+    )
+    .await?;
     if open > 0 {
-        return Ok(Err(format!(
-            "{open} open leads/contacts/deals are still owned by the user; deletion needs zero"
-        )));
+        return Ok(Step::NeedsReview(DeleteRefusal::OpenRecords(open)));
     }
-    let reportees = active_reportees(ctx, user.id).await?;
+    let reportees = facts::active_reportees(ctx, user.id).await?;
     if reportees > 0 {
-        return Ok(Err(format!(
-            "the user manages {reportees} active reportees; reassign them before deleting"
-        )));
+        return Ok(Step::NeedsReview(DeleteRefusal::ActiveReportees(reportees)));
     }
-    Ok(Ok(()))
+    Ok(Step::Done(()))
 }
 
 fn task_content(
@@ -135,21 +128,23 @@ fn task_content(
     )
 }
 
-/// Creates the admin task once per job (idempotent across crashes).
+/// Creates the admin task once per job (idempotent across crashes: see the
+/// module's front page). `purpose` (`seat`, `reactivate`) goes to the audit trail.
+/// Needs review when `crm.admin_email` can't be resolved to an active user.
 pub(super) async fn ensure_task(
     ctx: &mut Ctx<'_>,
     purpose: &str,
     content: String,
-) -> Result<Result<(), String>, JobError> {
-    if ctx.checkpoint::<i64>(CP_TASK).is_some() {
-        return Ok(Ok(()));
+) -> Result<Step<()>, JobError> {
+    if ctx.checkpoint(cp::ADMIN_TASK).is_some() {
+        return Ok(Step::Done(()));
     }
     let admin_id = match resolve_admin(ctx).await? {
-        Ok(id) => id,
-        Err(reason) => return Ok(Err(reason)),
+        Step::Done(id) => id,
+        Step::NeedsReview(review) => return Ok(Step::NeedsReview(review)),
     };
     let marker = marker(&ctx.job.id);
-    if ctx.checkpoints.contains_key(CP_TASK_PENDING) {
+    if ctx.has_checkpoint(cp::ADMIN_TASK_PENDING) {
         // A previous run may have created it and died before recording the id.
         if let Some(id) = ctx.crm.find_task(admin_id, &marker).await? {
             ctx.audit(
@@ -157,72 +152,69 @@ pub(super) async fn ensure_task(
                 json!({ "task_id": id, "purpose": purpose }),
             )
             .await?;
-            ctx.set_checkpoint(CP_TASK, &id).await?;
-            return Ok(Ok(()));
+            ctx.set_checkpoint(cp::ADMIN_TASK, &id).await?;
+            return Ok(Step::Done(()));
         }
     }
-    ctx.set_checkpoint(
-        CP_TASK_PENDING,
-        &json!({ "marker": marker, "at": Utc::now() }),
-    )
-    .await?;
-    let due = (Utc::now() + chrono::Duration::hours(24)).to_rfc3339();
+    let now = ctx.now();
+    ctx.set_checkpoint(cp::ADMIN_TASK_PENDING, &TaskPending { marker, at: now })
+        .await?;
     let task = NewTask {
         content: content.clone(),
         owner_id: admin_id,
-        due_date: Some(due),
+        due_date: Some((now + TASK_DUE).to_rfc3339()),
     };
-    let id = match ctx.crm.create_task(&task).await {
-        Ok(id) => id,
-        // The POST may have landed; the next run looks it up by marker before creating.
-        Err(e @ CrmError::Transient(_)) => return Err(JobError::Crm(e)),
-        Err(e) => return Err(JobError::Crm(e)),
-    };
-    ctx.set_checkpoint(CP_TASK, &id).await?;
+    // On any error the POST may still have landed: the pending marker makes the
+    // next run look the task up before creating one.
+    let id = ctx.crm.create_task(&task).await?;
+    ctx.set_checkpoint(cp::ADMIN_TASK, &id).await?;
     ctx.audit(
         "seat.task_created",
         json!({ "task_id": id, "admin_user_id": admin_id, "purpose": purpose, "content": content }),
     )
     .await?;
-    Ok(Ok(()))
+    Ok(Step::Done(()))
 }
 
-async fn resolve_admin(ctx: &mut Ctx<'_>) -> Result<Result<i64, String>, JobError> {
-    if let Some(id) = ctx.checkpoint::<i64>(CP_ADMIN) {
-        return Ok(Ok(id));
+async fn resolve_admin(ctx: &mut Ctx<'_>) -> Result<Step<i64>, JobError> {
+    if let Some(id) = ctx.checkpoint(cp::ADMIN_USER) {
+        return Ok(Step::Done(id));
     }
     let Some(email) = ctx.settings.admin_email.clone() else {
-        return Ok(Err(
-            "crm.admin_email is not set: nobody can be asked to change the seat".into(),
-        ));
+        return Ok(Step::NeedsReview(Review::NoAdminEmail));
     };
     match ctx.crm.find_user_by_email(email.as_str()).await? {
         Some(u) if u.is_active() => {
-            ctx.set_checkpoint(CP_ADMIN, &u.id).await?;
-            Ok(Ok(u.id))
+            ctx.set_checkpoint(cp::ADMIN_USER, &u.id).await?;
+            Ok(Step::Done(u.id))
         }
-        Some(_) => Ok(Err(format!(
-            "crm.admin_email {email} is not an active CRM user"
-        ))),
-        None => Ok(Err(format!("crm.admin_email {email} is not a CRM user"))),
+        Some(_) => Ok(Step::NeedsReview(Review::AdminInactive(email))),
+        None => Ok(Step::NeedsReview(Review::AdminUnknown(email))),
     }
 }
 
 /// The result of one verification poll.
 pub(super) enum Verified {
+    /// The CRM shows the requested state (or this is a dry run).
     Done,
+    /// Not yet: the job rests in this outcome (the next poll, or review once the
+    /// deadline has passed).
     Waiting(Outcome),
 }
 
 /// A change only an admin can make in Sell's UI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SeatChange {
+    /// Verified when the user shows `inactive` (or is gone).
     Deactivate,
+    /// Verified when the user is gone or has `deleted_at`.
     Delete,
+    /// Verified when the user shows `active` again (a rehire).
     Reactivate,
 }
 
 impl SeatChange {
+    /// The change that carries out a (final) policy action.
     pub(super) fn from_action(action: Action) -> Self {
         match action {
             Action::Delete => Self::Delete,
@@ -239,7 +231,10 @@ impl SeatChange {
     }
 }
 
-/// Checks whether the CRM shows the requested state yet.
+/// Checks whether the CRM shows the requested state yet; called on every run
+/// after [`cp::SEAT_REQUESTED`] is recorded. While waiting, the next poll is
+/// `verify_interval` from now, never later than the deadline
+/// (`seat_requested_at` + `verify_deadline`), after which the job needs review.
 pub(super) async fn verify(
     ctx: &mut Ctx<'_>,
     change: SeatChange,
@@ -271,18 +266,19 @@ pub(super) async fn verify(
         .await?;
         return Ok(Verified::Done);
     }
-    let requested: DateTime<Utc> = ctx.checkpoint(CP_SEAT_REQUESTED).unwrap_or_else(Utc::now);
+    let now = ctx.now();
+    // Recorded before the first poll; should it be unreadable, counting from now
+    // errs on the side of waiting longer, not of giving up early.
+    let requested: DateTime<Utc> = ctx.checkpoint(cp::SEAT_REQUESTED).unwrap_or(now);
     let deadline = requested
         + chrono::Duration::from_std(ctx.settings.verify_deadline)
             .unwrap_or(chrono::Duration::hours(72));
-    if Utc::now() >= deadline {
-        return Ok(Verified::Waiting(Outcome::NeedsReview {
-            reason: format!(
-                "the CRM still shows the user as {shown} after the verification deadline ({deadline}); has the admin acted?"
-            ),
-        }));
+    if now >= deadline {
+        return Ok(Verified::Waiting(
+            Review::VerifyDeadline { shown, deadline }.into(),
+        ));
     }
-    let next = Utc::now()
+    let next = now
         + chrono::Duration::from_std(ctx.settings.verify_interval)
             .unwrap_or(chrono::Duration::minutes(5));
     Ok(Verified::Waiting(Outcome::Scheduled {
