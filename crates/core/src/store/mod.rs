@@ -19,6 +19,7 @@
 
 pub mod postgres;
 pub mod postgres_budget;
+mod queue;
 mod rows;
 mod rules;
 pub mod sqlite;

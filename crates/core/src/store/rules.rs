@@ -114,7 +114,7 @@ pub(crate) fn claimed(job: Job, owner: &str) -> Claimed {
 
 /// An operator's action on one job (API or CLI).
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Operation<'a> {
+pub enum Operation<'a> {
     /// failed/needs_review/cancelled → queued now, failures reset.
     Retry,
     /// Anything not finished → cancelled, with the operator's reason.
@@ -187,31 +187,45 @@ impl<'a> Operation<'a> {
     }
 }
 
-/// One hourly cap to check: its name in [`Reservation::OverCap`], the action it
-/// counts (`None`: every action) and its maximum.
-pub(crate) type Cap<'a> = (&'static str, Option<&'a str>, u32);
-
-/// The caps that apply to reserving `action` (a `None` maximum does not apply).
-pub(crate) fn caps<'a>(
-    action: &'a str,
-    max_same_action: Option<u32>,
-    max_all: Option<u32>,
-) -> impl Iterator<Item = Cap<'a>> {
-    [
-        ("deletions", Some(action), max_same_action),
-        ("offboardings", None, max_all),
-    ]
-    .into_iter()
-    .filter_map(|(cap, only, max)| max.map(|max| (cap, only, max)))
+/// What the hourly caps say about a seat action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SeatDecision {
+    /// The job reserved before (a retried attempt): granted again, nothing new stored.
+    AlreadyHeld,
+    /// A cap is reached.
+    Refused(Reservation),
+    /// Store a reservation: it is granted.
+    Reserve,
 }
 
-/// The refusal when `count` reservations reach the cap, `None` while below it.
-pub(crate) fn over_cap((cap, _, max): Cap<'_>, count: i64) -> Option<Reservation> {
-    (count >= i64::from(max)).then(|| Reservation::OverCap {
-        cap,
-        count: super::rows::count_u64(count),
-        max,
-    })
+/// The caps' answer for a job (`mine`: it holds a reservation already), given the
+/// reservations in the window of its action (`same`) and of every action (`all`).
+/// A `None` maximum does not apply; the per-action cap is checked first.
+pub(crate) fn seat_decision(
+    mine: bool,
+    (same, all): (i64, i64),
+    max_same_action: Option<u32>,
+    max_all: Option<u32>,
+) -> SeatDecision {
+    if mine {
+        return SeatDecision::AlreadyHeld;
+    }
+    let checks = [
+        ("deletions", same, max_same_action),
+        ("offboardings", all, max_all),
+    ];
+    for (cap, count, max) in checks {
+        if let Some(max) = max
+            && count >= i64::from(max)
+        {
+            return SeatDecision::Refused(Reservation::OverCap {
+                cap,
+                count: super::rows::count_u64(count),
+                max,
+            });
+        }
+    }
+    SeatDecision::Reserve
 }
 
 /// Ready when every migration this build knows is applied (`applied`: versions).
