@@ -53,8 +53,8 @@ use super::{
     IngestOutcome, Job, JobDetail, JobFilter, Lease, NewEvent, Outcome, Reservation, StoreError,
     postgres_budget::{PgBudget, SharedBudgetOptions},
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
-    rows::{self, decode_detail, decode_job, ms, new_id},
-    rules::{self, Operation, SeatDecision, Stored, has_conflict},
+    rows::{self, BindShared, decode_detail, decode_job, decode_jobs, new_id},
+    rules::{self, Operation, SeatDecision, has_conflict},
 };
 use crate::domain::{JobKind, JobState};
 use sqlx::migrate::Migrator;
@@ -322,29 +322,14 @@ async fn ingest_one(
         .bind(&event_id)
         .fetch_one(&mut **tx)
         .await?;
-        let body_sha256: String = row.try_get("body_sha256")?;
-        let job_id: Option<String> = row.try_get("job_id")?;
-        return rules::seen_before(
-            ev,
-            Stored {
-                body_sha256: &body_sha256,
-                job_id: job_id.as_deref(),
-            },
-        );
+        return rules::seen_in(ev, &row);
     }
     let job_id = new_id();
     sqlx::query(
         "INSERT INTO jobs (id, kind, state, max_attempts, run_at, source, event_id, employee_email, created_at, updated_at) \
          VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $8)",
     )
-    .bind(&job_id)
-    .bind(ev.job_kind().as_str())
-    .bind(i64::from(ev.max_attempts))
-    .bind(ms(ev.run_at))
-    .bind(&ev.source)
-    .bind(&event_id)
-    .bind(ev.event.employee.email.as_str())
-    .bind(now)
+    .new_job(&job_id, ev, now)
     .execute(&mut **tx)
     .await?;
     Ok(IngestOutcome::Accepted { event_id, job_id })
@@ -413,7 +398,7 @@ impl Statements for PgStore {
             "UPDATE jobs SET lease_expires_at = $4 WHERE ",
             fence!()
         ));
-        let done = fence(update, lease).bind(until).execute(&self.pool).await?;
+        let done = update.fence(lease).bind(until).execute(&self.pool).await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -426,7 +411,7 @@ impl Statements for PgStore {
             fence!(),
             " FOR UPDATE"
         ));
-        let Some(row) = fence(locked, lease).fetch_optional(&mut *tx).await? else {
+        let Some(row) = locked.fence(lease).fetch_optional(&mut *tx).await? else {
             return Ok(false);
         };
         let (failures, max_attempts) = (row.try_get("failures")?, row.try_get("max_attempts")?);
@@ -484,7 +469,8 @@ impl Statements for PgStore {
             "UPDATE jobs SET action = $4, plan = $5::json, updated_at = $6 WHERE ",
             fence!()
         ));
-        let done = fence(update, lease)
+        let done = update
+            .fence(lease)
             .bind(action)
             .bind(plan.to_string())
             .bind(self.now())
@@ -504,7 +490,8 @@ impl Statements for PgStore {
             " FOR SHARE \
              ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
         ));
-        let done = fence(upsert, lease)
+        let done = upsert
+            .fence(lease)
             .bind(key)
             .bind(v.to_string())
             .bind(self.now())
@@ -542,7 +529,8 @@ impl Statements for PgStore {
     ) -> StoreResult<Option<String>> {
         let mut tx = self.pool.begin().await?;
         let parent = sqlx::query(concat!("SELECT 1 FROM jobs WHERE ", fence!(), " FOR SHARE"));
-        if fence(parent, lease)
+        if parent
+            .fence(lease)
             .fetch_optional(&mut *tx)
             .await?
             .is_none()
@@ -550,20 +538,16 @@ impl Statements for PgStore {
             return Ok(None);
         }
         // The unique (parent_id, kind) index makes a concurrent second call a no-op.
-        let inserted: Option<String> = sqlx::query_scalar(
+        let inserted = sqlx::query(
             "INSERT INTO jobs (id, kind, state, max_attempts, run_at, source, event_id, employee_email, parent_id, created_at, updated_at) \
              SELECT $1, $2, 'scheduled', max_attempts, $3, source, event_id, employee_email, id, $4, $4 FROM jobs WHERE id = $5 \
              ON CONFLICT (parent_id, kind) WHERE parent_id IS NOT NULL DO NOTHING RETURNING id",
         )
-        .bind(new_id())
-        .bind(kind.as_str())
-        .bind(run_at)
-        .bind(self.now())
-        .bind(&lease.job_id)
+        .follow_up(lease, kind, run_at, self.now())
         .fetch_optional(&mut *tx)
         .await?;
         let id = match inserted {
-            Some(id) => id,
+            Some(row) => row.try_get("id")?,
             None => {
                 sqlx::query_scalar("SELECT id FROM jobs WHERE parent_id = $1 AND kind = $2")
                     .bind(&lease.job_id)
@@ -608,16 +592,15 @@ impl Statements for PgStore {
             " WHERE j.employee_email = $1 AND j.state = ANY($2) ORDER BY j.id DESC"
         ))
         .bind(email)
-        .bind(states)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode_job).collect()
+        .bind(states);
+        decode_jobs(&rows.fetch_all(&self.pool).await?)
     }
 
     async fn reserve(&self, req: SeatRequest<'_>) -> StoreResult<Option<Reservation>> {
         let mut tx = self.pool.begin().await?;
         let held = sqlx::query(concat!("SELECT 1 FROM jobs WHERE ", fence!(), " FOR SHARE"));
-        if fence(held, req.lease)
+        if held
+            .fence(req.lease)
             .fetch_optional(&mut *tx)
             .await?
             .is_none()
@@ -668,14 +651,8 @@ impl Statements for PgStore {
                AND ($3::bigint IS NULL OR j.created_at >= $3) AND ($4::text IS NULL OR j.id < $4) \
              ORDER BY j.id DESC LIMIT $5"
         ))
-        .bind(filter.state.map(|s| s.as_str()))
-        .bind(filter.employee.as_deref())
-        .bind(filter.since.map(ms))
-        .bind(filter.before.as_deref())
-        .bind(i64::from(filter.limit.unwrap_or(100).min(1000)))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode_job).collect()
+        .filter(filter);
+        decode_jobs(&rows.fetch_all(&self.pool).await?)
     }
 
     async fn select_detail(&self, id: &str) -> StoreResult<Option<JobDetail>> {
@@ -714,15 +691,9 @@ impl Statements for PgStore {
     }
 
     async fn operate(&self, id: &str, op: Operation<'_>) -> StoreResult<Job> {
-        // `$1` is the job, `$2` the reason (only `cancel` has one), `$3` now.
-        let set = match op {
-            Operation::Retry => "state = 'queued', failures = 0, last_error = NULL, run_at = $3",
-            Operation::Cancel(_) => {
-                "state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, last_error = $2"
-            }
-            Operation::Approve => "state = 'queued', approved = true, run_at = $3",
-        };
         let now = self.now();
+        let change = op.change(now);
+        let (rewrite_error, error) = change.last_error();
         let mut tx = self.pool.begin().await?;
         // Checked under the row lock, so a worker's finish can't change it under us.
         let state: Option<String> =
@@ -731,22 +702,30 @@ impl Statements for PgStore {
                 .fetch_optional(&mut *tx)
                 .await?;
         let from = op.check(id, state)?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET {set}, updated_at = $3 WHERE id = $1"
-        )))
+        // The update and its audit entry (with the operator's reason, which also says
+        // API or CLI) in one statement.
+        sqlx::query(
+            "WITH changed AS ( \
+                 UPDATE jobs SET state = $2, run_at = COALESCE($3, run_at), \
+                     failures = CASE WHEN $4 THEN 0 ELSE failures END, \
+                     last_error = CASE WHEN $5 THEN $6 ELSE last_error END, approved = (approved OR $7), \
+                     lease_owner = NULL, lease_expires_at = NULL, updated_at = $8 \
+                 WHERE id = $1 RETURNING id \
+             ) \
+             INSERT INTO audit (job_id, at, kind, detail) SELECT id, $8, $9, $10::json FROM changed",
+        )
         .bind(id)
-        .bind(op.reason().map(pg_text))
+        .bind(change.state.as_str())
+        .bind(change.run_at)
+        .bind(change.reset_failures)
+        .bind(rewrite_error)
+        .bind(error.map(pg_text))
+        .bind(change.approve)
         .bind(now)
+        .bind(op.audit_kind())
+        .bind(op.audit_detail(from).to_string())
         .execute(&mut *tx)
         .await?;
-        let audit = "INSERT INTO audit (job_id, at, kind, detail) VALUES ($1, $2, $3, $4::json)";
-        sqlx::query(audit)
-            .bind(id)
-            .bind(now)
-            .bind(op.audit_kind())
-            .bind(op.audit_detail(from).to_string())
-            .execute(&mut *tx)
-            .await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             job_cols!(),
@@ -797,15 +776,4 @@ impl Statements for PgStore {
             SharedBudgetOptions::for_rate(settings.requests_per_second),
         )))
     }
-}
-
-/// Binds the fence's `$1` job id, `$2` owner and `$3` attempt (see `fence!`).
-fn fence<'q>(
-    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
-    lease: &'q Lease,
-) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
-    query
-        .bind(&lease.job_id)
-        .bind(&lease.owner)
-        .bind(i64::from(lease.attempt))
 }

@@ -6,7 +6,9 @@
 
 use serde_json::Value;
 
-use super::{Claimed, IngestOutcome, Job, Lease, NewEvent, Outcome, Reservation, StoreError};
+use super::{
+    Claimed, IngestOutcome, Job, Lease, NewEvent, Outcome, Reservation, StoreError, rows::Columns,
+};
 use crate::domain::JobState;
 
 /// What [`Outcome`] does to a job: the new state, `run_at` (`None`: unchanged), the
@@ -86,6 +88,19 @@ pub(crate) fn seen_before(ev: &NewEvent, stored: Stored<'_>) -> Result<IngestOut
             "event {event_id} is stored without a job"
         ))),
     }
+}
+
+/// [`seen_before`] for a row of the stored `body_sha256` and first `job_id`.
+pub(crate) fn seen_in(ev: &NewEvent, row: &impl Columns) -> Result<IngestOutcome, StoreError> {
+    let (body_sha256, job_id) = (row.text("body_sha256")?, row.opt_text("job_id")?);
+    let job_id = job_id.as_deref();
+    seen_before(
+        ev,
+        Stored {
+            body_sha256: &body_sha256,
+            job_id,
+        },
+    )
 }
 
 /// The event's canonical JSON, as stored in `events.payload`.
@@ -172,6 +187,23 @@ impl<'a> Operation<'a> {
         }
     }
 
+    /// What the action writes, at `now` (Unix ms). The lease is always cleared: only
+    /// `cancel` applies to a running job, and the others' states hold no lease.
+    pub fn change(self, now: i64) -> OperatorChange {
+        let (state, run_at, last_error) = match self {
+            Self::Retry => (JobState::Queued, Some(now), Some(None)),
+            Self::Cancel(reason) => (JobState::Cancelled, None, Some(Some(reason.to_owned()))),
+            Self::Approve => (JobState::Queued, Some(now), None),
+        };
+        OperatorChange {
+            state,
+            run_at,
+            reset_failures: matches!(self, Self::Retry),
+            last_error,
+            approve: matches!(self, Self::Approve),
+        }
+    }
+
     /// The audit kind, `operator.<verb>`.
     pub fn audit_kind(self) -> String {
         format!("operator.{}", self.name())
@@ -183,6 +215,31 @@ impl<'a> Operation<'a> {
         match self.reason() {
             Some(reason) => serde_json::json!({ "from": from.as_str(), "reason": reason }),
             None => serde_json::json!({ "from": from.as_str() }),
+        }
+    }
+}
+
+/// The columns an operator action sets (besides clearing the lease and `updated_at`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorChange {
+    /// The new state.
+    pub state: JobState,
+    /// Runnable from (Unix ms); `None` keeps `run_at`.
+    pub run_at: Option<i64>,
+    /// Consecutive failures start again from zero.
+    pub reset_failures: bool,
+    /// `Some(text)` replaces `last_error` (`Some(None)` clears it); `None` keeps it.
+    pub last_error: Option<Option<String>>,
+    /// Sets `approved` (it is never unset).
+    pub approve: bool,
+}
+
+impl OperatorChange {
+    /// Whether `last_error` is rewritten, and with what.
+    pub fn last_error(&self) -> (bool, Option<&str>) {
+        match &self.last_error {
+            Some(text) => (true, text.as_deref()),
+            None => (false, None),
         }
     }
 }

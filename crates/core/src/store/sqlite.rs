@@ -37,7 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     IngestOutcome, Job, JobDetail, JobFilter, Lease, NewEvent, Outcome, Reservation, StoreError,
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
-    rows::{self, decode_detail, decode_job, ms, new_id},
+    rows::{self, BindShared, decode_detail, decode_job, decode_jobs, ms, new_id},
     rules::{self, Operation, SeatDecision, Stored, has_conflict},
 };
 use crate::domain::{JobKind, JobState};
@@ -424,15 +424,7 @@ async fn ingest_one(
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(row) = existing {
-        let body_sha256: String = row.try_get("body_sha256")?;
-        let job_id: Option<String> = row.try_get("job_id")?;
-        return rules::seen_before(
-            ev,
-            Stored {
-                body_sha256: &body_sha256,
-                job_id: job_id.as_deref(),
-            },
-        );
+        return rules::seen_in(ev, &row);
     }
     let payload = rules::payload(ev)?;
     sqlx::query("INSERT INTO events (source, event_id, body_sha256, payload, received_at) VALUES (?, ?, ?, ?, ?)")
@@ -446,17 +438,9 @@ async fn ingest_one(
     let job_id = new_id();
     sqlx::query(
         "INSERT INTO jobs (id, kind, state, max_attempts, run_at, source, event_id, employee_email, created_at, updated_at) \
-         VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
     )
-    .bind(&job_id)
-    .bind(ev.job_kind().as_str())
-    .bind(i64::from(ev.max_attempts))
-    .bind(ms(ev.run_at))
-    .bind(&ev.source)
-    .bind(&event_id)
-    .bind(ev.event.employee.email.as_str())
-    .bind(now)
-    .bind(now)
+    .new_job(&job_id, ev, now)
     .execute(&mut *tx)
     .await?;
     Ok(IngestOutcome::Accepted { event_id, job_id })
@@ -544,12 +528,10 @@ impl Statements for SqliteStore {
 
     async fn extend_lease(&self, lease: &Lease, until: i64) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let done = fence(
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE jobs SET lease_expires_at = ?4 WHERE {FENCE}"
-            ))),
-            lease,
-        )
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET lease_expires_at = ?4 WHERE {FENCE}"
+        )))
+        .fence(lease)
         .bind(until)
         .execute(&mut *tx)
         .await?;
@@ -560,12 +542,10 @@ impl Statements for SqliteStore {
     async fn end_run(&self, lease: &Lease, outcome: Outcome) -> StoreResult<bool> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
-        let held = fence(
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT failures, max_attempts FROM jobs WHERE {FENCE}"
-            ))),
-            lease,
-        );
+        let held = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT failures, max_attempts FROM jobs WHERE {FENCE}"
+        )))
+        .fence(lease);
         let Some(row) = held.fetch_optional(&mut *tx).await? else {
             return Ok(false);
         };
@@ -614,12 +594,10 @@ impl Statements for SqliteStore {
 
     async fn write_plan(&self, lease: &Lease, action: &str, plan: &Value) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let done = fence(
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE jobs SET action = ?4, plan = ?5, updated_at = ?6 WHERE {FENCE}"
-            ))),
-            lease,
-        )
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET action = ?4, plan = ?5, updated_at = ?6 WHERE {FENCE}"
+        )))
+        .fence(lease)
         .bind(action)
         .bind(plan.to_string())
         .bind(self.now())
@@ -632,11 +610,11 @@ impl Statements for SqliteStore {
     async fn write_checkpoint(&self, lease: &Lease, key: &str, v: &Value) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         // Under `BEGIN IMMEDIATE` nothing changes between the fence check and the write.
-        let done = fence(sqlx::query(sqlx::AssertSqlSafe(format!(
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO checkpoints (job_id, key, value, updated_at) \
              SELECT id, ?4, ?5, ?6 FROM jobs WHERE {FENCE} \
              ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
-        ))), lease)
+        ))).fence(lease)
         .bind(key)
         .bind(v.to_string())
         .bind(self.now())
@@ -668,12 +646,10 @@ impl Statements for SqliteStore {
         run_at: i64,
     ) -> StoreResult<Option<String>> {
         let mut tx = self.write_tx().await?;
-        let held = fence(
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT 1 FROM jobs WHERE {FENCE}"
-            ))),
-            lease,
-        );
+        let held = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 FROM jobs WHERE {FENCE}"
+        )))
+        .fence(lease);
         if held.fetch_optional(&mut *tx).await?.is_none() {
             return Ok(None);
         }
@@ -683,11 +659,7 @@ impl Statements for SqliteStore {
              SELECT ?1, ?2, 'scheduled', max_attempts, ?3, source, event_id, employee_email, id, ?4, ?4 FROM jobs WHERE id = ?5 \
              ON CONFLICT DO NOTHING",
         )
-        .bind(new_id())
-        .bind(kind.as_str())
-        .bind(run_at)
-        .bind(self.now())
-        .bind(&lease.job_id)
+        .follow_up(lease, kind, run_at, self.now())
         .execute(&mut *tx)
         .await?;
         let id: String = sqlx::query_scalar("SELECT id FROM jobs WHERE parent_id = ? AND kind = ?")
@@ -734,25 +706,21 @@ impl Statements for SqliteStore {
              AND state IN (SELECT value FROM json_each(?)) ORDER BY id DESC"
         )))
         .bind(email)
-        .bind(states)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(decode_job).collect()
+        .bind(states);
+        decode_jobs(&rows.fetch_all(&self.reader).await?)
     }
 
     async fn reserve(&self, req: SeatRequest<'_>) -> StoreResult<Option<Reservation>> {
         let mut tx = self.write_tx().await?;
         // Under `BEGIN IMMEDIATE` reservations are serialised: the counts stay true
         // until this one commits.
-        let facts = fence(
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT EXISTS (SELECT 1 FROM seat_actions WHERE job_id = ?1) AS mine, \
+        let facts = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM seat_actions WHERE job_id = ?1) AS mine, \
                (SELECT COUNT(*) FROM seat_actions WHERE at >= ?4 AND action = ?5) AS same, \
                (SELECT COUNT(*) FROM seat_actions WHERE at >= ?4) AS all_actions \
              FROM jobs WHERE {FENCE}"
-            ))),
-            req.lease,
-        )
+        )))
+        .fence(req.lease)
         .bind(req.since)
         .bind(req.action)
         .fetch_optional(&mut *tx)
@@ -786,14 +754,8 @@ impl Statements for SqliteStore {
                AND (?3 IS NULL OR created_at >= ?3) AND (?4 IS NULL OR id < ?4) \
              ORDER BY id DESC LIMIT ?5"
         )))
-        .bind(filter.state.map(|s| s.as_str()))
-        .bind(filter.employee.as_deref())
-        .bind(filter.since.map(ms))
-        .bind(filter.before.as_deref())
-        .bind(i64::from(filter.limit.unwrap_or(100).min(1000)))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(decode_job).collect()
+        .filter(filter);
+        decode_jobs(&rows.fetch_all(&self.reader).await?)
     }
 
     async fn select_detail(&self, id: &str) -> StoreResult<Option<JobDetail>> {
@@ -820,45 +782,42 @@ impl Statements for SqliteStore {
     }
 
     async fn operate(&self, id: &str, op: Operation<'_>) -> StoreResult<Job> {
-        // `?1` is now, `?2` the job, `?3` the reason (only `cancel` has one).
-        let set = match op {
-            Operation::Retry => "state = 'queued', failures = 0, last_error = NULL, run_at = ?1",
-            Operation::Cancel(_) => {
-                "state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, last_error = ?3"
-            }
-            Operation::Approve => "state = 'queued', approved = 1, run_at = ?1",
-        };
         let now = self.now();
+        let change = op.change(now);
+        let (rewrite_error, error) = change.last_error();
         let mut tx = self.write_tx().await?;
         let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
         let from = op.check(id, state)?;
-        let mut update = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET {set}, updated_at = ?1 WHERE id = ?2"
-        )))
-        .bind(now)
-        .bind(id);
-        // SQLite wants exactly the parameters a statement uses: only `cancel`'s has `?3`.
-        if let Some(reason) = op.reason() {
-            update = update.bind(reason);
-        }
-        update.execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO audit (job_id, at, kind, detail) VALUES (?, ?, ?, ?)")
-            .bind(id)
-            .bind(now)
-            .bind(op.audit_kind())
-            .bind(op.audit_detail(from).to_string())
-            .execute(&mut *tx)
-            .await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
+            "UPDATE jobs SET state = ?2, run_at = COALESCE(?3, run_at), \
+               failures = CASE WHEN ?4 THEN 0 ELSE failures END, \
+               last_error = CASE WHEN ?5 THEN ?6 ELSE last_error END, approved = (approved OR ?7), \
+               lease_owner = NULL, lease_expires_at = NULL, updated_at = ?8 \
+             WHERE id = ?1 RETURNING {JOB_COLUMNS}"
         )))
         .bind(id)
+        .bind(change.state.as_str())
+        .bind(change.run_at)
+        .bind(change.reset_failures)
+        .bind(rewrite_error)
+        .bind(error)
+        .bind(change.approve)
+        .bind(now)
         .fetch_one(&mut *tx)
         .await?;
         let job = decode_job(&row)?;
+        // The operator's reason (which also says API or CLI) belongs in the trail.
+        let detail = op.audit_detail(from).to_string();
+        sqlx::query("INSERT INTO audit (job_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")
+            .bind(id)
+            .bind(now)
+            .bind(op.audit_kind())
+            .bind(detail)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(job)
     }
@@ -885,17 +844,6 @@ impl Statements for SqliteStore {
             .await?;
         rows::tally_actions(&rows)
     }
-}
-
-/// Binds the fence's `?1` job id, `?2` owner and `?3` attempt (see [`FENCE`]).
-fn fence<'q>(
-    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
-    lease: &'q Lease,
-) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
-    query
-        .bind(&lease.job_id)
-        .bind(&lease.owner)
-        .bind(i64::from(lease.attempt))
 }
 
 #[cfg(test)]
