@@ -470,10 +470,7 @@ impl Statements for PgStore {
             fence!()
         ));
         let done = update
-            .fence(lease)
-            .bind(action)
-            .bind(plan.to_string())
-            .bind(self.now())
+            .fenced_value(lease, action, plan, self.now())
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
@@ -491,10 +488,7 @@ impl Statements for PgStore {
              ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
         ));
         let done = upsert
-            .fence(lease)
-            .bind(key)
-            .bind(v.to_string())
-            .bind(self.now())
+            .fenced_value(lease, key, v, self.now())
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
@@ -525,7 +519,7 @@ impl Statements for PgStore {
         &self,
         lease: &Lease,
         kind: JobKind,
-        run_at: i64,
+        at: i64,
     ) -> StoreResult<Option<String>> {
         let mut tx = self.pool.begin().await?;
         let parent = sqlx::query(concat!("SELECT 1 FROM jobs WHERE ", fence!(), " FOR SHARE"));
@@ -543,7 +537,7 @@ impl Statements for PgStore {
              SELECT $1, $2, 'scheduled', max_attempts, $3, source, event_id, employee_email, id, $4, $4 FROM jobs WHERE id = $5 \
              ON CONFLICT (parent_id, kind) WHERE parent_id IS NOT NULL DO NOTHING RETURNING id",
         )
-        .follow_up(lease, kind, run_at, self.now())
+        .follow_up(lease, kind, at, self.now())
         .fetch_optional(&mut *tx)
         .await?;
         let id = match inserted {

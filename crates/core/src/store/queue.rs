@@ -47,7 +47,7 @@ pub struct SeatRequest<'a> {
     pub action: &'a str,
     /// The caps' window starts here (Unix ms).
     pub since: i64,
-    /// The caps that apply (see [`rules::caps`]).
+    /// The cap on reservations of `action`.
     pub max_same_action: Option<u32>,
     /// The cap on every action together.
     pub max_all: Option<u32>,
@@ -97,14 +97,10 @@ pub trait Statements: Send + Sync + 'static {
     async fn write_checkpoint(&self, lease: &Lease, key: &str, v: &Value) -> StoreResult<bool>;
     /// Appends audit entries in order, all or none.
     async fn append_audit(&self, job_id: &str, entries: &[(String, Value)]) -> StoreResult<()>;
-    /// The follow-up job of `kind` (created if missing, due at `run_at` Unix ms).
-    async fn follow_up(
-        &self,
-        lease: &Lease,
-        kind: JobKind,
-        run_at: i64,
-    ) -> StoreResult<Option<String>>;
-    /// Cancels the employee's other active, not-running jobs; their ids, sorted.
+    /// The follow-up job of `kind` (created if missing, due `at`, Unix ms).
+    async fn follow_up(&self, lease: &Lease, kind: JobKind, at: i64)
+    -> StoreResult<Option<String>>;
+    /// Cancels the employee's other active, not-running jobs; their ids, any order.
     async fn cancel_others(&self, sweep: Sweep<'_>) -> StoreResult<Vec<String>>;
     /// The employee's jobs in `states`, newest first.
     async fn select_for(&self, email: &str, states: &[JobState]) -> StoreResult<Vec<Job>>;

@@ -72,6 +72,9 @@ pub(crate) trait BindShared: Sized {
     fn filter(self, filter: &JobFilter) -> Self;
     /// A follow-up of the leased job: new id, kind, run_at, now, parent (1 to 5).
     fn follow_up(self, lease: &Lease, kind: JobKind, run_at: i64, now: i64) -> Self;
+    /// A fenced write of a named JSON value: the fence, `name`, `value` as text, and
+    /// `now` (parameters 1 to 6): a plan under its action, a checkpoint under its key.
+    fn fenced_value(self, lease: &Lease, name: &str, value: &Value, now: i64) -> Self;
 }
 
 impl<DB: Database> BindShared for Bound<'_, DB>
@@ -107,6 +110,13 @@ where
             .bind(filter.since.map(ms))
             .bind(filter.before.clone())
             .bind(i64::from(filter.limit.unwrap_or(100).min(1000)))
+    }
+
+    fn fenced_value(self, lease: &Lease, name: &str, value: &Value, now: i64) -> Self {
+        self.fence(lease)
+            .bind(name.to_owned())
+            .bind(value.to_string())
+            .bind(now)
     }
 
     fn follow_up(self, lease: &Lease, kind: JobKind, run_at: i64, now: i64) -> Self {

@@ -597,10 +597,7 @@ impl Statements for SqliteStore {
         let done = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET action = ?4, plan = ?5, updated_at = ?6 WHERE {FENCE}"
         )))
-        .fence(lease)
-        .bind(action)
-        .bind(plan.to_string())
-        .bind(self.now())
+        .fenced_value(lease, action, plan, self.now())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -614,10 +611,7 @@ impl Statements for SqliteStore {
             "INSERT INTO checkpoints (job_id, key, value, updated_at) \
              SELECT id, ?4, ?5, ?6 FROM jobs WHERE {FENCE} \
              ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
-        ))).fence(lease)
-        .bind(key)
-        .bind(v.to_string())
-        .bind(self.now())
+        ))).fenced_value(lease, key, v, self.now())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -643,7 +637,7 @@ impl Statements for SqliteStore {
         &self,
         lease: &Lease,
         kind: JobKind,
-        run_at: i64,
+        at: i64,
     ) -> StoreResult<Option<String>> {
         let mut tx = self.write_tx().await?;
         let held = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -659,7 +653,7 @@ impl Statements for SqliteStore {
              SELECT ?1, ?2, 'scheduled', max_attempts, ?3, source, event_id, employee_email, id, ?4, ?4 FROM jobs WHERE id = ?5 \
              ON CONFLICT DO NOTHING",
         )
-        .follow_up(lease, kind, run_at, self.now())
+        .follow_up(lease, kind, at, self.now())
         .execute(&mut *tx)
         .await?;
         let id: String = sqlx::query_scalar("SELECT id FROM jobs WHERE parent_id = ? AND kind = ?")
