@@ -90,6 +90,15 @@ macro_rules! jobs_with_event {
     };
 }
 
+/// One job with its event, `$1` its id.
+const JOB_BY_ID: &str = concat!(
+    "SELECT ",
+    job_cols!(),
+    " FROM ",
+    jobs_with_event!(),
+    " WHERE j.id = $1"
+);
+
 /// `WHERE` fragment that fences a write to the lease holder: `$1` job id, `$2` owner,
 /// `$3` attempt.
 macro_rules! fence {
@@ -515,12 +524,7 @@ impl Statements for PgStore {
         Ok(())
     }
 
-    async fn follow_up(
-        &self,
-        lease: &Lease,
-        kind: JobKind,
-        at: i64,
-    ) -> StoreResult<Option<String>> {
+    async fn follow_up(&self, lease: &Lease, kind: JobKind, at: i64) -> StoreResult<String> {
         let mut tx = self.pool.begin().await?;
         let parent = sqlx::query(concat!("SELECT 1 FROM jobs WHERE ", fence!(), " FOR SHARE"));
         if parent
@@ -529,7 +533,7 @@ impl Statements for PgStore {
             .await?
             .is_none()
         {
-            return Ok(None);
+            return Err(StoreError::LeaseLost(lease.job_id.clone()));
         }
         // The unique (parent_id, kind) index makes a concurrent second call a no-op.
         let inserted = sqlx::query(
@@ -551,7 +555,7 @@ impl Statements for PgStore {
             }
         };
         tx.commit().await?;
-        Ok(Some(id))
+        Ok(id)
     }
 
     async fn cancel_others(&self, sweep: Sweep<'_>) -> StoreResult<Vec<String>> {
@@ -656,16 +660,10 @@ impl Statements for PgStore {
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
-        let Some(row) = sqlx::query(concat!(
-            "SELECT ",
-            job_cols!(),
-            " FROM ",
-            jobs_with_event!(),
-            " WHERE j.id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
+        let Some(row) = sqlx::query(JOB_BY_ID)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
         else {
             return Ok(None);
         };
@@ -720,16 +718,7 @@ impl Statements for PgStore {
         .bind(op.audit_detail(from).to_string())
         .execute(&mut *tx)
         .await?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            job_cols!(),
-            " FROM ",
-            jobs_with_event!(),
-            " WHERE j.id = $1"
-        ))
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let row = sqlx::query(JOB_BY_ID).bind(id).fetch_one(&mut *tx).await?;
         let job = decode_job(&row)?;
         if job.state == JobState::Queued {
             notify(&mut tx).await?;

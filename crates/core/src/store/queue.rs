@@ -97,9 +97,9 @@ pub trait Statements: Send + Sync + 'static {
     async fn write_checkpoint(&self, lease: &Lease, key: &str, v: &Value) -> StoreResult<bool>;
     /// Appends audit entries in order, all or none.
     async fn append_audit(&self, job_id: &str, entries: &[(String, Value)]) -> StoreResult<()>;
-    /// The follow-up job of `kind` (created if missing, due `at`, Unix ms).
-    async fn follow_up(&self, lease: &Lease, kind: JobKind, at: i64)
-    -> StoreResult<Option<String>>;
+    /// The follow-up job of `kind` (created if missing, due `at`, Unix ms);
+    /// `LeaseLost` when the fence no longer holds.
+    async fn follow_up(&self, lease: &Lease, kind: JobKind, at: i64) -> StoreResult<String>;
     /// Cancels the employee's other active, not-running jobs; their ids, any order.
     async fn cancel_others(&self, sweep: Sweep<'_>) -> StoreResult<Vec<String>>;
     /// The employee's jobs in `states`, newest first.
@@ -203,9 +203,7 @@ impl<S: Statements> JobStore for S {
         kind: JobKind,
         run_at: DateTime<Utc>,
     ) -> StoreResult<String> {
-        self.follow_up(lease, kind, ms(run_at))
-            .await?
-            .ok_or_else(|| StoreError::LeaseLost(lease.job_id.clone()))
+        self.follow_up(lease, kind, ms(run_at)).await
     }
 
     async fn cancel_pending_for(

@@ -633,19 +633,14 @@ impl Statements for SqliteStore {
         Ok(tx.commit().await?)
     }
 
-    async fn follow_up(
-        &self,
-        lease: &Lease,
-        kind: JobKind,
-        at: i64,
-    ) -> StoreResult<Option<String>> {
+    async fn follow_up(&self, lease: &Lease, kind: JobKind, at: i64) -> StoreResult<String> {
         let mut tx = self.write_tx().await?;
         let held = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT 1 FROM jobs WHERE {FENCE}"
         )))
         .fence(lease);
         if held.fetch_optional(&mut *tx).await?.is_none() {
-            return Ok(None);
+            return Err(StoreError::LeaseLost(lease.job_id.clone()));
         }
         // The unique (parent_id, kind) index makes a second call insert nothing.
         sqlx::query(
@@ -662,7 +657,7 @@ impl Statements for SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Some(id))
+        Ok(id)
     }
 
     async fn cancel_others(&self, sweep: Sweep<'_>) -> StoreResult<Vec<String>> {
