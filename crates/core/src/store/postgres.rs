@@ -348,14 +348,6 @@ async fn ingest_one(
 /// fenced in the statement itself or under the row lock the fence check takes.
 #[async_trait]
 impl Statements for PgStore {
-    fn clock(&self) -> &SharedClock {
-        &self.clock
-    }
-
-    fn migrator(&self) -> &'static Migrator {
-        &MIGRATOR
-    }
-
     async fn run_migrations(&self) -> StoreResult<()> {
         Ok(MIGRATOR.run(&self.pool).await?)
     }
@@ -758,5 +750,13 @@ impl Statements for PgStore {
             settings.clone(),
             SharedBudgetOptions::for_rate(settings.requests_per_second),
         )))
+    }
+
+    fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        &MIGRATOR
     }
 }

@@ -453,14 +453,6 @@ const FENCE: &str = "id = ?1 AND lease_owner = ?2 AND attempt = ?3 AND state = '
 /// `BEGIN IMMEDIATE` on the one writer connection; reads use the reader pool.
 #[async_trait]
 impl Statements for SqliteStore {
-    fn clock(&self) -> &SharedClock {
-        &self.clock
-    }
-
-    fn migrator(&self) -> &'static Migrator {
-        &MIGRATOR
-    }
-
     async fn run_migrations(&self) -> StoreResult<()> {
         Ok(MIGRATOR.run(&self.writer).await?)
     }
@@ -766,8 +758,9 @@ impl Statements for SqliteStore {
             .bind(id)
             .fetch_all(&mut *tx)
             .await?;
+        let detail = decode_detail(&job, &checkpoints, &audit)?;
         tx.commit().await?;
-        decode_detail(&job, &checkpoints, &audit).map(Some)
+        Ok(Some(detail))
     }
 
     async fn operate(&self, id: &str, op: Operation<'_>) -> StoreResult<Job> {
@@ -832,6 +825,14 @@ impl Statements for SqliteStore {
             .fetch_all(&self.reader)
             .await?;
         rows::tally_actions(&rows)
+    }
+
+    fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        &MIGRATOR
     }
 }
 
