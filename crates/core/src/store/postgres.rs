@@ -19,12 +19,12 @@
 //!   [`super::postgres_budget`].
 //!
 //! Ingests, requeues, releases, retries and approvals `NOTIFY offboard_jobs`; idle
-//! workers wait in [`JobStore::wait_for_work`] on a `LISTEN` connection the store
+//! workers wait in [`JobStore::wait_for_work`](super::JobStore::wait_for_work) on a `LISTEN` connection the store
 //! opens on first use and re-opens after errors, with the caller's timeout as the
 //! polling fallback.
 //!
 //! The CRM rate budget the replicas share lives next door, in
-//! [`super::postgres_budget`], on this store's pool ([`JobStore::shared_crm_budget`]).
+//! [`super::postgres_budget`], on this store's pool ([`JobStore::shared_crm_budget`](super::JobStore::shared_crm_budget)).
 //!
 //! Durability of a 2xx follows the server's `synchronous_commit` (default `on`); the
 //! `synchronous` argument of [`super::open`] is SQLite's and is ignored here.
@@ -146,7 +146,7 @@ const CLAIM: &str = concat!(
     job_cols!()
 );
 
-/// PostgreSQL-backed [`JobStore`].
+/// PostgreSQL-backed [`JobStore`](super::JobStore).
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
@@ -344,7 +344,7 @@ async fn ingest_one(
     Ok(IngestOutcome::Accepted { event_id, job_id })
 }
 
-/// The statements behind [`JobStore`] (implemented in `queue.rs`). Worker writes are
+/// The statements behind [`JobStore`](super::JobStore) (implemented in `queue.rs`). Worker writes are
 /// fenced in the statement itself or under the row lock the fence check takes.
 #[async_trait]
 impl Statements for PgStore {

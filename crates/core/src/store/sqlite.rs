@@ -51,7 +51,7 @@ pub const MAX_GROUP_REQUESTS: usize = 512;
 /// Requests waiting for the committer beyond this make `ingest` wait to enqueue.
 const QUEUE_DEPTH: usize = 4096;
 
-/// SQLite-backed [`JobStore`].
+/// SQLite-backed [`JobStore`](super::JobStore).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -449,7 +449,7 @@ async fn ingest_one(
 /// `WHERE` fragment that fences a write to the lease holder.
 const FENCE: &str = "id = ?1 AND lease_owner = ?2 AND attempt = ?3 AND state = 'running'";
 
-/// The statements behind [`JobStore`] (implemented in `queue.rs`). Writes open with
+/// The statements behind [`JobStore`](super::JobStore) (implemented in `queue.rs`). Writes open with
 /// `BEGIN IMMEDIATE` on the one writer connection; reads use the reader pool.
 #[async_trait]
 impl Statements for SqliteStore {
