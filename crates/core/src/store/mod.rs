@@ -4,6 +4,12 @@
 //! `BEGIN IMMEDIATE`, group commit for concurrent ingests); [`postgres`] satisfies
 //! the same trait for scale-out (many receivers and workers on one database).
 //! [`open`] picks one from the URL scheme.
+//!
+//! What the two have in common is written once: `queue.rs` implements [`JobStore`]
+//! for any backend's `Statements` (SQL and bindings only), `rules.rs` decides
+//! (outcome transitions, dedupe, operator and cap rules) and `rows.rs` decodes rows.
+//! Every instant the store writes or compares comes from the [`SharedClock`] it was
+//! opened with ([`open_with_clock`]), never from the database or `Utc::now()`.
 //! [`postgres_budget`] is the one thing here that is not a queue: the CRM rate budget
 //! that replicas share through the database ([`JobStore::shared_crm_budget`]).
 //! `tests/store_conformance.rs` runs one suite against both, so "the same semantics"
@@ -19,6 +25,7 @@
 
 pub mod postgres;
 pub mod postgres_budget;
+mod queue;
 mod rows;
 mod rules;
 pub mod sqlite;

@@ -19,12 +19,12 @@
 //!   [`super::postgres_budget`].
 //!
 //! Ingests, requeues, releases, retries and approvals `NOTIFY offboard_jobs`; idle
-//! workers wait in [`JobStore::wait_for_work`] on a `LISTEN` connection the store
+//! workers wait in [`JobStore::wait_for_work`](super::JobStore::wait_for_work) on a `LISTEN` connection the store
 //! opens on first use and re-opens after errors, with the caller's timeout as the
 //! polling fallback.
 //!
 //! The CRM rate budget the replicas share lives next door, in
-//! [`super::postgres_budget`], on this store's pool ([`JobStore::shared_crm_budget`]).
+//! [`super::postgres_budget`], on this store's pool ([`JobStore::shared_crm_budget`](super::JobStore::shared_crm_budget)).
 //!
 //! Durability of a 2xx follows the server's `synchronous_commit` (default `on`); the
 //! `synchronous` argument of [`super::open`] is SQLite's and is ignored here.
@@ -42,7 +42,6 @@ use offboard_domain::{
 };
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{
     PgPool, Postgres, Row, Transaction,
@@ -51,13 +50,14 @@ use sqlx::{
 use tokio::{sync::Notify, task::JoinHandle};
 
 use super::{
-    Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, Outcome,
-    Reservation, StoreError,
+    IngestOutcome, Job, JobDetail, JobFilter, Lease, NewEvent, Outcome, Reservation, StoreError,
     postgres_budget::{PgBudget, SharedBudgetOptions},
-    rows::{self, decode_detail, decode_job, duration_ms, ms, new_id},
-    rules::{self, Operation, Stored, has_conflict},
+    queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
+    rows::{self, BindShared, decode_detail, decode_job, decode_jobs, new_id},
+    rules::{self, Operation, SeatDecision, has_conflict},
 };
 use crate::domain::{JobKind, JobState};
+use sqlx::migrate::Migrator;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -89,6 +89,15 @@ macro_rules! jobs_with_event {
         "jobs j JOIN events e ON e.source = j.source AND e.event_id = j.event_id"
     };
 }
+
+/// One job with its event, `$1` its id.
+const JOB_BY_ID: &str = concat!(
+    "SELECT ",
+    job_cols!(),
+    " FROM ",
+    jobs_with_event!(),
+    " WHERE j.id = $1"
+);
 
 /// `WHERE` fragment that fences a write to the lease holder: `$1` job id, `$2` owner,
 /// `$3` attempt.
@@ -137,7 +146,7 @@ const CLAIM: &str = concat!(
     job_cols!()
 );
 
-/// PostgreSQL-backed [`JobStore`].
+/// PostgreSQL-backed [`JobStore`](super::JobStore).
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
@@ -200,11 +209,6 @@ impl PgStore {
         })
     }
 
-    /// "Now" as stored (Unix ms).
-    fn now(&self) -> i64 {
-        ms(self.clock.now())
-    }
-
     /// Starts (or restarts, if it ended) the task that listens for work.
     fn ensure_listener(&self) {
         let mut task = self.wake.task.lock().unwrap_or_else(|p| p.into_inner());
@@ -216,70 +220,14 @@ impl PgStore {
         }
     }
 
-    /// An operator action: checks the state under a row lock, applies `set` (where `$1`
-    /// is the job id, `$2` the reason and `$3` now), audits, and wakes workers if it
-    /// queued the job.
-    async fn operate(
-        &self,
-        id: &str,
-        op: Operation<'_>,
-        set: &'static str,
-    ) -> Result<Job, StoreError> {
-        let now = self.now();
-        let mut tx = self.pool.begin().await?;
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let from = op.check(id, state)?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET {set}, updated_at = $3 WHERE id = $1"
-        )))
-        .bind(id)
-        .bind(op.reason().map(pg_text))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO audit (job_id, at, kind, detail) VALUES ($1, $2, $3, $4::json)")
-            .bind(id)
-            .bind(now)
-            .bind(op.audit_kind())
-            .bind(op.audit_detail(from).to_string())
-            .execute(&mut *tx)
-            .await?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            job_cols!(),
-            " FROM ",
-            jobs_with_event!(),
-            " WHERE j.id = $1"
-        ))
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let job = decode_job(&row)?;
-        if job.state == JobState::Queued {
-            notify(&mut tx).await?;
-        }
-        tx.commit().await?;
-        Ok(job)
-    }
-
     /// One claim round; `Ok(None)` when it lost a race on the one-running-per-employee
     /// index and must run again.
-    async fn try_claim(
-        &self,
-        owner: &str,
-        n: usize,
-        lease: Duration,
-    ) -> Result<Option<Vec<Claimed>>, StoreError> {
-        let now = self.now();
+    async fn try_claim(&self, round: Round<'_>) -> StoreResult<Option<Vec<Job>>> {
         let rows = sqlx::query(CLAIM)
-            .bind(owner)
-            .bind(i64::try_from(n).unwrap_or(i64::MAX))
-            .bind(now.saturating_add(duration_ms(lease)))
-            .bind(now)
+            .bind(round.owner)
+            .bind(i64::try_from(round.n).unwrap_or(i64::MAX))
+            .bind(round.until)
+            .bind(round.now)
             .fetch_all(&self.pool)
             .await;
         let rows = match rows {
@@ -291,13 +239,13 @@ impl PgStore {
             }
             Err(e) => return Err(e.into()),
         };
-        let mut claimed = rows
+        let mut jobs = rows
             .iter()
-            .map(|row| Ok(rules::claimed(decode_job(row)?, owner)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .map(decode_job)
+            .collect::<StoreResult<Vec<_>>>()?;
         // RETURNING has no order; hand jobs out in the order they were picked.
-        claimed.sort_by(|a, b| (a.job.run_at, &a.job.id).cmp(&(b.job.run_at, &b.job.id)));
-        Ok(Some(claimed))
+        jobs.sort_by(|a, b| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
+        Ok(Some(jobs))
     }
 }
 
@@ -383,50 +331,33 @@ async fn ingest_one(
         .bind(&event_id)
         .fetch_one(&mut **tx)
         .await?;
-        let body_sha256: String = row.try_get("body_sha256")?;
-        let job_id: Option<String> = row.try_get("job_id")?;
-        return rules::seen_before(
-            ev,
-            Stored {
-                body_sha256: &body_sha256,
-                job_id: job_id.as_deref(),
-            },
-        );
+        return rules::seen_in(ev, &row);
     }
     let job_id = new_id();
     sqlx::query(
         "INSERT INTO jobs (id, kind, state, max_attempts, run_at, source, event_id, employee_email, created_at, updated_at) \
          VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $8)",
     )
-    .bind(&job_id)
-    .bind(ev.job_kind().as_str())
-    .bind(i64::from(ev.max_attempts))
-    .bind(ms(ev.run_at))
-    .bind(&ev.source)
-    .bind(&event_id)
-    .bind(ev.event.employee.email.as_str())
-    .bind(now)
+    .new_job(&job_id, ev, now)
     .execute(&mut **tx)
     .await?;
     Ok(IngestOutcome::Accepted { event_id, job_id })
 }
 
+/// The statements behind [`JobStore`](super::JobStore) (implemented in `queue.rs`). Worker writes are
+/// fenced in the statement itself or under the row lock the fence check takes.
 #[async_trait]
-impl JobStore for PgStore {
-    async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
-        Ok(())
+impl Statements for PgStore {
+    async fn run_migrations(&self) -> StoreResult<()> {
+        Ok(MIGRATOR.run(&self.pool).await?)
     }
 
-    async fn ready(&self) -> Result<(), StoreError> {
-        let applied: Vec<i64> =
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-                .fetch_all(&self.pool)
-                .await?;
-        rules::check_migrated(&MIGRATOR, &applied)
+    async fn applied_migrations(&self) -> StoreResult<Vec<i64>> {
+        let query = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success");
+        Ok(query.fetch_all(&self.pool).await?)
     }
 
-    async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
+    async fn insert_events(&self, events: Vec<NewEvent>) -> StoreResult<Vec<IngestOutcome>> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(events.len());
@@ -448,69 +379,44 @@ impl JobStore for PgStore {
         Ok(out)
     }
 
-    async fn claim(
-        &self,
-        owner: &str,
-        n: usize,
-        lease: Duration,
-    ) -> Result<Vec<Claimed>, StoreError> {
-        if n == 0 {
-            return Ok(Vec::new());
-        }
+    async fn claim_due(&self, round: Round<'_>) -> StoreResult<Vec<Job>> {
         for _ in 0..CLAIM_RACE_RETRIES {
-            if let Some(claimed) = self.try_claim(owner, n, lease).await? {
-                return Ok(claimed);
+            if let Some(jobs) = self.try_claim(round).await? {
+                return Ok(jobs);
             }
         }
         // Every lost race means another claimer just started a job, so the queue is
         // moving; come back next round rather than fail the worker's loop.
         tracing::debug!(
-            owner,
+            owner = round.owner,
             "claim kept losing races on one employee; retrying next round"
         );
         Ok(Vec::new())
     }
 
-    async fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<(), StoreError> {
-        let done = sqlx::query(concat!(
+    async fn extend_lease(&self, lease: &Lease, until: i64) -> StoreResult<bool> {
+        let update = sqlx::query(concat!(
             "UPDATE jobs SET lease_expires_at = $4 WHERE ",
             fence!()
-        ))
-        .bind(&lease.job_id)
-        .bind(&lease.owner)
-        .bind(i64::from(lease.attempt))
-        .bind(self.now().saturating_add(duration_ms(lease_for)))
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::LeaseLost(lease.job_id.clone()));
-        }
-        Ok(())
+        ));
+        let done = update.fence(lease).bind(until).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
     }
 
-    async fn finish(&self, lease: &Lease, outcome: Outcome) -> Result<(), StoreError> {
+    async fn end_run(&self, lease: &Lease, outcome: Outcome) -> StoreResult<bool> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         // The row lock holds off a concurrent requeue or operator cancel until we commit.
-        let row = sqlx::query(concat!(
+        let locked = sqlx::query(concat!(
             "SELECT failures, max_attempts FROM jobs WHERE ",
             fence!(),
             " FOR UPDATE"
-        ))
-        .bind(&lease.job_id)
-        .bind(&lease.owner)
-        .bind(i64::from(lease.attempt))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Err(StoreError::LeaseLost(lease.job_id.clone()));
+        ));
+        let Some(row) = locked.fence(lease).fetch_optional(&mut *tx).await? else {
+            return Ok(false);
         };
-        let to = rules::transition(
-            outcome,
-            row.try_get("failures")?,
-            row.try_get("max_attempts")?,
-            now,
-        );
+        let (failures, max_attempts) = (row.try_get("failures")?, row.try_get("max_attempts")?);
+        let to = rules::transition(outcome, failures, max_attempts, now);
         sqlx::query(
             "UPDATE jobs SET state = $2, run_at = COALESCE($3, run_at), failures = $4, \
                last_error = COALESCE($5, last_error), \
@@ -529,10 +435,10 @@ impl JobStore for PgStore {
             notify(&mut tx).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
-    async fn requeue_expired(&self) -> Result<u64, StoreError> {
+    async fn requeue_lapsed(&self) -> StoreResult<u64> {
         // Every worker runs this every round, so it is one autocommit statement that
         // requeues and audits together; the NOTIFY follows only when it found something.
         let n: i64 = sqlx::query_scalar(
@@ -559,115 +465,79 @@ impl JobStore for PgStore {
         Ok(rows::count_u64(n))
     }
 
-    async fn set_plan(&self, lease: &Lease, action: &str, plan: &Value) -> Result<(), StoreError> {
-        let done = sqlx::query(concat!(
+    async fn write_plan(&self, lease: &Lease, action: &str, plan: &Value) -> StoreResult<bool> {
+        let update = sqlx::query(concat!(
             "UPDATE jobs SET action = $4, plan = $5::json, updated_at = $6 WHERE ",
             fence!()
-        ))
-        .bind(&lease.job_id)
-        .bind(&lease.owner)
-        .bind(i64::from(lease.attempt))
-        .bind(action)
-        .bind(plan.to_string())
-        .bind(self.now())
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::LeaseLost(lease.job_id.clone()));
-        }
-        Ok(())
+        ));
+        let done = update
+            .fenced_value(lease, action, plan, self.now())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
-    async fn put_checkpoint(
-        &self,
-        lease: &Lease,
-        key: &str,
-        value: &Value,
-    ) -> Result<(), StoreError> {
+    async fn write_checkpoint(&self, lease: &Lease, key: &str, v: &Value) -> StoreResult<bool> {
         // FOR SHARE makes a concurrent requeue wait for this insert, and re-checks the
         // fence if one committed first, so a stale worker can't overwrite a key that the
         // next attempt has already written.
-        let done = sqlx::query(concat!(
+        let upsert = sqlx::query(concat!(
             "INSERT INTO checkpoints (job_id, key, value, updated_at) \
              SELECT id, $4, $5::json, $6 FROM jobs WHERE ",
             fence!(),
             " FOR SHARE \
              ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
-        ))
-        .bind(&lease.job_id)
-        .bind(&lease.owner)
-        .bind(i64::from(lease.attempt))
-        .bind(key)
-        .bind(value.to_string())
+        ));
+        let done = upsert
+            .fenced_value(lease, key, v, self.now())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn append_audit(&self, job_id: &str, entries: &[(String, Value)]) -> StoreResult<()> {
+        // One statement for the batch (all or nothing); `ORDER BY n` hands rows to the
+        // insert in slice order, so `audit.id` (the trail's order) follows the slice.
+        let (kinds, details): (Vec<&str>, Vec<String>) = entries
+            .iter()
+            .map(|(kind, detail)| (kind.as_str(), detail.to_string()))
+            .unzip();
+        sqlx::query(
+            "INSERT INTO audit (job_id, at, kind, detail) \
+             SELECT $1, $2, k, d::json FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS t(k, d, n) \
+             ORDER BY n",
+        )
+        .bind(job_id)
         .bind(self.now())
+        .bind(kinds)
+        .bind(details)
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
+        Ok(())
+    }
+
+    async fn follow_up(&self, lease: &Lease, kind: JobKind, at: i64) -> StoreResult<String> {
+        let mut tx = self.pool.begin().await?;
+        let parent = sqlx::query(concat!("SELECT 1 FROM jobs WHERE ", fence!(), " FOR SHARE"));
+        if parent
+            .fence(lease)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
             return Err(StoreError::LeaseLost(lease.job_id.clone()));
         }
-        Ok(())
-    }
-
-    async fn audit(&self, job_id: &str, entries: &[(String, Value)]) -> Result<(), StoreError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        // One insert per entry, in order, so `audit.id` (the trail's order) follows the
-        // slice; all in one transaction so a batch is all-or-nothing.
-        let now = self.now();
-        let mut tx = self.pool.begin().await?;
-        for (kind, detail) in entries {
-            sqlx::query(
-                "INSERT INTO audit (job_id, at, kind, detail) VALUES ($1, $2, $3, $4::json)",
-            )
-            .bind(job_id)
-            .bind(now)
-            .bind(kind)
-            .bind(detail.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn enqueue_follow_up(
-        &self,
-        lease: &Lease,
-        kind: JobKind,
-        run_at: DateTime<Utc>,
-    ) -> Result<String, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let parent = sqlx::query(concat!(
-            "SELECT source, event_id, employee_email, max_attempts FROM jobs WHERE ",
-            fence!(),
-            " FOR SHARE"
-        ))
-        .bind(&lease.job_id)
-        .bind(&lease.owner)
-        .bind(i64::from(lease.attempt))
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::LeaseLost(lease.job_id.clone()))?;
         // The unique (parent_id, kind) index makes a concurrent second call a no-op.
-        let inserted: Option<String> = sqlx::query_scalar(
+        let inserted = sqlx::query(
             "INSERT INTO jobs (id, kind, state, max_attempts, run_at, source, event_id, employee_email, parent_id, created_at, updated_at) \
-             VALUES ($1, $2, 'scheduled', $3, $4, $5, $6, $7, $8, $9, $9) \
+             SELECT $1, $2, 'scheduled', max_attempts, $3, source, event_id, employee_email, id, $4, $4 FROM jobs WHERE id = $5 \
              ON CONFLICT (parent_id, kind) WHERE parent_id IS NOT NULL DO NOTHING RETURNING id",
         )
-        .bind(new_id())
-        .bind(kind.as_str())
-        .bind(parent.try_get::<i64, _>("max_attempts")?)
-        .bind(ms(run_at))
-        .bind(parent.try_get::<String, _>("source")?)
-        .bind(parent.try_get::<String, _>("event_id")?)
-        .bind(parent.try_get::<String, _>("employee_email")?)
-        .bind(&lease.job_id)
-        .bind(self.now())
+        .follow_up(lease, kind, at, self.now())
         .fetch_optional(&mut *tx)
         .await?;
         let id = match inserted {
-            Some(id) => id,
+            Some(row) => row.try_get("id")?,
             None => {
                 sqlx::query_scalar("SELECT id FROM jobs WHERE parent_id = $1 AND kind = $2")
                     .bind(&lease.job_id)
@@ -680,13 +550,9 @@ impl JobStore for PgStore {
         Ok(id)
     }
 
-    async fn cancel_pending_for(
-        &self,
-        email: &str,
-        except: &str,
-        reason: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut ids: Vec<String> = sqlx::query_scalar(
+    async fn cancel_others(&self, sweep: Sweep<'_>) -> StoreResult<Vec<String>> {
+        let detail = serde_json::json!({ "reason": sweep.reason, "by_job": sweep.except });
+        Ok(sqlx::query_scalar(
             "WITH cancelled AS ( \
                  UPDATE jobs SET state = 'cancelled', last_error = $3, updated_at = $5 \
                  WHERE employee_email = $1 AND id <> $2 AND state IN ('queued', 'scheduled', 'needs_review') \
@@ -697,19 +563,17 @@ impl JobStore for PgStore {
              ) \
              SELECT id FROM cancelled",
         )
-        .bind(email)
-        .bind(except)
-        .bind(pg_text(reason))
-        .bind(serde_json::json!({ "reason": reason, "by_job": except }).to_string())
+        .bind(sweep.email)
+        .bind(sweep.except)
+        .bind(pg_text(sweep.reason))
+        .bind(detail.to_string())
         .bind(self.now())
         .fetch_all(&self.pool)
-        .await?;
-        ids.sort();
-        Ok(ids)
+        .await?)
     }
 
-    async fn jobs_for(&self, email: &str, states: &[JobState]) -> Result<Vec<Job>, StoreError> {
-        let states: Vec<String> = states.iter().map(|s| s.as_str().to_owned()).collect();
+    async fn select_for(&self, email: &str, states: &[JobState]) -> StoreResult<Vec<Job>> {
+        let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
         let rows = sqlx::query(concat!(
             "SELECT ",
             job_cols!(),
@@ -718,67 +582,56 @@ impl JobStore for PgStore {
             " WHERE j.employee_email = $1 AND j.state = ANY($2) ORDER BY j.id DESC"
         ))
         .bind(email)
-        .bind(states)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode_job).collect()
+        .bind(states);
+        decode_jobs(&rows.fetch_all(&self.pool).await?)
     }
 
-    async fn reserve_seat_action(
-        &self,
-        lease: &Lease,
-        action: &str,
-        since: DateTime<Utc>,
-        max_same_action: Option<u32>,
-        max_all: Option<u32>,
-    ) -> Result<Reservation, StoreError> {
+    async fn reserve(&self, req: SeatRequest<'_>) -> StoreResult<Option<Reservation>> {
         let mut tx = self.pool.begin().await?;
-        let held: Option<i32> =
-            sqlx::query_scalar(concat!("SELECT 1 FROM jobs WHERE ", fence!(), " FOR SHARE"))
-                .bind(&lease.job_id)
-                .bind(&lease.owner)
-                .bind(i64::from(lease.attempt))
-                .fetch_optional(&mut *tx)
-                .await?;
-        if held.is_none() {
-            return Err(StoreError::LeaseLost(lease.job_id.clone()));
+        let held = sqlx::query(concat!("SELECT 1 FROM jobs WHERE ", fence!(), " FOR SHARE"));
+        if held
+            .fence(req.lease)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Ok(None);
         }
-        // Serialise reservations: once we hold this row, each count below runs on a
+        // Serialise reservations: once we hold this row, the counts below run on a
         // fresh READ COMMITTED snapshot that includes every reservation made before us,
         // and no other replica can insert until we commit.
         sqlx::query("SELECT id FROM seat_action_lock WHERE id = 1 FOR UPDATE")
             .execute(&mut *tx)
             .await?;
-        let mine: Option<i32> = sqlx::query_scalar("SELECT 1 FROM seat_actions WHERE job_id = $1")
-            .bind(&lease.job_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if mine.is_some() {
-            return Ok(Reservation::Granted);
+        let facts = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM seat_actions WHERE job_id = $1) AS mine, \
+               (SELECT count(*) FROM seat_actions WHERE at >= $2 AND action = $3) AS same, \
+               (SELECT count(*) FROM seat_actions WHERE at >= $2) AS all_actions",
+        )
+        .bind(&req.lease.job_id)
+        .bind(req.since)
+        .bind(req.action)
+        .fetch_one(&mut *tx)
+        .await?;
+        let counts = (facts.try_get("same")?, facts.try_get("all_actions")?);
+        let mine = facts.try_get("mine")?;
+        match rules::seat_decision(mine, counts, req.max_same_action, req.max_all) {
+            SeatDecision::AlreadyHeld => return Ok(Some(Reservation::Granted)),
+            SeatDecision::Refused(refused) => return Ok(Some(refused)),
+            SeatDecision::Reserve => {}
         }
-        for cap in rules::caps(action, max_same_action, max_all) {
-            let count: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM seat_actions WHERE at >= $1 AND ($2::text IS NULL OR action = $2)",
-            )
-            .bind(ms(since))
-            .bind(cap.1)
-            .fetch_one(&mut *tx)
-            .await?;
-            if let Some(refused) = rules::over_cap(cap, count) {
-                return Ok(refused);
-            }
-        }
-        sqlx::query("INSERT INTO seat_actions (job_id, action, at) VALUES ($1, $2, $3)")
-            .bind(&lease.job_id)
-            .bind(action)
+        let insert = "INSERT INTO seat_actions (job_id, action, at) VALUES ($1, $2, $3)";
+        sqlx::query(insert)
+            .bind(&req.lease.job_id)
+            .bind(req.action)
             .bind(self.now())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Reservation::Granted)
+        Ok(Some(Reservation::Granted))
     }
 
-    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+    async fn select_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             job_cols!(),
@@ -788,33 +641,21 @@ impl JobStore for PgStore {
                AND ($3::bigint IS NULL OR j.created_at >= $3) AND ($4::text IS NULL OR j.id < $4) \
              ORDER BY j.id DESC LIMIT $5"
         ))
-        .bind(filter.state.map(|s| s.as_str()))
-        .bind(filter.employee.as_deref())
-        .bind(filter.since.map(ms))
-        .bind(filter.before.as_deref())
-        .bind(i64::from(filter.limit.unwrap_or(100).min(1000)))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode_job).collect()
+        .filter(filter);
+        decode_jobs(&rows.fetch_all(&self.pool).await?)
     }
 
-    async fn get_job(&self, id: &str) -> Result<Option<JobDetail>, StoreError> {
+    async fn select_detail(&self, id: &str) -> StoreResult<Option<JobDetail>> {
         // One REPEATABLE READ snapshot: the job, its checkpoints and its audit trail
         // agree with each other even while a worker is writing.
         let mut tx = self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
-        let Some(row) = sqlx::query(concat!(
-            "SELECT ",
-            job_cols!(),
-            " FROM ",
-            jobs_with_event!(),
-            " WHERE j.id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
+        let Some(row) = sqlx::query(JOB_BY_ID)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
         else {
             return Ok(None);
         };
@@ -833,75 +674,89 @@ impl JobStore for PgStore {
         decode_detail(&row, &checkpoints, &audit).map(Some)
     }
 
-    async fn retry(&self, id: &str) -> Result<Job, StoreError> {
-        self.operate(
-            id,
-            Operation::Retry,
-            "state = 'queued', failures = 0, last_error = NULL, run_at = $3",
-        )
-        .await
-    }
-
-    async fn cancel(&self, id: &str, reason: &str) -> Result<Job, StoreError> {
-        self.operate(
-            id,
-            Operation::Cancel(reason),
-            "state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, last_error = $2",
-        )
-        .await
-    }
-
-    async fn approve(&self, id: &str) -> Result<Job, StoreError> {
-        self.operate(
-            id,
-            Operation::Approve,
-            "state = 'queued', approved = true, run_at = $3",
-        )
-        .await
-    }
-
-    async fn count_by_state(&self) -> Result<BTreeMap<JobState, u64>, StoreError> {
-        let rows = sqlx::query("SELECT state, count(*) AS n FROM jobs GROUP BY state")
-            .fetch_all(&self.pool)
-            .await?;
-        rows::tally_states(&rows)
-    }
-
-    async fn oldest_runnable_age(&self) -> Result<Option<Duration>, StoreError> {
+    async fn operate(&self, id: &str, op: Operation<'_>) -> StoreResult<Job> {
         let now = self.now();
-        let oldest: Option<i64> = sqlx::query_scalar(
-            "SELECT min(run_at) FROM jobs WHERE state IN ('queued', 'scheduled') AND run_at <= $1",
+        let change = op.change(now);
+        let (rewrite_error, error) = change.last_error();
+        let mut tx = self.pool.begin().await?;
+        // Checked under the row lock, so a worker's finish can't change it under us.
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let from = op.check(id, state)?;
+        // The update and its audit entry (with the operator's reason, which also says
+        // API or CLI) in one statement.
+        sqlx::query(
+            "WITH changed AS ( \
+                 UPDATE jobs SET state = $2, run_at = COALESCE($3, run_at), \
+                     failures = CASE WHEN $4 THEN 0 ELSE failures END, \
+                     last_error = CASE WHEN $5 THEN $6 ELSE last_error END, approved = (approved OR $7), \
+                     lease_owner = NULL, lease_expires_at = NULL, updated_at = $8 \
+                 WHERE id = $1 RETURNING id \
+             ) \
+             INSERT INTO audit (job_id, at, kind, detail) SELECT id, $8, $9, $10::json FROM changed",
         )
+        .bind(id)
+        .bind(change.state.as_str())
+        .bind(change.run_at)
+        .bind(change.reset_failures)
+        .bind(rewrite_error)
+        .bind(error.map(pg_text))
+        .bind(change.approve)
         .bind(now)
-        .fetch_one(&self.pool)
+        .bind(op.audit_kind())
+        .bind(op.audit_detail(from).to_string())
+        .execute(&mut *tx)
         .await?;
-        Ok(rows::age(now, oldest))
+        let row = sqlx::query(JOB_BY_ID).bind(id).fetch_one(&mut *tx).await?;
+        let job = decode_job(&row)?;
+        if job.state == JobState::Queued {
+            notify(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(job)
     }
 
-    async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let rows = sqlx::query(super::SEATS_PENDING_SQL)
-            .fetch_all(&self.pool)
-            .await?;
-        rows::tally_actions(&rows)
+    async fn count_states(&self) -> StoreResult<BTreeMap<JobState, u64>> {
+        let query = sqlx::query("SELECT state, count(*) AS n FROM jobs GROUP BY state");
+        rows::tally_states(&query.fetch_all(&self.pool).await?)
     }
 
-    async fn wait_for_work(&self, max: Duration) -> bool {
+    async fn oldest_due(&self, now: i64) -> StoreResult<Option<i64>> {
+        let query = sqlx::query_scalar(
+            "SELECT min(run_at) FROM jobs WHERE state IN ('queued', 'scheduled') AND run_at <= $1",
+        );
+        Ok(query.bind(now).fetch_one(&self.pool).await?)
+    }
+
+    async fn count_seats_pending(&self) -> StoreResult<BTreeMap<String, u64>> {
+        let query = sqlx::query(super::SEATS_PENDING_SQL);
+        rows::tally_actions(&query.fetch_all(&self.pool).await?)
+    }
+
+    async fn wait(&self, max: Duration) -> bool {
         self.ensure_listener();
         tokio::time::timeout(max, self.wake.notify.notified())
             .await
             .is_ok()
     }
 
-    fn shared_crm_budget(
-        &self,
-        key: &str,
-        settings: &BudgetSettings,
-    ) -> Option<Arc<dyn RateBudget>> {
+    fn budget(&self, key: &str, settings: &BudgetSettings) -> Option<Arc<dyn RateBudget>> {
         Some(Arc::new(PgBudget::new(
             self.pool.clone(),
             key.to_owned(),
             settings.clone(),
             SharedBudgetOptions::for_rate(settings.requests_per_second),
         )))
+    }
+
+    fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        &MIGRATOR
     }
 }

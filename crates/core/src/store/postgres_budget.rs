@@ -1,12 +1,12 @@
 //! One CRM rate budget for every replica on a PostgreSQL store.
 //!
 //! A CRM token has one budget (Sell: 10 requests/s) however many worker processes
-//! use it. [`crate::crm::pacing::LocalBudget`] paces one process; N replicas each
-//! pacing at the full rate would send N times too much. [`PgBudget`] implements the
-//! same [`RateBudget`] trait on a row of `crm_budgets` (migration `0002`), so the
+//! use it. The CRM client's in-process `LocalBudget` paces one process; N replicas
+//! each pacing at the full rate would send N times too much. [`PgBudget`] implements
+//! the same [`RateBudget`] trait on a row of `crm_budgets` (migration `0002`), so the
 //! Sell client doesn't know which one it has. It lives here, not in `crm/`, because
-//! only `store/` has SQL: the dependency points from `store/` to the trait in
-//! `crm::pacing`, and `app.rs` hands the budget to the client.
+//! only `store/` has SQL: both depend on the trait in `offboard_domain::budget`, not
+//! on each other, and `app.rs` hands the budget to the client.
 //!
 //! The row is a GCRA token bucket on the database clock: `tat_us` is when the next
 //! permit may start. [`RateBudget::acquire`] reserves with ONE `UPDATE … RETURNING`

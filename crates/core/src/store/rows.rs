@@ -11,9 +11,9 @@ use std::{collections::BTreeMap, str::FromStr, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type, query::Query};
 
-use super::{AuditEntry, Job, JobDetail, StoreError};
+use super::{AuditEntry, Job, JobDetail, JobFilter, Lease, NewEvent, StoreError};
 use crate::domain::{JobKind, JobState, OffboardingEvent};
 
 /// Typed column access for any sqlx row whose database stores text, 64-bit integers
@@ -54,6 +54,77 @@ where
     }
     fn flag(&self, col: &str) -> Result<bool, StoreError> {
         Ok(self.try_get(col)?)
+    }
+}
+
+/// A statement being bound, on either database.
+pub(crate) type Bound<'q, DB> = Query<'q, DB, <DB as Database>::Arguments>;
+
+/// Binds the same values in the same order on either database: each backend's SQL
+/// numbers its parameters to match (`?N` in SQLite, `$N` in PostgreSQL).
+pub(crate) trait BindShared: Sized {
+    /// The fence: job id, owner, attempt (parameters 1 to 3).
+    fn fence(self, lease: &Lease) -> Self;
+    /// A new job for `ev`: id, kind, max attempts, run_at, source, event id, e-mail,
+    /// and `now` (parameters 1 to 8).
+    fn new_job(self, job_id: &str, ev: &NewEvent, now: i64) -> Self;
+    /// A list filter: state, employee, since, before, limit (parameters 1 to 5).
+    fn filter(self, filter: &JobFilter) -> Self;
+    /// A follow-up of the leased job: new id, kind, run_at, now, parent (1 to 5).
+    fn follow_up(self, lease: &Lease, kind: JobKind, run_at: i64, now: i64) -> Self;
+    /// A fenced write of a named JSON value: the fence, `name`, `value` as text, and
+    /// `now` (parameters 1 to 6): a plan under its action, a checkpoint under its key.
+    fn fenced_value(self, lease: &Lease, name: &str, value: &Value, now: i64) -> Self;
+}
+
+impl<DB: Database> BindShared for Bound<'_, DB>
+where
+    for<'t> String: Encode<'t, DB>,
+    String: Type<DB>,
+    for<'t> Option<String>: Encode<'t, DB>,
+    for<'t> i64: Encode<'t, DB>,
+    i64: Type<DB>,
+    for<'t> Option<i64>: Encode<'t, DB>,
+{
+    fn fence(self, lease: &Lease) -> Self {
+        self.bind(lease.job_id.clone())
+            .bind(lease.owner.clone())
+            .bind(i64::from(lease.attempt))
+    }
+
+    fn new_job(self, job_id: &str, ev: &NewEvent, now: i64) -> Self {
+        let text = |s: &str| s.to_owned();
+        self.bind(text(job_id))
+            .bind(text(ev.job_kind().as_str()))
+            .bind(i64::from(ev.max_attempts))
+            .bind(ms(ev.run_at))
+            .bind(text(&ev.source))
+            .bind(text(&ev.event.id))
+            .bind(text(ev.event.employee.email.as_str()))
+            .bind(now)
+    }
+
+    fn filter(self, filter: &JobFilter) -> Self {
+        self.bind(filter.state.map(|s| s.as_str().to_owned()))
+            .bind(filter.employee.clone())
+            .bind(filter.since.map(ms))
+            .bind(filter.before.clone())
+            .bind(i64::from(filter.limit.unwrap_or(100).min(1000)))
+    }
+
+    fn fenced_value(self, lease: &Lease, name: &str, value: &Value, now: i64) -> Self {
+        self.fence(lease)
+            .bind(name.to_owned())
+            .bind(value.to_string())
+            .bind(now)
+    }
+
+    fn follow_up(self, lease: &Lease, kind: JobKind, run_at: i64, now: i64) -> Self {
+        self.bind(new_id())
+            .bind(kind.as_str().to_owned())
+            .bind(run_at)
+            .bind(now)
+            .bind(lease.job_id.clone())
     }
 }
 
@@ -98,6 +169,11 @@ pub(crate) fn new_id() -> String {
 /// JSON stored as text back into a value; `what` names it for the error.
 fn json(text: &str, what: &str) -> Result<Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// Rows of the job columns, in order.
+pub(crate) fn decode_jobs(rows: &[impl Columns]) -> Result<Vec<Job>, StoreError> {
+    rows.iter().map(decode_job).collect()
 }
 
 /// A row of the job columns (both backends select the same names, with `plan` and

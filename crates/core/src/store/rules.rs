@@ -6,7 +6,9 @@
 
 use serde_json::Value;
 
-use super::{Claimed, IngestOutcome, Job, Lease, NewEvent, Outcome, Reservation, StoreError};
+use super::{
+    Claimed, IngestOutcome, Job, Lease, NewEvent, Outcome, Reservation, StoreError, rows::Columns,
+};
 use crate::domain::JobState;
 
 /// What [`Outcome`] does to a job: the new state, `run_at` (`None`: unchanged), the
@@ -88,6 +90,19 @@ pub(crate) fn seen_before(ev: &NewEvent, stored: Stored<'_>) -> Result<IngestOut
     }
 }
 
+/// [`seen_before`] for a row of the stored `body_sha256` and first `job_id`.
+pub(crate) fn seen_in(ev: &NewEvent, row: &impl Columns) -> Result<IngestOutcome, StoreError> {
+    let (body_sha256, job_id) = (row.text("body_sha256")?, row.opt_text("job_id")?);
+    let job_id = job_id.as_deref();
+    seen_before(
+        ev,
+        Stored {
+            body_sha256: &body_sha256,
+            job_id,
+        },
+    )
+}
+
 /// The event's canonical JSON, as stored in `events.payload`.
 pub(crate) fn payload(ev: &NewEvent) -> Result<String, StoreError> {
     serde_json::to_string(&ev.event)
@@ -114,7 +129,7 @@ pub(crate) fn claimed(job: Job, owner: &str) -> Claimed {
 
 /// An operator's action on one job (API or CLI).
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Operation<'a> {
+pub enum Operation<'a> {
     /// failed/needs_review/cancelled → queued now, failures reset.
     Retry,
     /// Anything not finished → cancelled, with the operator's reason.
@@ -172,6 +187,23 @@ impl<'a> Operation<'a> {
         }
     }
 
+    /// What the action writes, at `now` (Unix ms). The lease is always cleared: only
+    /// `cancel` applies to a running job, and the others' states hold no lease.
+    pub fn change(self, now: i64) -> OperatorChange {
+        let (state, run_at, last_error) = match self {
+            Self::Retry => (JobState::Queued, Some(now), Some(None)),
+            Self::Cancel(reason) => (JobState::Cancelled, None, Some(Some(reason.to_owned()))),
+            Self::Approve => (JobState::Queued, Some(now), None),
+        };
+        OperatorChange {
+            state,
+            run_at,
+            reset_failures: matches!(self, Self::Retry),
+            last_error,
+            approve: matches!(self, Self::Approve),
+        }
+    }
+
     /// The audit kind, `operator.<verb>`.
     pub fn audit_kind(self) -> String {
         format!("operator.{}", self.name())
@@ -187,31 +219,70 @@ impl<'a> Operation<'a> {
     }
 }
 
-/// One hourly cap to check: its name in [`Reservation::OverCap`], the action it
-/// counts (`None`: every action) and its maximum.
-pub(crate) type Cap<'a> = (&'static str, Option<&'a str>, u32);
-
-/// The caps that apply to reserving `action` (a `None` maximum does not apply).
-pub(crate) fn caps<'a>(
-    action: &'a str,
-    max_same_action: Option<u32>,
-    max_all: Option<u32>,
-) -> impl Iterator<Item = Cap<'a>> {
-    [
-        ("deletions", Some(action), max_same_action),
-        ("offboardings", None, max_all),
-    ]
-    .into_iter()
-    .filter_map(|(cap, only, max)| max.map(|max| (cap, only, max)))
+/// The columns an operator action sets (besides clearing the lease and `updated_at`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorChange {
+    /// The new state.
+    pub state: JobState,
+    /// Runnable from (Unix ms); `None` keeps `run_at`.
+    pub run_at: Option<i64>,
+    /// Consecutive failures start again from zero.
+    pub reset_failures: bool,
+    /// `Some(text)` replaces `last_error` (`Some(None)` clears it); `None` keeps it.
+    pub last_error: Option<Option<String>>,
+    /// Sets `approved` (it is never unset).
+    pub approve: bool,
 }
 
-/// The refusal when `count` reservations reach the cap, `None` while below it.
-pub(crate) fn over_cap((cap, _, max): Cap<'_>, count: i64) -> Option<Reservation> {
-    (count >= i64::from(max)).then(|| Reservation::OverCap {
-        cap,
-        count: super::rows::count_u64(count),
-        max,
-    })
+impl OperatorChange {
+    /// Whether `last_error` is rewritten, and with what.
+    pub fn last_error(&self) -> (bool, Option<&str>) {
+        match &self.last_error {
+            Some(text) => (true, text.as_deref()),
+            None => (false, None),
+        }
+    }
+}
+
+/// What the hourly caps say about a seat action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SeatDecision {
+    /// The job reserved before (a retried attempt): granted again, nothing new stored.
+    AlreadyHeld,
+    /// A cap is reached.
+    Refused(Reservation),
+    /// Store a reservation: it is granted.
+    Reserve,
+}
+
+/// The caps' answer for a job (`mine`: it holds a reservation already), given the
+/// reservations in the window of its action (`same`) and of every action (`all`).
+/// A `None` maximum does not apply; the per-action cap is checked first.
+pub(crate) fn seat_decision(
+    mine: bool,
+    (same, all): (i64, i64),
+    max_same_action: Option<u32>,
+    max_all: Option<u32>,
+) -> SeatDecision {
+    if mine {
+        return SeatDecision::AlreadyHeld;
+    }
+    let checks = [
+        ("deletions", same, max_same_action),
+        ("offboardings", all, max_all),
+    ];
+    for (cap, count, max) in checks {
+        if let Some(max) = max
+            && count >= i64::from(max)
+        {
+            return SeatDecision::Refused(Reservation::OverCap {
+                cap,
+                count: super::rows::count_u64(count),
+                max,
+            });
+        }
+    }
+    SeatDecision::Reserve
 }
 
 /// Ready when every migration this build knows is applied (`applied`: versions).

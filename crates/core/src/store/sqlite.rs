@@ -25,9 +25,9 @@
 use std::{collections::BTreeMap, collections::HashMap, str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use offboard_domain::{SharedClock, SystemClock};
 use serde_json::Value;
+use sqlx::migrate::Migrator;
 use sqlx::{
     Acquire, Row, Sqlite, SqliteConnection, SqlitePool, Transaction,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
@@ -35,10 +35,10 @@ use sqlx::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, Outcome,
-    Reservation, StoreError,
-    rows::{self, decode_detail, decode_job, duration_ms, ms, new_id},
-    rules::{self, Operation, Stored, has_conflict},
+    IngestOutcome, Job, JobDetail, JobFilter, Lease, NewEvent, Outcome, Reservation, StoreError,
+    queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
+    rows::{self, BindShared, decode_detail, decode_job, decode_jobs, ms, new_id},
+    rules::{self, Operation, SeatDecision, Stored, has_conflict},
 };
 use crate::domain::{JobKind, JobState};
 
@@ -51,7 +51,7 @@ pub const MAX_GROUP_REQUESTS: usize = 512;
 /// Requests waiting for the committer beyond this make `ingest` wait to enqueue.
 const QUEUE_DEPTH: usize = 4096;
 
-/// SQLite-backed [`JobStore`].
+/// SQLite-backed [`JobStore`](super::JobStore).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -142,11 +142,6 @@ impl SqliteStore {
             committer,
             clock,
         })
-    }
-
-    /// "Now" as stored (Unix ms).
-    fn now(&self) -> i64 {
-        ms(self.clock.now())
     }
 
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
@@ -429,15 +424,7 @@ async fn ingest_one(
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(row) = existing {
-        let body_sha256: String = row.try_get("body_sha256")?;
-        let job_id: Option<String> = row.try_get("job_id")?;
-        return rules::seen_before(
-            ev,
-            Stored {
-                body_sha256: &body_sha256,
-                job_id: job_id.as_deref(),
-            },
-        );
+        return rules::seen_in(ev, &row);
     }
     let payload = rules::payload(ev)?;
     sqlx::query("INSERT INTO events (source, event_id, body_sha256, payload, received_at) VALUES (?, ?, ?, ?, ?)")
@@ -451,41 +438,34 @@ async fn ingest_one(
     let job_id = new_id();
     sqlx::query(
         "INSERT INTO jobs (id, kind, state, max_attempts, run_at, source, event_id, employee_email, created_at, updated_at) \
-         VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
     )
-    .bind(&job_id)
-    .bind(ev.job_kind().as_str())
-    .bind(i64::from(ev.max_attempts))
-    .bind(ms(ev.run_at))
-    .bind(&ev.source)
-    .bind(&event_id)
-    .bind(ev.event.employee.email.as_str())
-    .bind(now)
-    .bind(now)
+    .new_job(&job_id, ev, now)
     .execute(&mut *tx)
     .await?;
     Ok(IngestOutcome::Accepted { event_id, job_id })
 }
 
 /// `WHERE` fragment that fences a write to the lease holder.
-const FENCE: &str = "id = ? AND lease_owner = ? AND attempt = ? AND state = 'running'";
+const FENCE: &str = "id = ?1 AND lease_owner = ?2 AND attempt = ?3 AND state = 'running'";
 
+/// The statements behind [`JobStore`](super::JobStore) (implemented in `queue.rs`). Writes open with
+/// `BEGIN IMMEDIATE` on the one writer connection; reads use the reader pool.
 #[async_trait]
-impl JobStore for SqliteStore {
-    async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.writer).await?;
-        Ok(())
+impl Statements for SqliteStore {
+    async fn run_migrations(&self) -> StoreResult<()> {
+        Ok(MIGRATOR.run(&self.writer).await?)
     }
 
-    async fn ready(&self) -> Result<(), StoreError> {
-        let applied: Vec<i64> =
+    async fn applied_migrations(&self) -> StoreResult<Vec<i64>> {
+        Ok(
             sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
                 .fetch_all(&self.reader)
-                .await?;
-        rules::check_migrated(&MIGRATOR, &applied)
+                .await?,
+        )
     }
 
-    async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError> {
+    async fn insert_events(&self, events: Vec<NewEvent>) -> StoreResult<Vec<IngestOutcome>> {
         if let Some(committer) = &self.committer {
             let (reply, answer) = oneshot::channel();
             // The committer only stops when its runtime shuts down.
@@ -507,14 +487,7 @@ impl JobStore for SqliteStore {
         Ok(out)
     }
 
-    async fn claim(
-        &self,
-        owner: &str,
-        n: usize,
-        lease: Duration,
-    ) -> Result<Vec<Claimed>, StoreError> {
-        let now = self.now();
-        let expires = now.saturating_add(duration_ms(lease));
+    async fn claim_due(&self, round: Round<'_>) -> StoreResult<Vec<Job>> {
         let mut tx = self.write_tx().await?;
         // One runnable job per employee, and none whose employee already has a running job.
         let ids: Vec<String> = sqlx::query_scalar(
@@ -523,65 +496,50 @@ impl JobStore for SqliteStore {
                AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.employee_email = j.employee_email AND r.state = 'running') \
              GROUP BY employee_email ORDER BY MIN(run_at), MIN(id) LIMIT ?",
         )
-        .bind(now)
-        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+        .bind(round.now)
+        .bind(i64::try_from(round.n).unwrap_or(i64::MAX))
         .fetch_all(&mut *tx)
         .await?;
         let mut claimed = Vec::with_capacity(ids.len());
         for id in ids {
-            sqlx::query(
-                "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = ?, lease_expires_at = ?, updated_at = ? WHERE id = ?",
-            )
-            .bind(owner)
-            .bind(expires)
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
+                "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = ?, \
+                 lease_expires_at = ?, updated_at = ? WHERE id = ? RETURNING {JOB_COLUMNS}"
             )))
+            .bind(round.owner)
+            .bind(round.until)
+            .bind(round.now)
             .bind(&id)
             .fetch_one(&mut *tx)
             .await?;
-            claimed.push(rules::claimed(decode_job(&row)?, owner));
+            claimed.push(decode_job(&row)?);
         }
         tx.commit().await?;
         Ok(claimed)
     }
 
-    async fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<(), StoreError> {
-        let expires = self.now().saturating_add(duration_ms(lease_for));
+    async fn extend_lease(&self, lease: &Lease, until: i64) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET lease_expires_at = ? WHERE {FENCE}"
+            "UPDATE jobs SET lease_expires_at = ?4 WHERE {FENCE}"
         )))
-        .bind(expires)
-        .bind(&lease.job_id)
-        .bind(&lease.owner)
-        .bind(i64::from(lease.attempt))
+        .fence(lease)
+        .bind(until)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::LeaseLost(lease.job_id.clone()));
-        }
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
-    async fn finish(&self, lease: &Lease, outcome: Outcome) -> Result<(), StoreError> {
+    async fn end_run(&self, lease: &Lease, outcome: Outcome) -> StoreResult<bool> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let held = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT failures, max_attempts FROM jobs WHERE {FENCE}"
         )))
-        .bind(&lease.job_id)
-        .bind(&lease.owner)
-        .bind(i64::from(lease.attempt))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Err(StoreError::LeaseLost(lease.job_id.clone()));
+        .fence(lease);
+        let Some(row) = held.fetch_optional(&mut *tx).await? else {
+            return Ok(false);
         };
         let to = rules::transition(
             outcome,
@@ -602,18 +560,16 @@ impl JobStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
-    async fn requeue_expired(&self) -> Result<u64, StoreError> {
+    async fn requeue_lapsed(&self) -> StoreResult<u64> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
         let ids: Vec<String> = sqlx::query_scalar(
-            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, run_at = ?, updated_at = ? \
-             WHERE state = 'running' AND lease_expires_at < ? RETURNING id",
+            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, run_at = ?1, updated_at = ?1 \
+             WHERE state = 'running' AND lease_expires_at < ?1 RETURNING id",
         )
-        .bind(now)
-        .bind(now)
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
@@ -628,62 +584,33 @@ impl JobStore for SqliteStore {
         Ok(u64::try_from(ids.len()).unwrap_or(u64::MAX))
     }
 
-    async fn set_plan(&self, lease: &Lease, action: &str, plan: &Value) -> Result<(), StoreError> {
+    async fn write_plan(&self, lease: &Lease, action: &str, plan: &Value) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET action = ?, plan = ?, updated_at = ? WHERE {FENCE}"
+            "UPDATE jobs SET action = ?4, plan = ?5, updated_at = ?6 WHERE {FENCE}"
         )))
-        .bind(action)
-        .bind(plan.to_string())
-        .bind(self.now())
-        .bind(&lease.job_id)
-        .bind(&lease.owner)
-        .bind(i64::from(lease.attempt))
+        .fenced_value(lease, action, plan, self.now())
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::LeaseLost(lease.job_id.clone()));
-        }
         tx.commit().await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
-    async fn put_checkpoint(
-        &self,
-        lease: &Lease,
-        key: &str,
-        value: &Value,
-    ) -> Result<(), StoreError> {
+    async fn write_checkpoint(&self, lease: &Lease, key: &str, v: &Value) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let held: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT 1 FROM jobs WHERE {FENCE}"
-        )))
-        .bind(&lease.job_id)
-        .bind(&lease.owner)
-        .bind(i64::from(lease.attempt))
-        .fetch_optional(&mut *tx)
-        .await?;
-        if held.is_none() {
-            return Err(StoreError::LeaseLost(lease.job_id.clone()));
-        }
-        sqlx::query(
-            "INSERT INTO checkpoints (job_id, key, value, updated_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        )
-        .bind(&lease.job_id)
-        .bind(key)
-        .bind(value.to_string())
-        .bind(self.now())
+        // Under `BEGIN IMMEDIATE` nothing changes between the fence check and the write.
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO checkpoints (job_id, key, value, updated_at) \
+             SELECT id, ?4, ?5, ?6 FROM jobs WHERE {FENCE} \
+             ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+        ))).fenced_value(lease, key, v, self.now())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
-    async fn audit(&self, job_id: &str, entries: &[(String, Value)]) -> Result<(), StoreError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
+    async fn append_audit(&self, job_id: &str, entries: &[(String, Value)]) -> StoreResult<()> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
         for (kind, detail) in entries {
@@ -695,82 +622,57 @@ impl JobStore for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
-        Ok(())
+        Ok(tx.commit().await?)
     }
 
-    async fn enqueue_follow_up(
-        &self,
-        lease: &Lease,
-        kind: JobKind,
-        run_at: DateTime<Utc>,
-    ) -> Result<String, StoreError> {
-        let now = self.now();
+    async fn follow_up(&self, lease: &Lease, kind: JobKind, at: i64) -> StoreResult<String> {
         let mut tx = self.write_tx().await?;
-        let parent = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT source, event_id, employee_email, max_attempts FROM jobs WHERE {FENCE}"
+        let held = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 FROM jobs WHERE {FENCE}"
         )))
-        .bind(&lease.job_id)
-        .bind(&lease.owner)
-        .bind(i64::from(lease.attempt))
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::LeaseLost(lease.job_id.clone()))?;
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT id FROM jobs WHERE parent_id = ? AND kind = ?")
-                .bind(&lease.job_id)
-                .bind(kind.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(id) = existing {
-            return Ok(id);
+        .fence(lease);
+        if held.fetch_optional(&mut *tx).await?.is_none() {
+            return Err(StoreError::LeaseLost(lease.job_id.clone()));
         }
-        let id = new_id();
+        // The unique (parent_id, kind) index makes a second call insert nothing.
         sqlx::query(
             "INSERT INTO jobs (id, kind, state, max_attempts, run_at, source, event_id, employee_email, parent_id, created_at, updated_at) \
-             VALUES (?, ?, 'scheduled', ?, ?, ?, ?, ?, ?, ?, ?)",
+             SELECT ?1, ?2, 'scheduled', max_attempts, ?3, source, event_id, employee_email, id, ?4, ?4 FROM jobs WHERE id = ?5 \
+             ON CONFLICT DO NOTHING",
         )
-        .bind(&id)
-        .bind(kind.as_str())
-        .bind(parent.try_get::<i64, _>("max_attempts")?)
-        .bind(ms(run_at))
-        .bind(parent.try_get::<String, _>("source")?)
-        .bind(parent.try_get::<String, _>("event_id")?)
-        .bind(parent.try_get::<String, _>("employee_email")?)
-        .bind(&lease.job_id)
-        .bind(now)
-        .bind(now)
+        .follow_up(lease, kind, at, self.now())
         .execute(&mut *tx)
         .await?;
+        let id: String = sqlx::query_scalar("SELECT id FROM jobs WHERE parent_id = ? AND kind = ?")
+            .bind(&lease.job_id)
+            .bind(kind.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(id)
     }
 
-    async fn cancel_pending_for(
-        &self,
-        email: &str,
-        except: &str,
-        reason: &str,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn cancel_others(&self, sweep: Sweep<'_>) -> StoreResult<Vec<String>> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
         let ids: Vec<String> = sqlx::query_scalar(
             "UPDATE jobs SET state = 'cancelled', last_error = ?, updated_at = ? \
              WHERE employee_email = ? AND id <> ? AND state IN ('queued', 'scheduled', 'needs_review') RETURNING id",
         )
-        .bind(reason)
+        .bind(sweep.reason)
         .bind(now)
-        .bind(email)
-        .bind(except)
+        .bind(sweep.email)
+        .bind(sweep.except)
         .fetch_all(&mut *tx)
         .await?;
+        let detail = serde_json::json!({ "reason": sweep.reason, "by_job": sweep.except });
         for id in &ids {
             sqlx::query(
                 "INSERT INTO audit (job_id, at, kind, detail) VALUES (?, ?, 'job.cancelled', ?)",
             )
             .bind(id)
             .bind(now)
-            .bind(serde_json::json!({ "reason": reason, "by_job": except }).to_string())
+            .bind(detail.to_string())
             .execute(&mut *tx)
             .await?;
         }
@@ -778,213 +680,168 @@ impl JobStore for SqliteStore {
         Ok(ids)
     }
 
-    async fn jobs_for(&self, email: &str, states: &[JobState]) -> Result<Vec<Job>, StoreError> {
+    async fn select_for(&self, email: &str, states: &[JobState]) -> StoreResult<Vec<Job>> {
+        let states = to_json(&states.iter().map(|s| s.as_str()).collect::<Vec<_>>())?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE employee_email = ? ORDER BY id DESC"
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE employee_email = ? \
+             AND state IN (SELECT value FROM json_each(?)) ORDER BY id DESC"
         )))
         .bind(email)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(decode_job)
-            .filter(|j| {
-                j.as_ref()
-                    .map(|j| states.contains(&j.state))
-                    .unwrap_or(true)
-            })
-            .collect()
+        .bind(states);
+        decode_jobs(&rows.fetch_all(&self.reader).await?)
     }
 
-    async fn reserve_seat_action(
-        &self,
-        lease: &Lease,
-        action: &str,
-        since: DateTime<Utc>,
-        max_same_action: Option<u32>,
-        max_all: Option<u32>,
-    ) -> Result<Reservation, StoreError> {
+    async fn reserve(&self, req: SeatRequest<'_>) -> StoreResult<Option<Reservation>> {
         let mut tx = self.write_tx().await?;
-        let held: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT 1 FROM jobs WHERE {FENCE}"
+        // Under `BEGIN IMMEDIATE` reservations are serialised: the counts stay true
+        // until this one commits.
+        let facts = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM seat_actions WHERE job_id = ?1) AS mine, \
+               (SELECT COUNT(*) FROM seat_actions WHERE at >= ?4 AND action = ?5) AS same, \
+               (SELECT COUNT(*) FROM seat_actions WHERE at >= ?4) AS all_actions \
+             FROM jobs WHERE {FENCE}"
         )))
-        .bind(&lease.job_id)
-        .bind(&lease.owner)
-        .bind(i64::from(lease.attempt))
+        .fence(req.lease)
+        .bind(req.since)
+        .bind(req.action)
         .fetch_optional(&mut *tx)
         .await?;
-        if held.is_none() {
-            return Err(StoreError::LeaseLost(lease.job_id.clone()));
-        }
-        let mine: Option<i64> = sqlx::query_scalar("SELECT 1 FROM seat_actions WHERE job_id = ?")
-            .bind(&lease.job_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if mine.is_some() {
-            return Ok(Reservation::Granted);
-        }
-        for cap in rules::caps(action, max_same_action, max_all) {
-            let count: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM seat_actions WHERE at >= ? AND (? IS NULL OR action = ?)",
-            )
-            .bind(ms(since))
-            .bind(cap.1)
-            .bind(cap.1)
-            .fetch_one(&mut *tx)
-            .await?;
-            if let Some(refused) = rules::over_cap(cap, count) {
-                return Ok(refused);
-            }
+        let Some(facts) = facts else { return Ok(None) };
+        let counts = (facts.try_get("same")?, facts.try_get("all_actions")?);
+        match rules::seat_decision(
+            facts.try_get("mine")?,
+            counts,
+            req.max_same_action,
+            req.max_all,
+        ) {
+            SeatDecision::AlreadyHeld => return Ok(Some(Reservation::Granted)),
+            SeatDecision::Refused(refused) => return Ok(Some(refused)),
+            SeatDecision::Reserve => {}
         }
         sqlx::query("INSERT INTO seat_actions (job_id, action, at) VALUES (?, ?, ?)")
-            .bind(&lease.job_id)
-            .bind(action)
+            .bind(&req.lease.job_id)
+            .bind(req.action)
             .bind(self.now())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Reservation::Granted)
+        Ok(Some(Reservation::Granted))
     }
 
-    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+    async fn select_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {JOB_COLUMNS} FROM jobs \
-             WHERE (? IS NULL OR state = ?) AND (? IS NULL OR employee_email = ?) \
-               AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR id < ?) \
-             ORDER BY id DESC LIMIT ?"
+             WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR employee_email = ?2) \
+               AND (?3 IS NULL OR created_at >= ?3) AND (?4 IS NULL OR id < ?4) \
+             ORDER BY id DESC LIMIT ?5"
         )))
-        .bind(filter.state.map(|s| s.as_str()))
-        .bind(filter.state.map(|s| s.as_str()))
-        .bind(filter.employee.as_deref())
-        .bind(filter.employee.as_deref())
-        .bind(filter.since.map(ms))
-        .bind(filter.since.map(ms))
-        .bind(filter.before.as_deref())
-        .bind(filter.before.as_deref())
-        .bind(i64::from(filter.limit.unwrap_or(100).min(1000)))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(decode_job).collect()
+        .filter(filter);
+        decode_jobs(&rows.fetch_all(&self.reader).await?)
     }
 
-    async fn get_job(&self, id: &str) -> Result<Option<JobDetail>, StoreError> {
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
+    async fn select_detail(&self, id: &str) -> StoreResult<Option<JobDetail>> {
+        // One read transaction: the job, its checkpoints and its trail agree.
+        let mut tx = self.reader.begin().await?;
+        let job = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
         )))
         .bind(id)
-        .fetch_optional(&self.reader)
-        .await?
-        else {
-            return Ok(None);
-        };
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(job) = job else { return Ok(None) };
         let checkpoints =
             sqlx::query("SELECT key, value FROM checkpoints WHERE job_id = ? ORDER BY key")
                 .bind(id)
-                .fetch_all(&self.reader)
+                .fetch_all(&mut *tx)
                 .await?;
         let audit = sqlx::query("SELECT at, kind, detail FROM audit WHERE job_id = ? ORDER BY id")
             .bind(id)
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *tx)
             .await?;
-        decode_detail(&row, &checkpoints, &audit).map(Some)
+        let detail = decode_detail(&job, &checkpoints, &audit)?;
+        tx.commit().await?;
+        Ok(Some(detail))
     }
 
-    async fn retry(&self, id: &str) -> Result<Job, StoreError> {
-        self.operate(
-            id,
-            Operation::Retry,
-            "state = 'queued', failures = 0, last_error = NULL, run_at = ?1",
-        )
-        .await
-    }
-
-    async fn cancel(&self, id: &str, reason: &str) -> Result<Job, StoreError> {
-        self.operate(
-            id,
-            Operation::Cancel(reason),
-            "state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, last_error = ?3",
-        )
-        .await
-    }
-
-    async fn approve(&self, id: &str) -> Result<Job, StoreError> {
-        self.operate(
-            id,
-            Operation::Approve,
-            "state = 'queued', approved = 1, run_at = ?1",
-        )
-        .await
-    }
-
-    async fn count_by_state(&self) -> Result<BTreeMap<JobState, u64>, StoreError> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
-            .fetch_all(&self.reader)
-            .await?;
-        rows::tally_states(&rows)
-    }
-
-    async fn oldest_runnable_age(&self) -> Result<Option<Duration>, StoreError> {
+    async fn operate(&self, id: &str, op: Operation<'_>) -> StoreResult<Job> {
         let now = self.now();
-        let oldest: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(run_at) FROM jobs WHERE state IN ('queued', 'scheduled') AND run_at <= ?",
-        )
-        .bind(now)
-        .fetch_one(&self.reader)
-        .await?;
-        Ok(rows::age(now, oldest))
-    }
-
-    async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let rows = sqlx::query(super::SEATS_PENDING_SQL)
-            .fetch_all(&self.reader)
-            .await?;
-        rows::tally_actions(&rows)
-    }
-}
-
-impl SqliteStore {
-    /// An operator action: checks the state, applies `set` (where `?1` is now and `?3`
-    /// the reason, when there is one), audits.
-    async fn operate(&self, id: &str, op: Operation<'_>, set: &str) -> Result<Job, StoreError> {
-        let now = self.now();
+        let change = op.change(now);
+        let (rewrite_error, error) = change.last_error();
         let mut tx = self.write_tx().await?;
         let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
         let from = op.check(id, state)?;
-        let mut update = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET {set}, updated_at = ?1 WHERE id = ?2"
-        )))
-        .bind(now)
-        .bind(id);
-        // Only `cancel` has a reason, and only its `set` uses `?3`: bind what is used.
-        if let Some(reason) = op.reason() {
-            update = update.bind(reason);
-        }
-        update.execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO audit (job_id, at, kind, detail) VALUES (?, ?, ?, ?)")
-            .bind(id)
-            .bind(now)
-            .bind(op.audit_kind())
-            .bind(op.audit_detail(from).to_string())
-            .execute(&mut *tx)
-            .await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
+            "UPDATE jobs SET state = ?2, run_at = COALESCE(?3, run_at), \
+               failures = CASE WHEN ?4 THEN 0 ELSE failures END, \
+               last_error = CASE WHEN ?5 THEN ?6 ELSE last_error END, approved = (approved OR ?7), \
+               lease_owner = NULL, lease_expires_at = NULL, updated_at = ?8 \
+             WHERE id = ?1 RETURNING {JOB_COLUMNS}"
         )))
         .bind(id)
+        .bind(change.state.as_str())
+        .bind(change.run_at)
+        .bind(change.reset_failures)
+        .bind(rewrite_error)
+        .bind(error)
+        .bind(change.approve)
+        .bind(now)
         .fetch_one(&mut *tx)
         .await?;
         let job = decode_job(&row)?;
+        // The operator's reason (which also says API or CLI) belongs in the trail.
+        let detail = op.audit_detail(from).to_string();
+        sqlx::query("INSERT INTO audit (job_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")
+            .bind(id)
+            .bind(now)
+            .bind(op.audit_kind())
+            .bind(detail)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(job)
+    }
+
+    async fn count_states(&self) -> StoreResult<BTreeMap<JobState, u64>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+            .fetch_all(&self.reader)
+            .await?;
+        rows::tally_states(&rows)
+    }
+
+    async fn oldest_due(&self, now: i64) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(run_at) FROM jobs WHERE state IN ('queued', 'scheduled') AND run_at <= ?",
+        )
+        .bind(now)
+        .fetch_one(&self.reader)
+        .await?)
+    }
+
+    async fn count_seats_pending(&self) -> StoreResult<BTreeMap<String, u64>> {
+        let rows = sqlx::query(super::SEATS_PENDING_SQL)
+            .fetch_all(&self.reader)
+            .await?;
+        rows::tally_actions(&rows)
+    }
+
+    fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        &MIGRATOR
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+
     use super::*;
-    use crate::domain::OffboardingEvent;
+    use crate::{domain::OffboardingEvent, store::JobStore};
 
     fn ev(id: &str, body: &str) -> NewEvent {
         let event = OffboardingEvent::from_json(
