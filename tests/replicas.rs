@@ -38,8 +38,6 @@ use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
 
-const ENV: &str = "OFFBOARD_TEST_POSTGRES_URL";
-
 /// The sandbox's limit and the fleet's budget: the same number.
 const RPS: u32 = 80;
 
@@ -47,13 +45,7 @@ const RPS: u32 = 80;
 static PROCESS_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn postgres() -> Option<String> {
-    match std::env::var(ENV) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!("skipped: {ENV} not set");
-            None
-        }
-    }
+    offboard_testkit::postgres_url()
 }
 
 /// A schema that is dropped when the test passed (a failing test leaves it to look at).

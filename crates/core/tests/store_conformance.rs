@@ -4,7 +4,8 @@
 //! `conformance!` instantiates it once per store: `sqlite::*` on a temp file and
 //! `postgres::*` in a fresh schema of the database `OFFBOARD_TEST_POSTGRES_URL` names
 //! (so parallel tests and concurrent CI runs never collide). Without that variable
-//! the PostgreSQL half prints `skipped: OFFBOARD_TEST_POSTGRES_URL not set` and passes.
+//! the PostgreSQL half prints `skipped: OFFBOARD_TEST_POSTGRES_URL not set` and
+//! passes on a developer's machine, and fails under CI (`offboard_testkit::postgres_url`).
 //!
 //! The suite is the definition of "the same semantics" in DESIGN.md §8: a behaviour
 //! one store has and the other lacks shows up here as a test failing on one side.
@@ -32,7 +33,6 @@ use offboard_core::{
 use serde_json::json;
 
 const LEASE: Duration = Duration::from_secs(30);
-const ENV: &str = "OFFBOARD_TEST_POSTGRES_URL";
 
 /// Where every test's clock starts (and the `run_at` of [`new_event`]'s events, so
 /// they are due at once): a fixed instant, so no test depends on the wall clock.
@@ -83,10 +83,7 @@ impl Harness {
 
     /// `None` (after saying so) when no PostgreSQL is configured.
     async fn postgres(migrated: bool) -> Option<Harness> {
-        let Ok(base) = std::env::var(ENV) else {
-            println!("skipped: {ENV} not set");
-            return None;
-        };
+        let base = offboard_testkit::postgres_url()?;
         let schema = new_schema(&base).await;
         let url = schema_url(&base, &schema);
         let clock = ManualClock::new(t0());

@@ -37,3 +37,25 @@ pub async fn scrape_metrics(http: &reqwest::Client, base: &str) -> String {
         .await
         .unwrap_or_else(|e| panic!("read {base}/metrics: {e}"))
 }
+
+/// The environment variable naming the PostgreSQL database tests may use.
+pub const POSTGRES_URL_ENV: &str = "OFFBOARD_TEST_POSTGRES_URL";
+
+/// The PostgreSQL URL for tests, from [`POSTGRES_URL_ENV`]. Without it a developer's
+/// run skips the PostgreSQL half (and says so); under CI (`CI` set to anything but
+/// `false` or `0`) a missing URL fails the test instead, so a green CI run means the
+/// PostgreSQL tests ran.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var(POSTGRES_URL_ENV) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let ci = std::env::var("CI").unwrap_or_default();
+            assert!(
+                ci.is_empty() || ci == "false" || ci == "0",
+                "{POSTGRES_URL_ENV} is not set, and under CI the PostgreSQL tests must run, not skip"
+            );
+            eprintln!("skipped: {POSTGRES_URL_ENV} not set");
+            None
+        }
+    }
+}
