@@ -249,18 +249,26 @@ impl TestApp {
             .unwrap()
     }
 
+    /// [`accept`](Self::accept)s a webhook and runs the worker until idle: the
+    /// job's id and the job as it stands then.
+    pub async fn accept_and_run(&self, msg: &str, body: &str) -> (String, Value) {
+        let id = self.accept(msg, body).await;
+        self.run_jobs().await;
+        let job = self.job(&id).await;
+        (id, job)
+    }
+
     pub async fn admin_get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}{path}", self.addr))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
+        self.admin(reqwest::Method::GET, path).await
     }
 
     pub async fn admin_post(&self, path: &str) -> reqwest::Response {
+        self.admin(reqwest::Method::POST, path).await
+    }
+
+    async fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
         self.http
-            .post(format!("{}{path}", self.addr))
+            .request(method, format!("{}{path}", self.addr))
             .bearer_auth(ADMIN_TOKEN)
             .send()
             .await
@@ -313,6 +321,19 @@ impl TestApp {
         }
         self.job(id).await
     }
+}
+
+/// The entries of `job`'s audit trail of this `kind`, oldest first.
+pub fn audit<'a>(job: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> {
+    job["audit"]
+        .as_array()
+        .expect("a job's audit is a list")
+        .iter()
+        .filter(move |a| a["kind"] == kind)
+}
+
+pub fn has_audit(job: &Value, kind: &str) -> bool {
+    audit(job, kind).next().is_some()
 }
 
 /// A terminated event in the canonical shape.

@@ -2,18 +2,8 @@
 
 use offboard_core::domain::Resource;
 use offboard_testkit::sell;
-use serde_json::Value;
 
 use crate::helpers::*;
-
-fn audit_kinds(job: &Value) -> Vec<String> {
-    job["audit"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["kind"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 #[tokio::test]
 async fn voluntary_leaver_is_reassigned_to_manager_and_deactivated() {
@@ -90,7 +80,6 @@ async fn voluntary_leaver_is_reassigned_to_manager_and_deactivated() {
     app.sell().deactivate(10).await.unwrap();
     let job = app.run_job_until_settled(&id, 10).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
-    let kinds = audit_kinds(&job);
     for k in [
         "crm.user_found",
         "decision",
@@ -101,14 +90,9 @@ async fn voluntary_leaver_is_reassigned_to_manager_and_deactivated() {
         "outcome",
         "crm.call",
     ] {
-        assert!(kinds.iter().any(|x| x == k), "audit lacks {k}: {kinds:?}");
+        assert!(has_audit(&job, k), "audit lacks {k}: {:#}", job["audit"]);
     }
-    let call = job["audit"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["kind"] == "crm.call")
-        .unwrap();
+    let call = audit(&job, "crm.call").next().unwrap();
     for key in ["method", "path", "status", "duration_ms"] {
         assert!(call["detail"].get(key).is_some(), "crm.call lacks {key}");
     }
@@ -117,8 +101,8 @@ async fn voluntary_leaver_is_reassigned_to_manager_and_deactivated() {
 #[tokio::test]
 async fn involuntary_termination_deletes_after_reassigning() {
     let app = spawn_app().await;
-    let id = app
-        .accept(
+    let (id, job) = app
+        .accept_and_run(
             "msg_s",
             &termination(
                 "evt_s",
@@ -129,8 +113,6 @@ async fn involuntary_termination_deletes_after_reassigning() {
             ),
         )
         .await;
-    app.run_jobs().await;
-    let job = app.job(&id).await;
     assert_eq!(job["action"], "delete", "{job:#}");
     assert_eq!(job["state"], "scheduled");
     let tasks = sell::created_tasks(&app.sell()).await;
@@ -209,21 +191,14 @@ async fn deletion_is_refused_for_admins_legal_hold_and_managers() {
 #[tokio::test]
 async fn unknown_employee_succeeds_with_no_crm_user() {
     let app = spawn_app().await;
-    let id = app
-        .accept(
+    let (_, job) = app
+        .accept_and_run(
             "m",
             &termination("e", "nobody@example.com", "voluntary", true, false),
         )
         .await;
-    app.run_jobs().await;
-    let job = app.job(&id).await;
     assert_eq!(job["state"], "succeeded");
-    let outcome = job["audit"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["kind"] == "outcome")
-        .unwrap();
+    let outcome = audit(&job, "outcome").next().unwrap();
     assert_eq!(outcome["detail"]["result"], "no CRM user");
 }
 
@@ -234,14 +209,12 @@ async fn permanent_crm_error_fails_with_the_crm_message() {
         ..Options::default()
     })
     .await;
-    let id = app
-        .accept(
+    let (_, job) = app
+        .accept_and_run(
             "m",
             &termination("e", "jane.doe@example.com", "voluntary", true, false),
         )
         .await;
-    app.run_jobs().await;
-    let job = app.job(&id).await;
     assert_eq!(job["state"], "failed", "{job:#}");
     assert!(
         job["last_error"]
@@ -277,14 +250,13 @@ async fn a_restarted_instance_finishes_an_accepted_job() {
 #[tokio::test]
 async fn an_admin_who_never_acts_sends_the_job_to_review_at_the_verify_deadline() {
     let app = spawn_app().await;
-    let id = app
-        .accept(
+    let (id, job) = app
+        .accept_and_run(
             "m",
             &termination("e", "sam.seller@example.com", "voluntary", true, false),
         )
         .await;
-    app.run_jobs().await;
-    assert_eq!(app.job(&id).await["state"], "scheduled");
+    assert_eq!(job["state"], "scheduled");
 
     // worker.verify_deadline_hours defaults to 72, counted from seat_requested_at.
     app.advance(chrono::Duration::hours(71));

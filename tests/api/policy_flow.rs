@@ -7,14 +7,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-fn has_audit(job: &Value, kind: &str) -> bool {
-    job["audit"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|a| a["kind"] == kind)
-}
-
 #[tokio::test]
 async fn deletions_beyond_the_hourly_cap_wait_for_approval() {
     let leavers: Vec<(i64, String)> = (0..5)
@@ -98,14 +90,12 @@ async fn dry_run_plans_and_audits_but_sends_no_write() {
         ..Options::default()
     })
     .await;
-    let id = app
-        .accept(
+    let (_, job) = app
+        .accept_and_run(
             "m",
             &termination("e", "jane.doe@example.com", "voluntary", true, false),
         )
         .await;
-    app.run_jobs().await;
-    let job = app.job(&id).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
     let writes: Vec<_> = app
         .sell()
@@ -165,8 +155,8 @@ async fn nothing_moves_before_the_effective_time_and_everything_after_it() {
         0,
     )
     .unwrap();
-    let id = app
-        .accept(
+    let (id, job) = app
+        .accept_and_run(
             "m1",
             &event(
                 "e1",
@@ -176,8 +166,6 @@ async fn nothing_moves_before_the_effective_time_and_everything_after_it() {
             ),
         )
         .await;
-    app.run_jobs().await;
-    let job = app.job(&id).await;
     assert_eq!(job["state"], "scheduled", "{job:#}");
 
     app.advance(chrono::Duration::days(1));
@@ -207,8 +195,8 @@ async fn a_cancelled_termination_cancels_the_pending_job() {
         ..Options::default()
     })
     .await;
-    let id = app
-        .accept(
+    let (id, job) = app
+        .accept_and_run(
             "m1",
             &event(
                 "e1",
@@ -218,8 +206,6 @@ async fn a_cancelled_termination_cancels_the_pending_job() {
             ),
         )
         .await;
-    app.run_jobs().await;
-    let job = app.job(&id).await;
     assert_eq!(
         job["state"], "scheduled",
         "waits for the effective time: {job:#}"
