@@ -8,7 +8,11 @@ mod helpers;
 use std::collections::BTreeMap;
 
 use helpers::*;
-use offboard_core::metrics::{FAMILIES, Kind};
+use offboard_core::{
+    domain::{Clock, Resource},
+    metrics::{FAMILIES, Kind},
+};
+use offboard_testkit::sell;
 
 /// `series → value` for every sample line, e.g.
 /// `offboard_jobs{state="queued"} → 1`.
@@ -44,10 +48,10 @@ async fn scrape(app: &TestApp) -> String {
 #[tokio::test]
 async fn metrics_count_what_happened() {
     let app = spawn_app().await;
-    let open: BTreeMap<&str, usize> = ["leads", "contacts", "deals", "tasks"]
-        .into_iter()
-        .map(|r| (r, app.fake.owned(r, 10).0))
-        .collect();
+    let mut open = BTreeMap::new();
+    for resource in Resource::ALL {
+        open.insert(resource, sell::owned(&app.sell(), resource, 10).await.0);
+    }
 
     // Webhooks: 2 accepted, 1 duplicate, 1 bad signature, 1 unknown source.
     let jane = termination("evt_m1", "jane.doe@example.com", "voluntary", true, false);
@@ -64,10 +68,7 @@ async fn metrics_count_what_happened() {
         .http
         .post(format!("{}/webhooks/hr", app.addr))
         .header("webhook-id", "msg_forged")
-        .header(
-            "webhook-timestamp",
-            chrono::Utc::now().timestamp().to_string(),
-        )
+        .header("webhook-timestamp", app.clock.now().timestamp().to_string())
         .header(
             "webhook-signature",
             "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
@@ -98,7 +99,7 @@ async fn metrics_count_what_happened() {
     );
     assert_eq!(get(&mid, r#"offboard_jobs{state="scheduled"}"#), 1.0);
 
-    app.fake.set_user_status(10, "inactive");
+    app.sell().deactivate(10).await.unwrap();
     let job = app.run_job_until_settled(&jane_job, 20).await;
     assert_eq!(job["state"], "succeeded", "{job}");
 

@@ -6,7 +6,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn admin_api_needs_the_token() {
-    let app = spawn_sandbox_app().await;
+    let app = spawn_app().await;
     for path in ["/api/v1/jobs", "/api/v1/jobs/x"] {
         let resp = app
             .http
@@ -30,7 +30,7 @@ async fn admin_api_needs_the_token() {
 
 #[tokio::test]
 async fn list_show_cancel_retry() {
-    let app = spawn_sandbox_app().await;
+    let app = spawn_app().await;
     let body = termination("evt_a", "jane.doe@example.com", "voluntary", true, false);
     let accepted: Value = app
         .post_signed("hr", "msg_a", &body)
@@ -97,7 +97,7 @@ async fn list_show_cancel_retry() {
 
 #[tokio::test]
 async fn openapi_describes_every_route_the_router_serves() {
-    let app = spawn_sandbox_app().await;
+    let app = spawn_app().await;
     let doc: Value = app
         .admin_get("/api/v1/openapi.json")
         .await

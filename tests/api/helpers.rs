@@ -1,21 +1,12 @@
 //! `spawn_app()` and friends: a real offboard on 127.0.0.1:0, a temp SQLite file,
-//! Sell, and signed-request helpers.
-//!
-//! Sell is the real `offboard-sandbox` seeded with the standard org
-//! ([`offboard_testkit::sell::standard_org`]) for the tests that need no more
-//! than Sell's behaviour ([`spawn_sandbox_app`]). The stateful wiremock fake
-//! below stays only for the offboarding and policy tests, which still read its
-//! state synchronously (`fake.owned`, `fake.state().puts`, `fail_with`); the
-//! sandbox offers the same facts (`open_counts`, `stats().puts`, its request
-//! log) once those tests move to it.
+//! the real Sell sandbox holding the standard org
+//! ([`offboard_testkit::sell::standard_org`]) unless a test seeds another, and
+//! signed-request helpers. What a test asserts about Sell (records moved, PUTs,
+//! admin tasks) comes from the sandbox through [`offboard_testkit::sell`].
 
 #![allow(dead_code)]
 
-use std::{
-    collections::BTreeMap,
-    path::PathBuf,
-    sync::{Arc, Mutex},
-};
+use std::path::PathBuf;
 
 use offboard_core::{
     app::{Application, Role},
@@ -24,10 +15,9 @@ use offboard_core::{
     store::SharedStore,
     worker::Worker,
 };
-use offboard_sandbox::{Sandbox, SandboxOptions};
+use offboard_sandbox::{Sandbox, SandboxOptions, SandboxState, Seed};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
 
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -63,51 +53,31 @@ name = "everyone else"
 action = "deactivate"
 "#;
 
-/// Where the app's Sell calls go.
-pub enum SellServer {
-    /// The wiremock fake, answering from [`FakeSell`].
-    Fake(MockServer),
-    /// The real sandbox.
-    Sandbox(Sandbox),
-}
-
-impl SellServer {
-    fn uri(&self) -> String {
-        match self {
-            SellServer::Fake(m) => m.uri(),
-            SellServer::Sandbox(s) => s.base_url(),
-        }
-    }
-
-    /// The sandbox, for tests started with [`spawn_sandbox_app`].
-    pub fn sandbox(&self) -> &Sandbox {
-        match self {
-            SellServer::Sandbox(s) => s,
-            SellServer::Fake(_) => panic!("this app runs against the wiremock fake"),
-        }
-    }
-}
-
 pub struct TestApp {
     pub addr: String,
     pub store: SharedStore,
     pub worker: Worker,
-    pub sell: SellServer,
-    pub fake: FakeSell,
+    /// Sell: what the app's CRM calls reach, and where tests look at the result.
+    pub sandbox: Sandbox,
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
     pub dir: tempfile::TempDir,
     pub db_url: String,
-    /// The store's and the worker's "now": tests advance it instead of sleeping.
+    /// The receiver's, the store's and the worker's "now": tests advance it
+    /// instead of sleeping.
     pub clock: ManualClock,
+    settings: Settings,
     server: Option<tokio::task::JoinHandle<Result<(), offboard_core::app::ServeError>>>,
 }
 
 pub struct Options {
     pub policy: String,
     pub extra_config: String,
-    pub fake: FakeSell,
-    pub clock: ManualClock,
+    /// What the Sell sandbox holds at the start.
+    pub seed: Seed,
+    /// The token the app sends to Sell. The sandbox accepts only [`SELL_TOKEN`],
+    /// so any other makes every CRM call a 401, as a revoked token would.
+    pub sell_token: String,
 }
 
 impl Default for Options {
@@ -115,19 +85,18 @@ impl Default for Options {
         Self {
             policy: POLICY.into(),
             extra_config: String::new(),
-            fake: FakeSell::standard_org(),
-            clock: test_clock(),
+            seed: offboard_testkit::sell::standard_org(),
+            sell_token: SELL_TOKEN.into(),
         }
     }
 }
 
-/// The store's and the worker's clock for one test. The receiver still stamps an
-/// accepted job's `run_at` (and checks signature timestamps) with the system clock,
-/// so this clock starts an hour ahead of it: a job accepted during the test is due
-/// at once, as it would be in production, while everything the worker schedules is
-/// due only when the test advances this clock.
-pub fn test_clock() -> ManualClock {
-    ManualClock::new(chrono::Utc::now() + chrono::Duration::hours(1))
+/// What the app is started with, kept so a restart starts the same app.
+#[derive(Clone)]
+struct Settings {
+    policy: String,
+    extra_config: String,
+    sell_token: String,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -135,35 +104,37 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(opts: Options) -> TestApp {
-    let sell = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(opts.fake.clone())
-        .mount(&sell)
-        .await;
-    start_fresh(opts, SellServer::Fake(sell)).await
-}
-
-/// The app against the real Sell sandbox holding the standard org, which accepts
-/// only [`SELL_TOKEN`].
-pub async fn spawn_sandbox_app() -> TestApp {
+    let Options {
+        policy,
+        extra_config,
+        seed,
+        sell_token,
+    } = opts;
     let sandbox = offboard_testkit::sell::start(SandboxOptions {
         token: Some(SELL_TOKEN.into()),
-        seed: offboard_testkit::sell::standard_org(),
+        seed,
         ..SandboxOptions::default()
     })
     .await;
-    start_fresh(Options::default(), SellServer::Sandbox(sandbox)).await
-}
-
-async fn start_fresh(opts: Options, sell: SellServer) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("offboard.db").display());
-    start(opts, dir, sell, db_url).await
+    let settings = Settings {
+        policy,
+        extra_config,
+        sell_token,
+    };
+    start(settings, dir, sandbox, db_url, ManualClock::starting_now()).await
 }
 
-async fn start(opts: Options, dir: tempfile::TempDir, sell: SellServer, db_url: String) -> TestApp {
+async fn start(
+    settings: Settings,
+    dir: tempfile::TempDir,
+    sandbox: Sandbox,
+    db_url: String,
+    clock: ManualClock,
+) -> TestApp {
     let policy_path: PathBuf = dir.path().join("policy.toml");
-    std::fs::write(&policy_path, &opts.policy).unwrap();
+    std::fs::write(&policy_path, &settings.policy).unwrap();
     // SAFETY of env: each test process sets the same values.
     unsafe {
         std::env::set_var("OFFBOARD_TEST_SECRETS", SECRET);
@@ -195,19 +166,19 @@ scheme = "standard_webhooks"
 secrets_env = "OFFBOARD_TEST_SECRETS"
 {extra}
 "#,
-        sell = sell.uri(),
+        sell = sandbox.base_url(),
         policy = policy_path.display(),
-        extra = opts.extra_config,
+        extra = settings.extra_config,
     ))
     .unwrap();
     let crm = offboard_core::crm::sell::client_from_config(
         &config,
-        offboard_core::config::Secret::new(SELL_TOKEN.into()),
+        offboard_core::config::Secret::new(settings.sell_token.clone()),
     )
     .unwrap();
     let mut app = Application::builder(config, Role::All)
         .crm(crm)
-        .clock(opts.clock.shared())
+        .clock(clock.shared())
         .build()
         .await
         .unwrap();
@@ -220,40 +191,36 @@ secrets_env = "OFFBOARD_TEST_SECRETS"
         addr,
         store,
         worker,
-        sell,
-        fake: opts.fake,
+        sandbox,
         http: reqwest::Client::new(),
         shutdown,
         dir,
         db_url,
-        clock: opts.clock,
+        clock,
+        settings,
         server: Some(server),
     }
 }
 
 impl TestApp {
-    /// Stops this instance and starts a new one on the same database, fake CRM and
-    /// clock (time does not jump back across a restart).
-    pub async fn restart(mut self, opts: Options) -> TestApp {
+    /// Stops this instance and starts the same app again on the same database,
+    /// Sell sandbox and clock (time does not jump back across a restart).
+    pub async fn restart(mut self) -> TestApp {
         self.stop().await;
         let TestApp {
             dir,
-            sell,
+            sandbox,
             db_url,
             clock,
+            settings,
             ..
         } = self;
-        start(
-            Options {
-                fake: opts.fake,
-                clock,
-                ..opts
-            },
-            dir,
-            sell,
-            db_url,
-        )
-        .await
+        start(settings, dir, sandbox, db_url, clock).await
+    }
+
+    /// A handle on Sell's data, request log and admin actions.
+    pub fn sell(&self) -> SandboxState {
+        self.sandbox.state()
     }
 
     pub async fn stop(&mut self) {
@@ -272,27 +239,36 @@ impl TestApp {
         v["job_id"].as_str().unwrap().to_owned()
     }
 
-    /// POSTs a correctly signed webhook.
+    /// POSTs a webhook correctly signed at the clock's "now".
     pub async fn post_signed(&self, source: &str, id: &str, body: &str) -> reqwest::Response {
         let url = format!("{}/webhooks/{source}", self.addr);
-        offboard_testkit::sign::post(&self.http, &url, SECRET, id, body)
+        let ts = self.clock.now().timestamp();
+        offboard_testkit::sign::post_at(&self.http, &url, SECRET, id, body, ts)
             .send()
             .await
             .unwrap()
+    }
+
+    /// [`accept`](Self::accept)s a webhook and runs the worker until idle: the
+    /// job's id and the job as it stands then.
+    pub async fn accept_and_run(&self, msg: &str, body: &str) -> (String, Value) {
+        let id = self.accept(msg, body).await;
+        self.run_jobs().await;
+        let job = self.job(&id).await;
+        (id, job)
     }
 
     pub async fn admin_get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}{path}", self.addr))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
+        self.admin(reqwest::Method::GET, path).await
     }
 
     pub async fn admin_post(&self, path: &str) -> reqwest::Response {
+        self.admin(reqwest::Method::POST, path).await
+    }
+
+    async fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
         self.http
-            .post(format!("{}{path}", self.addr))
+            .request(method, format!("{}{path}", self.addr))
             .bearer_auth(ADMIN_TOKEN)
             .send()
             .await
@@ -347,6 +323,19 @@ impl TestApp {
     }
 }
 
+/// The entries of `job`'s audit trail of this `kind`, oldest first.
+pub fn audit<'a>(job: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> {
+    job["audit"]
+        .as_array()
+        .expect("a job's audit is a list")
+        .iter()
+        .filter(move |a| a["kind"] == kind)
+}
+
+pub fn has_audit(job: &Value, kind: &str) -> bool {
+    audit(job, kind).next().is_some()
+}
+
 /// A terminated event in the canonical shape.
 pub fn termination(id: &str, email: &str, kind: &str, rehire: bool, legal_hold: bool) -> String {
     json!({
@@ -358,340 +347,4 @@ pub fn termination(id: &str, email: &str, kind: &str, rehire: bool, legal_hold: 
         "legal_hold": legal_hold
     })
     .to_string()
-}
-
-// ---------------------------------------------------------------------------
-// A stateful fake of the Sell API, mounted as a wiremock responder, so PUTs
-// really change what later listings return.
-
-#[derive(Debug, Clone)]
-pub struct FakeRecord {
-    pub id: i64,
-    pub owner_id: i64,
-    pub stage_id: Option<i64>,
-    pub completed: Option<bool>,
-    pub content: Option<String>,
-}
-
-#[derive(Debug, Default)]
-pub struct FakeState {
-    pub users: Vec<Value>,
-    pub records: BTreeMap<String, Vec<FakeRecord>>,
-    /// (method, path) of every request.
-    pub log: Vec<(String, String)>,
-    /// PUT bodies: (resource, id, owner_id).
-    pub puts: Vec<(String, i64, i64)>,
-    /// Created tasks' contents.
-    pub created_tasks: Vec<String>,
-    /// Status to answer every request with instead (e.g. 401).
-    pub fail_with: Option<u16>,
-    next_id: i64,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct FakeSell(pub Arc<Mutex<FakeState>>);
-
-pub fn user(id: i64, email: &str, role: &str, status: &str, reports_to: Option<i64>) -> Value {
-    json!({ "id": id, "name": email.split('@').next().unwrap(), "email": email, "status": status, "role": role,
-            "reports_to": reports_to, "team_name": "EMEA", "deleted_at": null })
-}
-
-impl FakeSell {
-    /// admin 1, manager 2, sales-ops 3, jane 10 (reports to 2) with 3+ pages of records,
-    /// sam 11 (reports to 2), lee 12, boss 20 with an active reportee 21.
-    pub fn standard_org() -> Self {
-        let mut s = FakeState {
-            users: vec![
-                user(1, "admin@example.com", "admin", "active", None),
-                user(2, "max.manager@example.com", "user", "active", None),
-                user(3, "sales-ops@example.com", "user", "active", None),
-                user(10, "jane.doe@example.com", "user", "active", Some(2)),
-                user(11, "sam.seller@example.com", "user", "active", Some(2)),
-                user(12, "lee.hold@example.com", "user", "active", Some(2)),
-                user(13, "ada.admin@example.com", "admin", "active", None),
-                user(20, "boss@example.com", "user", "active", None),
-                user(21, "report@example.com", "user", "active", Some(20)),
-            ],
-            next_id: 100_000,
-            ..Default::default()
-        };
-        // Jane owns 250 of each kind: three pages per resource at per_page=100.
-        s.add_records(10, 250, 30);
-        for owner in [11, 12, 13, 20] {
-            s.add_records(owner, 40, 30);
-        }
-        Self(Arc::new(Mutex::new(s)))
-    }
-
-    pub fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
-        self.0.lock().unwrap()
-    }
-
-    pub fn set_user_status(&self, id: i64, status: &str) {
-        let mut s = self.state();
-        if let Some(u) = s.users.iter_mut().find(|u| u["id"] == id) {
-            u["status"] = json!(status);
-        }
-    }
-
-    /// Adds an active rep reporting to the manager (2) with `n` records of each kind.
-    pub fn add_rep(&self, id: i64, email: &str, n: usize) {
-        let mut s = self.state();
-        s.users.push(user(id, email, "user", "active", Some(2)));
-        s.add_records(id, n, 30);
-    }
-
-    pub fn delete_user(&self, id: i64) {
-        let mut s = self.state();
-        if let Some(u) = s.users.iter_mut().find(|u| u["id"] == id) {
-            u["deleted_at"] = json!("2026-12-01T13:00:00Z");
-            u["status"] = json!("inactive");
-        }
-    }
-
-    /// (open, closed) records of `resource` owned by `owner`.
-    pub fn owned(&self, resource: &str, owner: i64) -> (usize, usize) {
-        let s = self.state();
-        let recs = s.records.get(resource).map(Vec::as_slice).unwrap_or(&[]);
-        let mine: Vec<_> = recs.iter().filter(|r| r.owner_id == owner).collect();
-        let open = mine.iter().filter(|r| is_open(r)).count();
-        (open, mine.len() - open)
-    }
-}
-
-fn is_open(r: &FakeRecord) -> bool {
-    !(r.completed == Some(true) || matches!(r.stage_id, Some(3) | Some(4) | Some(13)))
-}
-
-impl FakeState {
-    /// `n` records per resource for `owner`; every `closed_every`-th deal is won/lost
-    /// and every `closed_every`-th task is completed... plus a few more closed ones.
-    fn add_records(&mut self, owner: i64, n: usize, closed_pct: usize) {
-        for resource in ["leads", "contacts", "deals", "tasks"] {
-            for i in 0..n {
-                self.next_id += 1;
-                let closed = (i * 100 / n) < closed_pct;
-                let rec = FakeRecord {
-                    id: self.next_id,
-                    owner_id: owner,
-                    // Two pipelines: stages 1-4 and 11-14 (13 = won in pipeline 2).
-                    stage_id: (resource == "deals").then(|| {
-                        if closed {
-                            [3, 4, 13][i % 3]
-                        } else {
-                            [1, 2, 11][i % 3]
-                        }
-                    }),
-                    completed: (resource == "tasks").then_some(closed),
-                    content: (resource == "tasks").then(|| format!("task {i}")),
-                };
-                self.records.entry(resource.into()).or_default().push(rec);
-            }
-        }
-    }
-}
-
-fn envelope_list(
-    items: Vec<Value>,
-    kind: &str,
-    page: usize,
-    per_page: usize,
-    total: usize,
-) -> Value {
-    let mut links = json!({ "self": format!("page={page}") });
-    if page * per_page < total {
-        links["next_page"] = json!(format!("page={}", page + 1));
-    }
-    json!({
-        "items": items.into_iter().map(|d| json!({ "data": d, "meta": { "type": kind } })).collect::<Vec<_>>(),
-        "meta": { "type": "collection", "count": total.min(per_page), "links": links }
-    })
-}
-
-fn error(status: u16, code: &str, message: &str) -> ResponseTemplate {
-    ResponseTemplate::new(status).set_body_json(json!({
-        "errors": [{ "error": { "code": code, "message": message, "details": message }, "meta": { "type": "error" } }],
-        "meta": { "type": "errors", "http_status": format!("{status}"), "logref": "test" }
-    }))
-}
-
-impl Respond for FakeSell {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let mut s = self.0.lock().unwrap();
-        let path = req.url.path().to_owned();
-        s.log.push((
-            req.method.to_string(),
-            format!(
-                "{}{}",
-                path,
-                req.url.query().map(|q| format!("?{q}")).unwrap_or_default()
-            ),
-        ));
-        if let Some(status) = s.fail_with {
-            return error(status, "unauthorized", "invalid access token");
-        }
-        let auth = req
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if auth != format!("Bearer {SELL_TOKEN}") {
-            return error(401, "unauthorized", "missing token");
-        }
-        if req.headers.get("user-agent").is_none() {
-            return error(400, "invalid_user_agent", "User-Agent required");
-        }
-        let q: BTreeMap<String, String> = req
-            .url
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        let page: usize = q
-            .get("page")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(1)
-            .max(1);
-        let per_page: usize = q
-            .get("per_page")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(25)
-            .clamp(1, 100);
-        let segs: Vec<&str> = path.trim_start_matches("/v2/").split('/').collect();
-        let method = req.method.as_str();
-        match (method, segs.as_slice()) {
-            ("GET", ["users"]) => {
-                let mut users: Vec<Value> = s
-                    .users
-                    .iter()
-                    .filter(|u| u["deleted_at"].is_null())
-                    .cloned()
-                    .collect();
-                if let Some(email) = q.get("email") {
-                    users.retain(|u| u["email"].as_str().unwrap().eq_ignore_ascii_case(email));
-                }
-                let total = users.len();
-                let items = users
-                    .into_iter()
-                    .skip((page - 1) * per_page)
-                    .take(per_page)
-                    .collect();
-                ResponseTemplate::new(200)
-                    .set_body_json(envelope_list(items, "user", page, per_page, total))
-            }
-            ("GET", ["users", id]) => {
-                let id: i64 = id.parse().unwrap_or(-1);
-                match s
-                    .users
-                    .iter()
-                    .find(|u| u["id"] == id && u["deleted_at"].is_null())
-                {
-                    Some(u) => ResponseTemplate::new(200)
-                        .set_body_json(json!({ "data": u, "meta": { "type": "user" } })),
-                    None => error(404, "not_found", "user not found"),
-                }
-            }
-            ("GET", ["stages"]) => {
-                let stages = [
-                    (1, "incoming", 1),
-                    (2, "qualified", 1),
-                    (3, "won", 1),
-                    (4, "lost", 1),
-                    (11, "incoming", 2),
-                    (13, "won", 2),
-                    (14, "lost", 2),
-                ];
-                let items: Vec<Value> = stages.iter().map(|(id, cat, p)| json!({ "id": id, "name": cat, "category": cat, "pipeline_id": p })).collect();
-                let total = items.len();
-                ResponseTemplate::new(200)
-                    .set_body_json(envelope_list(items, "stage", 1, 100, total))
-            }
-            ("GET", [resource]) if ["leads", "contacts", "deals", "tasks"].contains(resource) => {
-                let owner: Option<i64> = q.get("owner_id").and_then(|o| o.parse().ok());
-                let recs: Vec<Value> = s
-                    .records
-                    .get(*resource)
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[])
-                    .iter()
-                    .filter(|r| owner.is_none_or(|o| r.owner_id == o))
-                    .map(|r| {
-                        let mut v = json!({ "id": r.id, "owner_id": r.owner_id });
-                        if let Some(st) = r.stage_id {
-                            v["stage_id"] = json!(st);
-                        }
-                        if let Some(c) = r.completed {
-                            v["completed"] = json!(c);
-                        }
-                        if let Some(c) = &r.content {
-                            v["content"] = json!(c);
-                        }
-                        v
-                    })
-                    .collect();
-                let total = recs.len();
-                let items = recs
-                    .into_iter()
-                    .skip((page - 1) * per_page)
-                    .take(per_page)
-                    .collect();
-                ResponseTemplate::new(200).set_body_json(envelope_list(
-                    items,
-                    resource.trim_end_matches('s'),
-                    page,
-                    per_page,
-                    total,
-                ))
-            }
-            ("PUT", [resource, id]) => {
-                let id: i64 = id.parse().unwrap_or(-1);
-                let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-                let Some(owner) = body["data"]["owner_id"].as_i64() else {
-                    return error(422, "invalid", "data.owner_id required");
-                };
-                let owner_ok = s.users.iter().any(|u| {
-                    u["id"] == owner && u["status"] == "active" && u["deleted_at"].is_null()
-                });
-                if !owner_ok {
-                    return error(422, "invalid_owner", "owner must be an active user");
-                }
-                let resource = resource.to_string();
-                s.puts.push((resource.clone(), id, owner));
-                let Some(rec) = s
-                    .records
-                    .get_mut(&resource)
-                    .and_then(|v| v.iter_mut().find(|r| r.id == id))
-                else {
-                    return error(404, "not_found", "record not found");
-                };
-                rec.owner_id = owner;
-                let v = json!({ "id": id, "owner_id": owner });
-                ResponseTemplate::new(200).set_body_json(
-                    json!({ "data": v, "meta": { "type": resource.trim_end_matches('s') } }),
-                )
-            }
-            ("POST", ["tasks"]) => {
-                let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-                let content = body["data"]["content"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                let owner = body["data"]["owner_id"].as_i64().unwrap_or(0);
-                s.next_id += 1;
-                let id = s.next_id;
-                s.created_tasks.push(content.clone());
-                s.records
-                    .entry("tasks".into())
-                    .or_default()
-                    .push(FakeRecord {
-                        id,
-                        owner_id: owner,
-                        stage_id: None,
-                        completed: Some(false),
-                        content: Some(content.clone()),
-                    });
-                ResponseTemplate::new(200).set_body_json(json!({ "data": { "id": id, "owner_id": owner, "content": content, "completed": false }, "meta": { "type": "task" } }))
-            }
-            _ => error(404, "not_found", "no such route"),
-        }
-    }
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests of the running service: each test spawns the real app on a
-//! random port over a temp SQLite store, with Zendesk Sell played by wiremock.
+//! random port over a temp SQLite store, with Zendesk Sell played by the real
+//! `offboard-sandbox`.
 
 mod helpers;
 

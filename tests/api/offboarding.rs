@@ -1,42 +1,15 @@
-//! Whole offboardings through the running app against the stateful Sell fake.
+//! Whole offboardings through the running app against the Sell sandbox.
 
-use std::collections::HashSet;
-
-use serde_json::Value;
+use offboard_core::domain::Resource;
+use offboard_testkit::sell;
 
 use crate::helpers::*;
-
-fn audit_kinds(job: &Value) -> Vec<String> {
-    job["audit"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["kind"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn closed_ids(app: &TestApp, owner: i64) -> HashSet<i64> {
-    let s = app.fake.state();
-    s.records
-        .values()
-        .flatten()
-        .filter(|r| {
-            r.owner_id == owner
-                && (r.completed == Some(true) || matches!(r.stage_id, Some(3 | 4 | 13)))
-        })
-        .map(|r| r.id)
-        .collect()
-}
 
 #[tokio::test]
 async fn voluntary_leaver_is_reassigned_to_manager_and_deactivated() {
     let app = spawn_app().await;
-    let closed_before = closed_ids(&app, 10);
-    let open_before: usize = ["leads", "contacts", "deals", "tasks"]
-        .iter()
-        .map(|r| app.fake.owned(r, 10).0)
-        .sum();
-    assert!(open_before > 600);
+    let (open_before, closed_before) = sell::owned_records(&app.sell(), 10).await;
+    assert!(open_before.len() > 600);
     let id = app
         .accept(
             "msg_j",
@@ -50,40 +23,42 @@ async fn voluntary_leaver_is_reassigned_to_manager_and_deactivated() {
     assert_eq!(job["action"], "deactivate");
     assert_eq!(job["plan"]["rule"], "leavers who may come back");
 
-    for resource in ["leads", "contacts", "deals", "tasks"] {
-        let (open, _) = app.fake.owned(resource, 10);
+    for resource in Resource::ALL {
+        let (open, _) = sell::owned(&app.sell(), resource, 10).await;
         assert_eq!(open, 0, "{resource} still open with the leaver");
     }
-    let (puts, tasks, listed_pages) = {
-        let s = app.fake.state();
-        let pages = s
-            .log
-            .iter()
-            .filter(|(m, p)| m == "GET" && p.starts_with("/v2/deals?") && p.contains("page=3"))
-            .count();
-        (s.puts.clone(), s.created_tasks.clone(), pages)
-    };
+    let listed_pages = app
+        .sell()
+        .request_log()
+        .iter()
+        .filter(|e| {
+            e.method == "GET" && e.path.starts_with("/v2/deals?") && e.path.contains("page=3")
+        })
+        .count();
     assert!(listed_pages >= 1, "deals were not paged to page 3");
-    assert_eq!(puts.len(), open_before, "one PUT per open record");
+    // PUTs per record, whatever their outcome.
+    let puts = app.sell().stats().puts;
+    assert_eq!(
+        puts.values().sum::<u64>(),
+        open_before.len() as u64,
+        "one PUT per open record"
+    );
+    let (with_manager, _) = sell::owned_records(&app.sell(), 2).await;
     assert!(
-        puts.iter().all(|(_, _, owner)| *owner == 2),
+        puts.keys().all(|r| with_manager.contains(r)),
         "records went to the manager"
     );
     assert!(
-        puts.iter().all(|(_, rid, _)| !closed_before.contains(rid)),
+        puts.keys().all(|r| !closed_before.contains(r)),
         "a closed record was PUT"
     );
-    let unique: HashSet<i64> = puts.iter().map(|(_, rid, _)| *rid).collect();
-    assert_eq!(unique.len(), puts.len(), "a record was PUT twice");
-    let closed_after: usize = ["deals", "tasks"]
-        .iter()
-        .map(|r| app.fake.owned(r, 10).1)
-        .sum();
+    assert!(puts.values().all(|n| *n == 1), "a record was PUT twice");
+    let (_, closed_after) = sell::owned_records(&app.sell(), 10).await;
     assert_eq!(
-        closed_after,
-        closed_before.len(),
+        closed_after, closed_before,
         "closed records stay with the leaver"
     );
+    let tasks = sell::created_tasks(&app.sell()).await;
     assert_eq!(tasks.len(), 1, "exactly one admin task");
     assert!(
         tasks[0].contains("DEACTIVATE") && tasks[0].contains("jane.doe@example.com"),
@@ -100,12 +75,11 @@ async fn voluntary_leaver_is_reassigned_to_manager_and_deactivated() {
         "the next verification poll came due"
     );
     assert_eq!(app.job(&id).await["state"], "scheduled");
-    assert_eq!(app.fake.state().created_tasks.len(), 1);
+    assert_eq!(sell::created_tasks(&app.sell()).await.len(), 1);
 
-    app.fake.set_user_status(10, "inactive");
+    app.sell().deactivate(10).await.unwrap();
     let job = app.run_job_until_settled(&id, 10).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
-    let kinds = audit_kinds(&job);
     for k in [
         "crm.user_found",
         "decision",
@@ -116,14 +90,9 @@ async fn voluntary_leaver_is_reassigned_to_manager_and_deactivated() {
         "outcome",
         "crm.call",
     ] {
-        assert!(kinds.iter().any(|x| x == k), "audit lacks {k}: {kinds:?}");
+        assert!(has_audit(&job, k), "audit lacks {k}: {:#}", job["audit"]);
     }
-    let call = job["audit"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["kind"] == "crm.call")
-        .unwrap();
+    let call = audit(&job, "crm.call").next().unwrap();
     for key in ["method", "path", "status", "duration_ms"] {
         assert!(call["detail"].get(key).is_some(), "crm.call lacks {key}");
     }
@@ -132,8 +101,8 @@ async fn voluntary_leaver_is_reassigned_to_manager_and_deactivated() {
 #[tokio::test]
 async fn involuntary_termination_deletes_after_reassigning() {
     let app = spawn_app().await;
-    let id = app
-        .accept(
+    let (id, job) = app
+        .accept_and_run(
             "msg_s",
             &termination(
                 "evt_s",
@@ -144,19 +113,15 @@ async fn involuntary_termination_deletes_after_reassigning() {
             ),
         )
         .await;
-    app.run_jobs().await;
-    let job = app.job(&id).await;
     assert_eq!(job["action"], "delete", "{job:#}");
     assert_eq!(job["state"], "scheduled");
-    let tasks = app.fake.state().created_tasks.clone();
+    let tasks = sell::created_tasks(&app.sell()).await;
     assert_eq!(tasks.len(), 1);
     assert!(tasks[0].contains("DELETE") && tasks[0].contains("sam.seller@example.com"));
-    assert_eq!(app.fake.owned("deals", 11).0, 0);
-    assert!(
-        app.fake.owned("deals", 11).1 > 0,
-        "closed deals stay with the deleted user"
-    );
-    app.fake.delete_user(11);
+    let (open, closed) = sell::owned(&app.sell(), Resource::Deals, 11).await;
+    assert_eq!(open, 0);
+    assert!(closed > 0, "closed deals stay with the deleted user");
+    app.sell().delete(11).await.unwrap();
     let job = app.run_job_until_settled(&id, 10).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
 }
@@ -210,10 +175,10 @@ async fn deletion_is_refused_for_admins_legal_hold_and_managers() {
         .unwrap();
     assert_eq!(g["changed"], true);
     assert!(
-        app.fake.owned("leads", 20).0 > 0,
+        sell::owned(&app.sell(), Resource::Leads, 20).await.0 > 0,
         "nothing moved for a job waiting for review"
     );
-    let tasks = app.fake.state().created_tasks.clone();
+    let tasks = sell::created_tasks(&app.sell()).await;
     assert_eq!(tasks.len(), 2);
     assert!(
         tasks
@@ -226,42 +191,36 @@ async fn deletion_is_refused_for_admins_legal_hold_and_managers() {
 #[tokio::test]
 async fn unknown_employee_succeeds_with_no_crm_user() {
     let app = spawn_app().await;
-    let id = app
-        .accept(
+    let (_, job) = app
+        .accept_and_run(
             "m",
             &termination("e", "nobody@example.com", "voluntary", true, false),
         )
         .await;
-    app.run_jobs().await;
-    let job = app.job(&id).await;
     assert_eq!(job["state"], "succeeded");
-    let outcome = job["audit"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["kind"] == "outcome")
-        .unwrap();
+    let outcome = audit(&job, "outcome").next().unwrap();
     assert_eq!(outcome["detail"]["result"], "no CRM user");
 }
 
 #[tokio::test]
 async fn permanent_crm_error_fails_with_the_crm_message() {
-    let app = spawn_app().await;
-    app.fake.state().fail_with = Some(401);
-    let id = app
-        .accept(
+    let app = spawn_app_with(Options {
+        sell_token: "revoked-sell-token".into(),
+        ..Options::default()
+    })
+    .await;
+    let (_, job) = app
+        .accept_and_run(
             "m",
             &termination("e", "jane.doe@example.com", "voluntary", true, false),
         )
         .await;
-    app.run_jobs().await;
-    let job = app.job(&id).await;
     assert_eq!(job["state"], "failed", "{job:#}");
     assert!(
         job["last_error"]
             .as_str()
             .unwrap()
-            .contains("invalid access token"),
+            .contains("request is unauthorized"),
         "{job:#}"
     );
 }
@@ -276,18 +235,12 @@ async fn a_restarted_instance_finishes_an_accepted_job() {
         )
         .await;
     app.stop().await;
-    let fake = app.fake.clone();
-    let app = app
-        .restart(Options {
-            fake,
-            ..Options::default()
-        })
-        .await;
+    let app = app.restart().await;
     app.run_jobs().await;
     let job = app.job(&id).await;
     assert_eq!(job["state"], "scheduled", "{job:#}");
-    assert_eq!(app.fake.owned("leads", 11).0, 0);
-    app.fake.set_user_status(11, "inactive");
+    assert_eq!(sell::owned(&app.sell(), Resource::Leads, 11).await.0, 0);
+    app.sell().deactivate(11).await.unwrap();
     assert_eq!(
         app.run_job_until_settled(&id, 10).await["state"],
         "succeeded"
@@ -297,14 +250,13 @@ async fn a_restarted_instance_finishes_an_accepted_job() {
 #[tokio::test]
 async fn an_admin_who_never_acts_sends_the_job_to_review_at_the_verify_deadline() {
     let app = spawn_app().await;
-    let id = app
-        .accept(
+    let (id, job) = app
+        .accept_and_run(
             "m",
             &termination("e", "sam.seller@example.com", "voluntary", true, false),
         )
         .await;
-    app.run_jobs().await;
-    assert_eq!(app.job(&id).await["state"], "scheduled");
+    assert_eq!(job["state"], "scheduled");
 
     // worker.verify_deadline_hours defaults to 72, counted from seat_requested_at.
     app.advance(chrono::Duration::hours(71));
@@ -325,5 +277,9 @@ async fn an_admin_who_never_acts_sends_the_job_to_review_at_the_verify_deadline(
             .contains("after the verification deadline"),
         "{job:#}"
     );
-    assert_eq!(app.fake.state().created_tasks.len(), 1, "no second task");
+    assert_eq!(
+        sell::created_tasks(&app.sell()).await.len(),
+        1,
+        "no second task"
+    );
 }

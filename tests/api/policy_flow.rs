@@ -1,27 +1,20 @@
 //! Policy features end to end: hourly caps with approval, dry run, reversal by
 //! rehire or cancellation, and the `delete_after` follow-up.
 
-use offboard_core::domain::Clock;
+use offboard_core::domain::{Clock, Resource};
+use offboard_testkit::sell;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-fn has_audit(job: &Value, kind: &str) -> bool {
-    job["audit"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|a| a["kind"] == kind)
-}
-
 #[tokio::test]
 async fn deletions_beyond_the_hourly_cap_wait_for_approval() {
-    let fake = FakeSell::standard_org();
-    for i in 0..5 {
-        fake.add_rep(30 + i, &format!("leaver{i}@example.com"), 5);
-    }
+    let leavers: Vec<(i64, String)> = (0..5)
+        .map(|i| (30 + i, format!("leaver{i}@example.com")))
+        .collect();
+    let reps: Vec<(i64, &str)> = leavers.iter().map(|(id, e)| (*id, e.as_str())).collect();
     let app = spawn_app_with(Options {
-        fake,
+        seed: sell::standard_org_with_reps(&reps, 5),
         extra_config: "[safety]\nmax_deletions_per_hour = 2\n".into(),
         ..Options::default()
     })
@@ -66,7 +59,7 @@ async fn deletions_beyond_the_hourly_cap_wait_for_approval() {
     }
     assert_eq!((proceeding, waiting.len()), (2, 3));
     assert_eq!(
-        app.fake.state().created_tasks.len(),
+        sell::created_tasks(&app.sell()).await.len(),
         2,
         "only two deletions were requested"
     );
@@ -82,7 +75,7 @@ async fn deletions_beyond_the_hourly_cap_wait_for_approval() {
     let job = app.job(&waiting[0]).await;
     assert_eq!(job["state"], "scheduled", "{job:#}");
     assert!(job["checkpoints"].get("seat_requested_at").is_some());
-    assert_eq!(app.fake.state().created_tasks.len(), 3);
+    assert_eq!(sell::created_tasks(&app.sell()).await.len(), 3);
     assert_eq!(
         app.job(&waiting[1]).await["state"],
         "needs_review",
@@ -97,22 +90,19 @@ async fn dry_run_plans_and_audits_but_sends_no_write() {
         ..Options::default()
     })
     .await;
-    let id = app
-        .accept(
+    let (_, job) = app
+        .accept_and_run(
             "m",
             &termination("e", "jane.doe@example.com", "voluntary", true, false),
         )
         .await;
-    app.run_jobs().await;
-    let job = app.job(&id).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
     let writes: Vec<_> = app
-        .fake
-        .state()
-        .log
-        .iter()
-        .filter(|(m, _)| m != "GET")
-        .cloned()
+        .sell()
+        .request_log()
+        .into_iter()
+        .filter(|e| e.method != "GET")
+        .map(|e| (e.method, e.path))
         .collect();
     assert!(writes.is_empty(), "dry run sent {writes:?}");
     let would: Vec<&Value> = job["audit"]
@@ -127,7 +117,10 @@ async fn dry_run_plans_and_audits_but_sends_no_write() {
         .collect();
     assert!(would.iter().any(|a| a["detail"]["method"] == "would PUT"));
     assert!(would.iter().any(|a| a["detail"]["method"] == "would POST"));
-    assert!(app.fake.owned("leads", 10).0 > 0, "nothing moved");
+    assert!(
+        sell::owned(&app.sell(), Resource::Leads, 10).await.0 > 0,
+        "nothing moved"
+    );
 }
 
 const EFFECTIVE_POLICY: &str = r#"
@@ -162,8 +155,8 @@ async fn nothing_moves_before_the_effective_time_and_everything_after_it() {
         0,
     )
     .unwrap();
-    let id = app
-        .accept(
+    let (id, job) = app
+        .accept_and_run(
             "m1",
             &event(
                 "e1",
@@ -173,13 +166,11 @@ async fn nothing_moves_before_the_effective_time_and_everything_after_it() {
             ),
         )
         .await;
-    app.run_jobs().await;
-    let job = app.job(&id).await;
     assert_eq!(job["state"], "scheduled", "{job:#}");
 
     app.advance(chrono::Duration::days(1));
     assert_eq!(app.run_jobs().await, 0, "a day early: nothing runs");
-    assert!(app.fake.state().puts.is_empty());
+    assert!(sell::puts(&app.sell()).is_empty());
 
     app.advance_to_run_at(&id).await;
     assert!(app.clock.now() >= effective);
@@ -190,7 +181,11 @@ async fn nothing_moves_before_the_effective_time_and_everything_after_it() {
         "now waiting for the admin: {job:#}"
     );
     assert!(job["checkpoints"].get("seat_requested_at").is_some());
-    assert_eq!(app.fake.owned("leads", 10).0, 0, "records moved");
+    assert_eq!(
+        sell::owned(&app.sell(), Resource::Leads, 10).await.0,
+        0,
+        "records moved"
+    );
 }
 
 #[tokio::test]
@@ -200,8 +195,8 @@ async fn a_cancelled_termination_cancels_the_pending_job() {
         ..Options::default()
     })
     .await;
-    let id = app
-        .accept(
+    let (id, job) = app
+        .accept_and_run(
             "m1",
             &event(
                 "e1",
@@ -211,14 +206,12 @@ async fn a_cancelled_termination_cancels_the_pending_job() {
             ),
         )
         .await;
-    app.run_jobs().await;
-    let job = app.job(&id).await;
     assert_eq!(
         job["state"], "scheduled",
         "waits for the effective time: {job:#}"
     );
     assert!(
-        app.fake.state().puts.is_empty(),
+        sell::puts(&app.sell()).is_empty(),
         "nothing happens before the effective time"
     );
 
@@ -238,7 +231,7 @@ async fn a_cancelled_termination_cancels_the_pending_job() {
     let job = app.job(&id).await;
     assert_eq!(job["state"], "cancelled", "{job:#}");
     assert!(has_audit(&job, "job.cancelled"));
-    assert!(app.fake.state().puts.is_empty());
+    assert!(sell::puts(&app.sell()).is_empty());
 }
 
 #[tokio::test]
@@ -248,7 +241,7 @@ async fn deactivate_then_delete_after_retention_unless_rehired() {
         ..Options::default()
     })
     .await;
-    let now = chrono::Utc::now().to_rfc3339();
+    let now = app.clock.now().to_rfc3339();
     let sam = app
         .accept(
             "m1",
@@ -262,8 +255,8 @@ async fn deactivate_then_delete_after_retention_unless_rehired() {
         )
         .await;
     app.run_jobs().await;
-    app.fake.set_user_status(11, "inactive");
-    app.fake.set_user_status(12, "inactive");
+    app.sell().deactivate(11).await.unwrap();
+    app.sell().deactivate(12).await.unwrap();
     for id in [&sam, &lee] {
         let job = app.run_job_until_settled(id, 10).await;
         assert_eq!(job["state"], "succeeded", "{job:#}");
@@ -295,13 +288,12 @@ async fn deactivate_then_delete_after_retention_unless_rehired() {
     let job = app.job(&rehire).await;
     assert_eq!(job["state"], "scheduled", "{job:#}");
     assert!(
-        app.fake
-            .state()
-            .created_tasks
+        sell::created_tasks(&app.sell())
+            .await
             .iter()
             .any(|t| t.contains("REACTIVATE") && t.contains("lee.hold@example.com"))
     );
-    app.fake.set_user_status(12, "active");
+    app.sell().reactivate(12).await.unwrap();
     assert_eq!(
         app.run_job_until_settled(&rehire, 10).await["state"],
         "succeeded"
@@ -334,13 +326,12 @@ async fn deactivate_then_delete_after_retention_unless_rehired() {
     assert_eq!(sam_delete["action"], "delete", "{sam_delete:#}");
     assert_eq!(sam_delete["state"], "scheduled");
     assert!(
-        app.fake
-            .state()
-            .created_tasks
+        sell::created_tasks(&app.sell())
+            .await
             .iter()
             .any(|t| t.contains("DELETE") && t.contains("sam.seller@example.com"))
     );
-    app.fake.delete_user(11);
+    app.sell().delete(11).await.unwrap();
     let done = app
         .run_job_until_settled(sam_delete["id"].as_str().unwrap(), 10)
         .await;

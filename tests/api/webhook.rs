@@ -1,6 +1,6 @@
 //! The receiver: signatures, limits, parsing, dedupe — through the real HTTP app.
 
-use offboard_core::store::JobFilter;
+use offboard_core::{domain::Clock, store::JobFilter};
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -30,7 +30,7 @@ fn signed_headers(id: &str, ts: i64, body: &str) -> Vec<(&'static str, String)> 
 
 #[tokio::test]
 async fn accepted_then_duplicate_stores_one_job() {
-    let app = spawn_sandbox_app().await;
+    let app = spawn_app().await;
     let body = termination("evt_1", "jane.doe@example.com", "voluntary", true, false);
     let first = app.post_signed("hr", "msg_1", &body).await;
     assert_eq!(first.status(), 202);
@@ -48,7 +48,7 @@ async fn accepted_then_duplicate_stores_one_job() {
 
 #[tokio::test]
 async fn same_id_other_body_is_a_conflict_and_stores_nothing() {
-    let app = spawn_sandbox_app().await;
+    let app = spawn_app().await;
     let a = termination("evt_1", "jane.doe@example.com", "voluntary", true, false);
     let b = termination("evt_1", "sam.seller@example.com", "voluntary", true, false);
     assert_eq!(app.post_signed("hr", "msg_x", &a).await.status(), 202);
@@ -68,8 +68,8 @@ async fn same_id_other_body_is_a_conflict_and_stores_nothing() {
 
 #[tokio::test]
 async fn rejects_bad_input_with_exact_codes() {
-    let app = spawn_sandbox_app().await;
-    let now = chrono::Utc::now().timestamp();
+    let app = spawn_app().await;
+    let now = app.clock.now().timestamp();
     let good = termination("evt_2", "jane.doe@example.com", "voluntary", true, false);
 
     // Bad signature.

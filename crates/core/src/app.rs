@@ -133,8 +133,8 @@ impl Builder {
         self
     }
 
-    /// Reads "now" from `clock` instead of the system clock. The store and the
-    /// worker get the same clock, so they agree on when a scheduled job is due;
+    /// Reads "now" from `clock` instead of the system clock. The receiver, the
+    /// store and the worker get the same clock, so they agree on when a job is due;
     /// tests pass a [`ManualClock`](crate::domain::ManualClock) and advance it
     /// instead of sleeping.
     pub fn clock(mut self, clock: SharedClock) -> Self {
@@ -236,8 +236,9 @@ impl Application {
         };
 
         let policy = Arc::new(CurrentPolicy::new(policy));
-        let worker = (role != Role::Receiver)
-            .then(|| Worker::new(store.clone(), crm, policy.clone(), settings).with_clock(clock));
+        let worker = (role != Role::Receiver).then(|| {
+            Worker::new(store.clone(), crm, policy.clone(), settings).with_clock(clock.clone())
+        });
 
         let metrics = http::metrics_handle();
         let mut router = http::health_router(HealthState {
@@ -250,6 +251,7 @@ impl Application {
                 sources: Arc::new(sources),
                 max_attempts: config.worker.max_attempts,
                 wake: worker.as_ref().map(Worker::waker),
+                clock,
             };
             router = router
                 .merge(http::ingest_router(ingest, config.server.max_body_bytes))

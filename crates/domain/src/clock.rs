@@ -1,7 +1,8 @@
-//! Where "now" comes from. The store (lease expiry, `run_at`, caps per hour) and the
-//! worker (effective dates, verify deadlines, backoff) read the time only through a
-//! [`Clock`], so a test can move time forward instead of sleeping, and every stage of
-//! one process agrees on what "now" is.
+//! Where "now" comes from. The receiver (signature timestamps, a new job's `run_at`),
+//! the store (lease expiry, `run_at`, caps per hour) and the worker (effective dates,
+//! verify deadlines, backoff) read the time only through a [`Clock`], so a test can
+//! move time forward instead of sleeping, and every stage of one process agrees on
+//! what "now" is.
 
 use std::{
     fmt,

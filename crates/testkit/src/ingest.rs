@@ -5,6 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use offboard_core::{
+    domain::SystemClock,
     http::{self, HealthState},
     ingest::{Source, Sources, routes::IngestState},
     store::{self, SharedStore},
@@ -33,6 +34,9 @@ pub async fn serve(sources: Vec<Source>, max_body: usize, dir: TempDir) -> Recei
         sources: Arc::new(Sources::from_sources(sources)),
         max_attempts: 3,
         wake: None,
+        // No worker shares this store, so nothing else needs to agree on "now";
+        // the senders sign with the wall clock.
+        clock: SystemClock::shared(),
     };
     let router = http::with_layers(
         http::ingest_router(state, max_body).merge(http::health_router(HealthState {

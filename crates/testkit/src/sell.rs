@@ -4,6 +4,8 @@
 //! tests. What a test asserts about the traffic (PUT counts, the admin task)
 //! comes from the sandbox's request log and statistics.
 
+use std::collections::{BTreeSet, HashSet};
+
 use offboard_domain::Resource;
 use offboard_sandbox::{Sandbox, SandboxOptions, SandboxState, Seed};
 use serde_json::{Value, json};
@@ -67,6 +69,51 @@ pub fn standard_org_with_reps(reps: &[(i64, &str)], n: usize) -> Seed {
 pub async fn owned(state: &SandboxState, resource: Resource, owner: i64) -> (usize, usize) {
     let c = state.open_counts(owner).await.get(resource);
     (c.open, c.closed)
+}
+
+/// Which records `owner` holds now, `(open, closed)`, each named the way
+/// [`Stats::puts`](offboard_sandbox::Stats::puts) counts it (`deals/100003`), so
+/// a test can check that exactly the open ones were written and that the closed
+/// ones stayed — which [`owned`]'s counts alone cannot tell apart from a swap.
+pub async fn owned_records(
+    state: &SandboxState,
+    owner: i64,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let seed = state.snapshot().await;
+    let closing: HashSet<i64> = seed
+        .stages
+        .iter()
+        .filter(|s| matches!(s.category.as_str(), "won" | "lost"))
+        .map(|s| s.id)
+        .collect();
+    let rows = seed
+        .leads
+        .iter()
+        .map(|r| (Resource::Leads, r.id, r.owner_id, true))
+        .chain(
+            seed.contacts
+                .iter()
+                .map(|r| (Resource::Contacts, r.id, r.owner_id, true)),
+        )
+        .chain(seed.deals.iter().map(|r| {
+            let open = !closing.contains(&r.stage_id);
+            (Resource::Deals, r.id, r.owner_id, open)
+        }))
+        .chain(
+            seed.tasks
+                .iter()
+                .map(|r| (Resource::Tasks, r.id, r.owner_id, !r.completed)),
+        );
+    let (mut open, mut closed) = (BTreeSet::new(), BTreeSet::new());
+    for (resource, id, _, is_open) in rows.filter(|r| r.2 == owner) {
+        let key = format!("{resource}/{id}");
+        if is_open {
+            open.insert(key);
+        } else {
+            closed.insert(key);
+        }
+    }
+    (open, closed)
 }
 
 /// The contents of the tasks created through the API (ids the seed did not
@@ -166,6 +213,9 @@ mod tests {
         assert!(puts(&sb.state()).is_empty());
         assert!(created_tasks(&sb.state()).await.is_empty());
         assert_eq!(owned(&sb.state(), Resource::Tasks, 20).await, (28, 12));
+        let (open, closed) = owned_records(&sb.state(), 10).await;
+        assert_eq!((open.len(), closed.len()), (250 * 4 - 150, 150));
+        assert!(open.contains("leads/100001") && closed.contains("deals/100003"));
     }
 
     #[tokio::test]

@@ -36,11 +36,25 @@ pub fn post(
     id: &str,
     body: &str,
 ) -> reqwest::RequestBuilder {
+    post_at(http, url, secret, id, body, now())
+}
+
+/// [`post`], signed at Unix time `ts`: what a sender whose clock agrees with a
+/// receiver on a test's manual clock would send (the receiver checks the
+/// timestamp against its own "now").
+pub fn post_at(
+    http: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    id: &str,
+    body: &str,
+    ts: i64,
+) -> reqwest::RequestBuilder {
     let mut req = http
         .post(url)
         .header("content-type", "application/json")
         .body(body.to_owned());
-    for (name, value) in headers(secret, id, now(), body) {
+    for (name, value) in headers(secret, id, ts, body) {
         req = req.header(name, value);
     }
     req

@@ -26,6 +26,7 @@ use super::{
     schemes::{CHALLENGE_HEADER, SignedRequest, VerifyError},
 };
 use crate::{
+    domain::SharedClock,
     error::ApiError,
     store::{IngestOutcome, NewEvent, SharedStore},
 };
@@ -41,6 +42,9 @@ pub struct IngestState {
     pub max_attempts: u32,
     /// Wakes a local worker when a job was stored (none for receiver-only processes).
     pub wake: Option<Arc<tokio::sync::Notify>>,
+    /// "Now" for signature timestamps and a new job's `run_at`: the store's and the
+    /// worker's clock, so an accepted job is due exactly when the worker thinks it is.
+    pub clock: SharedClock,
 }
 
 /// Records the request's outcome (for metrics).
@@ -104,7 +108,7 @@ pub async fn receive(
         method: "POST",
         headers: &headers,
         body: &body,
-        now: chrono::Utc::now().timestamp(),
+        now: state.clock.now().timestamp(),
     };
     let verified = source.scheme.verify(&req).map_err(|e| {
         outcome(
@@ -147,7 +151,7 @@ pub async fn receive(
             },
         )
         .map_err(unmappable)?;
-    let now = chrono::Utc::now();
+    let now = state.clock.now();
     let new: Vec<NewEvent> = events
         .into_iter()
         .map(|event| NewEvent {
