@@ -51,8 +51,10 @@ use sqlx::{
 use tokio::{sync::Notify, task::JoinHandle};
 
 use super::{
-    Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, Outcome,
-    Reservation, StoreError,
+    api::{
+        Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, Outcome,
+        Reservation, SEATS_PENDING_SQL, StoreError,
+    },
     postgres_budget::{PgBudget, SharedBudgetOptions},
     rows::{self, decode_detail, decode_job, duration_ms, ms, new_id},
     rules::{self, Operation, Stored, has_conflict},
@@ -879,7 +881,7 @@ impl JobStore for PgStore {
     }
 
     async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let rows = sqlx::query(super::SEATS_PENDING_SQL)
+        let rows = sqlx::query(SEATS_PENDING_SQL)
             .fetch_all(&self.pool)
             .await?;
         rows::tally_actions(&rows)

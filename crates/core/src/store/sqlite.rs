@@ -35,8 +35,10 @@ use sqlx::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, Outcome,
-    Reservation, StoreError,
+    api::{
+        Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, Outcome,
+        Reservation, SEATS_PENDING_SQL, StoreError,
+    },
     rows::{self, decode_detail, decode_job, duration_ms, ms, new_id},
     rules::{self, Operation, Stored, has_conflict},
 };
@@ -934,7 +936,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let rows = sqlx::query(super::SEATS_PENDING_SQL)
+        let rows = sqlx::query(SEATS_PENDING_SQL)
             .fetch_all(&self.reader)
             .await?;
         rows::tally_actions(&rows)
