@@ -4,7 +4,7 @@
 //! `BEGIN IMMEDIATE`, group commit for concurrent ingests); [`postgres`] satisfies
 //! the same trait for scale-out (many receivers and workers on one database).
 //! [`open`] picks one from the URL scheme. The trait, its rows and [`StoreError`]
-//! live in the private leaf `api` and are re-exported here: the backends import
+//! live in the private leaf `contract` and are re-exported here: the backends import
 //! them from there, never from this file, because this file imports the backends.
 //! [`postgres_budget`] is the one thing here that is not a queue: the CRM rate budget
 //! that replicas share through the database ([`JobStore::shared_crm_budget`]).
@@ -19,7 +19,7 @@
 //!   so a worker whose lease expired cannot overwrite a newer attempt;
 //! - at most one job per employee e-mail is `running` at a time.
 
-mod api;
+mod contract;
 pub mod postgres;
 pub mod postgres_budget;
 mod rows;
@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use offboard_domain::{SharedClock, SystemClock};
 
-pub use api::{
+pub use contract::{
     AuditEntry, Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent,
     Outcome, Reservation, SharedStore, StoreError,
 };

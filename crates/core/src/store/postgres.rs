@@ -51,7 +51,7 @@ use sqlx::{
 use tokio::{sync::Notify, task::JoinHandle};
 
 use super::{
-    api::{
+    contract::{
         Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, Outcome,
         Reservation, SEATS_PENDING_SQL, StoreError,
     },

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::api::{AuditEntry, Job, JobDetail, StoreError};
+use super::contract::{AuditEntry, Job, JobDetail, StoreError};
 use crate::domain::{JobKind, JobState, OffboardingEvent};
 
 /// Typed column access for any sqlx row whose database stores text, 64-bit integers

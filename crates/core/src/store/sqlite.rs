@@ -35,7 +35,7 @@ use sqlx::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    api::{
+    contract::{
         Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, Outcome,
         Reservation, SEATS_PENDING_SQL, StoreError,
     },
