@@ -881,9 +881,7 @@ impl JobStore for PgStore {
     }
 
     async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let rows = sqlx::query(SEATS_PENDING_SQL)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(SEATS_PENDING_SQL).fetch_all(&self.pool).await?;
         rows::tally_actions(&rows)
     }
 

@@ -6,7 +6,9 @@
 
 use serde_json::Value;
 
-use super::contract::{Claimed, IngestOutcome, Job, Lease, NewEvent, Outcome, Reservation, StoreError};
+use super::contract::{
+    Claimed, IngestOutcome, Job, Lease, NewEvent, Outcome, Reservation, StoreError,
+};
 use crate::domain::JobState;
 
 /// What [`Outcome`] does to a job: the new state, `run_at` (`None`: unchanged), the
