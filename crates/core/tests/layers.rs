@@ -232,8 +232,8 @@ fn paths_after(code: &str, prefix: &str) -> Vec<Vec<String>> {
 
 /// The modules a file's code names, each resolved to the deepest module that has
 /// a file (`crate::store::Job` is `store`; `super::seat::run` from
-/// `worker/offboard.rs` is `worker::seat`). `children` are the modules declared
-/// under `from`, which its code may also name without `self::`.
+/// `worker/offboard.rs` is `worker::seat`). A file may name its own children
+/// without `self::` (`sqlite::SqliteStore` in `store/mod.rs`), so those count too.
 fn targets(
     code: &str,
     from: &[String],
@@ -313,6 +313,7 @@ fn graph_of(
             .insert(to);
     };
     for (from, code) in modules {
+        // Across and up, every path counts: a child's `pub use super::X` imports X.
         for to in targets(code, from, modules) {
             let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
             if common < from.len() && common < to.len() {
@@ -321,6 +322,8 @@ fn graph_of(
                 edge(&to, from[common].clone(), own_file(&to));
             }
         }
+        // Down, only the file's own code counts: declaring and re-exporting a child
+        // is how the child becomes reachable, not a use of it.
         let (uses, reexported) = split_declarations(code);
         let mut down: BTreeSet<Vec<String>> = targets(&uses, from, modules)
             .into_iter()
@@ -331,10 +334,10 @@ fn graph_of(
             let Some(child) = path.first() else { continue };
             let mut child_path = from.clone();
             child_path.push(child.clone());
-            let names_it = !name.is_empty() && !paths_after(&uses, &name).is_empty()
-                || uses
+            let names_it = !name.is_empty()
+                && uses
                     .match_indices(name.as_str())
-                    .any(|(i, _)| !name.is_empty() && is_word(&uses, i, name.len()));
+                    .any(|(i, _)| is_word(&uses, i, name.len()));
             if modules.contains_key(&child_path) && names_it {
                 down.insert(child_path);
             }
