@@ -373,8 +373,9 @@ pub trait JobStore: Send + Sync + 'static {
     /// A CRM rate budget shared with every other process on this store, for the
     /// token identified by `key` (a hash, never the token), or `None` when this
     /// store is one process's own (SQLite): the caller then paces in-process.
-    /// PostgreSQL answers with [`PgBudget`](crate::store::postgres_budget::PgBudget), so N replicas together
-    /// stay within `requests_per_second`. No IO happens until the first permit.
+    /// PostgreSQL answers with [`PgBudget`](crate::store::postgres_budget::PgBudget),
+    /// so N replicas together stay within `requests_per_second`. No IO happens until
+    /// the first permit.
     fn shared_crm_budget(
         &self,
         _key: &str,
