@@ -50,7 +50,10 @@ use sqlx::{
 use tokio::{sync::Notify, task::JoinHandle};
 
 use super::{
-    IngestOutcome, Job, JobDetail, JobFilter, Lease, NewEvent, Outcome, Reservation, StoreError,
+    contract::{
+        IngestOutcome, Job, JobDetail, JobFilter, Lease, NewEvent, Outcome, Reservation,
+        SEATS_PENDING_SQL, StoreError,
+    },
     postgres_budget::{PgBudget, SharedBudgetOptions},
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
     rows::{self, BindShared, decode_detail, decode_job, decode_jobs, new_id},
@@ -732,7 +735,7 @@ impl Statements for PgStore {
     }
 
     async fn count_seats_pending(&self) -> StoreResult<BTreeMap<String, u64>> {
-        let query = sqlx::query(super::SEATS_PENDING_SQL);
+        let query = sqlx::query(SEATS_PENDING_SQL);
         rows::tally_actions(&query.fetch_all(&self.pool).await?)
     }
 

@@ -15,8 +15,10 @@ use offboard_domain::{
 use serde_json::Value;
 
 use super::{
-    Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, Outcome,
-    Reservation, StoreError,
+    contract::{
+        Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, Outcome,
+        Reservation, StoreError,
+    },
     rows::{self, duration_ms, ms},
     rules::{self, Operation},
 };

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type, query::Query};
 
-use super::{AuditEntry, Job, JobDetail, JobFilter, Lease, NewEvent, StoreError};
+use super::contract::{AuditEntry, Job, JobDetail, JobFilter, Lease, NewEvent, StoreError};
 use crate::domain::{JobKind, JobState, OffboardingEvent};
 
 /// Typed column access for any sqlx row whose database stores text, 64-bit integers

@@ -7,7 +7,8 @@
 use serde_json::Value;
 
 use super::{
-    Claimed, IngestOutcome, Job, Lease, NewEvent, Outcome, Reservation, StoreError, rows::Columns,
+    contract::{Claimed, IngestOutcome, Job, Lease, NewEvent, Outcome, Reservation, StoreError},
+    rows::Columns,
 };
 use crate::domain::JobState;
 

@@ -35,7 +35,10 @@ use sqlx::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    IngestOutcome, Job, JobDetail, JobFilter, Lease, NewEvent, Outcome, Reservation, StoreError,
+    contract::{
+        IngestOutcome, Job, JobDetail, JobFilter, Lease, NewEvent, Outcome, Reservation,
+        SEATS_PENDING_SQL, StoreError,
+    },
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
     rows::{self, BindShared, decode_detail, decode_job, decode_jobs, ms, new_id},
     rules::{self, Operation, SeatDecision, Stored, has_conflict},
@@ -821,7 +824,7 @@ impl Statements for SqliteStore {
     }
 
     async fn count_seats_pending(&self) -> StoreResult<BTreeMap<String, u64>> {
-        let rows = sqlx::query(super::SEATS_PENDING_SQL)
+        let rows = sqlx::query(SEATS_PENDING_SQL)
             .fetch_all(&self.reader)
             .await?;
         rows::tally_actions(&rows)

@@ -42,10 +42,13 @@ use self::{
     wire::{Created, Page, RawRecord, RawStage, RawTask, Single},
 };
 use super::{
-    Crm, CrmError, CrmUser, NewTask, Record, Resource,
+    contract::{Crm, CrmError, NewTask, Record},
     pacing::{BudgetSettings, LocalBudget, RateBudget},
 };
-use crate::config::{Config, Secret};
+use crate::{
+    config::{Config, Secret},
+    domain::{CrmUser, Resource},
+};
 
 /// Sell's maximum page size.
 const PER_PAGE: u32 = 100;
@@ -408,7 +411,7 @@ fn budget_key(base: &str, token: &Secret) -> String {
 pub fn client_from_config(
     config: &Config,
     token: Secret,
-) -> Result<std::sync::Arc<dyn super::Crm>, SellBuildError> {
+) -> Result<std::sync::Arc<dyn Crm>, SellBuildError> {
     client_from_config_sharing(config, token, |_, _| None)
 }
 
@@ -420,7 +423,7 @@ pub fn client_from_config_sharing(
     config: &Config,
     token: Secret,
     shared: impl FnOnce(&str, &BudgetSettings) -> Option<Arc<dyn RateBudget>>,
-) -> Result<std::sync::Arc<dyn super::Crm>, SellBuildError> {
+) -> Result<std::sync::Arc<dyn Crm>, SellBuildError> {
     let settings = SellSettings::from_config(config);
     let base = normalize_base(&config.crm.base_url)?;
     let key = budget_key(&base, &token);

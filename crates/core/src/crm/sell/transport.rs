@@ -20,8 +20,8 @@ use reqwest::{Method, StatusCode, Url};
 use super::{settings::SellSettings, wire};
 use crate::{
     crm::{
-        CrmError,
         calls::{self, CallRecord},
+        contract::CrmError,
         pacing::RateBudget,
     },
     telemetry,

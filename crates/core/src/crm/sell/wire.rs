@@ -8,7 +8,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::crm::CrmError;
+use crate::crm::contract::CrmError;
 
 /// `{"data":{...},"meta":{...}}`
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,394 @@
+//! What every store backend implements and every caller sees: the [`JobStore`]
+//! trait, the rows and outcomes it speaks in, and [`StoreError`]. A leaf of the
+//! store: the backends and the shared row/rule helpers import it, it imports none
+//! of them, so `store/mod.rs` can compose the backends without a cycle.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use offboard_domain::budget::{BudgetSettings, RateBudget};
+
+use crate::domain::{JobKind, JobState, OffboardingEvent};
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The lease this write was fenced by is no longer held (expired, cancelled,
+    /// or a newer attempt took over).
+    #[error("lease lost for job {0}")]
+    LeaseLost(String),
+    /// No such job.
+    #[error("no job {0}")]
+    NotFound(String),
+    /// The operation does not apply in the job's current state.
+    #[error("job {id} is {state}: cannot {op}")]
+    WrongState {
+        /// The job the operator named.
+        id: String,
+        /// The state it is in now, which the operation does not apply to.
+        state: JobState,
+        /// The operation refused: `retry`, `cancel` or `approve`.
+        op: &'static str,
+    },
+    /// A stored value no longer decodes (a state, a timestamp, a count, JSON…); the
+    /// message names the row and column. Stored data is never silently defaulted.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The store URL names a backend this build doesn't have (the message names only
+    /// the scheme: the rest of the URL may hold a password).
+    #[error("unsupported store: {0}")]
+    Unsupported(String),
+    /// The directory for the SQLite file could not be created.
+    #[error("cannot create {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why not.
+        source: std::io::Error,
+    },
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The shared transaction this request was grouped into failed to commit, so
+    /// nothing of it was stored (every request in the group gets this error).
+    #[error("group commit: {0}")]
+    GroupCommit(Arc<StoreError>),
+}
+
+/// A verified, mapped event ready to be stored with its job.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Configured source name.
+    pub source: String,
+    /// The canonical event (its `id` is the dedupe key within the source).
+    pub event: OffboardingEvent,
+    /// SHA-256 (hex) of the raw body, to tell a retry from a conflicting reuse of an id.
+    pub body_sha256: String,
+    /// When the job becomes runnable.
+    pub run_at: DateTime<Utc>,
+    /// Failed attempts before `failed`.
+    pub max_attempts: u32,
+}
+
+impl NewEvent {
+    /// The job kind this event creates.
+    pub fn job_kind(&self) -> JobKind {
+        if self.event.event_type.is_reversal() {
+            JobKind::Reverse
+        } else {
+            JobKind::Offboard
+        }
+    }
+}
+
+/// What happened to one [`NewEvent`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum IngestOutcome {
+    /// Stored now.
+    Accepted {
+        /// The sender's event id (the dedupe key within its source).
+        event_id: String,
+        /// The job created for it.
+        job_id: String,
+    },
+    /// Seen before with the same body; nothing new stored.
+    Duplicate {
+        /// The sender's event id.
+        event_id: String,
+        /// The job the first delivery created (not a follow-up job).
+        job_id: String,
+    },
+    /// Seen before with a different body; nothing stored.
+    Conflict {
+        /// The reused event id.
+        event_id: String,
+    },
+}
+
+/// The right to write for one attempt of one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The job it lets one write to.
+    pub job_id: String,
+    /// The worker holding it.
+    pub owner: String,
+    /// The attempt it was granted for.
+    pub attempt: u32,
+}
+
+/// A job row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    /// UUIDv7: ids sort by creation time.
+    pub id: String,
+    /// What the job does (offboard, reverse, a follow-up check…).
+    pub kind: JobKind,
+    /// Where it is in its lifecycle; at most one job per employee is `running`.
+    pub state: JobState,
+    /// Number of times the job has been claimed.
+    pub attempt: u32,
+    /// Consecutive failed attempts.
+    pub failures: u32,
+    /// Failed attempts allowed before the job is `failed` (a retry past it gives up).
+    pub max_attempts: u32,
+    /// Not claimed before this instant (millisecond precision).
+    pub run_at: DateTime<Utc>,
+    /// The worker holding the lease; set only while `running`.
+    pub lease_owner: Option<String>,
+    /// When the lease lapses unless heartbeated; then the job is requeued. Set only
+    /// while `running`.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// The configured source the event came from.
+    pub source: String,
+    /// The event's dedupe id.
+    pub event_id: String,
+    /// The canonical event that created the job (follow-ups share their parent's).
+    pub event: OffboardingEvent,
+    /// The employee's normalised e-mail: the key of "one running job per employee".
+    pub employee_email: String,
+    /// Final action once decided (`deactivate`, `delete`, `review`).
+    pub action: Option<String>,
+    /// The stored decision and resolved plan.
+    pub plan: Option<Value>,
+    /// Why it failed or waits for review.
+    pub last_error: Option<String>,
+    /// An operator approved it past a guard or cap.
+    pub approved: bool,
+    /// For follow-up jobs: the job that scheduled it.
+    pub parent_id: Option<String>,
+    /// When it was stored, on the store's clock (millisecond precision).
+    pub created_at: DateTime<Utc>,
+    /// The last write to the job row (checkpoints and audit don't touch it).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A claimed job and the lease to write with.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The job as it is now, `running` with its attempt counted.
+    pub job: Job,
+    /// What every write of this run is fenced by.
+    pub lease: Lease,
+}
+
+/// How a run of a job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Done.
+    Succeeded,
+    /// Waiting for a time (effective date or the next verification poll); not a failure.
+    Scheduled {
+        /// When to run again.
+        run_at: DateTime<Utc>,
+        /// What it waits for (not stored: the audit trail says it).
+        reason: String,
+    },
+    /// A transient failure: run again at `run_at` unless `max_attempts` is used up.
+    Retry {
+        /// When to try again (the worker's backoff).
+        run_at: DateTime<Utc>,
+        /// Stored as `last_error`; with "gave up after N attempts: " when it was the last.
+        error: String,
+    },
+    /// A person must decide.
+    NeedsReview {
+        /// What they must decide, stored as `last_error`.
+        reason: String,
+    },
+    /// A permanent failure.
+    Failed {
+        /// Stored as `last_error`.
+        error: String,
+    },
+    /// Stopped (a reversal arrived).
+    Cancelled {
+        /// Stored as `last_error`.
+        reason: String,
+    },
+    /// Shutting down: give the job back now, unchanged.
+    Released,
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    /// When it was written, on the store's clock (millisecond precision).
+    pub at: DateTime<Utc>,
+    /// Dotted kind, e.g. `crm.call`, `decision`, `reassign.moved`.
+    pub kind: String,
+    /// Kind-specific JSON, as the writer gave it.
+    pub detail: Value,
+}
+
+/// The answer of [`JobStore::reserve_seat_action`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// The job may act.
+    Granted,
+    /// A cap is reached: `count` actions of the capped kind in the window.
+    OverCap {
+        /// `deletions` or `offboardings`.
+        cap: &'static str,
+        /// Reservations counted in the window (at least `max`).
+        count: u64,
+        /// The configured cap per window.
+        max: u32,
+    },
+}
+
+/// A job with everything an operator needs to see.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobDetail {
+    /// The job row.
+    pub job: Job,
+    /// The worker's saved progress by key (e.g. `seat_requested_at`), so a retried
+    /// attempt resumes instead of repeating CRM calls.
+    pub checkpoints: BTreeMap<String, Value>,
+    /// The job's history, oldest first.
+    pub audit: Vec<AuditEntry>,
+}
+
+/// Filters for listing jobs.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Exact (normalised) employee e-mail.
+    pub employee: Option<String>,
+    /// Created at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Page size (default 100).
+    pub limit: Option<u32>,
+    /// Return jobs whose id sorts before this one (ids are time-ordered).
+    pub before: Option<String>,
+}
+
+/// The durable queue. Implementations: [`sqlite::SqliteStore`], [`postgres::PgStore`].
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Reachable and fully migrated.
+    async fn ready(&self) -> Result<(), StoreError>;
+
+    /// Stores events and their jobs atomically per event (dedupe on source + id).
+    async fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<IngestOutcome>, StoreError>;
+
+    /// Claims up to `n` runnable jobs for `owner`, leasing them for `lease`.
+    async fn claim(
+        &self,
+        owner: &str,
+        n: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError>;
+    /// Extends a lease; `LeaseLost` if it is no longer held.
+    async fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<(), StoreError>;
+    /// Ends a run (fenced).
+    async fn finish(&self, lease: &Lease, outcome: Outcome) -> Result<(), StoreError>;
+    /// Puts jobs whose lease expired back to `queued`; returns how many.
+    async fn requeue_expired(&self) -> Result<u64, StoreError>;
+
+    /// Saves the decision and final action (fenced).
+    async fn set_plan(&self, lease: &Lease, action: &str, plan: &Value) -> Result<(), StoreError>;
+    /// Saves one checkpoint (fenced).
+    async fn put_checkpoint(
+        &self,
+        lease: &Lease,
+        key: &str,
+        value: &Value,
+    ) -> Result<(), StoreError>;
+    /// Appends audit entries (not fenced: history stays true even from a late worker).
+    async fn audit(&self, job_id: &str, entries: &[(String, Value)]) -> Result<(), StoreError>;
+
+    /// Creates a follow-up job (idempotent per parent and kind).
+    async fn enqueue_follow_up(
+        &self,
+        lease: &Lease,
+        kind: JobKind,
+        run_at: DateTime<Utc>,
+    ) -> Result<String, StoreError>;
+    /// Cancels every active, not-running job for `email` except `except`; returns their ids.
+    async fn cancel_pending_for(
+        &self,
+        email: &str,
+        except: &str,
+        reason: &str,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Jobs for `email` in the given states, newest first.
+    async fn jobs_for(&self, email: &str, states: &[JobState]) -> Result<Vec<Job>, StoreError>;
+    /// Reserves this job's seat action against the hourly caps, atomically: granted
+    /// when the job already holds a reservation, or when fewer than `max_same_action`
+    /// reservations of `action` and fewer than `max_all` of any action were made
+    /// since `since` (a `None` cap does not apply). Fenced.
+    async fn reserve_seat_action(
+        &self,
+        lease: &Lease,
+        action: &str,
+        since: DateTime<Utc>,
+        max_same_action: Option<u32>,
+        max_all: Option<u32>,
+    ) -> Result<Reservation, StoreError>;
+
+    /// Lists jobs, newest first.
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
+    /// One job with checkpoints and audit.
+    async fn get_job(&self, id: &str) -> Result<Option<JobDetail>, StoreError>;
+    /// failed/needs_review/cancelled → queued, failures reset.
+    async fn retry(&self, id: &str) -> Result<Job, StoreError>;
+    /// Any non-terminal state → cancelled.
+    async fn cancel(&self, id: &str, reason: &str) -> Result<Job, StoreError>;
+    /// needs_review → queued with `approved` set.
+    async fn approve(&self, id: &str) -> Result<Job, StoreError>;
+    /// Jobs per state (for metrics).
+    async fn count_by_state(&self) -> Result<BTreeMap<JobState, u64>, StoreError>;
+    /// Age of the oldest runnable job (queue lag).
+    async fn oldest_runnable_age(&self) -> Result<Option<Duration>, StoreError>;
+    /// Active jobs (queued, running, scheduled, needs_review) whose seat change was
+    /// requested from the CRM admin (checkpoint `seat_requested_at`) and not yet
+    /// verified, counted per reserved action (`deactivate`, `delete`). For metrics.
+    async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError>;
+
+    /// Waits until new work may be runnable or `max` has passed, whichever comes first;
+    /// `true` when woken early. An idle worker calls this between claims instead of
+    /// sleeping. A wake-up is a hint (claim again), never a promise of work, and a
+    /// missed one costs at most `max`, which is the polling fallback.
+    ///
+    /// The default just sleeps `max`: a store that can't hear other processes polls.
+    /// PostgreSQL returns as soon as any replica's ingest, requeue, release, retry or
+    /// approval sends `NOTIFY offboard_jobs`.
+    async fn wait_for_work(&self, max: Duration) -> bool {
+        tokio::time::sleep(max).await;
+        false
+    }
+
+    /// A CRM rate budget shared with every other process on this store, for the
+    /// token identified by `key` (a hash, never the token), or `None` when this
+    /// store is one process's own (SQLite): the caller then paces in-process.
+    /// PostgreSQL answers with [`postgres_budget::PgBudget`], so N replicas together
+    /// stay within `requests_per_second`. No IO happens until the first permit.
+    fn shared_crm_budget(
+        &self,
+        _key: &str,
+        _settings: &BudgetSettings,
+    ) -> Option<Arc<dyn RateBudget>> {
+        None
+    }
+}
+
+/// The query behind [`JobStore::seats_pending`], the same text for both backends.
+pub(crate) const SEATS_PENDING_SQL: &str = "SELECT s.action AS action, COUNT(*) AS n FROM jobs j \
+     JOIN checkpoints c ON c.job_id = j.id AND c.key = 'seat_requested_at' \
+     JOIN seat_actions s ON s.job_id = j.id \
+     WHERE j.state IN ('queued', 'running', 'scheduled', 'needs_review') \
+     GROUP BY s.action";
+
+/// A shared store handle.
+pub type SharedStore = Arc<dyn JobStore>;

@@ -1,0 +1,343 @@
+//! [`Worker`]: the claim loop, and one run of one claimed job (heartbeat, CRM call
+//! audit, the job's steps, the fenced finish, the backoff of a failed attempt).
+//! It composes the steps; no step imports it.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{
+    context::{Ctx, JobError},
+    current_policy::CurrentPolicy,
+    dry_run, offboard, reverse,
+    settings::WorkerSettings,
+};
+use crate::{
+    crm::{Crm, calls},
+    domain::{JobKind, SharedClock, SystemClock},
+    store::{Claimed, Outcome, SharedStore, StoreError},
+};
+
+/// Runs jobs. Clones share everything (store, CRM client, policy, clock, waker),
+/// so one clone runs the loop while another hands out its [`waker`](Self::waker).
+#[derive(Clone)]
+pub struct Worker {
+    store: SharedStore,
+    crm: Arc<dyn Crm>,
+    policy: Arc<CurrentPolicy>,
+    settings: Arc<WorkerSettings>,
+    clock: SharedClock,
+    wake: Arc<Notify>,
+}
+
+impl Worker {
+    /// A worker over the given store and CRM, on the system clock (see
+    /// [`with_clock`](Self::with_clock)). With `settings.dry_run` the CRM is wrapped
+    /// so that no write reaches it.
+    pub fn new(
+        store: SharedStore,
+        crm: Arc<dyn Crm>,
+        policy: Arc<CurrentPolicy>,
+        settings: WorkerSettings,
+    ) -> Self {
+        let crm: Arc<dyn Crm> = if settings.dry_run {
+            Arc::new(dry_run::DryRunCrm::new(crm))
+        } else {
+            crm
+        };
+        Self {
+            store,
+            crm,
+            policy,
+            settings: Arc::new(settings),
+            clock: SystemClock::shared(),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The same worker reading "now" from `clock`: effective dates, verification
+    /// polls and deadlines, the caps' hour, backoff. Give it the store's clock, or
+    /// the two disagree about when a scheduled job is due.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// A handle that wakes an idle worker at once (e.g. after an ingest).
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Claims and runs jobs until `shutdown` is cancelled, then lets running jobs
+    /// reach a checkpoint (bounded by the lease) and releases their leases.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.settings.concurrency));
+        let jobs_token = CancellationToken::new();
+        let mut running = tokio::task::JoinSet::new();
+        tracing::info!(worker = %self.settings.id, "worker started");
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            if let Err(e) = self.store.requeue_expired().await {
+                tracing::warn!(error = %e, "could not requeue expired leases");
+            }
+            let free = slots.available_permits();
+            let mut claimed_any = false;
+            if free > 0 {
+                match self
+                    .store
+                    .claim(&self.settings.id, free, self.settings.lease)
+                    .await
+                {
+                    Ok(claimed) => {
+                        for c in claimed {
+                            claimed_any = true;
+                            let Ok(permit) = slots.clone().acquire_owned().await else {
+                                break;
+                            };
+                            let me = self.clone();
+                            let token = jobs_token.child_token();
+                            running.spawn(async move {
+                                me.run_claimed(c, token).await;
+                                drop(permit);
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "claim failed"),
+                }
+            }
+            while running.try_join_next().is_some() {}
+            if claimed_any && slots.available_permits() > 0 {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified() => {},
+                // PostgreSQL returns at once on another replica's NOTIFY; SQLite sleeps.
+                _ = self.store.wait_for_work(self.settings.poll_interval) => {},
+                Some(_) = running.join_next(), if !running.is_empty() => {},
+            }
+        }
+        tracing::info!(worker = %self.settings.id, running = running.len(), "worker stopping: finishing in-flight work");
+        jobs_token.cancel();
+        let drain = async { while running.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.settings.lease, drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "in-flight jobs did not stop within the lease; their leases will expire"
+            );
+        }
+    }
+
+    /// Runs every job that is runnable now, one claim round at a time, until none is
+    /// left (tests and the demo drive the worker deterministically with this).
+    pub async fn run_until_idle(&self) -> usize {
+        let mut ran = 0;
+        loop {
+            if let Err(e) = self.store.requeue_expired().await {
+                // Claiming still runs what is due; expired leases wait for the next round.
+                tracing::warn!(error = %e, "could not requeue expired leases");
+            }
+            let claimed = match self
+                .store
+                .claim(
+                    &self.settings.id,
+                    self.settings.concurrency,
+                    self.settings.lease,
+                )
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claim failed");
+                    return ran;
+                }
+            };
+            if claimed.is_empty() {
+                return ran;
+            }
+            ran += claimed.len();
+            let mut set = tokio::task::JoinSet::new();
+            for c in claimed {
+                let me = self.clone();
+                set.spawn(async move { me.run_claimed(c, CancellationToken::new()).await });
+            }
+            while set.join_next().await.is_some() {}
+        }
+    }
+
+    /// One run of one claimed job: heartbeat, call audit, steps, fenced finish.
+    async fn run_claimed(&self, claimed: Claimed, stop: CancellationToken) {
+        let Claimed { job, lease } = claimed;
+        let span = tracing::info_span!("job", job_id = %job.id, kind = job.kind.as_str(), attempt = lease.attempt, employee = %job.employee_email);
+        async move {
+            let lost = CancellationToken::new();
+            let heartbeat = {
+                let store = self.store.clone();
+                let lease = lease.clone();
+                let lost = lost.clone();
+                let every = self.settings.lease / 3;
+                let lease_for = self.settings.lease;
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(every).await;
+                        match store.heartbeat(&lease, lease_for).await {
+                            Ok(()) => {}
+                            Err(StoreError::LeaseLost(_)) => {
+                                tracing::warn!("lease lost; stopping this run");
+                                lost.cancel();
+                                return;
+                            }
+                            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                        }
+                    }
+                }.in_current_span())
+            };
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<calls::CallRecord>();
+            let audit_calls = {
+                let store = self.store.clone();
+                let job_id = job.id.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    while rx.recv_many(&mut buf, 256).await > 0 {
+                        let entries: Vec<(String, serde_json::Value)> = buf
+                            .drain(..)
+                            .map(|c| ("crm.call".to_owned(), serde_json::to_value(c).unwrap_or_default()))
+                            .collect();
+                        if let Err(e) = store.audit(&job_id, &entries).await {
+                            tracing::warn!(error = %e, "could not store CRM call audit");
+                        }
+                    }
+                }.in_current_span())
+            };
+            let checkpoints = match self.store.get_job(&job.id).await {
+                Ok(Some(detail)) => detail.checkpoints,
+                Ok(None) => Default::default(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not load checkpoints; retrying the job later");
+                    heartbeat.abort();
+                    let outcome = retry_outcome(job.failures, e.to_string(), self.clock.now());
+                    if let Err(e) = self.store.finish(&lease, outcome).await {
+                        tracing::error!(error = %e, "could not schedule the retry either; the lease will expire and the job will be retried");
+                    }
+                    return;
+                }
+            };
+            let mut ctx = Ctx::new(
+                self.store.as_ref(),
+                self.crm.as_ref(),
+                self.policy.get(),
+                &self.settings,
+                self.clock.as_ref(),
+                &job,
+                &lease,
+                checkpoints,
+                stop.clone(),
+                lost.clone(),
+            );
+            let result = calls::record_calls(tx, async {
+                match job.kind {
+                    JobKind::Offboard | JobKind::DeleteAfterRetention => offboard::run(&mut ctx).await,
+                    JobKind::Reverse => reverse::run(&mut ctx).await,
+                }
+            })
+            .await;
+            // The sender went with the job's future, so this ends once the calls are stored.
+            if let Err(e) = audit_calls.await {
+                tracing::warn!(error = %e, "the CRM call audit task failed; some crm.call rows may be missing");
+            }
+            heartbeat.abort();
+            let outcome = match result {
+                Ok(outcome) => outcome,
+                Err(JobError::LeaseLost) => {
+                    tracing::warn!("lease lost: leaving the job to its new holder");
+                    return;
+                }
+                Err(JobError::Stopping) => Outcome::Released,
+                Err(JobError::Crm(e)) if e.is_transient() => retry_outcome(job.failures, e.to_string(), self.clock.now()),
+                Err(JobError::Crm(e)) => Outcome::Failed { error: e.to_string() },
+                Err(JobError::Store(e)) => retry_outcome(job.failures, format!("store: {e}"), self.clock.now()),
+            };
+            let label = outcome_label(&outcome);
+            let detail = serde_json::json!({ "outcome": label, "detail": outcome_detail(&outcome) });
+            if let Err(e) = self.store.audit(&job.id, &[("run.ended".to_owned(), detail)]).await {
+                tracing::warn!(error = %e, "could not audit run end");
+            }
+            metrics::counter!(crate::metrics::JOB_TRANSITIONS_TOTAL, "to" => label).increment(1);
+            match self.store.finish(&lease, outcome).await {
+                Ok(()) => tracing::info!(outcome = label, "run ended"),
+                Err(StoreError::LeaseLost(_)) => tracing::warn!("finished after losing the lease; result discarded"),
+                Err(e) => tracing::error!(error = %e, "could not record the run's outcome; the lease will expire and the job will be retried"),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Backoff for a failed attempt, from `now`: 30 s doubling per consecutive
+/// failure, capped at one hour, plus up to a quarter more of jitter so many failed
+/// jobs don't return in lockstep.
+fn retry_outcome(failures: u32, error: String, now: DateTime<Utc>) -> Outcome {
+    let base = 30u64.saturating_mul(1u64 << failures.min(7)).min(3600);
+    let jitter = rand::random_range(0..=base / 4);
+    Outcome::Retry {
+        run_at: now + chrono::Duration::seconds((base + jitter) as i64),
+        error,
+    }
+}
+
+fn outcome_label(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Succeeded => "succeeded",
+        Outcome::Scheduled { .. } => "scheduled",
+        Outcome::Retry { .. } => "retry",
+        Outcome::NeedsReview { .. } => "needs_review",
+        Outcome::Failed { .. } => "failed",
+        Outcome::Cancelled { .. } => "cancelled",
+        Outcome::Released => "released",
+    }
+}
+
+fn outcome_detail(o: &Outcome) -> serde_json::Value {
+    match o {
+        Outcome::Scheduled { run_at, reason } => {
+            serde_json::json!({ "run_at": run_at, "reason": reason })
+        }
+        Outcome::Retry { run_at, error } => serde_json::json!({ "run_at": run_at, "error": error }),
+        Outcome::NeedsReview { reason } | Outcome::Cancelled { reason } => {
+            serde_json::json!({ "reason": reason })
+        }
+        Outcome::Failed { error } => serde_json::json!({ "error": error }),
+        Outcome::Succeeded | Outcome::Released => serde_json::Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_counts_from_the_given_now_doubles_and_is_capped() {
+        let now = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for (failures, base) in [(0, 30), (1, 60), (3, 240), (7, 3600), (20, 3600)] {
+            let Outcome::Retry { run_at, error } = retry_outcome(failures, "x".into(), now) else {
+                panic!("not a retry");
+            };
+            assert_eq!(error, "x");
+            let wait = (run_at - now).num_seconds();
+            assert!(
+                (base..=base + base / 4).contains(&wait),
+                "failures {failures}: waited {wait}s, expected {base}s plus up to a quarter"
+            );
+        }
+    }
+}
