@@ -5,7 +5,7 @@
 //! events and jobs) → [`worker`] (plan, reassign, seat step, verify) → [`policy`]
 //! (pure decisions) and [`crm`] (the vendor seam). [`app`] wires them into a
 //! running service; [`cli`] is the command line. See ARCHITECTURE.md.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod app;
 pub mod config;

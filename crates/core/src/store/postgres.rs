@@ -57,7 +57,7 @@ use super::{
     postgres_budget::{PgBudget, SharedBudgetOptions},
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
     rows::{self, BindShared, decode_detail, decode_job, decode_jobs, new_id},
-    rules::{self, Operation, SeatDecision, has_conflict},
+    rules::{self, Operation, has_conflict},
 };
 use crate::domain::{JobKind, JobState};
 use sqlx::migrate::Migrator;
@@ -616,18 +616,11 @@ impl Statements for PgStore {
         .bind(req.action)
         .fetch_one(&mut *tx)
         .await?;
-        let counts = (facts.try_get("same")?, facts.try_get("all_actions")?);
-        let mine = facts.try_get("mine")?;
-        match rules::seat_decision(mine, counts, req.max_same_action, req.max_all) {
-            SeatDecision::AlreadyHeld => return Ok(Some(Reservation::Granted)),
-            SeatDecision::Refused(refused) => return Ok(Some(refused)),
-            SeatDecision::Reserve => {}
+        if let Some(settled) = rules::settled_seat(&facts, req.max_same_action, req.max_all)? {
+            return Ok(Some(settled));
         }
-        let insert = "INSERT INTO seat_actions (job_id, action, at) VALUES ($1, $2, $3)";
-        sqlx::query(insert)
-            .bind(&req.lease.job_id)
-            .bind(req.action)
-            .bind(self.now())
+        sqlx::query("INSERT INTO seat_actions (job_id, action, at) VALUES ($1, $2, $3)")
+            .seat_action(&req.lease.job_id, req.action, self.now())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

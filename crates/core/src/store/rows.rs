@@ -75,6 +75,8 @@ pub(crate) trait BindShared: Sized {
     /// A fenced write of a named JSON value: the fence, `name`, `value` as text, and
     /// `now` (parameters 1 to 6): a plan under its action, a checkpoint under its key.
     fn fenced_value(self, lease: &Lease, name: &str, value: &Value, now: i64) -> Self;
+    /// A seat-action reservation: job id, action, `now` (parameters 1 to 3).
+    fn seat_action(self, job_id: &str, action: &str, now: i64) -> Self;
 }
 
 impl<DB: Database> BindShared for Bound<'_, DB>
@@ -86,6 +88,12 @@ where
     i64: Type<DB>,
     for<'t> Option<i64>: Encode<'t, DB>,
 {
+    fn seat_action(self, job_id: &str, action: &str, now: i64) -> Self {
+        self.bind(job_id.to_owned())
+            .bind(action.to_owned())
+            .bind(now)
+    }
+
     fn fence(self, lease: &Lease) -> Self {
         self.bind(lease.job_id.clone())
             .bind(lease.owner.clone())

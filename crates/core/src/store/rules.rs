@@ -247,7 +247,7 @@ impl OperatorChange {
 
 /// What the hourly caps say about a seat action.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SeatDecision {
+enum SeatDecision {
     /// The job reserved before (a retried attempt): granted again, nothing new stored.
     AlreadyHeld,
     /// A cap is reached.
@@ -256,10 +256,28 @@ pub(crate) enum SeatDecision {
     Reserve,
 }
 
+/// The caps' answer read from a backend's reservation-facts row (columns `mine`,
+/// `same`, `all_actions`): the answer that needs no new row (held already, or over a
+/// cap), or `None` when the backend must store the reservation before granting it.
+pub(crate) fn settled_seat(
+    facts: &impl Columns,
+    max_same_action: Option<u32>,
+    max_all: Option<u32>,
+) -> Result<Option<Reservation>, StoreError> {
+    let counts = (facts.int("same")?, facts.int("all_actions")?);
+    Ok(
+        match seat_decision(facts.flag("mine")?, counts, max_same_action, max_all) {
+            SeatDecision::AlreadyHeld => Some(Reservation::Granted),
+            SeatDecision::Refused(refused) => Some(refused),
+            SeatDecision::Reserve => None,
+        },
+    )
+}
+
 /// The caps' answer for a job (`mine`: it holds a reservation already), given the
 /// reservations in the window of its action (`same`) and of every action (`all`).
 /// A `None` maximum does not apply; the per-action cap is checked first.
-pub(crate) fn seat_decision(
+fn seat_decision(
     mine: bool,
     (same, all): (i64, i64),
     max_same_action: Option<u32>,

@@ -41,7 +41,7 @@ use super::{
     },
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
     rows::{self, BindShared, decode_detail, decode_job, decode_jobs, ms, new_id},
-    rules::{self, Operation, SeatDecision, Stored, has_conflict},
+    rules::{self, Operation, Stored, has_conflict},
 };
 use crate::domain::{JobKind, JobState};
 
@@ -710,21 +710,11 @@ impl Statements for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(facts) = facts else { return Ok(None) };
-        let counts = (facts.try_get("same")?, facts.try_get("all_actions")?);
-        match rules::seat_decision(
-            facts.try_get("mine")?,
-            counts,
-            req.max_same_action,
-            req.max_all,
-        ) {
-            SeatDecision::AlreadyHeld => return Ok(Some(Reservation::Granted)),
-            SeatDecision::Refused(refused) => return Ok(Some(refused)),
-            SeatDecision::Reserve => {}
+        if let Some(settled) = rules::settled_seat(&facts, req.max_same_action, req.max_all)? {
+            return Ok(Some(settled));
         }
         sqlx::query("INSERT INTO seat_actions (job_id, action, at) VALUES (?, ?, ?)")
-            .bind(&req.lease.job_id)
-            .bind(req.action)
-            .bind(self.now())
+            .seat_action(&req.lease.job_id, req.action, self.now())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
