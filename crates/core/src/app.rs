@@ -333,8 +333,12 @@ impl Application {
             .with_graceful_shutdown(async move { token.cancelled().await });
         let served = server.await;
         shutdown.cancel();
-        if let Some(t) = worker_task {
-            let _ = t.await;
+        if let Some(t) = worker_task
+            && let Err(e) = t.await
+        {
+            // The worker's own errors are logged where they happen; this is a panic
+            // or an abort, which would otherwise vanish with the task.
+            tracing::error!(error = %e, "the worker task ended abnormally");
         }
         served.map_err(ServeError::Http)
     }
