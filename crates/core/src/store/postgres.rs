@@ -619,12 +619,8 @@ impl Statements for PgStore {
         if let Some(settled) = rules::settled_seat(&facts, req.max_same_action, req.max_all)? {
             return Ok(Some(settled));
         }
-        sqlx::query("INSERT INTO seat_actions (job_id, action, at) VALUES ($1, $2, $3)")
-            .seat_action(&req.lease.job_id, req.action, self.now())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some(Reservation::Granted))
+        let insert = "INSERT INTO seat_actions (job_id, action, at) VALUES ($1, $2, $3)";
+        rows::grant_seat(tx, insert, &req.lease.job_id, req.action, self.now()).await
     }
 
     async fn select_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>> {

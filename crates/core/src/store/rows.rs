@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type, query::Query};
 
-use super::contract::{AuditEntry, Job, JobDetail, JobFilter, Lease, NewEvent, StoreError};
+use super::contract::{
+    AuditEntry, Job, JobDetail, JobFilter, Lease, NewEvent, Reservation, StoreError,
+};
 use crate::domain::{JobKind, JobState, OffboardingEvent};
 
 /// Typed column access for any sqlx row whose database stores text, 64-bit integers
@@ -287,6 +289,36 @@ pub(crate) fn tally_actions(rows: &[impl Columns]) -> Result<BTreeMap<String, u6
 /// How long the oldest runnable job (due at `oldest`, Unix ms) has waited at `now`.
 pub(crate) fn age(now: i64, oldest: Option<i64>) -> Option<Duration> {
     oldest.map(|t| Duration::from_millis(count_u64(now.saturating_sub(t))))
+}
+
+/// The last step of a granted seat reservation on either database: store the row
+/// (`insert` numbers its parameters as [`BindShared::seat_action`] binds them),
+/// commit the transaction the caps were counted in, and answer `Granted`.
+pub(crate) async fn grant_seat<DB>(
+    mut tx: sqlx::Transaction<'static, DB>,
+    insert: &'static str,
+    job_id: &str,
+    action: &str,
+    now: i64,
+) -> Result<Option<Reservation>, StoreError>
+where
+    DB: Database,
+    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'t> String: Encode<'t, DB>,
+    String: Type<DB>,
+    for<'t> Option<String>: Encode<'t, DB>,
+    for<'t> i64: Encode<'t, DB>,
+    i64: Type<DB>,
+    for<'t> Option<i64>: Encode<'t, DB>,
+    StoreError: From<sqlx::Error>,
+{
+    sqlx::query(insert)
+        .seat_action(job_id, action, now)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(Reservation::Granted))
 }
 
 #[cfg(test)]
