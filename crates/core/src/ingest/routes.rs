@@ -21,9 +21,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Source, Sources,
     mapping::{Input, MapError},
     schemes::{CHALLENGE_HEADER, SignedRequest, VerifyError},
+    source::{Source, Sources},
 };
 use crate::{
     domain::SharedClock,
