@@ -136,3 +136,32 @@ async fn openapi_describes_every_route_the_router_serves() {
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+/// A query axum cannot deserialize (a repeated parameter, a negative `limit`) is
+/// answered in the JSON error envelope, not axum's text/plain rejection.
+#[tokio::test]
+async fn a_malformed_list_query_gets_the_json_envelope() {
+    let app = spawn_app().await;
+    for query in ["state=queued&state=failed", "limit=-147276", "limit=ten"] {
+        let resp = app.admin_get(&format!("/api/v1/jobs?{query}")).await;
+        assert_eq!(resp.status(), 400, "{query}");
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            content_type.starts_with("application/json"),
+            "{query}: {content_type}"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_query", "{query}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{query}: {body}"
+        );
+    }
+}

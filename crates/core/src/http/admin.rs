@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, Request, State},
+    extract::{Path, Query, Request, State, rejection::QueryRejection},
     http::header::AUTHORIZATION,
     middleware::{self, Next},
     response::Response,
@@ -79,9 +79,12 @@ struct ListQuery {
 
 async fn list_jobs(
     State(state): State<AdminState>,
-    Query(q): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let bad = |code, msg: String| ApiError::new(axum::http::StatusCode::BAD_REQUEST, code, msg);
+    // axum's own rejection is a text/plain 400; every error offboard sends is the
+    // JSON envelope, so a repeated or mistyped parameter says so in it.
+    let Query(q) = query.map_err(|e| bad("invalid_query", e.body_text()))?;
     let filter = JobFilter {
         state: q
             .state

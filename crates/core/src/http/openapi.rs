@@ -107,7 +107,8 @@ pub fn document() -> Value {
             "/metrics": { "get": { "operationId": "metrics", "summary": "Prometheus metrics",
                 "responses": { "200": { "description": "Prometheus text format", "content": { "text/plain": {} } } } } },
             "/api/v1/openapi.json": { "get": { "operationId": "openapi", "summary": "This document", "security": [{ "bearer": [] }],
-                "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": {} } } } } },
+                "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": {} } },
+                    "401": error_response("missing or wrong admin token") } } },
             "/api/v1/jobs": { "get": {
                 "operationId": "listJobs", "summary": "List jobs, newest first",
                 "security": [{ "bearer": [] }],
@@ -115,7 +116,7 @@ pub fn document() -> Value {
                     { "name": "state", "in": "query", "schema": { "$ref": "#/components/schemas/JobState" } },
                     { "name": "employee", "in": "query", "schema": { "type": "string" } },
                     { "name": "since", "in": "query", "schema": { "type": "string", "format": "date-time" } },
-                    { "name": "limit", "in": "query", "schema": { "type": "integer", "maximum": 1000 } },
+                    { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 0, "maximum": 1000 } },
                     { "name": "cursor", "in": "query", "schema": { "type": "string" } }
                 ],
                 "responses": {
