@@ -1610,53 +1610,43 @@ async fn reads_report_corruption(store: &SharedStore, id: &str, column: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_corrupt_stored_values_are_reported() {
+/// Overwrites columns of one job row behind the store's back: `set` is the SQL
+/// `SET` list (literal values only), the same text on both databases.
+async fn tamper_with_job(h: &Harness, id: &str, set: &str) {
     use sqlx::Connection;
-    let h = Harness::sqlite(true).await;
+    let sql = sqlx::AssertSqlSafe(format!("UPDATE jobs SET {set} WHERE id = $1"));
+    let done = if h.pg.is_some() {
+        let mut raw = sqlx::PgConnection::connect(&h.url).await.expect("connect");
+        sqlx::query(sql).bind(id).execute(&mut raw).await.map(drop)
+    } else {
+        let mut raw = sqlx::SqliteConnection::connect(&h.url)
+            .await
+            .expect("connect");
+        sqlx::query(sql).bind(id).execute(&mut raw).await.map(drop)
+    };
+    done.unwrap_or_else(|e| panic!("SET {set}: {e}"));
+}
+
+/// A corrupt `run_at`, then a corrupt `attempt`, on whichever store `h` holds.
+async fn corrupt_stored_values_are_reported(h: &Harness) {
     let id = ingest(&h.store, new_event("evt-1", "jane@example.com")).await;
-    let mut raw = sqlx::SqliteConnection::connect(&h.url)
-        .await
-        .expect("connect sqlite");
-    sqlx::query("UPDATE jobs SET run_at = ? WHERE id = ?")
-        .bind(NOT_A_TIME)
-        .bind(&id)
-        .execute(&mut raw)
-        .await
-        .expect("corrupt run_at");
+    tamper_with_job(h, &id, &format!("run_at = {NOT_A_TIME}")).await;
     reads_report_corruption(&h.store, &id, "run_at").await;
-    sqlx::query("UPDATE jobs SET run_at = 0, attempt = -1 WHERE id = ?")
-        .bind(&id)
-        .execute(&mut raw)
-        .await
-        .expect("corrupt attempt");
+    tamper_with_job(h, &id, "run_at = 0, attempt = -1").await;
     reads_report_corruption(&h.store, &id, "attempt").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_corrupt_stored_values_are_reported() {
+    corrupt_stored_values_are_reported(&Harness::sqlite(true).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_corrupt_stored_values_are_reported() {
-    use sqlx::Connection;
     let Some(h) = Harness::postgres(true).await else {
         return;
     };
-    let id = ingest(&h.store, new_event("evt-1", "jane@example.com")).await;
-    let mut raw = sqlx::PgConnection::connect(&h.url)
-        .await
-        .expect("connect postgres");
-    sqlx::query("UPDATE jobs SET run_at = $1 WHERE id = $2")
-        .bind(NOT_A_TIME)
-        .bind(&id)
-        .execute(&mut raw)
-        .await
-        .expect("corrupt run_at");
-    reads_report_corruption(&h.store, &id, "run_at").await;
-    sqlx::query("UPDATE jobs SET run_at = 0, attempt = -1 WHERE id = $1")
-        .bind(&id)
-        .execute(&mut raw)
-        .await
-        .expect("corrupt attempt");
-    reads_report_corruption(&h.store, &id, "attempt").await;
-    drop(raw);
+    corrupt_stored_values_are_reported(&h).await;
     h.cleanup().await;
 }
 
