@@ -14,7 +14,10 @@ mod event;
 mod job;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use crm::{CrmUser, Resource, UnknownResource, UserRole, UserStatus};
+pub use crm::{
+    Capabilities, CrmId, CrmUser, Resource, SeatAbility, SeatChange, UnknownResource, UserRole,
+    UserStatus,
+};
 pub use email::{Email, EmailError};
 pub use event::{
     Employee, EventError, EventType, OffboardingEvent, Termination, TerminationKind, json_kind,

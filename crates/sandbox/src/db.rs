@@ -92,8 +92,10 @@ pub struct Counts {
 pub struct OwnedCounts {
     /// Leads (always open).
     pub leads: Counts,
-    /// Contacts (always open).
+    /// Contacts (always open; in Sell's view companies are contacts too).
     pub contacts: Counts,
+    /// Organizations, where the CRM keeps them apart from contacts (not Sell: 0 there).
+    pub organizations: Counts,
     /// Deals: open, or won/lost.
     pub deals: Counts,
     /// Tasks: open, or completed.
@@ -106,6 +108,7 @@ impl OwnedCounts {
         match resource {
             Resource::Leads => self.leads,
             Resource::Contacts => self.contacts,
+            Resource::Organizations => self.organizations,
             Resource::Deals => self.deals,
             Resource::Tasks => self.tasks,
         }
@@ -359,6 +362,7 @@ impl Db {
         OwnedCounts {
             leads: of::<Lead>(self, owner_id),
             contacts: of::<Contact>(self, owner_id),
+            organizations: Counts::default(),
             deals: of::<Deal>(self, owner_id),
             tasks: of::<Task>(self, owner_id),
         }
