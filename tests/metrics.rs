@@ -49,7 +49,7 @@ async fn scrape(app: &TestApp) -> String {
 async fn metrics_count_what_happened() {
     let app = spawn_app().await;
     let mut open = BTreeMap::new();
-    for resource in Resource::ALL {
+    for &resource in offboard_core::crm::sell::CAPABILITIES.resources {
         open.insert(resource, sell::owned(&app.sell(), resource, 10).await.0);
     }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::CliError;
 use offboard_core::{
     config::Config,
-    crm::CrmUser,
+    crm::{Capabilities, CrmUser, capabilities_of},
     domain::OffboardingEvent,
     policy::{Facts, Policy, explain_json, explain_text},
 };
@@ -41,6 +41,11 @@ pub(super) enum PolicyCommand {
 }
 
 pub(super) fn run(config_path: &Path, command: PolicyCommand) -> Result<(), CliError> {
+    // The CRM `[crm] kind` names; with no (readable) config, the embedded
+    // defaults' CRM.
+    let crm: Option<&'static Capabilities> = Config::load(config_path, true)
+        .ok()
+        .map(|c| capabilities_of(c.crm.kind));
     let path_or_config = |policy: Option<PathBuf>| -> Result<PathBuf, CliError> {
         match policy {
             Some(p) => Ok(p),
@@ -59,6 +64,14 @@ pub(super) fn run(config_path: &Path, command: PolicyCommand) -> Result<(), CliE
                 rules.len(),
                 rules.join(", ")
             );
+            if let Some(crm) = crm {
+                for (rule, resource) in loaded.resources_missing_in(crm) {
+                    eprintln!(
+                        "warning: rule {rule:?} reassigns {resource}, which {} does not have; the worker skips it (audited)",
+                        crm.name
+                    );
+                }
+            }
             Ok(())
         }
         PolicyCommand::Explain {
@@ -81,6 +94,7 @@ pub(super) fn run(config_path: &Path, command: PolicyCommand) -> Result<(), CliE
                 user: user.as_ref(),
                 owned_open_records: None,
                 active_reportees: None,
+                crm,
                 now: chrono::Utc::now(),
             };
             let decision = loaded.decide(&facts);

@@ -171,7 +171,7 @@ secrets_env = "OFFBOARD_TEST_SECRETS"
         extra = settings.extra_config,
     ))
     .unwrap();
-    let crm = offboard_core::crm::sell::client_from_config(
+    let crm = offboard_core::crm::client_from_config(
         &config,
         offboard_core::config::Secret::new(settings.sell_token.clone()),
     )

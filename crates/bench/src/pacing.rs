@@ -96,7 +96,7 @@ pub async fn run(args: PacingArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|e| {
             e.method == "GET"
-                && Resource::ALL
+                && SELL_RESOURCES
                     .iter()
                     .any(|r| e.path.starts_with(&format!("/v2/{r}?")))
         })
@@ -104,7 +104,7 @@ pub async fn run(args: PacingArgs) -> anyhow::Result<()> {
     let puts: u64 = stats.puts.values().sum();
     // The minimum: one listing of every page per resource, one PUT per open record,
     // the admin task, one verification poll.
-    let min_lists: u64 = Resource::ALL
+    let min_lists: u64 = SELL_RESOURCES
         .iter()
         .map(|r| {
             let owned = snapshot_owned(&snapshot, *r, user_id);
@@ -151,10 +151,15 @@ pub async fn run(args: PacingArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The resources a Sell leaver's records come in.
+const SELL_RESOURCES: &[Resource] = offboard_core::crm::sell::CAPABILITIES.resources;
+
 fn snapshot_owned(seed: &Seed, resource: Resource, owner: i64) -> usize {
     match resource {
         Resource::Leads => seed.leads.iter().filter(|r| r.owner_id == owner).count(),
         Resource::Contacts => seed.contacts.iter().filter(|r| r.owner_id == owner).count(),
+        // Sell keeps companies among contacts.
+        Resource::Organizations => 0,
         Resource::Deals => seed.deals.iter().filter(|r| r.owner_id == owner).count(),
         Resource::Tasks => seed.tasks.iter().filter(|r| r.owner_id == owner).count(),
     }
@@ -297,7 +302,7 @@ async fn baseline(base_url: &str, user_id: i64) -> anyhow::Result<Duration> {
         .filter(|s| matches!(s["data"]["category"].as_str(), Some("won" | "lost")))
         .filter_map(|s| s["data"]["id"].as_i64())
         .collect();
-    for resource in Resource::ALL {
+    for &resource in SELL_RESOURCES {
         let mut ids = Vec::new();
         let mut page = 1;
         loop {

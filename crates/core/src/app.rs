@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{Config, ConfigError},
-    crm::{Crm, sell::SellBuildError},
+    crm::{ClientBuildError, Crm},
     domain::{SharedClock, SystemClock},
     http::{self, HealthState, admin::AdminState},
     ingest::{Sources, routes::IngestState},
@@ -50,7 +50,7 @@ pub enum StartError {
     Policy(PolicyError),
     /// The `[crm]` section cannot make a client.
     #[error("crm: {0}")]
-    Crm(SellBuildError),
+    Crm(ClientBuildError),
     /// `seat_executor = "manual"` needs someone to ask.
     #[error(
         "crm.admin_email: required by seat_executor = \"manual\" (who is asked to change the seat?)"
@@ -154,7 +154,7 @@ impl Builder {
             Some(crm) => CrmChoice::Given(crm),
             None => {
                 let token = self.config.crm_token()?;
-                crate::crm::sell::client_from_config(&self.config, token.clone())
+                crate::crm::client_from_config(&self.config, token.clone())
                     .map_err(StartError::Crm)?;
                 CrmChoice::FromConfig(token)
             }
@@ -212,7 +212,7 @@ impl Application {
         let settings = WorkerSettings::from_config(&config)?;
         if role != Role::Receiver
             && settings.admin_email.is_none()
-            && config.crm.seat_executor == "manual"
+            && config.crm.seat_executor() == crate::config::SeatExecutor::Manual
         {
             return Err(StartError::MissingAdminEmail);
         }
@@ -228,7 +228,7 @@ impl Application {
         let crm = match crm {
             CrmChoice::Given(crm) => crm,
             CrmChoice::FromConfig(token) => {
-                crate::crm::sell::client_from_config_sharing(&config, token, |key, budget| {
+                crate::crm::client_from_config_sharing(&config, token, |key, budget| {
                     store.shared_crm_budget(key, budget)
                 })
                 .map_err(StartError::Crm)?

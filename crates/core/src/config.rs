@@ -77,9 +77,10 @@ pub struct StoreConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CrmConfig {
-    /// Only `zendesk_sell` today.
-    pub kind: String,
-    /// API origin, e.g. `https://api.getbase.com`.
+    /// Which CRM (DESIGN.md §9).
+    pub kind: CrmKind,
+    /// API origin, e.g. `https://api.getbase.com` (Sell) or
+    /// `https://yourcompany.pipedrive.com` (Pipedrive; `/api/v1` and `/api/v2` below it).
     pub base_url: String,
     /// Env var holding the API token.
     pub token_env: Option<String>,
@@ -92,10 +93,48 @@ pub struct CrmConfig {
     pub max_in_flight: usize,
     /// Seconds one CRM call may take before it counts as a transient failure.
     pub timeout_secs: u64,
-    /// `manual` (an admin acts in the CRM UI) or `api`.
-    pub seat_executor: String,
+    /// Who changes seats; unset: [`SeatExecutor::Api`] where the CRM's API can
+    /// deactivate users, else [`SeatExecutor::Manual`] (see [`CrmConfig::seat_executor`]).
+    #[serde(rename = "seat_executor")]
+    pub seat_executor_setting: Option<SeatExecutor>,
     /// The admin who receives the manual-action task.
     pub admin_email: Option<String>,
+}
+
+/// `[crm] kind`: the CRMs offboard has a client for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrmKind {
+    /// Zendesk Sell (API v2); retires on 2027-08-31.
+    ZendeskSell,
+    /// Pipedrive (API v1 and v2).
+    Pipedrive,
+}
+
+/// `[crm] seat_executor`: who deactivates, deletes or reactivates a seat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatExecutor {
+    /// offboard, through the CRM's API, wherever the CRM's API can make the change
+    /// (a task for the admin for a change it cannot make), verified by reading the
+    /// user back.
+    Api,
+    /// An admin, in the CRM's UI, asked by a task; offboard polls the user until
+    /// the change shows.
+    Manual,
+}
+
+impl CrmConfig {
+    /// The executor in force: the configured one, else `api` where the CRM's API
+    /// can deactivate users, else `manual`.
+    pub fn seat_executor(&self) -> SeatExecutor {
+        self.seat_executor_setting.unwrap_or_else(|| {
+            match crate::crm::capabilities_of(self.kind).deactivate {
+                crate::crm::SeatAbility::Api => SeatExecutor::Api,
+                _ => SeatExecutor::Manual,
+            }
+        })
+    }
 }
 
 /// `[[sources]]`: one HR system posting to `/webhooks/{name}`.
@@ -326,11 +365,14 @@ impl Config {
         ) {
             return bad("store.sqlite_synchronous", "expected full, normal or extra");
         }
-        if self.crm.kind != "zendesk_sell" {
-            return bad("crm.kind", "only \"zendesk_sell\" is supported");
-        }
         if url::Url::parse(&self.crm.base_url).is_err() {
             return bad("crm.base_url", "not a URL");
+        }
+        if self.crm.kind != CrmKind::ZendeskSell && self.crm.base_url.contains("api.getbase.com") {
+            return bad(
+                "crm.base_url",
+                "still Zendesk Sell's API; set the configured CRM's URL (Pipedrive: https://yourcompany.pipedrive.com)",
+            );
         }
         if self.crm.requests_per_second == 0 {
             return bad("crm.requests_per_second", "must be at least 1");
@@ -338,11 +380,16 @@ impl Config {
         if self.crm.max_in_flight == 0 {
             return bad("crm.max_in_flight", "must be at least 1");
         }
-        if !matches!(self.crm.seat_executor.as_str(), "manual") {
-            return bad(
-                "crm.seat_executor",
-                "Zendesk Sell's API cannot change a user's status: only \"manual\" is available",
+        let crm = crate::crm::capabilities_of(self.crm.kind);
+        if self.crm.seat_executor_setting == Some(SeatExecutor::Api)
+            && crm.deactivate != crate::crm::SeatAbility::Api
+            && crm.delete != crate::crm::SeatAbility::Api
+        {
+            let message = format!(
+                "{}'s API cannot change a user's status: only \"manual\" is available",
+                crm.name
             );
+            return bad("crm.seat_executor", &message);
         }
         if self.worker.lease_secs < 3 {
             return bad("worker.lease_secs", "must be at least 3");

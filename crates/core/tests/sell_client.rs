@@ -25,6 +25,21 @@ use wiremock::{
 
 const TOKEN: &str = "test-token-123";
 
+/// One record's reassignment as one result: Sell writes one record per call, so
+/// the call's outcome and the record's are the same thing.
+async fn reassign_one(
+    crm: &SellClient,
+    resource: Resource,
+    id: i64,
+    owner: i64,
+) -> Result<(), CrmError> {
+    let mut outcomes = crm
+        .reassign(resource, &[id.into()], &owner.into())
+        .await?;
+    assert_eq!(outcomes.len(), 1, "one outcome per record");
+    outcomes.remove(0).result
+}
+
 /// Fast retries so failure tests don't sleep for seconds; a generous rate so only
 /// the pacing tests are paced.
 fn fast() -> SellSettings {
@@ -140,12 +155,12 @@ async fn lists_every_page_until_next_page_is_absent() {
             .await;
     }
     let crm = client(&server, fast());
-    let (records, calls) = recorded(crm.list_owned(Resource::Leads, 101)).await;
+    let (records, calls) = recorded(crm.list_owned(Resource::Leads, &101.into())).await;
     let records = records.unwrap();
     assert_eq!(records.len(), 207);
     assert!(records.iter().all(|r| r.open && r.owner_id == 101));
     assert_eq!(
-        records.iter().map(|r| r.id).collect::<Vec<_>>(),
+        records.iter().map(|r| r.id.as_i64().unwrap()).collect::<Vec<_>>(),
         (1..208).collect::<Vec<_>>()
     );
     let paths: Vec<_> = calls
@@ -223,9 +238,9 @@ async fn deals_are_closed_by_stage_category_in_every_pipeline() {
         .await;
     let crm = client(&server, fast());
     for _ in 0..2 {
-        let records = crm.list_owned(Resource::Deals, 101).await.unwrap();
-        let open: Vec<i64> = records.iter().filter(|r| r.open).map(|r| r.id).collect();
-        let closed: Vec<i64> = records.iter().filter(|r| !r.open).map(|r| r.id).collect();
+        let records = crm.list_owned(Resource::Deals, &101.into()).await.unwrap();
+        let open: Vec<i64> = records.iter().filter(|r| r.open).map(|r| r.id.as_i64().unwrap()).collect();
+        let closed: Vec<i64> = records.iter().filter(|r| !r.open).map(|r| r.id.as_i64().unwrap()).collect();
         assert_eq!(open, [5001, 5004, 5007]);
         assert_eq!(closed, [5002, 5003, 5005, 5006]);
     }
@@ -248,8 +263,8 @@ async fn completed_tasks_are_not_open() {
         .mount(&server)
         .await;
     let crm = client(&server, fast());
-    let records = crm.list_owned(Resource::Tasks, 101).await.unwrap();
-    let open: Vec<(i64, bool)> = records.iter().map(|r| (r.id, r.open)).collect();
+    let records = crm.list_owned(Resource::Tasks, &101.into()).await.unwrap();
+    let open: Vec<(i64, bool)> = records.iter().map(|r| (r.id.as_i64().unwrap(), r.open)).collect();
     assert_eq!(open, [(1, true), (2, false), (3, true)]);
     assert!(
         server
@@ -280,12 +295,12 @@ async fn sends_bearer_token_accept_and_user_agent() {
         .await;
     let crm = client(&server, fast());
     let user = crm
-        .get_user(101)
+        .get_user(&101.into())
         .await
         .unwrap()
         .expect("the headers matched");
     assert_eq!(user.email, "jane.doe@example.com");
-    assert_eq!(user.reports_to, Some(100));
+    assert_eq!(user.reports_to, Some(100.into()));
     assert!(user.is_active());
 }
 
@@ -302,7 +317,7 @@ async fn a_missing_user_is_none() {
         .expect(1)
         .mount(&server)
         .await;
-    assert_eq!(client(&server, fast()).get_user(9).await.unwrap(), None);
+    assert_eq!(client(&server, fast()).get_user(&9.into()).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -335,7 +350,7 @@ async fn finds_users_by_email_case_insensitively() {
         .find_user_by_email("Jane.Doe@Example.com")
         .await
         .unwrap();
-    assert_eq!(found.map(|u| u.id), Some(101));
+    assert_eq!(found.map(|u| u.id), Some(101.into()));
     assert_eq!(
         crm.find_user_by_email("nobody@example.com").await.unwrap(),
         None
@@ -362,7 +377,7 @@ async fn lists_all_users() {
         .mount(&server)
         .await;
     let users = client(&server, fast()).list_users().await.unwrap();
-    assert_eq!(users.iter().map(|u| u.id).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(users.iter().map(|u| u.id.as_i64().unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
 }
 
 #[tokio::test]
@@ -384,7 +399,7 @@ async fn reassign_puts_only_the_new_owner() {
     let (results, calls) = recorded(async {
         let mut results = vec![];
         for resource in Resource::ALL {
-            results.push(crm.reassign(resource, 5001, 202).await);
+            results.push(reassign_one(&crm, resource, 5001, 202).await);
         }
         results
     })
@@ -434,15 +449,15 @@ async fn creates_a_task_and_finds_it_again_by_marker() {
     let crm = client(&server, fast());
     let task = NewTask {
         content: content.to_owned(),
-        owner_id: 1,
+        owner_id: 1.into(),
         due_date: Some("2026-12-16T17:00:00Z".to_owned()),
     };
     assert_eq!(crm.create_task(&task).await.unwrap(), 9001);
     assert_eq!(
-        crm.find_task(1, "[offboard:job-42]").await.unwrap(),
-        Some(9001)
+        crm.find_task(&1.into(), "[offboard:job-42]").await.unwrap(),
+        Some(9001.into())
     );
-    assert_eq!(crm.find_task(1, "[offboard:job-43]").await.unwrap(), None);
+    assert_eq!(crm.find_task(&1.into(), "[offboard:job-43]").await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -486,7 +501,7 @@ async fn error_envelopes_become_typed_errors_and_are_not_retried() {
         .await;
     let crm = client(&server, fast());
 
-    match crm.get_user(1).await.unwrap_err() {
+    match crm.get_user(&1.into()).await.unwrap_err() {
         CrmError::Permanent {
             status,
             code,
@@ -500,18 +515,18 @@ async fn error_envelopes_become_typed_errors_and_are_not_retried() {
         }
         other => panic!("401 gave {other:?}"),
     }
-    match crm.reassign(Resource::Deals, 1, 7).await.unwrap_err() {
+    match reassign_one(&crm, Resource::Deals, 1, 7).await.unwrap_err() {
         CrmError::Rejected { code, message } => {
             assert_eq!(code, "invalid");
             assert!(message.starts_with("Owner is inactive"), "{message}");
         }
         other => panic!("422 gave {other:?}"),
     }
-    match crm.reassign(Resource::Deals, 2, 7).await.unwrap_err() {
+    match reassign_one(&crm, Resource::Deals, 2, 7).await.unwrap_err() {
         CrmError::NotFound(message) => assert!(message.contains("Deal not found"), "{message}"),
         other => panic!("404 gave {other:?}"),
     }
-    match crm.get_user(2).await.unwrap_err() {
+    match crm.get_user(&2.into()).await.unwrap_err() {
         CrmError::Permanent {
             status,
             code,
@@ -541,8 +556,8 @@ async fn a_429_is_retried_and_slows_the_budget() {
         .mount(&server)
         .await;
     let (crm, budget) = client_with_budget(&server, fast());
-    let (user, calls) = recorded(crm.get_user(101)).await;
-    assert_eq!(user.unwrap().map(|u| u.id), Some(101));
+    let (user, calls) = recorded(crm.get_user(&101.into())).await;
+    assert_eq!(user.unwrap().map(|u| u.id), Some(101.into()));
     assert_eq!(statuses(&calls), [Some(429), Some(200)]);
     assert_eq!(budget.slowdown(), 2, "a 429 halves the rate");
 }
@@ -565,7 +580,7 @@ async fn retry_after_is_honoured() {
         .await;
     let crm = client(&server, fast());
     let started = Instant::now();
-    crm.reassign(Resource::Leads, 1, 2).await.unwrap();
+    reassign_one(&crm, Resource::Leads, 1, 2).await.unwrap();
     let elapsed = started.elapsed();
     assert!(
         elapsed >= Duration::from_millis(950),
@@ -589,7 +604,7 @@ async fn x_ratelimit_reset_is_honoured() {
         .await;
     let crm = client(&server, fast());
     let started = Instant::now();
-    assert!(crm.get_user(1).await.unwrap().is_some());
+    assert!(crm.get_user(&1.into()).await.unwrap().is_some());
     assert!(
         started.elapsed() >= Duration::from_millis(950),
         "{:?}",
@@ -608,7 +623,7 @@ async fn a_long_retry_after_is_handed_back_to_the_caller() {
         .await;
     let crm = client(&server, fast());
     let started = Instant::now();
-    match crm.get_user(1).await.unwrap_err() {
+    match crm.get_user(&1.into()).await.unwrap_err() {
         CrmError::RateLimited { retry_after } => {
             assert_eq!(retry_after, Some(Duration::from_secs(3600)))
         }
@@ -627,7 +642,7 @@ async fn rate_limited_until_out_of_retries() {
         .mount(&server)
         .await;
     let crm = client(&server, fast());
-    let (result, calls) = recorded(crm.get_user(1)).await;
+    let (result, calls) = recorded(crm.get_user(&1.into())).await;
     assert!(
         matches!(result, Err(CrmError::RateLimited { retry_after: None })),
         "{result:?}"
@@ -656,7 +671,7 @@ async fn server_errors_are_retried_with_backoff() {
         .mount(&server)
         .await;
     let crm = client(&server, fast());
-    let (records, calls) = recorded(crm.list_owned(Resource::Contacts, 101)).await;
+    let (records, calls) = recorded(crm.list_owned(Resource::Contacts, &101.into())).await;
     assert_eq!(records.unwrap().len(), 1);
     assert_eq!(statuses(&calls), [Some(500), Some(500), Some(200)]);
     assert!(
@@ -678,7 +693,7 @@ async fn a_task_post_is_not_retried_after_a_server_error() {
     let crm = client(&server, fast());
     let task = NewTask {
         content: "x".to_owned(),
-        owner_id: 1,
+        owner_id: 1.into(),
         due_date: None,
     };
     let (result, calls) = recorded(crm.create_task(&task)).await;
@@ -707,7 +722,7 @@ async fn a_task_post_is_not_retried_after_a_timeout() {
     );
     let task = NewTask {
         content: "x".to_owned(),
-        owner_id: 1,
+        owner_id: 1.into(),
         due_date: None,
     };
     let (result, calls) = recorded(crm.create_task(&task)).await;
@@ -740,7 +755,7 @@ async fn a_task_post_is_retried_after_a_429() {
     let crm = client(&server, fast());
     let task = NewTask {
         content: "x".to_owned(),
-        owner_id: 1,
+        owner_id: 1.into(),
         due_date: None,
     };
     let (id, calls) = recorded(crm.create_task(&task)).await;
@@ -769,7 +784,7 @@ async fn a_put_is_retried_after_a_timeout() {
             ..fast()
         },
     );
-    let (result, calls) = recorded(crm.reassign(Resource::Tasks, 3, 9)).await;
+    let (result, calls) = recorded(reassign_one(&crm, Resource::Tasks, 3, 9)).await;
     result.unwrap();
     assert_eq!(statuses(&calls), [None, Some(200)]);
 }
@@ -793,7 +808,7 @@ async fn connection_failures_are_reported_and_retried_even_for_posts() {
     .unwrap();
     let task = NewTask {
         content: "x".to_owned(),
-        owner_id: 1,
+        owner_id: 1.into(),
         due_date: None,
     };
     let (result, calls) = recorded(crm.create_task(&task)).await;
@@ -835,7 +850,7 @@ async fn concurrent_calls_share_the_rate_budget() {
     let calls = (0..n).map(|_| {
         // Clones share the budget: this is how jobs share a token.
         let crm = crm.clone();
-        tokio::spawn(async move { crm.get_user(1).await })
+        tokio::spawn(async move { crm.get_user(&1.into()).await })
     });
     for result in futures::future::join_all(calls).await {
         assert!(result.unwrap().unwrap().is_some());
@@ -885,7 +900,7 @@ async fn max_in_flight_is_never_exceeded() {
     );
     let puts = (0..12).map(|id| {
         let crm = crm.clone();
-        tokio::spawn(async move { crm.reassign(Resource::Leads, id, 2).await })
+        tokio::spawn(async move { reassign_one(&crm, Resource::Leads, id, 2).await })
     });
     for result in futures::future::join_all(puts).await {
         result.unwrap().unwrap();
@@ -929,8 +944,7 @@ async fn metrics_name_endpoints_without_ids() {
         .respond_with(ok(json!({ "data": { "id": 5001 } })))
         .mount(&server)
         .await;
-    client(&server, fast())
-        .reassign(Resource::Deals, 5001, 7)
+    reassign_one(&client(&server, fast()), Resource::Deals, 5001, 7)
         .await
         .unwrap();
     let text = handle.render();

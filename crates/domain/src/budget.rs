@@ -17,6 +17,13 @@ pub trait RateBudget: Send + Sync + fmt::Debug {
     fn on_throttled(&self, retry_after: Option<Duration>);
     /// The CRM answered without throttling.
     fn on_success(&self);
+    /// The CRM said (in headers of a successful answer) that the token's quota is
+    /// used up for `wait`: hold new requests back that long without counting it
+    /// as throttling. A budget that cannot pause ignores it; the 429 that follows
+    /// still slows it down.
+    fn pause(&self, wait: Duration) {
+        let _ = wait;
+    }
 }
 
 /// The right to have one request in flight; dropping it frees the slot.

@@ -53,7 +53,9 @@ impl fmt::Display for Resource {
 
 /// A resource name that is none of [`Resource::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown resource {0:?} (expected leads, contacts, organizations, deals or tasks)")]
+#[error(
+    "unknown resource {0:?} (expected leads, contacts, deals or tasks); organizations too, where the CRM keeps them apart from contacts"
+)]
 pub struct UnknownResource(pub String);
 
 impl FromStr for Resource {
@@ -139,6 +141,12 @@ impl CrmId {
     /// The id as a number, when it is one (Sell's and Pipedrive's user ids).
     pub fn as_i64(&self) -> Option<i64> {
         self.0.parse::<i64>().ok().filter(|n| n.to_string() == self.0)
+    }
+}
+
+impl PartialEq<i64> for CrmId {
+    fn eq(&self, other: &i64) -> bool {
+        self.as_i64() == Some(*other)
     }
 }
 
@@ -243,6 +251,9 @@ pub struct Capabilities {
     pub reactivate: SeatAbility,
     /// Most records one write call can reassign (1 for Sell and Pipedrive).
     pub records_per_write: usize,
+    /// The HTTP method of a record write (`PUT` for Sell, `PATCH` for Pipedrive),
+    /// as a dry run reports the writes it did not send.
+    pub write_verb: &'static str,
     /// Users have a manager field (Sell's `reports_to`); without it nobody reports
     /// to anybody in the CRM and the manager comes from the event alone.
     pub manager_field: bool,

@@ -12,10 +12,10 @@ use chrono::{DateTime, Utc};
 use crate::matcher::{Truth, eval_any};
 use crate::rules::{Policy, Rule};
 use crate::types::{
-    Action, Decision, Facts, GUARD_ADMIN, GUARD_LEGAL_HOLD, GUARD_REPORTEES, GuardOutcome,
-    NO_RULE_MATCHED, Timing,
+    Action, Decision, Facts, GUARD_ADMIN, GUARD_CRM_CANNOT_DELETE, GUARD_LEGAL_HOLD,
+    GUARD_REPORTEES, GuardOutcome, NO_RULE_MATCHED, Timing,
 };
-use offboard_domain::UserRole;
+use offboard_domain::{Capabilities, Resource, SeatAbility, SeatChange, UserRole};
 
 impl Policy {
     /// Decides what to do for a termination; cannot fail.
@@ -24,7 +24,7 @@ impl Policy {
         let Some(rule) = self.first_match(facts, &mut assumptions) else {
             return self.no_match(facts, assumptions, false);
         };
-        let mut d = self.decision_for(rule, rule.action, rule.at, assumptions);
+        let mut d = self.decision_for(rule, rule.action, rule.at, assumptions, facts.crm);
         d.run_at = due(rule.at, facts);
         if let (Action::Deactivate, Some(keep)) = (rule.action, rule.delete_after) {
             d.delete_at = d.run_at.unwrap_or(facts.now).checked_add_signed(keep);
@@ -52,9 +52,9 @@ impl Policy {
         };
         let still_deletes = rule.action == Action::Delete || rule.delete_after.is_some();
         let mut d = if still_deletes {
-            self.decision_for(rule, Action::Delete, Timing::Now, assumptions)
+            self.decision_for(rule, Action::Delete, Timing::Now, assumptions, facts.crm)
         } else {
-            let mut d = self.decision_for(rule, Action::Review, Timing::Now, assumptions);
+            let mut d = self.decision_for(rule, Action::Review, Timing::Now, assumptions, facts.crm);
             d.review_reason = Some(format!(
                 "follow-up delete: rule \"{}\" now matches and no longer deletes (action {}, no delete_after)",
                 rule.name,
@@ -88,6 +88,7 @@ impl Policy {
         action: Action,
         at: Timing,
         assumptions: Vec<String>,
+        crm: Option<&Capabilities>,
     ) -> Decision {
         Decision {
             policy_version: self.version.clone(),
@@ -99,7 +100,10 @@ impl Policy {
             delete_at: None,
             reassign_to: rule.reassign_to.clone(),
             fallback_owner: self.defaults.fallback_owner.clone(),
-            reassign: rule.reassign.clone(),
+            reassign: rule
+                .reassign
+                .clone()
+                .unwrap_or_else(|| every_resource(crm)),
             open_only: rule.open_only,
             notify: rule.notify.iter().map(|e| e.as_str().to_owned()).collect(),
             guards: Vec::new(),
@@ -130,7 +134,10 @@ impl Policy {
             delete_at: None,
             reassign_to: defaults.reassign_to.clone(),
             fallback_owner: defaults.fallback_owner.clone(),
-            reassign: defaults.reassign.clone(),
+            reassign: defaults
+                .reassign
+                .clone()
+                .unwrap_or_else(|| every_resource(facts.crm)),
             open_only: defaults.open_only,
             notify: defaults
                 .notify
@@ -144,6 +151,21 @@ impl Policy {
         };
         apply_guards(&mut d, facts);
         d
+    }
+}
+
+/// What a policy that lists no `reassign` moves: everything the CRM has, or,
+/// where the CRM is not known (an explain without a config), the four resources
+/// of Zendesk Sell, offboard's first CRM.
+fn every_resource(crm: Option<&Capabilities>) -> Vec<Resource> {
+    match crm {
+        Some(crm) => crm.resources.to_vec(),
+        None => vec![
+            Resource::Leads,
+            Resource::Contacts,
+            Resource::Deals,
+            Resource::Tasks,
+        ],
     }
 }
 
@@ -167,10 +189,33 @@ fn outcome(guard: &str, changed: bool, detail: impl Into<String>) -> GuardOutcom
 /// Runs every hard guard in order. Each may only move the action towards safety,
 /// so their order matters only for which one is credited with a change.
 fn apply_guards(d: &mut Decision, facts: &Facts<'_>) {
+    let crm = guard_crm_cannot_delete(d, facts);
     let admin = guard_admin(d, facts);
     let hold = guard_legal_hold(d, facts);
     let reportees = guard_reportees(d, facts);
-    d.guards = vec![admin, hold, reportees];
+    d.guards = crm.into_iter().chain([admin, hold, reportees]).collect();
+}
+
+/// Listed only for a CRM without any way to delete users.
+fn guard_crm_cannot_delete(d: &mut Decision, facts: &Facts<'_>) -> Option<GuardOutcome> {
+    let crm = facts.crm?;
+    if crm.ability(SeatChange::Delete) != SeatAbility::Impossible {
+        return None;
+    }
+    let changes = keep_the_seat(d);
+    Some(if changes.is_empty() {
+        outcome(
+            GUARD_CRM_CANNOT_DELETE,
+            false,
+            format!("{} cannot delete users; nothing is deleted", crm.name),
+        )
+    } else {
+        outcome(
+            GUARD_CRM_CANNOT_DELETE,
+            true,
+            format!("{} cannot delete users: {}", crm.name, changes.join("; ")),
+        )
+    })
 }
 
 /// Turns a delete into a deactivate and drops a pending follow-up delete; returns
@@ -331,7 +376,7 @@ delete_after = "1w"
 
     fn user(role: UserRole) -> CrmUser {
         CrmUser {
-            id: 1,
+            id: 1.into(),
             name: "A".into(),
             email: "a@example.com".into(),
             status: offboard_domain::UserStatus::Active,
@@ -348,6 +393,7 @@ delete_after = "1w"
             user,
             owned_open_records: Some(0),
             active_reportees: Some(0),
+            crm: None,
             now: "2026-12-01T00:00:00Z".parse().unwrap(),
         }
     }

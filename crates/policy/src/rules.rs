@@ -21,7 +21,7 @@ use toml::de::{DeString, DeTable, DeValue};
 
 use crate::matcher::{Alternative, CONDITION_KEYS, Condition, EVENT_TYPES, Range};
 use offboard_domain::{Email, EventType, TerminationKind};
-use offboard_domain::{Resource, UnknownResource, UserRole};
+use offboard_domain::{Capabilities, Resource, UnknownResource, UserRole};
 
 use crate::types::{Action, ReassignTo, Timing};
 
@@ -67,7 +67,8 @@ pub struct Policy {
 pub(super) struct Defaults {
     pub reassign_to: ReassignTo,
     pub fallback_owner: Option<Email>,
-    pub reassign: Vec<Resource>,
+    /// `None`: not written, so every resource the configured CRM has.
+    pub reassign: Option<Vec<Resource>>,
     pub open_only: bool,
     pub at: Timing,
     pub notify: Vec<Email>,
@@ -78,7 +79,7 @@ impl Default for Defaults {
         Self {
             reassign_to: ReassignTo::Manager,
             fallback_owner: None,
-            reassign: Resource::ALL.to_vec(),
+            reassign: None,
             open_only: true,
             at: Timing::Effective,
             notify: Vec::new(),
@@ -96,7 +97,9 @@ pub(super) struct Rule {
     pub at: Timing,
     pub delete_after: Option<TimeDelta>,
     pub reassign_to: ReassignTo,
-    pub reassign: Vec<Resource>,
+    /// `None`: written neither in the rule nor in `[defaults]`, so every resource
+    /// the configured CRM has.
+    pub reassign: Option<Vec<Resource>>,
     pub open_only: bool,
     pub notify: Vec<Email>,
 }
@@ -146,6 +149,21 @@ impl Policy {
     /// Rule names in the order they are tried (for `policy check` summaries).
     pub fn rule_names(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|r| r.name.as_str())
+    }
+
+    /// Each rule's `reassign` entries that `crm` has no object for (the worker
+    /// skips them with an audit line): `(rule name, resource)`, for `policy check`.
+    pub fn resources_missing_in(&self, crm: &Capabilities) -> Vec<(&str, Resource)> {
+        self.rules
+            .iter()
+            .flat_map(|rule| {
+                let listed = rule.reassign.as_deref().unwrap_or_default();
+                listed
+                    .iter()
+                    .filter(|r| !crm.has(**r))
+                    .map(|r| (rule.name.as_str(), *r))
+            })
+            .collect()
     }
 }
 
@@ -427,7 +445,7 @@ impl<'a> Parser<'a> {
                     let s = self.string(v, "fallback_owner")?;
                     d.fallback_owner = Some(self.email(&s, "fallback_owner")?);
                 }
-                "reassign" => d.reassign = self.resources(v)?,
+                "reassign" => d.reassign = Some(self.resources(v)?),
                 "open_only" => d.open_only = self.boolean(v, "open_only")?,
                 "at" => d.at = self.timing(v)?,
                 "notify" => d.notify = self.notify(v)?,
@@ -609,10 +627,14 @@ impl<'a> Parser<'a> {
         }
         let resources = reassign
             .as_ref()
-            .map_or_else(|| defaults.reassign.clone(), |(r, _)| r.clone());
+            .map(|(r, _)| r.clone())
+            .or_else(|| defaults.reassign.clone());
         let deletes = action == Action::Delete || delete_after.is_some();
         let required = [Resource::Leads, Resource::Contacts, Resource::Deals];
-        if deletes && let Some(missing) = required.iter().find(|r| !resources.contains(r)) {
+        if deletes
+            && let Some(listed) = &resources
+            && let Some(missing) = required.iter().find(|r| !listed.contains(r))
+        {
             let span = reassign
                 .as_ref()
                 .map_or(action_span.clone(), |(_, s)| s.clone());
@@ -1002,7 +1024,7 @@ delete_after = "90d"
             "sales-ops@example.com"
         );
         assert_eq!(p.rules[1].delete_after, TimeDelta::try_days(90));
-        assert_eq!(p.rules[1].reassign, Resource::ALL.to_vec());
+        assert_eq!(p.rules[1].reassign, None);
         assert!(p.rules[1].open_only);
         let other = Policy::parse(&GOOD.replace("90d", "91d"), "p.toml").unwrap();
         assert_ne!(p.version(), other.version());

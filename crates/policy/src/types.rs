@@ -9,7 +9,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use offboard_domain::{CrmUser, Email, OffboardingEvent, Resource};
+use offboard_domain::{Capabilities, CrmUser, Email, OffboardingEvent, Resource};
 
 /// What happens to the seat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +91,9 @@ pub struct Facts<'a> {
     pub owned_open_records: Option<u64>,
     /// Active CRM users whose `reports_to` is this user.
     pub active_reportees: Option<u64>,
+    /// What the configured CRM can do to a seat (`None`: not known, e.g. an
+    /// explain without a config; every action is then taken as possible).
+    pub crm: Option<&'a Capabilities>,
     /// Decision time (schedules are relative to it).
     pub now: DateTime<Utc>,
 }
@@ -142,6 +145,9 @@ pub const GUARD_ADMIN: &str = "never_delete_admin";
 pub const GUARD_LEGAL_HOLD: &str = "never_delete_under_legal_hold";
 /// See [`GUARD_ADMIN`].
 pub const GUARD_REPORTEES: &str = "never_delete_manager_with_reportees";
+/// Runs first, and only for a CRM that has no way to delete users (Pipedrive):
+/// a delete becomes a deactivate there, said out loud rather than silently.
+pub const GUARD_CRM_CANNOT_DELETE: &str = "crm_cannot_delete";
 
 /// Guards the worker applies when it acts, with fresh facts; `explain` lists them so
 /// a reader knows the decision is not the last word.

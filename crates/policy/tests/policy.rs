@@ -269,12 +269,12 @@ fn event(patch: Value) -> OffboardingEvent {
 /// The Sell user from `samples/sell/users-list.json` (Jane Doe, team EMEA).
 fn jane() -> CrmUser {
     CrmUser {
-        id: 101,
+        id: 101.into(),
         name: "Jane Doe".into(),
         email: "jane.doe@example.com".into(),
         status: UserStatus::Active,
         role: UserRole::User,
-        reports_to: Some(100),
+        reports_to: Some(100.into()),
         team_name: Some("EMEA".into()),
         deleted_at: None,
     }
@@ -334,6 +334,7 @@ fn decide(p: &Policy, ev: &OffboardingEvent, crm: &Crm) -> Decision {
         user: crm.user.as_ref(),
         owned_open_records: crm.owned_open_records,
         active_reportees: crm.active_reportees,
+        crm: None,
         now: now(),
     })
 }
@@ -593,6 +594,7 @@ fn follow_up(p: &Policy, ev: &OffboardingEvent, crm: &Crm) -> Decision {
         user: crm.user.as_ref(),
         owned_open_records: crm.owned_open_records,
         active_reportees: crm.active_reportees,
+        crm: None,
         now: ts("2027-03-15T17:00:00Z"),
     })
 }

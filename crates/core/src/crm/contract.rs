@@ -1,25 +1,42 @@
 //! What offboard needs from a sales CRM and what a CRM answers with: the [`Crm`]
-//! trait, [`Record`], [`NewTask`] and [`CrmError`]. A leaf of the CRM seam: the
-//! Sell client and the worker's dry-run wrapper import it; it imports none of the
-//! clients, so a client never imports the `crm` module's own file.
+//! trait, [`Record`], [`WriteOutcome`], [`NewTask`] and [`CrmError`]. A leaf of the
+//! CRM seam: the clients and the worker's dry-run wrapper import it; it imports
+//! none of the clients, so a client never imports the `crm` module's own file.
+//!
+//! The seam is vendor-neutral: ids are opaque ([`CrmId`]), a write may carry many
+//! records (as many as [`Capabilities::records_per_write`] allows) and answers per
+//! record, and a seat change is a call where the CRM's API has one. What a CRM can
+//! do is data ([`Crm::capabilities`]); the worker never asks which vendor it is.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{CrmUser, Resource};
+use crate::domain::{Capabilities, CrmId, CrmUser, Resource, SeatChange};
 
 /// One owned record, as far as offboarding cares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// The CRM's id, unique within its [`Resource`] (not across resources).
-    pub id: i64,
+    pub id: CrmId,
     /// The CRM user id of the current owner; after a reassignment the worker
     /// re-lists and expects the new owner here.
-    pub owner_id: i64,
-    /// Every lead and contact; deals not in a won/lost stage; tasks not completed.
+    pub owner_id: CrmId,
+    /// What `open_only` keeps to (DESIGN.md §9): every lead, contact and
+    /// organization; deals not won or lost; tasks not done.
     pub open: bool,
+}
+
+/// What a write call did to one of the records it carried.
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    /// The record.
+    pub id: CrmId,
+    /// `Ok` when the record now has the new owner; [`CrmError::NotFound`] when it
+    /// no longer exists, [`CrmError::Rejected`] when the CRM refused this record
+    /// (usually the owner), anything else when this record's write failed.
+    pub result: Result<(), CrmError>,
 }
 
 /// A task to create (the manual seat step asks an admin to act).
@@ -28,7 +45,7 @@ pub struct NewTask {
     /// Text shown to the admin; includes a marker so the task can be found again.
     pub content: String,
     /// The admin who must act.
-    pub owner_id: i64,
+    pub owner_id: CrmId,
     /// RFC 3339 due date.
     pub due_date: Option<String>,
 }
@@ -48,8 +65,9 @@ pub enum CrmError {
     /// The thing asked for does not exist (404).
     #[error("not found in the CRM: {0}")]
     NotFound(String),
-    /// 422: the CRM refused the data (for a reassignment: usually an inactive owner).
-    #[error("the CRM rejected the request (422 {code}): {message}")]
+    /// The CRM refused the data (Sell 422, Pipedrive 400): for a reassignment,
+    /// usually an inactive owner.
+    #[error("the CRM rejected the request ({code}): {message}")]
     Rejected {
         /// The CRM's machine-readable error code (Sell: `errors[0].error.code`).
         code: String,
@@ -81,24 +99,46 @@ impl CrmError {
 /// failures themselves; an error that comes out of a method is final for that call.
 #[async_trait]
 pub trait Crm: Send + Sync {
+    /// What this CRM can do: seat changes by API or by a person, records per write
+    /// call, whether users have a manager, which resources exist.
+    fn capabilities(&self) -> &Capabilities;
     /// The user whose e-mail matches (case-insensitively), if any.
     async fn find_user_by_email(&self, email: &str) -> Result<Option<CrmUser>, CrmError>;
     /// One user by id; `None` when the CRM no longer has it.
-    async fn get_user(&self, id: i64) -> Result<Option<CrmUser>, CrmError>;
+    async fn get_user(&self, id: &CrmId) -> Result<Option<CrmUser>, CrmError>;
     /// All users (every page), to find reportees.
     async fn list_users(&self) -> Result<Vec<CrmUser>, CrmError>;
-    /// Every record of `resource` owned by `owner_id` (every page), open or not.
-    async fn list_owned(&self, resource: Resource, owner_id: i64) -> Result<Vec<Record>, CrmError>;
-    /// Makes `new_owner` the owner of one record.
+    /// The user the API token acts as, where the CRM can say (offboard must never
+    /// deactivate the seat its own token belongs to). `None`: the CRM cannot tell.
+    async fn token_user(&self) -> Result<Option<CrmId>, CrmError>;
+    /// Every record of `resource` owned by `owner` (every page), open or not. A
+    /// resource the CRM has no object for lists nothing.
+    async fn list_owned(&self, resource: Resource, owner: &CrmId) -> Result<Vec<Record>, CrmError>;
+    /// Makes `new_owner` the owner of `ids` (at most
+    /// [`Capabilities::records_per_write`] of them) in one write call: one outcome
+    /// per id, so one refused record does not fail the others. `Err` when the call
+    /// as a whole failed, and then any of the records may or may not have moved.
     async fn reassign(
         &self,
         resource: Resource,
-        record_id: i64,
-        new_owner: i64,
-    ) -> Result<(), CrmError>;
-    /// Creates a task; returns its id.
-    async fn create_task(&self, task: &NewTask) -> Result<i64, CrmError>;
-    /// The id of a task of `owner_id` whose content contains `marker`: an open one
+        ids: &[CrmId],
+        new_owner: &CrmId,
+    ) -> Result<Vec<WriteOutcome>, CrmError>;
+    /// Carries out a seat change through the API. Only called for a change whose
+    /// [`Capabilities::ability`] is `Api`; other changes answer a permanent error.
+    async fn change_seat(&self, user: &CrmId, change: SeatChange) -> Result<(), CrmError>;
+    /// Creates a task (Sell task, Pipedrive activity, …); returns its id.
+    async fn create_task(&self, task: &NewTask) -> Result<CrmId, CrmError>;
+    /// The id of a task of `owner` whose text contains `marker`: an open one
     /// first, else a completed one (it still proves the task was created).
-    async fn find_task(&self, owner_id: i64, marker: &str) -> Result<Option<i64>, CrmError>;
+    async fn find_task(&self, owner: &CrmId, marker: &str) -> Result<Option<CrmId>, CrmError>;
+}
+
+/// The answer of [`Crm::change_seat`] for a change the CRM's API cannot make.
+pub fn seat_change_unsupported(crm: &Capabilities, change: SeatChange) -> CrmError {
+    CrmError::Permanent {
+        status: 0,
+        code: "unsupported".to_owned(),
+        message: format!("{} cannot {} a user through its API", crm.name, change.as_str()),
+    }
 }

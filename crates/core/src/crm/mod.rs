@@ -1,20 +1,72 @@
 //! The CRM seam: what offboard needs from a sales CRM, independent of any vendor.
 //!
-//! [`Crm`] is the trait the worker talks to; [`sell`] implements it for Zendesk Sell
-//! over HTTP, and [`sandbox`] is a Sell-compatible server for demos, rehearsals and
-//! benchmarks. Only this folder knows Sell's JSON envelopes. Every HTTP call a
-//! client makes is reported to the [`calls`] sink of the current task, so the
-//! worker can store it in the job's audit trail without the trait carrying it.
-//! [`pacing`] holds the per-token request budget that every client call waits on.
-//! The trait and its types live in the private leaf `contract`, re-exported here, so
-//! the clients import that leaf and this file stays declarations and re-exports.
+//! [`Crm`] is the trait the worker talks to; [`sell`] implements it for Zendesk
+//! Sell over HTTP (and [`pipedrive`] for Pipedrive), and [`client_from_config`]
+//! builds the one `[crm] kind` names. What a CRM can do is data
+//! ([`Capabilities`]), so the worker never branches on a vendor. Only this folder
+//! knows a vendor's JSON. Every HTTP call a client makes goes through the shared
+//! `transport` (pacing, retries, audit of each attempt) and is reported to the
+//! [`calls`] sink of the current task, so the worker can store it in the job's
+//! audit trail without the trait carrying it. [`pacing`] holds the per-token
+//! request budget that every client call waits on. The trait and its types live
+//! in the private leaf `contract`, re-exported here, so the clients import that
+//! leaf and this file stays declarations, re-exports and the choice of client.
 //!
-//! A CRM never decides anything: it lists, reassigns and creates tasks when told to.
+//! A CRM never decides anything: it lists, reassigns, changes seats and creates
+//! tasks when told to.
 
 pub mod calls;
 mod contract;
 pub mod pacing;
 pub mod sell;
+mod settings;
+mod transport;
 
-pub use contract::{Crm, CrmError, NewTask, Record};
-pub use offboard_domain::{CrmUser, Resource, UserRole, UserStatus};
+use std::sync::Arc;
+
+pub use contract::{Crm, CrmError, NewTask, Record, WriteOutcome};
+pub use offboard_domain::{
+    Capabilities, CrmId, CrmUser, Resource, SeatAbility, SeatChange, UserRole, UserStatus,
+};
+pub use settings::ClientSettings;
+pub use transport::ClientBuildError;
+
+use crate::config::{Config, CrmKind, Secret};
+use pacing::{BudgetSettings, LocalBudget, RateBudget};
+
+/// What the CRM `kind` can do, known before any client exists (config checks,
+/// `policy explain`, `policy check`).
+pub fn capabilities_of(kind: CrmKind) -> &'static Capabilities {
+    match kind {
+        CrmKind::ZendeskSell => &sell::CAPABILITIES,
+        CrmKind::Pipedrive => &sell::CAPABILITIES,
+    }
+}
+
+/// Builds the client `[crm]` describes (with `[privacy]`), pacing through this
+/// process's budget for the token.
+pub fn client_from_config(config: &Config, token: Secret) -> Result<Arc<dyn Crm>, ClientBuildError> {
+    client_from_config_sharing(config, token, |_, _| None)
+}
+
+/// Like [`client_from_config`], but first offers `shared` the token's budget key (a
+/// hash of base URL and token) and settings: the budget it returns (one shared
+/// between processes, e.g. through the PostgreSQL store) paces the client; `None`
+/// falls back to this process's budget.
+pub fn client_from_config_sharing(
+    config: &Config,
+    token: Secret,
+    shared: impl FnOnce(&str, &BudgetSettings) -> Option<Arc<dyn RateBudget>>,
+) -> Result<Arc<dyn Crm>, ClientBuildError> {
+    let settings = ClientSettings::from_config(config);
+    let vendor = capabilities_of(config.crm.kind).name;
+    let base = transport::normalize_base(vendor, &config.crm.base_url)?;
+    let key = transport::budget_key(&base, &token);
+    let budget_settings = settings.budget();
+    let budget = shared(&key, &budget_settings)
+        .unwrap_or_else(|| LocalBudget::shared(&key, budget_settings));
+    Ok(match config.crm.kind {
+        CrmKind::ZendeskSell => Arc::new(sell::SellClient::with_budget(&base, token, settings, budget)?),
+        CrmKind::Pipedrive => Arc::new(sell::SellClient::with_budget(&base, token, settings, budget)?),
+    })
+}

@@ -198,6 +198,12 @@ impl RateBudget for LocalBudget {
         }
     }
 
+    fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait.min(self.settings.max_pause);
+        let mut state = self.lock();
+        state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
+    }
+
     fn on_success(&self) {
         let mut state = self.lock();
         if state.slowdown <= 1 {

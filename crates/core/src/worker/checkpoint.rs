@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-use crate::crm::Resource;
+use crate::crm::{CrmId, Resource};
 
 /// A checkpoint key and the type of the value stored under it.
 #[derive(Debug)]
@@ -58,20 +58,20 @@ impl<T: Serialize + DeserializeOwned> Key<T> {
 
 /// The leaver's CRM user id (offboard), or the user asked to be reactivated
 /// (reverse). Once set, the job never looks the user up by e-mail again.
-pub(crate) const CRM_USER: Key<i64> = Key::new("crm_user_id");
+pub(crate) const CRM_USER: Key<CrmId> = Key::new("crm_user_id");
 
 /// Who receives the leaver's records (see [`Target`]).
 pub(crate) const TARGET: Key<Target> = Key::new("target");
 
 /// The CRM user id of `crm.admin_email`, the person asked to change the seat.
-pub(crate) const ADMIN_USER: Key<i64> = Key::new("admin_user_id");
+pub(crate) const ADMIN_USER: Key<CrmId> = Key::new("admin_user_id");
 
 /// Written just before the admin task's POST: a run that finds it without
 /// [`ADMIN_TASK`] looks the task up by its marker instead of creating a second one.
 pub(crate) const ADMIN_TASK_PENDING: Key<TaskPending> = Key::new("admin_task_pending");
 
 /// The admin task's CRM id, once the task exists.
-pub(crate) const ADMIN_TASK: Key<i64> = Key::new("admin_task_id");
+pub(crate) const ADMIN_TASK: Key<CrmId> = Key::new("admin_task_id");
 
 /// When the seat change was requested; the verification deadline counts from it,
 /// and its presence means only verification is left to do.
@@ -87,6 +87,7 @@ pub(crate) fn reassign(resource: Resource) -> Key<Progress> {
     Key::new(match resource {
         Resource::Leads => "reassign.leads",
         Resource::Contacts => "reassign.contacts",
+        Resource::Organizations => "reassign.organizations",
         Resource::Deals => "reassign.deals",
         Resource::Tasks => "reassign.tasks",
     })
@@ -95,8 +96,8 @@ pub(crate) fn reassign(resource: Resource) -> Key<Progress> {
 /// The active user who receives the records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Target {
-    /// CRM user id, the `owner_id` every PUT sends.
-    pub id: i64,
+    /// CRM user id, the `owner_id` every write sends.
+    pub id: CrmId,
     /// For the admin task's text and the audit trail.
     pub email: String,
     /// How it was chosen: `manager_email`, `reports_to`, `fallback_owner`, `user`.

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::crm::{
-    Crm, CrmError, CrmUser, NewTask, Record, Resource,
+    Capabilities, Crm, CrmError, CrmId, CrmUser, NewTask, Record, Resource, SeatChange,
+    WriteOutcome,
     calls::{CallRecord, report},
 };
 
@@ -35,35 +36,51 @@ fn would(method: &str, path: String) {
 
 #[async_trait]
 impl Crm for DryRunCrm {
+    fn capabilities(&self) -> &Capabilities {
+        self.inner.capabilities()
+    }
+    async fn token_user(&self) -> Result<Option<CrmId>, CrmError> {
+        self.inner.token_user().await
+    }
     async fn find_user_by_email(&self, email: &str) -> Result<Option<CrmUser>, CrmError> {
         self.inner.find_user_by_email(email).await
     }
-    async fn get_user(&self, id: i64) -> Result<Option<CrmUser>, CrmError> {
+    async fn get_user(&self, id: &CrmId) -> Result<Option<CrmUser>, CrmError> {
         self.inner.get_user(id).await
     }
     async fn list_users(&self) -> Result<Vec<CrmUser>, CrmError> {
         self.inner.list_users().await
     }
-    async fn list_owned(&self, resource: Resource, owner_id: i64) -> Result<Vec<Record>, CrmError> {
-        self.inner.list_owned(resource, owner_id).await
+    async fn list_owned(&self, resource: Resource, owner: &CrmId) -> Result<Vec<Record>, CrmError> {
+        self.inner.list_owned(resource, owner).await
     }
     async fn reassign(
         &self,
         resource: Resource,
-        record_id: i64,
-        new_owner: i64,
-    ) -> Result<(), CrmError> {
-        would(
-            "PUT",
-            format!("/v2/{resource}/{record_id} owner_id={new_owner}"),
-        );
+        ids: &[CrmId],
+        new_owner: &CrmId,
+    ) -> Result<Vec<WriteOutcome>, CrmError> {
+        let verb = self.inner.capabilities().write_verb;
+        for id in ids {
+            would(verb, format!("/{resource}/{id} owner_id={new_owner}"));
+        }
+        Ok(ids
+            .iter()
+            .map(|id| WriteOutcome {
+                id: id.clone(),
+                result: Ok(()),
+            })
+            .collect())
+    }
+    async fn change_seat(&self, user: &CrmId, change: SeatChange) -> Result<(), CrmError> {
+        would("PUT", format!("/users/{user} {}", change.as_str()));
         Ok(())
     }
-    async fn create_task(&self, task: &NewTask) -> Result<i64, CrmError> {
-        would("POST", format!("/v2/tasks owner_id={}", task.owner_id));
-        Ok(0)
+    async fn create_task(&self, task: &NewTask) -> Result<CrmId, CrmError> {
+        would("POST", format!("/tasks owner_id={}", task.owner_id));
+        Ok(CrmId::from(0))
     }
-    async fn find_task(&self, owner_id: i64, marker: &str) -> Result<Option<i64>, CrmError> {
-        self.inner.find_task(owner_id, marker).await
+    async fn find_task(&self, owner: &CrmId, marker: &str) -> Result<Option<CrmId>, CrmError> {
+        self.inner.find_task(owner, marker).await
     }
 }

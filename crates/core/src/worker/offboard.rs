@@ -13,11 +13,12 @@ use super::{
     checkpoint as cp,
     context::{Ctx, JobError},
     facts, reassign,
-    seat::{self, SeatChange},
+    seat,
     step::{Review, Step},
 };
 use crate::{
-    crm::CrmUser,
+    crm::{CrmId, CrmUser},
+    config::SeatExecutor,
     domain::JobKind,
     policy::{Action, Decision},
     store::{Outcome, Reservation, StoreError},
@@ -33,7 +34,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
         Some(id) => id,
         None => match ctx.crm.find_user_by_email(email.as_str()).await? {
             Some(u) => {
-                tracing::info!(crm_user_id = u.id, "CRM user found");
+                tracing::info!(crm_user_id = %u.id, "CRM user found");
                 ctx.audit(
                     "crm.user_found",
                     json!({ "id": u.id, "status": u.status, "role": u.role }),
@@ -58,10 +59,10 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
     if ctx.has_checkpoint(cp::SEAT_REQUESTED) {
         let decision = stored_decision(ctx)?;
         let action = final_action(ctx, &decision);
-        return finish_with_verify(ctx, &decision, action, user_id).await;
+        return finish_with_verify(ctx, &decision, action, &user_id).await;
     }
 
-    let Some(user) = ctx.crm.get_user(user_id).await? else {
+    let Some(user) = ctx.crm.get_user(&user_id).await? else {
         ctx.audit(
             "outcome",
             json!({ "result": "CRM user no longer exists", "id": user_id }),
@@ -96,6 +97,13 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
         return Ok(Review::Policy(reason).into());
     }
 
+    // Never the seat offboard's own token acts as (before anything is written).
+    if let Step::NeedsReview(review) =
+        seat::guard_own_seat(ctx, seat::change_for(action), &user).await?
+    {
+        return Ok(review.into());
+    }
+
     // 5. Blast radius.
     if let Some(outcome) = reserve_against_caps(ctx, action).await? {
         return Ok(outcome);
@@ -107,7 +115,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
         Step::NeedsReview(review) => return Ok(review.into()),
     };
     if let Step::NeedsReview(review) =
-        reassign::reassign_all(ctx, &decision, user.id, &mut target).await?
+        reassign::reassign_all(ctx, &decision, &user.id, &mut target).await?
     {
         return Ok(review.into());
     }
@@ -121,15 +129,16 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
     let requested_at = ctx.now();
     ctx.set_checkpoint(cp::SEAT_REQUESTED, &requested_at)
         .await?;
-    tracing::info!(
-        action = action.as_str(),
-        "seat change requested from the CRM admin"
-    );
+    let by = match seat::executor_for(ctx, seat::change_for(action)) {
+        SeatExecutor::Api => "made through the CRM's API",
+        SeatExecutor::Manual => "requested from the CRM admin",
+    };
+    tracing::info!(action = action.as_str(), "seat change {by}");
     metrics::counter!(crate::metrics::SEATS_TOTAL, "action" => action.as_str(), "state" => "requested")
         .increment(1);
 
     // 8. Verify (usually: not yet; poll later).
-    finish_with_verify(ctx, &decision, action, user.id).await
+    finish_with_verify(ctx, &decision, action, &user.id).await
 }
 
 /// The action that will actually be carried out.
@@ -152,7 +161,7 @@ fn stored_decision(ctx: &Ctx<'_>) -> Result<Decision, JobError> {
 /// Gathers CRM facts, asks the policy, stores the decision with its explanation.
 async fn decide(ctx: &mut Ctx<'_>, user: &CrmUser) -> Result<Decision, JobError> {
     let gathered = facts::gather(ctx, user).await?;
-    let seen = gathered.facts(&ctx.job.event, user, ctx.now());
+    let seen = gathered.facts(&ctx.job.event, user, ctx.crm.capabilities(), ctx.now());
     let decision = match ctx.job.kind {
         JobKind::DeleteAfterRetention => ctx.policy.decide_follow_up_delete(&seen),
         _ => ctx.policy.decide(&seen),
@@ -231,9 +240,9 @@ async fn finish_with_verify(
     ctx: &mut Ctx<'_>,
     decision: &Decision,
     action: Action,
-    user_id: i64,
+    user_id: &CrmId,
 ) -> Result<Outcome, JobError> {
-    match seat::verify(ctx, SeatChange::from_action(action), user_id).await? {
+    match seat::verify(ctx, seat::change_for(action), user_id).await? {
         seat::Verified::Done => {}
         seat::Verified::Waiting(outcome) => return Ok(outcome),
     }

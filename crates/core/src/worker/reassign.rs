@@ -1,10 +1,11 @@
 //! Moving the leaver's records to an active owner.
 //!
-//! Sell filters lists by `owner_id`, so every move shrinks the list: walking pages
+//! CRMs filter lists by owner, so every move shrinks the list: walking pages
 //! while moving would skip records. We collect the ids from a full listing, move
-//! them (concurrently, within the client's rate budget), then list again until a
-//! fresh listing has nothing left to move. After a crash the fresh listing is the
-//! truth, so a record is PUT again only if its first PUT did not land.
+//! them in write calls of as many records as the CRM takes (concurrently, within
+//! the client's rate budget), then list again until a fresh listing has nothing
+//! left to move. After a crash the fresh listing is the truth, so a record is
+//! written again only if its first write did not land.
 
 use futures::{StreamExt, stream};
 use serde_json::json;
@@ -15,7 +16,7 @@ use super::{
     step::{Review, Step},
 };
 use crate::{
-    crm::{CrmError, CrmUser, Record, Resource},
+    crm::{CrmError, CrmId, CrmUser, Record, Resource, WriteOutcome},
     domain::Email,
     policy::{Decision, ReassignTo},
 };
@@ -49,12 +50,16 @@ pub(super) async fn resolve_target(
                     .map(Candidate::Email)
                     .unwrap_or(Candidate::Missing),
             ));
-            candidates.push((
-                "reports_to",
-                user.reports_to
-                    .map(Candidate::Id)
-                    .unwrap_or(Candidate::Missing),
-            ));
+            // A CRM without a manager field has no `reports_to` to try.
+            if ctx.crm.capabilities().manager_field {
+                candidates.push((
+                    "reports_to",
+                    user.reports_to
+                        .clone()
+                        .map(Candidate::Id)
+                        .unwrap_or(Candidate::Missing),
+                ));
+            }
         }
         ReassignTo::User(email) => candidates.push(("user", Candidate::Email(email.clone()))),
         ReassignTo::Fallback => {}
@@ -71,7 +76,7 @@ pub(super) async fn resolve_target(
         let found = match &candidate {
             Candidate::Missing => None,
             Candidate::Email(e) => ctx.crm.find_user_by_email(e.as_str()).await?,
-            Candidate::Id(id) => ctx.crm.get_user(*id).await?,
+            Candidate::Id(id) => ctx.crm.get_user(id).await?,
         };
         let verdict = match &found {
             _ if matches!(candidate, Candidate::Missing) => "not given",
@@ -82,7 +87,7 @@ pub(super) async fn resolve_target(
         };
         ctx.audit(
             "target.candidate",
-            json!({ "via": via, "candidate": candidate.describe(), "crm_user_id": found.as_ref().map(|u| u.id), "result": verdict }),
+            json!({ "via": via, "candidate": candidate.describe(), "crm_user_id": found.as_ref().map(|u| &u.id), "result": verdict }),
         )
         .await?;
         if let (Some(u), "chosen") = (found, verdict) {
@@ -101,7 +106,7 @@ pub(super) async fn resolve_target(
 enum Candidate {
     Missing,
     Email(Email),
-    Id(i64),
+    Id(CrmId),
 }
 
 impl Candidate {
@@ -121,15 +126,21 @@ impl Candidate {
 pub(super) async fn reassign_all(
     ctx: &mut Ctx<'_>,
     decision: &Decision,
-    leaver: i64,
+    leaver: &CrmId,
     target: &mut Target,
 ) -> Result<Step<()>, JobError> {
-    let mut pending: Vec<(Resource, Progress)> = decision
-        .reassign
-        .iter()
-        .map(|&r| (r, ctx.checkpoint(cp::reassign(r)).unwrap_or_default()))
-        .filter(|(_, p)| !p.done)
-        .collect();
+    let mut pending: Vec<(Resource, Progress)> = Vec::new();
+    for &resource in &decision.reassign {
+        let progress: Progress = ctx.checkpoint(cp::reassign(resource)).unwrap_or_default();
+        if progress.done {
+            continue;
+        }
+        if ctx.crm.capabilities().has(resource) {
+            pending.push((resource, progress));
+        } else {
+            not_applicable(ctx, resource).await?;
+        }
+    }
     let mut rounds = 0;
     while !pending.is_empty() {
         ctx.check_continue()?;
@@ -154,8 +165,9 @@ pub(super) async fn reassign_all(
                     todo.len()
                 ))));
             }
-            let ids: Vec<i64> = todo.iter().map(|r| r.id).collect();
-            let rejected = move_records(ctx, resource, &ids, target.id, &mut progress, key).await?;
+            let ids: Vec<CrmId> = todo.into_iter().map(|r| r.id).collect();
+            let owner = target.id.clone();
+            let rejected = move_records(ctx, resource, &ids, &owner, &mut progress, key).await?;
             if !rejected.is_empty() {
                 if let Step::NeedsReview(review) =
                     switch_to_fallback(ctx, decision, target, resource).await?
@@ -163,8 +175,9 @@ pub(super) async fn reassign_all(
                     ctx.set_checkpoint(key, &progress).await?;
                     return Ok(Step::NeedsReview(review));
                 }
+                let owner = target.id.clone();
                 let again =
-                    move_records(ctx, resource, &rejected, target.id, &mut progress, key).await?;
+                    move_records(ctx, resource, &rejected, &owner, &mut progress, key).await?;
                 if !again.is_empty() {
                     return Ok(Step::NeedsReview(Review::FallbackRefused {
                         count: again.len(),
@@ -188,7 +201,7 @@ pub(super) async fn reassign_all(
 async fn list_pending(
     ctx: &mut Ctx<'_>,
     pending: &[(Resource, Progress)],
-    leaver: i64,
+    leaver: &CrmId,
 ) -> Result<Vec<Vec<Record>>, JobError> {
     let crm = ctx.crm;
     let cached: Vec<Option<Vec<Record>>> = pending
@@ -218,76 +231,87 @@ async fn finish_resource(
         .await?;
     tracing::info!(
         resource = resource.as_str(),
-        to = target.id,
+        to = %target.id,
         moved = progress.moved,
         skipped = progress.skipped,
         "records reassigned"
     );
     ctx.audit(
         "reassign.done",
-        json!({ "resource": resource, "to": target.id, "moved": progress.moved, "skipped": progress.skipped, "left": progress.left, "dry_run": ctx.settings.dry_run }),
+        json!({ "resource": resource, "to": &target.id, "moved": progress.moved, "skipped": progress.skipped, "left": progress.left, "dry_run": ctx.settings.dry_run }),
     )
     .await
 }
 
-/// PUTs records concurrently (up to `max_in_flight`, paced by the client's budget)
-/// as one continuous stream, so the rate budget never idles at a batch boundary;
-/// progress is checkpointed every [`CHUNK`] completions and at the end. Returns the
-/// ids the CRM rejected (422). On shutdown or a lost lease it stops launching PUTs.
+/// Not the CRM's: recorded once (done, nothing moved) with the reason.
+async fn not_applicable(ctx: &mut Ctx<'_>, resource: Resource) -> Result<(), JobError> {
+    let crm = ctx.crm.capabilities().name;
+    ctx.audit(
+        "reassign.not_applicable",
+        json!({ "resource": resource, "reason": format!("{crm} has no {resource} object") }),
+    )
+    .await?;
+    let done = Progress {
+        done: true,
+        ..Progress::default()
+    };
+    ctx.set_checkpoint(cp::reassign(resource), &done).await
+}
+
+/// Writes records concurrently (up to `max_in_flight` calls, paced by the client's
+/// budget), each call carrying as many records as the CRM takes, as one continuous
+/// stream, so the rate budget never idles at a batch boundary; progress is
+/// checkpointed every [`CHUNK`] records and at the end. Returns the ids the CRM
+/// rejected. On shutdown or a lost lease it stops launching calls.
 async fn move_records(
     ctx: &mut Ctx<'_>,
     resource: Resource,
-    ids: &[i64],
-    owner: i64,
+    ids: &[CrmId],
+    owner: &CrmId,
     progress: &mut Progress,
     key: Key<Progress>,
-) -> Result<Vec<i64>, JobError> {
+) -> Result<Vec<CrmId>, JobError> {
     let crm = ctx.crm;
+    let per_call = crm.capabilities().records_per_write.max(1);
     let (stop, lost) = (ctx.stop.clone(), ctx.lost.clone());
-    let mut results = stream::iter(ids.iter().copied())
-        .map(|id| {
-            let (stop, lost) = (stop.clone(), lost.clone());
+    let batches: Vec<Vec<CrmId>> = ids.chunks(per_call).map(<[CrmId]>::to_vec).collect();
+    let mut calls = stream::iter(batches)
+        .map(|batch| {
+            let (stop, lost, owner) = (stop.clone(), lost.clone(), owner.clone());
             async move {
                 // A stopping worker, or one that lost its lease, sends nothing more.
                 if stop.is_cancelled() || lost.is_cancelled() {
-                    return (id, None);
+                    return None;
                 }
-                (id, Some(crm.reassign(resource, id, owner).await))
+                Some(crm.reassign(resource, &batch, &owner).await)
             }
         })
         .buffer_unordered(ctx.settings.max_in_flight.max(1));
     let mut rejected = Vec::new();
     let mut first_error = None;
     let mut since_checkpoint = 0;
-    while let Some((id, result)) = results.next().await {
-        match result {
+    while let Some(call) = calls.next().await {
+        let outcomes = match call {
             None => continue,
-            Some(Ok(())) => {
-                progress.moved += 1;
-                metrics::counter!(crate::metrics::RECORDS_REASSIGNED_TOTAL, "kind" => resource.as_str())
-                    .increment(1);
-            }
-            Some(Err(CrmError::NotFound(_))) => {
-                progress.skipped += 1;
-                ctx.audit(
-                    "reassign.skipped",
-                    json!({ "resource": resource, "id": id, "reason": "record no longer exists" }),
-                )
-                .await?;
-            }
-            Some(Err(CrmError::Rejected { message, .. })) => {
-                ctx.audit(
-                    "reassign.rejected",
-                    json!({ "resource": resource, "id": id, "owner": owner, "message": message }),
-                )
-                .await?;
-                rejected.push(id);
-            }
+            Some(Ok(outcomes)) => outcomes,
             Some(Err(e)) => {
                 first_error.get_or_insert(e);
+                continue;
             }
+        };
+        for outcome in outcomes {
+            record_outcome(
+                ctx,
+                resource,
+                owner,
+                outcome,
+                progress,
+                &mut rejected,
+                &mut first_error,
+            )
+            .await?;
+            since_checkpoint += 1;
         }
-        since_checkpoint += 1;
         if since_checkpoint >= CHUNK {
             since_checkpoint = 0;
             ctx.set_checkpoint(key, &*progress).await?;
@@ -301,7 +325,47 @@ async fn move_records(
     }
 }
 
-/// After a 422 for the chosen owner: use the fallback owner, if it is someone else and active.
+/// Counts and audits what one write did to one record.
+async fn record_outcome(
+    ctx: &mut Ctx<'_>,
+    resource: Resource,
+    owner: &CrmId,
+    outcome: WriteOutcome,
+    progress: &mut Progress,
+    rejected: &mut Vec<CrmId>,
+    first_error: &mut Option<CrmError>,
+) -> Result<(), JobError> {
+    let WriteOutcome { id, result } = outcome;
+    match result {
+        Ok(()) => {
+            progress.moved += 1;
+            metrics::counter!(crate::metrics::RECORDS_REASSIGNED_TOTAL, "kind" => resource.as_str())
+                .increment(1);
+        }
+        Err(CrmError::NotFound(_)) => {
+            progress.skipped += 1;
+            ctx.audit(
+                "reassign.skipped",
+                json!({ "resource": resource, "id": id, "reason": "record no longer exists" }),
+            )
+            .await?;
+        }
+        Err(CrmError::Rejected { message, .. }) => {
+            ctx.audit(
+                "reassign.rejected",
+                json!({ "resource": resource, "id": id, "owner": owner, "message": message }),
+            )
+            .await?;
+            rejected.push(id);
+        }
+        Err(e) => {
+            first_error.get_or_insert(e);
+        }
+    }
+    Ok(())
+}
+
+/// After the CRM refused the chosen owner: use the fallback owner, if it is someone else and active.
 async fn switch_to_fallback(
     ctx: &mut Ctx<'_>,
     decision: &Decision,
@@ -317,7 +381,7 @@ async fn switch_to_fallback(
     let found = ctx.crm.find_user_by_email(fallback.as_str()).await?;
     match found {
         Some(u) if u.is_active() && u.id != target.id => {
-            ctx.audit("target.switched", json!({ "from": target.id, "to": u.id, "reason": format!("CRM refused owner for {resource}") })).await?;
+            ctx.audit("target.switched", json!({ "from": &target.id, "to": &u.id, "reason": format!("CRM refused owner for {resource}") })).await?;
             *target = Target {
                 id: u.id,
                 email: u.email,

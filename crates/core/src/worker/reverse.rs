@@ -1,17 +1,20 @@
 //! Rehires and cancelled terminations. They cancel every pending job for the
 //! employee (a scheduled deactivation, a `delete_after` follow-up, one waiting for
-//! review) and, when offboard had already deactivated the seat, ask an admin to
-//! reactivate it (Sell's API can't) and verify the user is active again.
+//! review) and, when offboard had already deactivated the seat, reactivate it
+//! (through the API where the CRM can, e.g. Pipedrive; else by asking an admin,
+//! as Sell needs) and verify the user is active again.
 
 use serde_json::json;
 
 use super::{
     checkpoint as cp,
     context::{Ctx, JobError},
-    seat::{self, SeatChange},
+    seat,
     step::Step,
 };
 use crate::{
+    config::SeatExecutor,
+    crm::{CrmId, SeatChange},
     domain::{JobKind, JobState},
     store::Outcome,
 };
@@ -40,7 +43,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
 
     // Set only once the reactivation was requested: what is left is verifying it.
     if let Some(user_id) = ctx.checkpoint(cp::CRM_USER) {
-        return verify(ctx, user_id).await;
+        return verify(ctx, &user_id).await;
     }
 
     // Did offboard deactivate this seat earlier?
@@ -62,7 +65,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
     if user.is_deleted() {
         ctx.audit(
             "outcome",
-            json!({ "result": "the seat was deleted; invite the person again in Sell" }),
+            json!({ "result": format!("the seat was deleted; invite the person again in {}", ctx.crm.capabilities().name) }),
         )
         .await?;
         return Ok(Outcome::Succeeded);
@@ -83,25 +86,35 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
             &json!({ "action": "reactivate", "crm_user_id": user.id }),
         )
         .await?;
-    let content = format!(
-        "offboard: please REACTIVATE the Sell user {} <{}> (id {}) in Settings › Manage › Users: {why}. \
-         offboard deactivated this seat earlier; it re-checks the user and closes this job once Sell shows them active. {}",
-        user.name,
-        user.email,
-        user.id,
-        seat::marker(&ctx.job.id)
-    );
-    if let Step::NeedsReview(review) = seat::ensure_task(ctx, "reactivate", content).await? {
-        return Ok(review.into());
+    match seat::executor_for(ctx, SeatChange::Reactivate) {
+        SeatExecutor::Api => seat::change_by_api(ctx, SeatChange::Reactivate, &user.id).await?,
+        SeatExecutor::Manual => {
+            let crm = ctx.crm.capabilities();
+            let content = format!(
+                "offboard: please REACTIVATE the {vendor} user {} <{}> (id {}) in {path}: {why}. \
+                 offboard deactivated this seat earlier; it re-checks the user and closes this job once {vendor} shows them active. {}",
+                user.name,
+                user.email,
+                user.id,
+                seat::marker(&ctx.job.id),
+                vendor = crm.name,
+                path = crm.seat_admin_path,
+            );
+            if let Step::NeedsReview(review) =
+                seat::ensure_task(ctx, "reactivate", content).await?
+            {
+                return Ok(review.into());
+            }
+        }
     }
     ctx.set_checkpoint(cp::CRM_USER, &user.id).await?;
     let requested_at = ctx.now();
     ctx.set_checkpoint(cp::SEAT_REQUESTED, &requested_at)
         .await?;
-    verify(ctx, user.id).await
+    verify(ctx, &user.id).await
 }
 
-async fn verify(ctx: &mut Ctx<'_>, user_id: i64) -> Result<Outcome, JobError> {
+async fn verify(ctx: &mut Ctx<'_>, user_id: &CrmId) -> Result<Outcome, JobError> {
     match seat::verify(ctx, SeatChange::Reactivate, user_id).await? {
         seat::Verified::Done => {
             ctx.audit("outcome", json!({ "result": "reactivated" }))

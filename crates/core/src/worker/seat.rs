@@ -1,7 +1,12 @@
-//! The `manual` seat executor. Sell's users API is read-only, so after the records
-//! are moved offboard asks a person: it creates ONE task for the configured admin
-//! saying exactly what to do in Settings › Manage › Users, then polls the user
+//! The seat step, by either executor. Where `crm.seat_executor = "api"` and the
+//! CRM's API can make the change (Pipedrive's `active_flag`), offboard makes it
+//! itself and verifies it by reading the user back. Otherwise (Sell's users API is
+//! read-only) offboard asks a person: it creates ONE task for the configured admin
+//! saying exactly what to do in the CRM's user settings, then polls the user
 //! until the CRM shows the result (or a deadline passes → `needs_review`).
+//!
+//! offboard never changes the seat its own API token acts as: that is refused
+//! before the job writes anything ([`guard_own_seat`]).
 //!
 //! At most one task per job, even across a crash between "task created" and "we
 //! recorded it": a pending marker is checkpointed before the POST, and a run that
@@ -17,7 +22,8 @@ use super::{
     step::{DeleteRefusal, Review, Step},
 };
 use crate::{
-    crm::{CrmUser, NewTask, Resource, UserRole},
+    config::SeatExecutor,
+    crm::{CrmId, CrmUser, NewTask, Resource, SeatAbility, SeatChange, UserRole},
     policy::{Action, Decision},
     store::Outcome,
 };
@@ -30,9 +36,45 @@ pub(super) fn marker(job_id: &str) -> String {
     format!("[offboard job {job_id}]")
 }
 
-/// Runs the last safety checks and asks the admin to act (called by the offboard
-/// step once the records are moved). Needs review when a deletion's fresh
-/// preconditions fail or nobody can be asked.
+/// Who carries out `change` here: offboard through the API when so configured and
+/// the CRM's API can, else a person.
+pub(super) fn executor_for(ctx: &Ctx<'_>, change: SeatChange) -> SeatExecutor {
+    let can = ctx.crm.capabilities().ability(change) == SeatAbility::Api;
+    match ctx.settings.seat_executor {
+        SeatExecutor::Api if can => SeatExecutor::Api,
+        _ => SeatExecutor::Manual,
+    }
+}
+
+/// Refuses, before anything is written, to let offboard change the seat its own
+/// API token acts as: the token would stop working halfway, and the company would
+/// lose the user offboard works through. Only where the change goes by API.
+pub(super) async fn guard_own_seat(
+    ctx: &mut Ctx<'_>,
+    change: SeatChange,
+    user: &CrmUser,
+) -> Result<Step<()>, JobError> {
+    if executor_for(ctx, change) != SeatExecutor::Api {
+        return Ok(Step::Done(()));
+    }
+    let own = ctx.crm.token_user().await?;
+    if own.as_ref() == Some(&user.id) {
+        ctx.audit(
+            "guard.runtime",
+            json!({ "guard": "own_token_seat", "changed": true, "detail": format!("the CRM API token belongs to user {}", user.id) }),
+        )
+        .await?;
+        return Ok(Step::NeedsReview(Review::OwnTokenSeat {
+            id: user.id.clone(),
+            email: user.email.clone(),
+        }));
+    }
+    Ok(Step::Done(()))
+}
+
+/// Runs the last safety checks and changes the seat, or asks the admin to
+/// (called by the offboard step once the records are moved). Needs review when a
+/// deletion's fresh preconditions fail or nobody can be asked.
 pub(super) async fn request(
     ctx: &mut Ctx<'_>,
     action: Action,
@@ -51,14 +93,36 @@ pub(super) async fn request(
         }
         ctx.audit("guard.runtime", json!({ "guard": "delete_preconditions", "changed": false, "detail": "no open records, no active reportees, not an admin" })).await?;
     }
-    let content = task_content(ctx, action, user, decision, target);
-    if let Step::NeedsReview(review) = ensure_task(ctx, "seat", content).await? {
-        return Ok(Step::NeedsReview(review));
+    let change = change_for(action);
+    match executor_for(ctx, change) {
+        SeatExecutor::Api => change_by_api(ctx, change, &user.id).await?,
+        SeatExecutor::Manual => {
+            let content = task_content(ctx, action, user, decision, target);
+            if let Step::NeedsReview(review) = ensure_task(ctx, "seat", content).await? {
+                return Ok(Step::NeedsReview(review));
+            }
+        }
     }
     for who in &decision.notify {
         ctx.audit("notify", json!({ "to": who, "what": format!("{} requested for CRM user {}", action.as_str(), user.id), "delivery": "recorded in the audit trail" })).await?;
     }
     Ok(Step::Done(()))
+}
+
+/// Makes the change through the CRM's API (repeating it after a crash is
+/// harmless: the seat simply is in that state already). The call itself is in
+/// the audit trail as a CRM call; verification reads the user back next.
+pub(super) async fn change_by_api(
+    ctx: &mut Ctx<'_>,
+    change: SeatChange,
+    user: &CrmId,
+) -> Result<(), JobError> {
+    ctx.crm.change_seat(user, change).await?;
+    ctx.audit(
+        "seat.changed",
+        json!({ "change": change.as_str(), "via": "api", "crm_user_id": user, "dry_run": ctx.settings.dry_run }),
+    )
+    .await
 }
 
 /// A deletion is permanent: re-check, fresh from the CRM, what DESIGN.md §7 demands.
@@ -78,14 +142,19 @@ async fn delete_preconditions(
     // Closed deals may stay with a deleted user, so only what deletion forbids counts.
     let open = facts::open_owned(
         ctx,
-        user.id,
-        &[Resource::Leads, Resource::Contacts, Resource::Deals],
+        &user.id,
+        &[
+            Resource::Leads,
+            Resource::Contacts,
+            Resource::Organizations,
+            Resource::Deals,
+        ],
     )
     .await?;
     if open > 0 {
         return Ok(Step::NeedsReview(DeleteRefusal::OpenRecords(open)));
     }
-    let reportees = facts::active_reportees(ctx, user.id).await?;
+    let reportees = facts::active_reportees(ctx, &user.id).await?;
     if reportees > 0 {
         return Ok(Step::NeedsReview(DeleteRefusal::ActiveReportees(reportees)));
     }
@@ -114,10 +183,13 @@ fn task_content(
         }
         _ => "Deactivation is reversible and keeps their history and email conversations.",
     };
+    let crm = ctx.crm.capabilities();
     format!(
-        "offboard: please {what} the Sell user {name} <{email}> (id {id}) in Settings › Manage › Users. \
+        "offboard: please {what} the {vendor} user {name} <{email}> (id {id}) in {path}. \
          Why: {why}; policy rule {rule:?} decided {action}. Their open records were reassigned to {to}. \
-         {consequence} offboard re-checks the user and closes this job once Sell shows the change. {marker}",
+         {consequence} offboard re-checks the user and closes this job once {vendor} shows the change. {marker}",
+        vendor = crm.name,
+        path = crm.seat_admin_path,
         name = user.name,
         email = user.email,
         id = user.id,
@@ -143,6 +215,7 @@ pub(super) async fn ensure_task(
         Step::Done(id) => id,
         Step::NeedsReview(review) => return Ok(Step::NeedsReview(review)),
     };
+    let admin_id = &admin_id;
     let marker = marker(&ctx.job.id);
     if ctx.has_checkpoint(cp::ADMIN_TASK_PENDING) {
         // A previous run may have created it and died before recording the id.
@@ -161,7 +234,7 @@ pub(super) async fn ensure_task(
         .await?;
     let task = NewTask {
         content: content.clone(),
-        owner_id: admin_id,
+        owner_id: admin_id.clone(),
         due_date: Some((now + TASK_DUE).to_rfc3339()),
     };
     // On any error the POST may still have landed: the pending marker makes the
@@ -176,7 +249,7 @@ pub(super) async fn ensure_task(
     Ok(Step::Done(()))
 }
 
-async fn resolve_admin(ctx: &mut Ctx<'_>) -> Result<Step<i64>, JobError> {
+async fn resolve_admin(ctx: &mut Ctx<'_>) -> Result<Step<CrmId>, JobError> {
     if let Some(id) = ctx.checkpoint(cp::ADMIN_USER) {
         return Ok(Step::Done(id));
     }
@@ -202,32 +275,11 @@ pub(super) enum Verified {
     Waiting(Outcome),
 }
 
-/// A change only an admin can make in Sell's UI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum SeatChange {
-    /// Verified when the user shows `inactive` (or is gone).
-    Deactivate,
-    /// Verified when the user is gone or has `deleted_at`.
-    Delete,
-    /// Verified when the user shows `active` again (a rehire).
-    Reactivate,
-}
-
-impl SeatChange {
-    /// The change that carries out a (final) policy action.
-    pub(super) fn from_action(action: Action) -> Self {
-        match action {
-            Action::Delete => Self::Delete,
-            _ => Self::Deactivate,
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Deactivate => "deactivate",
-            Self::Delete => "delete",
-            Self::Reactivate => "reactivate",
-        }
+/// The change a (final) policy action asks for.
+pub(super) fn change_for(action: Action) -> SeatChange {
+    match action {
+        Action::Delete => SeatChange::Delete,
+        _ => SeatChange::Deactivate,
     }
 }
 
@@ -238,7 +290,7 @@ impl SeatChange {
 pub(super) async fn verify(
     ctx: &mut Ctx<'_>,
     change: SeatChange,
-    user_id: i64,
+    user_id: &CrmId,
 ) -> Result<Verified, JobError> {
     if ctx.settings.dry_run {
         ctx.audit("seat.verify", json!({ "result": "skipped (dry run)" }))
@@ -281,11 +333,19 @@ pub(super) async fn verify(
     let next = now
         + chrono::Duration::from_std(ctx.settings.verify_interval)
             .unwrap_or(chrono::Duration::minutes(5));
-    Ok(Verified::Waiting(Outcome::Scheduled {
-        run_at: next.min(deadline),
-        reason: format!(
-            "waiting for an admin to {} the user in Sell (CRM shows {shown})",
+    let vendor = ctx.crm.capabilities().name;
+    let reason = match executor_for(ctx, change) {
+        SeatExecutor::Api => format!(
+            "waiting for {vendor} to show the {} made through its API (CRM shows {shown})",
             change.as_str()
         ),
+        SeatExecutor::Manual => format!(
+            "waiting for an admin to {} the user in {vendor} (CRM shows {shown})",
+            change.as_str()
+        ),
+    };
+    Ok(Verified::Waiting(Outcome::Scheduled {
+        run_at: next.min(deadline),
+        reason,
     }))
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::{
-    config::{Config, ConfigError},
+    config::{Config, ConfigError, SeatExecutor},
     domain::Email,
 };
 
@@ -34,6 +34,8 @@ pub struct WorkerSettings {
     pub max_in_flight: usize,
     /// Who receives the manual seat-step task.
     pub admin_email: Option<Email>,
+    /// Who changes seats (`crm.seat_executor`, resolved for the configured CRM).
+    pub seat_executor: SeatExecutor,
     /// Plan and audit, mutate nothing.
     pub dry_run: bool,
     /// Deletions requested in any rolling hour before further ones wait for an
@@ -64,6 +66,7 @@ impl WorkerSettings {
             verify_deadline: Duration::from_secs(config.worker.verify_deadline_hours * 3600),
             max_in_flight: config.crm.max_in_flight,
             admin_email,
+            seat_executor: config.crm.seat_executor(),
             dry_run: config.safety.dry_run,
             max_deletions_per_hour: config.safety.max_deletions_per_hour,
             max_offboardings_per_hour: config.safety.max_offboardings_per_hour,

@@ -10,7 +10,11 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{crm::Resource, domain::Email, store::Outcome};
+use crate::{
+    crm::{CrmId, Resource},
+    domain::Email,
+    store::Outcome,
+};
 
 /// The result of a step that did not fail. `R` is why a person must decide:
 /// a [`Review`] for the job, or a narrower reason a caller wraps into one.
@@ -84,6 +88,17 @@ pub(crate) enum Review {
     /// `crm.admin_email` is not a CRM user at all.
     #[error("crm.admin_email {0} is not a CRM user")]
     AdminUnknown(Email),
+    /// The leaver is the user the CRM API token acts as: changing that seat would
+    /// cut offboard off mid-job, so it is never done by API.
+    #[error(
+        "the CRM API token belongs to the leaver {email} (user {id}): offboard will not change the seat its own token acts as; configure the token of a user who is not leaving (e.g. a sales-ops admin) and retry"
+    )]
+    OwnTokenSeat {
+        /// The leaver's CRM user id.
+        id: CrmId,
+        /// The leaver's CRM e-mail.
+        email: String,
+    },
     /// The verification deadline passed and the CRM still shows the old state.
     #[error(
         "the CRM still shows the user as {shown} after the verification deadline ({deadline}); has the admin acted?"

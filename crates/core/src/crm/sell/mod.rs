@@ -16,11 +16,7 @@
 //! This module never decides what to reassign or to whom, and never retries a
 //! task creation that may have reached Sell.
 
-mod settings;
-mod transport;
 mod wire;
-
-pub use settings::SellSettings;
 
 use std::{
     collections::HashSet,
@@ -29,26 +25,27 @@ use std::{
 };
 
 use async_trait::async_trait;
-use reqwest::{
-    Method,
-    header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue},
-};
+use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
-use self::{
-    transport::{Call, Transport},
-    wire::{Created, Page, RawRecord, RawStage, RawTask, Single},
-};
+use self::wire::{Created, Page, RawRecord, RawStage, RawTask, Single};
 use super::{
-    contract::{Crm, CrmError, NewTask, Record},
-    pacing::{BudgetSettings, LocalBudget, RateBudget},
+    contract::{Crm, CrmError, NewTask, Record, WriteOutcome, seat_change_unsupported},
+    pacing::{LocalBudget, RateBudget},
+    settings::ClientSettings,
+    transport::{Auth, Call, ClientBuildError, Dialect, Transport, budget_key, normalize_base},
 };
 use crate::{
-    config::{Config, Secret},
-    domain::{CrmUser, Resource},
+    config::Secret,
+    domain::{Capabilities, CrmId, CrmUser, Resource, SeatAbility, SeatChange},
 };
+
+/// A Sell client's settings are every client's.
+pub type SellSettings = ClientSettings;
+
+/// Why a Sell client could not be built.
+pub type SellBuildError = ClientBuildError;
 
 /// Sell's maximum page size.
 const PER_PAGE: u32 = 100;
@@ -56,25 +53,32 @@ const PER_PAGE: u32 = 100;
 /// A guard against a server that never stops saying "next page" (1,000,000 records).
 const MAX_PAGES: u32 = 10_000;
 
-/// Why a [`SellClient`] could not be built.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SellBuildError {
-    /// `base_url` is not an absolute http(s) URL.
-    #[error("invalid Sell base URL {url:?}: {problem}")]
-    BaseUrl {
-        /// `crm.base_url` as configured.
-        url: String,
-        /// Why it is refused (parse error, wrong scheme, has a query…).
-        problem: String,
-    },
-    /// The token is empty or cannot be sent in a header.
-    #[error("invalid Sell access token: {0}")]
-    Token(String),
-    /// The HTTP client could not be set up (TLS roots, …).
-    #[error("cannot build the HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
-}
+/// What Sell can do (DESIGN.md §2, §9): its users API is read-only, so every seat
+/// change is an admin's; one record per `PUT`; users have `reports_to`; companies
+/// are contacts, so there is no separate organizations object.
+pub const CAPABILITIES: Capabilities = Capabilities {
+    name: "Sell",
+    seat_admin_path: "Settings › Manage › Users",
+    deactivate: SeatAbility::Manual,
+    delete: SeatAbility::Manual,
+    reactivate: SeatAbility::Manual,
+    records_per_write: 1,
+    write_verb: "PUT",
+    manager_field: true,
+    resources: &[
+        Resource::Leads,
+        Resource::Contacts,
+        Resource::Deals,
+        Resource::Tasks,
+    ],
+};
+
+const DIALECT: Dialect = Dialect {
+    vendor: "Sell",
+    error_for: wire::error_for,
+    retry_after: wire::retry_after,
+    quota_pause: |_| None,
+};
 
 /// A Zendesk Sell API client. Clones share everything, including the rate budget.
 #[derive(Debug, Clone)]
@@ -115,7 +119,7 @@ impl SellClient {
         token: Secret,
         settings: SellSettings,
     ) -> Result<Self, SellBuildError> {
-        let base = normalize_base(base_url)?;
+        let base = normalize_base(DIALECT.vendor, base_url)?;
         let budget = LocalBudget::shared(&budget_key(&base, &token), settings.budget());
         Self::with_budget(&base, token, settings, budget)
     }
@@ -128,35 +132,11 @@ impl SellClient {
         settings: SellSettings,
         budget: Arc<dyn RateBudget>,
     ) -> Result<Self, SellBuildError> {
-        let base = normalize_base(base_url)?;
-        if token.expose().trim().is_empty() {
-            return Err(SellBuildError::Token("it is empty".to_owned()));
-        }
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose().trim()))
-            .map_err(|_| {
-                SellBuildError::Token(
-                    "it contains characters not allowed in an HTTP header".to_owned(),
-                )
-            })?;
-        auth.set_sensitive(true);
-        let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, auth);
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("offboard/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers)
-            .timeout(settings.timeout)
-            .connect_timeout(settings.connect_timeout)
-            .pool_max_idle_per_host(settings.max_in_flight.max(1))
-            .build()?;
+        let base = normalize_base(DIALECT.vendor, base_url)?;
+        let transport = Transport::new(base, &token, Auth::Bearer, settings, budget, DIALECT)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                transport: Transport {
-                    http,
-                    base,
-                    budget,
-                    settings,
-                },
+                transport,
                 stages: tokio::sync::Mutex::new(None),
             }),
         })
@@ -173,8 +153,7 @@ impl SellClient {
     }
 
     async fn get<T: DeserializeOwned>(&self, call: Call) -> Result<T, CrmError> {
-        let body = self.inner.transport.execute(&call).await?;
-        decode(&call, &body)
+        self.inner.transport.fetch(&call).await
     }
 
     /// Every item of a list endpoint, page by page until `next_page` is absent.
@@ -238,6 +217,10 @@ impl SellClient {
 
 #[async_trait]
 impl Crm for SellClient {
+    fn capabilities(&self) -> &Capabilities {
+        &CAPABILITIES
+    }
+
     async fn find_user_by_email(&self, email: &str) -> Result<Option<CrmUser>, CrmError> {
         let wanted = email.trim();
         let pick = |users: Vec<CrmUser>| {
@@ -247,7 +230,7 @@ impl Crm for SellClient {
                 .collect();
             // A deleted seat can share the address with a live one; the live one is
             // the person.
-            matching.sort_by_key(|u| (u.is_deleted(), u.id));
+            matching.sort_by_key(|u| (u.is_deleted(), u.id.as_i64()));
             matching.into_iter().next()
         };
         if let Some(user) = pick(self.users_by_email(wanted).await?) {
@@ -261,7 +244,7 @@ impl Crm for SellClient {
         Ok(None)
     }
 
-    async fn get_user(&self, id: i64) -> Result<Option<CrmUser>, CrmError> {
+    async fn get_user(&self, id: &CrmId) -> Result<Option<CrmUser>, CrmError> {
         match self
             .get::<Single<CrmUser>>(Call::get(
                 "/v2/users/:id",
@@ -280,12 +263,18 @@ impl Crm for SellClient {
         self.all_pages("/v2/users", vec![]).await
     }
 
-    async fn list_owned(&self, resource: Resource, owner_id: i64) -> Result<Vec<Record>, CrmError> {
+    /// Sell's users API cannot say whose the token is in a way offboard needs: it
+    /// never changes a seat itself, so there is no own seat to protect.
+    async fn token_user(&self) -> Result<Option<CrmId>, CrmError> {
+        Ok(None)
+    }
+
+    async fn list_owned(&self, resource: Resource, owner: &CrmId) -> Result<Vec<Record>, CrmError> {
+        let Some(endpoint) = list_endpoint(resource) else {
+            return Ok(Vec::new());
+        };
         let raw: Vec<RawRecord> = self
-            .all_pages(
-                list_endpoint(resource),
-                vec![("owner_id", owner_id.to_string())],
-            )
+            .all_pages(endpoint, vec![("owner_id", owner.to_string())])
             .await?;
         let closed_stages = if resource == Resource::Deals && !raw.is_empty() {
             let used: HashSet<i64> = raw.iter().filter_map(|r| r.stage_id).collect();
@@ -296,10 +285,10 @@ impl Crm for SellClient {
         Ok(raw
             .into_iter()
             .map(|r| Record {
-                id: r.id,
-                owner_id: r.owner_id.unwrap_or(owner_id),
+                id: r.id.into(),
+                owner_id: r.owner_id.map_or_else(|| owner.clone(), CrmId::from),
                 open: match resource {
-                    Resource::Leads | Resource::Contacts => true,
+                    Resource::Leads | Resource::Contacts | Resource::Organizations => true,
                     // A deal in a stage we can't place is treated as open: moving it
                     // is harmless, leaving it with a deleted owner is not.
                     Resource::Deals => r.stage_id.is_none_or(|s| !closed_stages.contains(&s)),
@@ -312,38 +301,62 @@ impl Crm for SellClient {
     async fn reassign(
         &self,
         resource: Resource,
-        record_id: i64,
-        new_owner: i64,
-    ) -> Result<(), CrmError> {
-        let call = Call {
-            method: Method::PUT,
-            endpoint: item_endpoint(resource),
-            path: format!("/v2/{resource}/{record_id}"),
-            query: vec![],
-            body: Some(json!({ "data": { "owner_id": new_owner } })),
+        ids: &[CrmId],
+        new_owner: &CrmId,
+    ) -> Result<Vec<WriteOutcome>, CrmError> {
+        let Some(endpoint) = item_endpoint(resource) else {
+            return Err(CrmError::Permanent {
+                status: 0,
+                code: "unsupported".to_owned(),
+                message: format!("Zendesk Sell has no {resource} object"),
+            });
         };
-        self.inner.transport.execute(&call).await.map(drop)
+        // One PUT per record (records_per_write = 1): a call's failure is its record's.
+        let mut outcomes = Vec::with_capacity(ids.len());
+        for id in ids {
+            let call = Call::with_body(
+                Method::PUT,
+                endpoint,
+                format!("/v2/{resource}/{id}"),
+                json!({ "data": { "owner_id": new_owner } }),
+            );
+            let result = self.inner.transport.execute(&call).await.map(drop);
+            if ids.len() == 1
+                && let Err(e) = &result
+                && !matches!(e, CrmError::NotFound(_) | CrmError::Rejected { .. })
+            {
+                return Err(e.clone());
+            }
+            outcomes.push(WriteOutcome {
+                id: id.clone(),
+                result,
+            });
+        }
+        Ok(outcomes)
     }
 
-    async fn create_task(&self, task: &NewTask) -> Result<i64, CrmError> {
+    async fn change_seat(&self, _user: &CrmId, change: SeatChange) -> Result<(), CrmError> {
+        Err(seat_change_unsupported(&CAPABILITIES, change))
+    }
+
+    async fn create_task(&self, task: &NewTask) -> Result<CrmId, CrmError> {
         let mut data = json!({ "content": task.content, "owner_id": task.owner_id });
         if let (Some(due), Some(obj)) = (&task.due_date, data.as_object_mut()) {
             obj.insert("due_date".to_owned(), json!(due));
         }
-        let call = Call {
-            method: Method::POST,
-            endpoint: "/v2/tasks",
-            path: "/v2/tasks".to_owned(),
-            query: vec![],
-            body: Some(json!({ "data": data })),
-        };
-        let body = self.inner.transport.execute(&call).await?;
-        decode::<Single<Created>>(&call, &body).map(|s| s.data.id)
+        let call = Call::with_body(
+            Method::POST,
+            "/v2/tasks",
+            "/v2/tasks".to_owned(),
+            json!({ "data": data }),
+        );
+        let created: Single<Created> = self.inner.transport.fetch(&call).await?;
+        Ok(created.data.id.into())
     }
 
-    async fn find_task(&self, owner_id: i64, marker: &str) -> Result<Option<i64>, CrmError> {
+    async fn find_task(&self, owner: &CrmId, marker: &str) -> Result<Option<CrmId>, CrmError> {
         let tasks: Vec<RawTask> = self
-            .all_pages("/v2/tasks", vec![("owner_id", owner_id.to_string())])
+            .all_pages("/v2/tasks", vec![("owner_id", owner.to_string())])
             .await?;
         let mut found: Vec<RawTask> = tasks
             .into_iter()
@@ -351,119 +364,41 @@ impl Crm for SellClient {
             .collect();
         // An open task first; a completed one still proves the task was created.
         found.sort_by_key(|t| (t.completed == Some(true), t.id));
-        Ok(found.first().map(|t| t.id))
+        Ok(found.first().map(|t| t.id.into()))
     }
 }
 
-fn decode<T: DeserializeOwned>(call: &Call, body: &[u8]) -> Result<T, CrmError> {
-    serde_json::from_slice(body).map_err(|e| CrmError::Permanent {
-        status: 200,
-        code: "unreadable_response".to_owned(),
-        message: format!("{} {}: unexpected answer: {e}", call.method, call.endpoint),
-    })
-}
-
-fn list_endpoint(resource: Resource) -> &'static str {
+/// `None` for organizations: Sell keeps companies among contacts.
+fn list_endpoint(resource: Resource) -> Option<&'static str> {
     match resource {
-        Resource::Leads => "/v2/leads",
-        Resource::Contacts => "/v2/contacts",
-        Resource::Deals => "/v2/deals",
-        Resource::Tasks => "/v2/tasks",
+        Resource::Leads => Some("/v2/leads"),
+        Resource::Contacts => Some("/v2/contacts"),
+        Resource::Organizations => None,
+        Resource::Deals => Some("/v2/deals"),
+        Resource::Tasks => Some("/v2/tasks"),
     }
 }
 
-fn item_endpoint(resource: Resource) -> &'static str {
+fn item_endpoint(resource: Resource) -> Option<&'static str> {
     match resource {
-        Resource::Leads => "/v2/leads/:id",
-        Resource::Contacts => "/v2/contacts/:id",
-        Resource::Deals => "/v2/deals/:id",
-        Resource::Tasks => "/v2/tasks/:id",
+        Resource::Leads => Some("/v2/leads/:id"),
+        Resource::Contacts => Some("/v2/contacts/:id"),
+        Resource::Organizations => None,
+        Resource::Deals => Some("/v2/deals/:id"),
+        Resource::Tasks => Some("/v2/tasks/:id"),
     }
-}
-
-/// An absolute http(s) URL without a trailing slash, so paths can be appended.
-fn normalize_base(base_url: &str) -> Result<String, SellBuildError> {
-    let bad = |problem: &str| SellBuildError::BaseUrl {
-        url: base_url.to_owned(),
-        problem: problem.to_owned(),
-    };
-    let url = reqwest::Url::parse(base_url.trim()).map_err(|e| bad(&e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad("the scheme must be http or https"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("it must not have a query or fragment"));
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
-}
-
-/// Identifies a token's budget without keeping the token in the registry.
-fn budget_key(base: &str, token: &Secret) -> String {
-    let mut hash = Sha256::new();
-    hash.update(base.as_bytes());
-    hash.update([0]);
-    hash.update(token.expose().trim().as_bytes());
-    hex::encode(hash.finalize())
-}
-
-/// Builds the Sell client the configuration describes (`[crm]`, `[privacy]`),
-/// pacing through this process's budget for the token.
-pub fn client_from_config(
-    config: &Config,
-    token: Secret,
-) -> Result<std::sync::Arc<dyn Crm>, SellBuildError> {
-    client_from_config_sharing(config, token, |_, _| None)
-}
-
-/// Like [`client_from_config`], but first offers `shared` the token's budget key (a
-/// hash of base URL and token) and settings: the budget it returns (one shared
-/// between processes, e.g. through the PostgreSQL store) paces the client; `None`
-/// falls back to this process's budget.
-pub fn client_from_config_sharing(
-    config: &Config,
-    token: Secret,
-    shared: impl FnOnce(&str, &BudgetSettings) -> Option<Arc<dyn RateBudget>>,
-) -> Result<std::sync::Arc<dyn Crm>, SellBuildError> {
-    let settings = SellSettings::from_config(config);
-    let base = normalize_base(&config.crm.base_url)?;
-    let key = budget_key(&base, &token);
-    let budget_settings = settings.budget();
-    let budget = match shared(&key, &budget_settings) {
-        Some(budget) => budget,
-        None => LocalBudget::shared(&key, budget_settings),
-    };
-    let client = SellClient::with_budget(&base, token, settings, budget)?;
-    Ok(std::sync::Arc::new(client))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base_urls_are_normalized_and_checked() {
-        assert_eq!(
-            normalize_base("https://api.getbase.com").unwrap(),
-            "https://api.getbase.com"
-        );
-        assert_eq!(
-            normalize_base("https://api.getbase.com/").unwrap(),
-            "https://api.getbase.com"
-        );
-        assert_eq!(
-            normalize_base("http://127.0.0.1:8/sell/").unwrap(),
-            "http://127.0.0.1:8/sell"
-        );
-        assert!(normalize_base("api.getbase.com").is_err());
-        assert!(normalize_base("ftp://x").is_err());
-        assert!(normalize_base("https://x/?a=1").is_err());
-    }
+    use crate::config::Config;
 
     #[test]
     fn bad_tokens_are_refused_without_echoing_them() {
         let s = SellSettings::default();
         let e = SellClient::new("https://x", Secret::new("  ".into()), s.clone()).unwrap_err();
-        assert!(matches!(e, SellBuildError::Token(_)));
+        assert!(matches!(e, SellBuildError::Token { .. }));
         let e = SellClient::new("https://x", Secret::new("abc\ndef".into()), s).unwrap_err();
         assert!(!e.to_string().contains("abc"), "{e}");
     }
@@ -488,13 +423,6 @@ mod tests {
         assert!(Arc::ptr_eq(a.budget(), b.budget()));
         assert!(!Arc::ptr_eq(a.budget(), c.budget()));
         assert!(Arc::ptr_eq(a.budget(), a.clone().budget()));
-    }
-
-    #[test]
-    fn budget_key_hides_the_token() {
-        let key = budget_key("https://x", &Secret::new("super-secret".into()));
-        assert!(!key.contains("super-secret"));
-        assert_eq!(key.len(), 64);
     }
 
     #[test]

@@ -1,13 +1,15 @@
-//! One logical Sell request, carried to an answer: wait for the rate budget, send,
-//! report the attempt to the audit sink and the metrics, and retry what is safe to
-//! retry. Everything about *when to try again* lives here; the [`Crm`](crate::crm::Crm)
-//! methods above only build requests and read answers.
+//! One logical CRM request, carried to an answer, for every vendor: wait for the
+//! rate budget, send, report the attempt to the audit sink and the metrics, and
+//! retry what is safe to retry. Everything about *when to try again* lives here;
+//! each client's [`Crm`](crate::crm::Crm) methods only build requests and read
+//! answers, and its [`Dialect`] says how the vendor spells errors and rate limits.
 //!
 //! Retry rules: 429 waits for the CRM's hint (else backoff) and slows the shared
 //! budget; 5xx, timeouts and broken connections back off with full jitter; other 4xx
-//! are final. A request that is not idempotent (`POST /v2/tasks`) is retried only
-//! when it certainly did not reach the CRM (429, or no connection was made): after a
+//! are final. A request that is not idempotent (`POST`) is retried only when it
+//! certainly did not reach the CRM (429, or no connection was made): after a
 //! timeout or a 5xx the task may exist, and the caller must look for it first.
+//! A vendor's "quota left" headers pause the shared budget before it runs dry.
 
 use std::{
     sync::Arc,
@@ -15,21 +17,78 @@ use std::{
 };
 
 use rand::Rng;
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{
+    Method, StatusCode, Url,
+    header::{ACCEPT, HeaderMap, HeaderName, HeaderValue},
+};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 
-use super::{settings::SellSettings, wire};
 use crate::{
+    config::Secret,
     crm::{
         calls::{self, CallRecord},
         contract::CrmError,
         pacing::RateBudget,
+        settings::ClientSettings,
     },
     telemetry,
 };
 
+/// How one vendor spells failures and limits; plain functions so each rule stays
+/// a pure, unit-tested function in the vendor's `wire` module.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dialect {
+    /// The vendor's name in error messages (`Sell`, `Pipedrive`).
+    pub vendor: &'static str,
+    /// Classifies a non-2xx answer (status, body, the wait the headers asked for).
+    pub error_for: fn(u16, &[u8], Option<Duration>) -> CrmError,
+    /// How long the answer's headers ask us to wait before the next request.
+    pub retry_after: fn(&HeaderMap, SystemTime) -> Option<Duration>,
+    /// From a successful answer's headers: pause the budget this long because the
+    /// vendor says the token's quota is used up until then (`None`: go on).
+    pub quota_pause: fn(&HeaderMap) -> Option<Duration>,
+}
+
+/// Why a CRM client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientBuildError {
+    /// `base_url` is not an absolute http(s) URL.
+    #[error("invalid {vendor} base URL {url:?}: {problem}")]
+    BaseUrl {
+        /// The CRM the URL was meant for.
+        vendor: &'static str,
+        /// `crm.base_url` as configured.
+        url: String,
+        /// Why it is refused (parse error, wrong scheme, has a query…).
+        problem: String,
+    },
+    /// The token is empty or cannot be sent in a header.
+    #[error("invalid {vendor} API token: {problem}")]
+    Token {
+        /// The CRM the token was meant for.
+        vendor: &'static str,
+        /// What is wrong with it (never the token itself).
+        problem: String,
+    },
+    /// The HTTP client could not be set up (TLS roots, …).
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// How a vendor wants the token sent.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Auth {
+    /// `Authorization: Bearer <token>` (Sell, HubSpot, Salesforce).
+    Bearer,
+    /// The token as the value of this header (Pipedrive's `x-api-token`).
+    Header(&'static str),
+}
+
 /// A request to make: the path template names it in metrics, never its ids.
 #[derive(Debug)]
-pub(super) struct Call {
+pub(crate) struct Call {
     pub method: Method,
     /// e.g. `/v2/deals/:id`.
     pub endpoint: &'static str,
@@ -50,20 +109,37 @@ impl Call {
         }
     }
 
-    /// GET and PUT leave the CRM in the same state however often they are repeated.
+    /// GET, PUT and PATCH leave the CRM in the same state however often they are repeated.
     fn idempotent(&self) -> bool {
         self.method != Method::POST
     }
+
+    /// A request with a JSON body.
+    pub fn with_body(
+        method: Method,
+        endpoint: &'static str,
+        path: String,
+        body: serde_json::Value,
+    ) -> Self {
+        Self {
+            method,
+            endpoint,
+            path,
+            query: vec![],
+            body: Some(body),
+        }
+    }
 }
 
-/// The HTTP side of [`SellClient`](super::SellClient), shared by all its clones.
+/// The HTTP side of one CRM client, shared by all its clones.
 #[derive(Debug)]
-pub(super) struct Transport {
+pub(crate) struct Transport {
     pub http: reqwest::Client,
     /// The API origin (and any path prefix), without a trailing slash.
     pub base: String,
     pub budget: Arc<dyn RateBudget>,
-    pub settings: SellSettings,
+    pub settings: ClientSettings,
+    pub dialect: Dialect,
 }
 
 /// What one attempt produced.
@@ -71,6 +147,7 @@ enum Outcome {
     Answer {
         status: StatusCode,
         retry_after: Option<Duration>,
+        quota_pause: Option<Duration>,
         body: Vec<u8>,
     },
     /// No (complete) answer. `sent` is false only when no connection was made.
@@ -82,6 +159,58 @@ enum Outcome {
 }
 
 impl Transport {
+    /// A transport for `base` (already [`normalize_base`]d) sending `token` as
+    /// `auth` says, pacing through `budget`.
+    pub fn new(
+        base: String,
+        token: &Secret,
+        auth: Auth,
+        settings: ClientSettings,
+        budget: Arc<dyn RateBudget>,
+        dialect: Dialect,
+    ) -> Result<Self, ClientBuildError> {
+        let vendor = dialect.vendor;
+        let token = token.expose().trim();
+        if token.is_empty() {
+            return Err(ClientBuildError::Token {
+                vendor,
+                problem: "it is empty".to_owned(),
+            });
+        }
+        let (name, value) = match auth {
+            Auth::Bearer => (reqwest::header::AUTHORIZATION, format!("Bearer {token}")),
+            Auth::Header(name) => (HeaderName::from_static(name), token.to_owned()),
+        };
+        let mut value = HeaderValue::from_str(&value).map_err(|_| ClientBuildError::Token {
+            vendor,
+            problem: "it contains characters not allowed in an HTTP header".to_owned(),
+        })?;
+        value.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(name, value);
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("offboard/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
+            .timeout(settings.timeout)
+            .connect_timeout(settings.connect_timeout)
+            .pool_max_idle_per_host(settings.max_in_flight.max(1))
+            .build()?;
+        Ok(Self {
+            http,
+            base,
+            budget,
+            settings,
+            dialect,
+        })
+    }
+
+    /// Sends `call` and decodes the 2xx answer as `T`.
+    pub async fn fetch<T: DeserializeOwned>(&self, call: &Call) -> Result<T, CrmError> {
+        let body = self.execute(call).await?;
+        decode(call, &body)
+    }
+
     /// Sends `call` until it succeeds, fails for good or runs out of retries;
     /// returns the body of the 2xx answer.
     pub async fn execute(&self, call: &Call) -> Result<Vec<u8>, CrmError> {
@@ -92,17 +221,26 @@ impl Transport {
             let outcome = self.attempt(call, &url, &shown).await;
             let last = attempt >= self.settings.max_retries;
             let (error, wait) = match outcome {
-                Outcome::Answer { status, body, .. } if status.is_success() => {
+                Outcome::Answer {
+                    status,
+                    body,
+                    quota_pause,
+                    ..
+                } if status.is_success() => {
                     self.budget.on_success();
+                    if let Some(pause) = quota_pause {
+                        self.budget.pause(pause);
+                    }
                     return Ok(body);
                 }
                 Outcome::Answer {
                     status,
                     retry_after,
                     body,
+                    ..
                 } if status == StatusCode::TOO_MANY_REQUESTS => {
                     self.budget.on_throttled(retry_after);
-                    let error = wire::error_for(status.as_u16(), &body, retry_after);
+                    let error = (self.dialect.error_for)(status.as_u16(), &body, retry_after);
                     // A wait longer than we are willing to block a worker for is
                     // handed back: the job can be rescheduled instead.
                     if last || retry_after.is_some_and(|d| d > self.settings.max_retry_after) {
@@ -116,8 +254,9 @@ impl Transport {
                     status,
                     retry_after,
                     body,
+                    ..
                 } if status.is_server_error() => {
-                    let error = wire::error_for(status.as_u16(), &body, None);
+                    let error = (self.dialect.error_for)(status.as_u16(), &body, None);
                     if !call.idempotent() {
                         return Err(not_retried(error));
                     }
@@ -131,7 +270,7 @@ impl Transport {
                 }
                 Outcome::Answer { status, body, .. } => {
                     self.budget.on_success();
-                    return Err(wire::error_for(status.as_u16(), &body, None));
+                    return Err((self.dialect.error_for)(status.as_u16(), &body, None));
                 }
                 Outcome::Failed { sent, message, .. } => {
                     let error = CrmError::Transient(message);
@@ -168,11 +307,13 @@ impl Transport {
         let outcome = match request.send().await {
             Ok(response) => {
                 let status = response.status();
-                let retry_after = wire::retry_after(response.headers(), SystemTime::now());
+                let retry_after = (self.dialect.retry_after)(response.headers(), SystemTime::now());
+                let quota_pause = (self.dialect.quota_pause)(response.headers());
                 match response.bytes().await {
                     Ok(body) => Outcome::Answer {
                         status,
                         retry_after,
+                        quota_pause,
                         body: body.to_vec(),
                     },
                     Err(e) => Outcome::Failed {
@@ -261,6 +402,41 @@ impl Transport {
     }
 }
 
+/// Reads a 2xx answer; an answer that isn't what the vendor documents is permanent.
+pub(crate) fn decode<T: DeserializeOwned>(call: &Call, body: &[u8]) -> Result<T, CrmError> {
+    serde_json::from_slice(body).map_err(|e| CrmError::Permanent {
+        status: 200,
+        code: "unreadable_response".to_owned(),
+        message: format!("{} {}: unexpected answer: {e}", call.method, call.endpoint),
+    })
+}
+
+/// An absolute http(s) URL without a trailing slash, so paths can be appended.
+pub(crate) fn normalize_base(vendor: &'static str, base_url: &str) -> Result<String, ClientBuildError> {
+    let bad = |problem: &str| ClientBuildError::BaseUrl {
+        vendor,
+        url: base_url.to_owned(),
+        problem: problem.to_owned(),
+    };
+    let url = reqwest::Url::parse(base_url.trim()).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("it must not have a query or fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Identifies a token's budget without keeping the token in the registry.
+pub(crate) fn budget_key(base: &str, token: &Secret) -> String {
+    let mut hash = Sha256::new();
+    hash.update(base.as_bytes());
+    hash.update([0]);
+    hash.update(token.expose().trim().as_bytes());
+    hex::encode(hash.finalize())
+}
+
 /// The path and query as the audit trail shows them: no scheme, host or token, and
 /// with `redact`, no e-mail address (percent-encoded, later redaction can't see it).
 fn shown_path(url: &Url, redact: bool) -> String {
@@ -335,8 +511,32 @@ mod tests {
             http: reqwest::Client::new(),
             base: base.to_owned(),
             budget: Arc::new(LocalBudget::new(BudgetSettings::default())),
-            settings: SellSettings::default(),
+            settings: ClientSettings::default(),
+            dialect: Dialect {
+                vendor: "test",
+                error_for: |status, _, _| CrmError::Transient(format!("HTTP {status}")),
+                retry_after: |_, _| None,
+                quota_pause: |_| None,
+            },
         }
+    }
+
+    #[test]
+    fn base_urls_are_normalized_and_checked() {
+        let n = |url| normalize_base("Sell", url);
+        assert_eq!(n("https://api.getbase.com").unwrap(), "https://api.getbase.com");
+        assert_eq!(n("https://api.getbase.com/").unwrap(), "https://api.getbase.com");
+        assert_eq!(n("http://127.0.0.1:8/sell/").unwrap(), "http://127.0.0.1:8/sell");
+        assert!(n("api.getbase.com").is_err());
+        assert!(n("ftp://x").is_err());
+        assert!(n("https://x/?a=1").is_err());
+    }
+
+    #[test]
+    fn budget_key_hides_the_token() {
+        let key = budget_key("https://x", &Secret::new("super-secret".into()));
+        assert!(!key.contains("super-secret"));
+        assert_eq!(key.len(), 64);
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! [`SellSettings`]: the pacing, timeout and retry knobs of a Sell client, and how
-//! they are read from `[crm]`. Its own module so the transport and the client both
-//! read it without importing each other.
+//! [`ClientSettings`]: the pacing, timeout and retry knobs every CRM client has,
+//! and how they are read from `[crm]`. Its own module so the shared transport and
+//! the clients all read it without importing each other.
 
 use std::time::Duration;
 
@@ -9,10 +9,11 @@ use crate::{
     crm::pacing::BudgetSettings,
 };
 
-/// Pacing, timeout and retry settings of a [`SellClient`].
+/// Pacing, timeout and retry settings of a CRM client.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SellSettings {
-    /// The token's sustained request budget (Sell: 36,000/hour = 10/s).
+pub struct ClientSettings {
+    /// The token's sustained request budget (Sell: 36,000/hour = 10/s); the
+    /// CRM's own rate-limit headers may lower it, never raise it.
     pub requests_per_second: u32,
     /// Requests that may leave at once after an idle moment.
     pub burst: u32,
@@ -31,15 +32,15 @@ pub struct SellSettings {
     /// A CRM `Retry-After` longer than this is not waited out inside the client:
     /// the call returns [`crate::crm::CrmError::RateLimited`] so the job can be rescheduled.
     pub max_retry_after: Duration,
-    /// How long the deal-stage list is trusted (a deal in an unknown stage
-    /// refreshes it sooner).
+    /// Sell only: how long the deal-stage list is trusted (a deal in an unknown
+    /// stage refreshes it sooner).
     pub stages_ttl: Duration,
     /// Show e-mail addresses in the audit sink's paths as hashes (`[privacy]
     /// redact_emails`); the request itself still carries the address.
     pub redact_emails: bool,
 }
 
-impl Default for SellSettings {
+impl Default for ClientSettings {
     fn default() -> Self {
         Self {
             requests_per_second: 10,
@@ -57,7 +58,7 @@ impl Default for SellSettings {
     }
 }
 
-impl From<&CrmConfig> for SellSettings {
+impl From<&CrmConfig> for ClientSettings {
     fn from(c: &CrmConfig) -> Self {
         Self {
             requests_per_second: c.requests_per_second,
@@ -68,7 +69,7 @@ impl From<&CrmConfig> for SellSettings {
     }
 }
 
-impl SellSettings {
+impl ClientSettings {
     /// `[crm]` plus `[privacy] redact_emails`: what a service should use.
     pub fn from_config(config: &Config) -> Self {
         Self {
