@@ -27,6 +27,16 @@
 //! // … point a Sell client at sandbox.base_url() …
 //! sandbox.state().deactivate(101).await.ok();
 //! sandbox.shutdown().await;
+//!
+//! // The same org, spoken as Pipedrive: `/api/v1/users/me` is user 1, the admin.
+//! use offboard_sandbox::SandboxCrm;
+//! let pipedrive = Sandbox::start(SandboxOptions {
+//!     crm: SandboxCrm::Pipedrive,
+//!     token: Some("pd-token".into()),
+//!     ..SandboxOptions::default()
+//! })
+//! .await?;
+//! let me = format!("{}/api/v1/users/me", pipedrive.base_url()); // send `x-api-token: pd-token`
 //! # Ok(()) }
 //! ```
 

@@ -553,4 +553,37 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn archived_leads_and_task_notes_name_real_records_and_stay_out_of_sell_dumps() {
+        let users = r#""users":[{"id":1,"name":"A","email":"a@example.com"}]"#;
+        let seed = Seed::from_json(&format!(
+            r#"{{{users},"leads":[{{"id":5,"owner_id":1}}],"tasks":[{{"id":7,"owner_id":1}}],
+                "archived_leads":[5],"task_notes":{{"7":"call first"}}}}"#
+        ))
+        .unwrap();
+        assert!(seed.archived_leads.contains(&5));
+        assert_eq!(
+            seed.task_notes.get(&7).map(String::as_str),
+            Some("call first")
+        );
+        let err = Seed::from_json(&format!(r#"{{{users},"archived_leads":[5]}}"#)).unwrap_err();
+        assert_eq!(
+            err,
+            SeedError::UnknownRecord {
+                field: "archived_leads",
+                id: 5
+            }
+        );
+        let err = Seed::from_json(&format!(r#"{{{users},"task_notes":{{"7":"x"}}}}"#)).unwrap_err();
+        assert!(matches!(
+            err,
+            SeedError::UnknownRecord {
+                field: "task_notes",
+                id: 7
+            }
+        ));
+        let dump = serde_json::to_value(Seed::demo()).unwrap();
+        assert!(dump.get("archived_leads").is_none() && dump.get("task_notes").is_none());
+    }
 }
