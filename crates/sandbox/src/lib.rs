@@ -7,9 +7,9 @@
 //! API v2 with Sell's envelopes and errors (`routes.rs`, `envelope.rs`), or
 //! Pipedrive's API v1/v2 (`pipedrive/`). Either way a gate in front checks the
 //! caller's token, rate-limits per token and injects latency and faults
-//! (`limits.rs`). The data
-//! comes from a [`Seed`] — a JSON file, [`Seed::generate`] or [`Seed::demo`] —
-//! and lives in a `Db` (`db.rs`) that enforces Sell's rules on writes.
+//! (`limits.rs`). The data comes from a [`Seed`] — a JSON file,
+//! [`Seed::generate`] or [`Seed::demo`] — and lives in a `Db` (`db.rs`) that
+//! enforces the rules on writes (owners must be active users) for both.
 //! [`SandboxState`] is the handle tests and the demo use to look inside and to
 //! play the CRM admin; the same actions are HTTP routes under `/__sandbox/`
 //! (`control.rs`), clearly apart from the CRM's routes. Both dialects share the
