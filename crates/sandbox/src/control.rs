@@ -1,13 +1,15 @@
-//! The control routes under `/__sandbox/`: what no Sell API client can do, kept
-//! apart from the Sell-shaped routes (no Sell auth, no rate limit, no faults, not
+//! The control routes under `/__sandbox/`: what no CRM API client can do, kept
+//! apart from the CRM-shaped routes (no CRM auth, no rate limit, no faults, not
 //! in the request log, offboard's own `{"error":{"code","message"}}` errors).
+//! They are the same whichever CRM the sandbox speaks.
 //!
 //! - `GET /__sandbox/state`: everything, in the `--seed FILE` format
 //! - `GET /__sandbox/requests`: the request log (no tokens)
-//! - `GET /__sandbox/stats`: counts by status, 429s, faults, `PUT`s per record
-//! - `GET /__sandbox/users/{id}/counts`: open and closed records per kind
+//! - `GET /__sandbox/stats`: counts by status, 429s, faults, updates per record
+//! - `GET /__sandbox/users/{id}/counts`: open and closed records per kind, in
+//!   the served CRM's view
 //! - `POST /__sandbox/users/{id}/deactivate|reactivate|delete`: the admin's
-//!   actions in Sell's UI (Settings › Manage › Users)
+//!   actions in the CRM's UI (Sell: Settings › Manage › Users)
 //! - `POST /__sandbox/reset`: back to the initial seed
 
 use axum::{

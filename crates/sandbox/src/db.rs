@@ -6,7 +6,7 @@
 //! control routes into offboard's own. [`Kind`] lets one generic handler serve
 //! leads, contacts, deals and tasks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
@@ -32,6 +32,10 @@ pub(super) struct Db {
     pub deals: Table<Deal>,
     pub tasks: Table<Task>,
     pub stages: BTreeMap<i64, Stage>,
+    /// Leads Pipedrive shows as archived (see [`Seed::archived_leads`]).
+    pub archived_leads: BTreeSet<i64>,
+    /// Task notes (a Pipedrive activity's `note`), by task id.
+    pub task_notes: BTreeMap<i64, String>,
 }
 
 /// Why a write was refused.
@@ -81,20 +85,23 @@ pub enum ControlError {
 /// Open and closed records of one kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
-    /// Leads and contacts; deals not won or lost; tasks not completed.
+    /// Leads (Pipedrive: not archived) and contacts; deals not won or lost;
+    /// tasks not completed.
     pub open: usize,
-    /// Won or lost deals; completed tasks.
+    /// Won or lost deals; completed tasks; Pipedrive's archived leads.
     pub closed: usize,
 }
 
 /// What one user owns, per kind ([`SandboxState::open_counts`](super::SandboxState::open_counts)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct OwnedCounts {
-    /// Leads (always open).
+    /// Leads (Sell: always open; Pipedrive: archived ones are closed).
     pub leads: Counts,
-    /// Contacts (always open; in Sell's view companies are contacts too).
+    /// Contacts (always open; in Sell's view companies are contacts too,
+    /// Pipedrive's are persons only).
     pub contacts: Counts,
-    /// Organizations, where the CRM keeps them apart from contacts (not Sell: 0 there).
+    /// Organizations, where the CRM keeps them apart from contacts (Pipedrive;
+    /// not Sell: 0 there).
     pub organizations: Counts,
     /// Deals: open, or won/lost.
     pub deals: Counts,
@@ -244,6 +251,8 @@ impl Db {
             deals: table_of(&seed.deals),
             tasks: table_of(&seed.tasks),
             stages: stages.into_iter().map(|s| (s.id, s)).collect(),
+            archived_leads: seed.archived_leads.clone(),
+            task_notes: seed.task_notes.clone(),
         }
     }
 
@@ -255,6 +264,8 @@ impl Db {
             deals: rows(&self.deals),
             tasks: rows(&self.tasks),
             stages: self.stages.values().cloned().collect(),
+            archived_leads: self.archived_leads.clone(),
+            task_notes: self.task_notes.clone(),
         }
     }
 
@@ -366,6 +377,34 @@ impl Db {
             deals: of::<Deal>(self, owner_id),
             tasks: of::<Task>(self, owner_id),
         }
+    }
+
+    /// [`counts`](Self::counts) as Pipedrive sees them: persons and
+    /// organizations apart, archived leads closed.
+    pub fn pipedrive_counts(&self, owner_id: i64) -> OwnedCounts {
+        let mut c = self.counts(owner_id);
+        c.leads = Counts::default();
+        for lead in self.leads.values().filter(|r| r.data.owner_id == owner_id) {
+            if self.archived_leads.contains(&lead.data.id) {
+                c.leads.closed += 1;
+            } else {
+                c.leads.open += 1;
+            }
+        }
+        let owned = self
+            .contacts
+            .values()
+            .filter(|r| r.data.owner_id == owner_id);
+        let orgs = owned.clone().filter(|r| r.data.is_organization).count();
+        c.contacts = Counts {
+            open: owned.count() - orgs,
+            closed: 0,
+        };
+        c.organizations = Counts {
+            open: orgs,
+            closed: 0,
+        };
+        c
     }
 
     fn user_mut(&mut self, id: i64) -> Result<&mut User, ControlError> {

@@ -1,9 +1,12 @@
-//! The gate every Sell-shaped request passes, in this order: `User-Agent`
-//! (400), bearer token (401), the per-token rate limit (429, no `Retry-After`),
-//! then the configured latency and injected faults (500, 503 or a dropped
-//! connection). A faulted request never reaches its handler, so a faulted write
-//! is never applied. Every request that reaches the gate is logged, whatever its
-//! outcome.
+//! The gate every CRM-shaped request passes. For Sell, in this order:
+//! `User-Agent` (400), bearer token (401), the per-token rate limit (429, no
+//! `Retry-After`), then the configured latency and injected faults (500, 503 or
+//! a dropped connection). Pipedrive's gate (`pipedrive/gate.rs`) differs only in
+//! how it reads the token, its two-second window, its headers and its error
+//! bodies; it shares the limiter, [`pass`] and the log with Sell's.
+//!
+//! A faulted request never reaches its handler, so a faulted write is never
+//! applied. Every request that reaches the gate is logged, whatever its outcome.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -20,15 +23,28 @@ use rand::Rng;
 use subtle::ConstantTimeEq;
 
 use super::{
-    SandboxState,
+    SandboxCrm, SandboxState,
     conn::ConnHandle,
     envelope::SellError,
     log::{Fault, RequestLogEntry},
+    pipedrive,
 };
 
 const WINDOW: Duration = Duration::from_secs(1);
 
-/// Sliding one-second windows of admitted requests, per token.
+/// The limiter's answer to one request, with what rate-limit headers report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Admission {
+    pub admitted: bool,
+    /// Requests allowed per window.
+    pub limit: u32,
+    /// Requests still allowed in the current window, this one counted.
+    pub remaining: u32,
+    /// Until the oldest request in the window leaves it and frees a slot.
+    pub reset: Duration,
+}
+
+/// Sliding windows of admitted requests, per token.
 ///
 /// The windows run on the wall clock plus `ahead`, an offset only
 /// [`advance`](Self::advance) moves: a test that wants a window to slide moves
@@ -43,19 +59,39 @@ impl Limiter {
     /// Admits a request at `now` (wall clock) if fewer than `rps` were admitted
     /// for `token` in the second before; refused requests don't count.
     pub fn admit(&mut self, token: &str, rps: u32, now: Instant) -> bool {
+        self.admit_within(token, rps, WINDOW, now).admitted
+    }
+
+    /// Admits a request at `now` (wall clock) if fewer than `limit` were
+    /// admitted for `token` in the `window` before; refused requests don't count.
+    pub fn admit_within(
+        &mut self,
+        token: &str,
+        limit: u32,
+        window: Duration,
+        now: Instant,
+    ) -> Admission {
         let now = now + self.ahead;
-        let window = self.windows.entry(token.to_owned()).or_default();
-        while window
+        let seen = self.windows.entry(token.to_owned()).or_default();
+        while seen
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+            .is_some_and(|t| now.duration_since(*t) >= window)
         {
-            window.pop_front();
+            seen.pop_front();
         }
-        if window.len() >= rps as usize {
-            return false;
+        let admitted = seen.len() < limit as usize;
+        if admitted {
+            seen.push_back(now);
         }
-        window.push_back(now);
-        true
+        let remaining = (limit as usize).saturating_sub(seen.len());
+        Admission {
+            admitted,
+            limit,
+            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+            reset: seen
+                .front()
+                .map_or(window, |t| window.saturating_sub(now.duration_since(*t))),
+        }
     }
 
     /// Moves this limiter's clock forward by `by`.
@@ -64,14 +100,17 @@ impl Limiter {
     }
 }
 
-/// The middleware in front of `/v2`.
+/// The middleware in front of the CRM's routes.
 pub(super) async fn gate(State(state): State<SandboxState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().to_string();
-    let path = req
+    let mut path = req
         .uri()
         .path_and_query()
         .map_or_else(|| req.uri().path().to_owned(), |p| p.to_string());
+    if state.crm() == SandboxCrm::Pipedrive {
+        path = pipedrive::redact_token(&path);
+    }
     let conn = req
         .extensions()
         .get::<ConnectInfo<ConnHandle>>()
@@ -102,6 +141,13 @@ pub(super) async fn gate(State(state): State<SandboxState>, req: Request, next: 
 }
 
 async fn admit(state: &SandboxState, req: Request, next: Next) -> (Response, Option<Fault>) {
+    match state.crm() {
+        SandboxCrm::Sell => admit_sell(state, req, next).await,
+        SandboxCrm::Pipedrive => pipedrive::admit(state, req, next).await,
+    }
+}
+
+async fn admit_sell(state: &SandboxState, req: Request, next: Next) -> (Response, Option<Fault>) {
     let settings = &state.inner.settings;
     let refuse = |e: SellError| (e.into_response(), None);
     if !has_user_agent(req.headers()) {
@@ -111,7 +157,7 @@ async fn admit(state: &SandboxState, req: Request, next: Next) -> (Response, Opt
         return refuse(SellError::unauthorized());
     };
     if let Some(expected) = &settings.token
-        && !bool::from(token.as_bytes().ct_eq(expected.as_bytes()))
+        && !same_token(token, expected)
     {
         return refuse(SellError::unauthorized());
     }
@@ -120,17 +166,38 @@ async fn admit(state: &SandboxState, req: Request, next: Next) -> (Response, Opt
     {
         return refuse(SellError::rate_limited());
     }
-    if !settings.latency.is_zero() {
-        tokio::time::sleep(settings.latency).await;
-    }
-    if let Some(fault) = roll_fault(state) {
-        let response = match fault {
+    pass(state, req, next, |fault| {
+        match fault {
             Fault::Unavailable => SellError::unavailable(),
             Fault::ServerError | Fault::Dropped => SellError::internal(),
-        };
-        return (response.into_response(), Some(fault));
+        }
+        .into_response()
+    })
+    .await
+}
+
+/// The part of the gate after auth and the rate limit, the same for every CRM:
+/// the latency, then a fault (answered with `faulted`, the CRM's own 500 or
+/// 503) or the handler.
+pub(super) async fn pass(
+    state: &SandboxState,
+    req: Request,
+    next: Next,
+    faulted: fn(Fault) -> Response,
+) -> (Response, Option<Fault>) {
+    let latency = state.inner.settings.latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some(fault) = roll_fault(state) {
+        return (faulted(fault), Some(fault));
     }
     (next.run(req).await, None)
+}
+
+/// Whether `a` and `b` are the same token, in constant time.
+pub(super) fn same_token(a: &str, b: &str) -> bool {
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 fn has_user_agent(headers: &HeaderMap) -> bool {
@@ -141,7 +208,7 @@ fn has_user_agent(headers: &HeaderMap) -> bool {
 }
 
 /// The token of `Authorization: Bearer <token>`, if well-formed and non-empty.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
@@ -199,6 +266,25 @@ mod tests {
         l.advance(WINDOW);
         assert!(l.admit("a", 1, t0), "the first request left the window");
         assert!(!l.admit("a", 1, t0), "and the new one is in it");
+    }
+
+    #[test]
+    fn an_admission_reports_what_is_left_and_when_a_slot_frees() {
+        let mut l = Limiter::default();
+        let t0 = Instant::now();
+        let two = Duration::from_secs(2);
+        let a = l.admit_within("a", 2, two, t0);
+        assert_eq!(
+            (a.admitted, a.limit, a.remaining, a.reset),
+            (true, 2, 1, two)
+        );
+        let a = l.admit_within("a", 2, two, t0 + Duration::from_millis(500));
+        assert_eq!((a.admitted, a.remaining), (true, 0));
+        assert_eq!(a.reset, Duration::from_millis(1500));
+        let a = l.admit_within("a", 2, two, t0 + Duration::from_millis(1999));
+        assert!(!a.admitted);
+        assert_eq!(a.reset, Duration::from_millis(1));
+        assert!(l.admit_within("a", 2, two, t0 + two).admitted);
     }
 
     #[test]

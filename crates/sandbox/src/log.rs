@@ -1,7 +1,13 @@
-//! What the sandbox saw: a bounded log of Sell API requests and running
-//! statistics (statuses, 429s, faults, `PUT`s per record), so tests, the demo
-//! and benchmarks can check a client's behaviour from the server's side — e.g.
-//! that no record was written twice or that pacing kept 429s away.
+//! What the sandbox saw: a bounded log of CRM API requests and running
+//! statistics (statuses, 429s, faults, record updates per record), so tests, the
+//! demo and benchmarks can check a client's behaviour from the server's side —
+//! e.g. that no record was written twice or that pacing kept 429s away.
+//!
+//! Records are keyed in offboard's terms whatever the CRM (`deals/30001`,
+//! `contacts/…`, `organizations/…`, `tasks/…`, `leads/…` with the internal id
+//! even where Pipedrive names a lead by UUID), so one check serves both CRMs.
+//! Seat changes (Pipedrive's `PUT /api/v1/users/{id}`) are no record updates:
+//! they are in the request log only.
 //!
 //! Tokens are never recorded. The log keeps the last [`LOG_CAPACITY`] entries;
 //! the statistics count everything since the start (or the last reset).
@@ -12,6 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use offboard_domain::Resource;
 
+use super::pipedrive;
+
 /// Entries the request log keeps before dropping the oldest.
 pub const LOG_CAPACITY: usize = 50_000;
 
@@ -19,15 +27,15 @@ pub const LOG_CAPACITY: usize = 50_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fault {
-    /// Answered 500 with a Sell error envelope.
+    /// Answered 500 with the CRM's error body.
     ServerError,
-    /// Answered 503 with a Sell error envelope.
+    /// Answered 503 with the CRM's error body.
     Unavailable,
     /// Closed the connection without answering.
     Dropped,
 }
 
-/// One Sell API request, as the sandbox saw it.
+/// One CRM API request, as the sandbox saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestLogEntry {
     /// 1, 2, 3… in arrival order.
@@ -36,7 +44,7 @@ pub struct RequestLogEntry {
     pub at_ms: u64,
     /// `GET`, `PUT`, …
     pub method: String,
-    /// Path and query string.
+    /// Path and query string (a Pipedrive `api_token` in it is masked).
     pub path: String,
     /// The status sent; `None` when the connection was dropped.
     pub status: Option<u16>,
@@ -47,7 +55,7 @@ pub struct RequestLogEntry {
     pub duration_ms: u64,
 }
 
-/// Running counts over every Sell API request.
+/// Running counts over every CRM API request.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     /// Requests seen.
@@ -58,14 +66,15 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Injected faults of any kind.
     pub faults: u64,
-    /// `PUT` requests received per record (`"deals/30001"`), whatever their outcome.
+    /// Update requests received per record (`"deals/30001"`), whatever their
+    /// outcome: Sell's `PUT`s, Pipedrive's `PATCH`es.
     pub puts: BTreeMap<String, u64>,
-    /// `PUT`s that changed a record, per record.
+    /// Updates that were applied, per record, and records created through the API.
     pub writes: BTreeMap<String, u64>,
 }
 
 impl Stats {
-    /// `PUT` requests received for one record.
+    /// Update requests (`PUT`, Pipedrive `PATCH`) received for one record.
     pub fn puts_for(&self, resource: Resource, id: i64) -> u64 {
         self.puts
             .get(&record_key(resource, id))
@@ -120,9 +129,7 @@ impl RequestLog {
         if entry.fault.is_some() {
             s.faults += 1;
         }
-        if entry.method == "PUT"
-            && let Some(key) = put_key(&entry.path)
-        {
+        if let Some(key) = put_key(&entry.method, &entry.path) {
             *s.puts.entry(key).or_default() += 1;
         }
         if self.entries.len() >= LOG_CAPACITY {
@@ -148,16 +155,26 @@ impl RequestLog {
     }
 }
 
-/// `/v2/deals/30001?x` → `deals/30001`.
-fn put_key(path: &str) -> Option<String> {
+/// `PUT /v2/deals/30001?x` → `deals/30001`; Pipedrive's updates through
+/// [`pipedrive::updated_record`].
+fn put_key(method: &str, path: &str) -> Option<String> {
     let path = path.split('?').next()?;
     let mut parts = path.trim_start_matches('/').split('/');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("v2"), Some(kind), Some(id), None) => {
+    match (
+        method,
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        ("PUT", Some("v2"), Some(kind), Some(id), None) => {
             let resource: Resource = kind.parse().ok()?;
             Some(record_key(resource, id.parse().ok()?))
         }
-        _ => None,
+        _ => {
+            let (resource, id) = pipedrive::updated_record(method, path)?;
+            Some(record_key(resource, id))
+        }
     }
 }
 
@@ -192,5 +209,27 @@ mod tests {
         assert!(s.written_twice().is_empty());
         let seqs: Vec<u64> = log.entries().iter().map(|e| e.seq).collect();
         assert_eq!(seqs, [1, 2, 3]);
+    }
+
+    #[test]
+    fn pipedrive_updates_count_under_offboards_names() {
+        let mut log = RequestLog::default();
+        log.record(entry("PATCH", "/v2/deals/7", Some(405)));
+        log.record(entry("PATCH", "/api/v2/deals/7", Some(200)));
+        log.record(entry("PATCH", "/api/v2/persons/7?x=1", Some(200)));
+        log.record(entry("PATCH", "/api/v2/organizations/8", Some(400)));
+        log.record(entry("PATCH", "/api/v2/activities/9", None));
+        let lead = pipedrive::lead_uuid(11);
+        log.record(entry("PATCH", &format!("/api/v1/leads/{lead}"), Some(200)));
+        log.record(entry("PATCH", "/api/v1/leads/not-a-uuid", Some(404)));
+        log.record(entry("PUT", "/api/v1/users/7", Some(200)));
+        log.record(entry("GET", "/api/v2/deals/7", Some(200)));
+        let s = log.stats();
+        assert_eq!(s.puts_for(Resource::Deals, 7), 1);
+        assert_eq!(s.puts_for(Resource::Contacts, 7), 1);
+        assert_eq!(s.puts_for(Resource::Organizations, 8), 1);
+        assert_eq!(s.puts_for(Resource::Tasks, 9), 1);
+        assert_eq!(s.puts_for(Resource::Leads, 11), 1);
+        assert_eq!(s.puts.len(), 5, "seat changes are no record updates");
     }
 }

@@ -115,7 +115,7 @@ async fn list_users(State(state): State<SandboxState>, RawQuery(q): RawQuery) ->
 
 async fn get_self(State(state): State<SandboxState>) -> Answer {
     let db = state.inner.db.read().await;
-    let user = db.self_user().ok_or_else(SellError::not_found)?;
+    let user = state.token_user(&db).ok_or_else(SellError::not_found)?;
     Ok(single(user, item_meta("user", None)))
 }
 
@@ -262,7 +262,7 @@ async fn create_task(
         }
     };
     let mut db = state.inner.db.write().await;
-    let creator = db.self_user().map(|u| u.id);
+    let creator = state.token_user(&db).map(|u| u.id);
     let owner_id = match data.get("owner_id") {
         None | Some(Value::Null) => creator
             .ok_or_else(|| SellError::invalid("task", "owner_id", "owner_id is required."))?,

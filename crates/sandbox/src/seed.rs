@@ -8,7 +8,7 @@
 //! ([`Seed::validate`]) before a sandbox serves it; generated seeds live in
 //! `generate.rs`.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -303,6 +303,15 @@ pub struct Seed {
     pub tasks: Vec<Task>,
     /// Empty means "the two default pipelines" ([`Seed::default_stages`]).
     pub stages: Vec<Stage>,
+    /// Ids of leads that are archived. Only Pipedrive has the notion: it lists
+    /// them apart (`/api/v1/leads/archived`), shows `is_archived: true`, and
+    /// offboarding leaves them alone. Sell serves them like any lead.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub archived_leads: BTreeSet<i64>,
+    /// Notes of tasks by task id: a Pipedrive activity's `note`, which Sell's
+    /// tasks lack (Sell doesn't show them).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub task_notes: BTreeMap<i64, String>,
 }
 
 /// Why a seed can't be served.
@@ -348,6 +357,14 @@ pub enum SeedError {
         user: i64,
         /// The manager it names.
         reports_to: i64,
+    },
+    /// `archived_leads` or `task_notes` names a lead or task that isn't in the seed.
+    #[error("{field} names {id}, which is not in the seed")]
+    UnknownRecord {
+        /// `archived_leads` or `task_notes`.
+        field: &'static str,
+        /// The id it names.
+        id: i64,
     },
     /// A deal's `stage_id` is no seeded stage.
     #[error("deal {deal} is in stage {stage_id}, which is not in the seed's stages")]
@@ -450,6 +467,20 @@ impl Seed {
                 stage_id: d.stage_id,
             });
         }
+        let leads: BTreeSet<i64> = self.leads.iter().map(|l| l.id).collect();
+        if let Some(&id) = self.archived_leads.iter().find(|id| !leads.contains(id)) {
+            return Err(SeedError::UnknownRecord {
+                field: "archived_leads",
+                id,
+            });
+        }
+        let tasks: BTreeSet<i64> = self.tasks.iter().map(|t| t.id).collect();
+        if let Some(&id) = self.task_notes.keys().find(|id| !tasks.contains(id)) {
+            return Err(SeedError::UnknownRecord {
+                field: "task_notes",
+                id,
+            });
+        }
         Ok(())
     }
 }
@@ -521,5 +552,38 @@ mod tests {
                 stage_id: 99
             }
         );
+    }
+
+    #[test]
+    fn archived_leads_and_task_notes_name_real_records_and_stay_out_of_sell_dumps() {
+        let users = r#""users":[{"id":1,"name":"A","email":"a@example.com"}]"#;
+        let seed = Seed::from_json(&format!(
+            r#"{{{users},"leads":[{{"id":5,"owner_id":1}}],"tasks":[{{"id":7,"owner_id":1}}],
+                "archived_leads":[5],"task_notes":{{"7":"call first"}}}}"#
+        ))
+        .unwrap();
+        assert!(seed.archived_leads.contains(&5));
+        assert_eq!(
+            seed.task_notes.get(&7).map(String::as_str),
+            Some("call first")
+        );
+        let err = Seed::from_json(&format!(r#"{{{users},"archived_leads":[5]}}"#)).unwrap_err();
+        assert_eq!(
+            err,
+            SeedError::UnknownRecord {
+                field: "archived_leads",
+                id: 5
+            }
+        );
+        let err = Seed::from_json(&format!(r#"{{{users},"task_notes":{{"7":"x"}}}}"#)).unwrap_err();
+        assert!(matches!(
+            err,
+            SeedError::UnknownRecord {
+                field: "task_notes",
+                id: 7
+            }
+        ));
+        let dump = serde_json::to_value(Seed::demo()).unwrap();
+        assert!(dump.get("archived_leads").is_none() && dump.get("task_notes").is_none());
     }
 }

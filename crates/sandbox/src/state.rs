@@ -1,6 +1,6 @@
 //! [`SandboxState`]: the cheap, cloneable handle to a running sandbox's data that
 //! the routes share and that tests and the demo hold to look inside or to play
-//! the Sell admin (deactivate, reactivate, delete a user).
+//! the CRM admin (deactivate, reactivate, delete a user).
 //!
 //! The database sits behind a `tokio::sync::RwLock` (each request takes it once,
 //! so a write is atomic); the request log, the rate limiter and the fault dice are
@@ -16,6 +16,7 @@ use rand::{SeedableRng, rngs::StdRng};
 use tokio::sync::RwLock;
 
 use super::{
+    SandboxCrm,
     db::{ControlError, Db, OwnedCounts},
     limits::Limiter,
     log::{RequestLog, RequestLogEntry, Stats},
@@ -23,10 +24,12 @@ use super::{
 };
 use offboard_domain::UserStatus;
 
-/// How the Sell-shaped routes behave (from [`SandboxOptions`](super::SandboxOptions)).
+/// How the CRM-shaped routes behave (from [`SandboxOptions`](super::SandboxOptions)).
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
+    pub crm: SandboxCrm,
     pub token: Option<String>,
+    pub token_owner: Option<i64>,
     pub rps: Option<u32>,
     pub latency: Duration,
     pub fault_rate: f64,
@@ -100,6 +103,20 @@ impl SandboxState {
         &self.inner.base_url
     }
 
+    /// The CRM whose API this sandbox serves.
+    pub fn crm(&self) -> SandboxCrm {
+        self.inner.settings.crm
+    }
+
+    /// The user the API token belongs to (see
+    /// [`SandboxOptions::token_owner`](super::SandboxOptions::token_owner)).
+    pub(super) fn token_user<'a>(&self, db: &'a Db) -> Option<&'a User> {
+        match self.inner.settings.token_owner {
+            Some(id) => db.visible_user(id),
+            None => db.self_user(),
+        }
+    }
+
     /// Everything the sandbox holds now, in the `--seed FILE` format.
     pub async fn snapshot(&self) -> Seed {
         self.inner.db.read().await.to_seed()
@@ -145,24 +162,33 @@ impl SandboxState {
         self.inner.db.write().await.delete_user(id, &now())
     }
 
-    /// What `owner_id` owns per kind, open and closed (the demo's final table).
+    /// What `owner_id` owns per kind, open and closed (the demo's final table),
+    /// as the served CRM sees it. Sell: companies are contacts, so
+    /// `organizations` is 0, and every lead is open. Pipedrive: `contacts` are
+    /// persons, `organizations` the organizations, and archived leads are the
+    /// closed ones (offboarding leaves them alone). Deals and tasks alike in both.
     pub async fn open_counts(&self, owner_id: i64) -> OwnedCounts {
-        self.inner.db.read().await.counts(owner_id)
+        let db = self.inner.db.read().await;
+        match self.crm() {
+            SandboxCrm::Sell => db.counts(owner_id),
+            SandboxCrm::Pipedrive => db.pipedrive_counts(owner_id),
+        }
     }
 
-    /// The Sell API requests seen so far (the last
+    /// The CRM API requests seen so far (the last
     /// [`LOG_CAPACITY`](super::LOG_CAPACITY)), oldest first, without tokens.
     pub fn request_log(&self) -> Vec<RequestLogEntry> {
         self.log().entries()
     }
 
-    /// Counts over every Sell API request since the start or the last reset.
+    /// Counts over every CRM API request since the start or the last reset.
     pub fn stats(&self) -> Stats {
         self.log().stats()
     }
 
-    /// Moves the clock the rate limit's one-second windows are measured on forward
-    /// by `by`: requests admitted earlier look that much older. Tests use it to
+    /// Moves the clock the rate limit's windows (one second for Sell, two for
+    /// Pipedrive) are measured on forward by `by`: requests admitted earlier
+    /// look that much older. Tests use it to
     /// see a window slide deterministically, without sleeping through it; the
     /// latency, the request log's times and the records' timestamps stay on the
     /// wall clock. [`reset`](Self::reset) puts the clock back.
