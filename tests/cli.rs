@@ -34,6 +34,41 @@ fn policy_check_accepts_the_example_and_names_line_and_column() {
 }
 
 #[test]
+fn policy_check_warns_about_resources_the_configured_crm_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\n[[rules]]\nname = \"all\"\naction = \"deactivate\"\nreassign = [\"contacts\", \"organizations\"]\n",
+    )
+    .unwrap();
+    let policy = policy.to_str().unwrap();
+    // Sell keeps companies among contacts: organizations is not its object.
+    let sell = offboard(&["policy", "check", "--policy", policy], &[]);
+    assert_eq!(sell.status.code(), Some(0), "{}", stderr(&sell));
+    assert!(
+        stderr(&sell).contains(
+            "warning: rule \"all\" reassigns organizations, which Sell does not have"
+        ),
+        "{}",
+        stderr(&sell)
+    );
+    let pipedrive = offboard(
+        &[
+            "policy",
+            "check",
+            "--config",
+            "config/offboard.pipedrive.toml",
+            "--policy",
+            policy,
+        ],
+        &[],
+    );
+    assert_eq!(pipedrive.status.code(), Some(0), "{}", stderr(&pipedrive));
+    assert!(!stderr(&pipedrive).contains("warning"), "{}", stderr(&pipedrive));
+}
+
+#[test]
 fn policy_explain_prints_json_with_rule_action_guards_and_plan() {
     let dir = tempfile::tempdir().unwrap();
     let event = dir.path().join("event.json");

@@ -38,6 +38,7 @@ impl Harness {
             latency: Duration::from_millis(3),
             fault_rate,
             seed: Seed::generate(100, 7),
+            ..SandboxOptions::default()
         })
         .await;
         let port = free_port();

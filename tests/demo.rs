@@ -53,3 +53,42 @@ fn demo_runs_to_a_correct_final_table() {
     // Non-TTY progress degrades to plain lines.
     assert!(stdout.contains("records reassigned"), "{stdout}");
 }
+
+#[test]
+fn pipedrive_demo_deactivates_every_seat_through_the_api() {
+    let out = Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .args(["demo", "--crm", "pipedrive"])
+        .env_remove("OFFBOARD_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for email in [
+        "jane.doe@example.com",
+        "sam.seller@example.com",
+        "lee.hold@example.com",
+    ] {
+        let row: Vec<&str> = stdout
+            .lines()
+            .find(|l| l.starts_with(email))
+            .unwrap_or_else(|| panic!("no table row for {email}:\n{stdout}"))
+            .split_whitespace()
+            .collect();
+        assert!(
+            row.contains(&"deactivate") && row.contains(&"inactive") && row.last() == Some(&"succeeded"),
+            "{row:?}"
+        );
+    }
+    // Sam's involuntary exit asked for a delete; Pipedrive can't, and says so.
+    assert!(
+        stdout.contains("guard crm_cannot_delete: Pipedrive cannot delete users"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Admin step"), "no admin needed:\n{stdout}");
+    assert!(stdout.contains("through Pipedrive's API"), "{stdout}");
+    assert!(stdout.contains("reassigned l/c/o/d/t"), "{stdout}");
+}

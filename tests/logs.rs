@@ -126,6 +126,7 @@ async fn json_logs_of_a_full_offboarding_carry_ids_and_no_secret_or_email() {
         latency: Duration::ZERO,
         fault_rate: 0.0,
         seed: Seed::demo(),
+        ..SandboxOptions::default()
     })
     .await;
     let dir = tempfile::tempdir().unwrap();

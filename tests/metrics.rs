@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use helpers::*;
 use offboard_core::{
-    domain::{Clock, Resource},
+    domain::Clock,
     metrics::{FAMILIES, Kind},
 };
 use offboard_testkit::sell;

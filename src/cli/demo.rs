@@ -1,10 +1,12 @@
 //! `offboard demo`: the whole job in one process with nothing to configure.
 //!
-//! It starts the Sell sandbox on a free loopback port, offboard itself (receiver
-//! and worker) on a temp SQLite store with `config/policy-demo.toml`, posts three
-//! correctly signed webhooks, shows progress while records move, plays the Sell
-//! admin's part (deactivate/delete in the UI, which Sell's API can't do), and ends
-//! with a table per leaver that it checks against the sandbox's own state.
+//! It starts the CRM sandbox (Sell, or Pipedrive with `--crm pipedrive`) on a free
+//! loopback port, offboard itself (receiver and worker) on a temp SQLite store
+//! with `config/policy-demo.toml`, posts three correctly signed webhooks, shows
+//! progress while records move, plays the CRM admin's part where the CRM's API
+//! cannot change seats (Sell: deactivate/delete in the UI; Pipedrive needs no
+//! one: offboard sets `active_flag` itself), and ends with a table per leaver
+//! that it checks against the sandbox's own state.
 
 use std::{
     collections::BTreeMap,
@@ -19,11 +21,11 @@ use tokio_util::sync::CancellationToken;
 use super::CliError;
 use offboard_core::{
     app::{Application, Role},
-    config::Config,
-    crm::Resource,
+    config::{Config, CrmKind},
+    crm::{Capabilities, Resource, SeatAbility, capabilities_of},
     ingest::schemes::StandardWebhooks,
 };
-use offboard_sandbox::{Sandbox, SandboxOptions, Seed};
+use offboard_sandbox::{Sandbox, SandboxCrm, SandboxOptions, Seed};
 
 const DEMO_POLICY: &str = include_str!("../../config/policy-demo.toml");
 const WEBHOOK_SECRET: &str = "whsec_ZGVtby1zZWNyZXQtZm9yLW9mZmJvYXJkLWRlbW8=";
@@ -37,7 +39,13 @@ struct Leaver {
     expect_seat: &'static str,
 }
 
-fn leavers() -> Vec<Leaver> {
+/// The three leavers; `crm` decides what Sam's involuntary exit ends as (a CRM
+/// that cannot delete users deactivates instead).
+fn leavers(crm: &Capabilities) -> Vec<Leaver> {
+    let (sam_action, sam_seat) = match crm.delete {
+        SeatAbility::Impossible => ("deactivate", "inactive"),
+        _ => ("delete", "deleted"),
+    };
     let event = |id: &str, email: &str, name: &str, kind: &str, rehire: bool, hold: bool| {
         json!({
             "id": id, "type": "employee.terminated", "occurred_at": chrono::Utc::now(),
@@ -71,8 +79,8 @@ fn leavers() -> Vec<Leaver> {
                 false,
                 false,
             ),
-            expect_action: "delete",
-            expect_seat: "deleted",
+            expect_action: sam_action,
+            expect_seat: sam_seat,
         },
         Leaver {
             email: "lee.hold@example.com",
@@ -90,9 +98,13 @@ fn leavers() -> Vec<Leaver> {
     ]
 }
 
-/// Runs the demo; `keep` leaves everything running afterwards.
-pub(super) async fn run(keep: bool) -> Result<(), CliError> {
+/// Runs the demo against a sandbox of `crm`; `keep` leaves everything running afterwards.
+pub(super) async fn run(keep: bool, crm: SandboxCrm) -> Result<(), CliError> {
     let started = Instant::now();
+    let kind = match crm {
+        SandboxCrm::Pipedrive => CrmKind::Pipedrive,
+        _ => CrmKind::ZendeskSell,
+    };
     let dir = tempfile::tempdir().map_err(|e| anyhow::anyhow!("temp dir: {e}"))?;
     let sandbox_token = format!("sandbox-{}", uuid::Uuid::now_v7().simple());
     let admin_token = format!("admin-{}", uuid::Uuid::now_v7().simple());
@@ -103,9 +115,11 @@ pub(super) async fn run(keep: bool) -> Result<(), CliError> {
         latency: Duration::ZERO,
         fault_rate: 0.0,
         seed: Seed::demo(),
+        crm,
+        ..SandboxOptions::default()
     })
     .await
-    .map_err(|e| anyhow::anyhow!("cannot start the Sell sandbox: {e}"))?;
+    .map_err(|e| anyhow::anyhow!("cannot start the CRM sandbox: {e}"))?;
 
     let write = |name: &str, text: &str| -> Result<std::path::PathBuf, CliError> {
         let path = dir.path().join(name);
@@ -124,6 +138,7 @@ listen = "127.0.0.1:0"
 [store]
 url = "sqlite://{db}"
 [crm]
+kind = "{kind}"
 base_url = "{sell}"
 token_env = ""
 token_file = "{sell_token}"
@@ -143,6 +158,7 @@ verify_interval_secs = 1
 poll_interval_ms = 100
 "#,
         db = dir.path().join("offboard.db").display(),
+        kind = crm.as_str(),
         sell = sandbox.base_url(),
         sell_token = sell_token.display(),
         secrets = secrets.display(),
@@ -153,12 +169,13 @@ poll_interval_ms = 100
     let base = format!("http://{}", app.local_addr());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    let result = drive(&base, &admin_token, &sandbox, started).await;
+    let result = drive(&base, &admin_token, &sandbox, capabilities_of(kind), started).await;
     if keep && result.is_ok() {
         println!("\nStill running (Ctrl-C to stop):");
         println!("  offboard:      {base}   (admin token: {admin_token})");
         println!(
-            "  Sell sandbox:  {}   (bearer token: {sandbox_token}; state at /__sandbox/state)",
+            "  {} sandbox:  {}   (API token: {sandbox_token}; state at /__sandbox/state)",
+            capabilities_of(kind).name,
             sandbox.base_url()
         );
         let _ = tokio::signal::ctrl_c().await;
@@ -173,13 +190,15 @@ async fn drive(
     base: &str,
     admin_token: &str,
     sandbox: &Sandbox,
+    crm: &Capabilities,
     started: Instant,
 ) -> Result<(), CliError> {
     let http = reqwest::Client::new();
     let state = sandbox.state();
-    let leavers = leavers();
+    let leavers = leavers(crm);
     println!(
-        "offboard demo: Sell sandbox at {}, offboard at {base}",
+        "offboard demo: {} sandbox at {}, offboard at {base}",
+        crm.name,
         sandbox.base_url()
     );
     println!("Posting three signed webhooks from the HR system:\n");
@@ -275,7 +294,7 @@ async fn drive(
             let jstate = job["state"].as_str().unwrap_or("?").to_owned();
             let msg = match jstate.as_str() {
                 "scheduled" if job["checkpoints"].get("seat_requested_at").is_some() => {
-                    "waiting for the Sell admin".to_owned()
+                    format!("waiting for the {} admin", crm.name)
                 }
                 s => s.to_owned(),
             };
@@ -292,28 +311,40 @@ async fn drive(
             if !admin_done[i] && job["checkpoints"].get("seat_requested_at").is_some() {
                 admin_done[i] = true;
                 let action = job["action"].as_str().unwrap_or("deactivate");
-                let said = format!(
-                    "Admin step — this is what a Sell admin does by hand in Settings › Manage › Users: {} {} (offboard created a task asking for it)",
-                    if action == "delete" {
-                        "DELETE"
-                    } else {
-                        "DEACTIVATE"
-                    },
-                    leavers[i].email
-                );
+                let ability = match action {
+                    "delete" => crm.delete,
+                    _ => crm.deactivate,
+                };
+                let said = match ability {
+                    SeatAbility::Manual => format!(
+                        "Admin step — this is what a {} admin does by hand in {}: {} {} (offboard created a task asking for it)",
+                        crm.name,
+                        crm.seat_admin_path,
+                        action.to_uppercase(),
+                        leavers[i].email
+                    ),
+                    _ => format!(
+                        "Seat step — offboard itself {action}d {} through {}'s API and reads the user back; no admin needed",
+                        leavers[i].email, crm.name
+                    ),
+                };
                 if tty {
                     multi.println(&said).ok();
                 } else {
                     println!("  {said}");
                 }
-                let changed = if action == "delete" {
-                    state.delete(*user_id).await
-                } else {
-                    state.deactivate(*user_id).await
-                };
-                changed.map_err(|e| {
-                    anyhow::anyhow!("the sandbox refused the admin step for user {user_id}: {e}")
-                })?;
+                if ability == SeatAbility::Manual {
+                    let changed = if action == "delete" {
+                        state.delete(*user_id).await
+                    } else {
+                        state.deactivate(*user_id).await
+                    };
+                    changed.map_err(|e| {
+                        anyhow::anyhow!(
+                            "the sandbox refused the admin step for user {user_id}: {e}"
+                        )
+                    })?;
+                }
             }
             if matches!(
                 jstate.as_str(),
@@ -337,7 +368,7 @@ async fn drive(
         "leaver",
         "rule matched",
         "action",
-        "reassigned l/c/d/t",
+        reassigned_header(crm),
         "left: closed deals / done tasks",
         "seat"
     );
@@ -346,7 +377,11 @@ async fn drive(
         let job = &finals[i];
         let (_, user_id, _) = jobs[i];
         let moved = moved_per_kind(job);
-        let kinds = Resource::ALL.map(|r| moved.get(r.as_str()).copied().unwrap_or(0));
+        let kinds: Vec<String> = crm
+            .resources
+            .iter()
+            .map(|r| moved.get(r.as_str()).copied().unwrap_or(0).to_string())
+            .collect();
         let counts = state.open_counts(user_id).await;
         let still_open = counts.open_total();
         let closed_deals = counts.get(Resource::Deals).closed;
@@ -364,7 +399,7 @@ async fn drive(
             l.email,
             job["plan"]["rule"].as_str().unwrap_or("-"),
             action,
-            format!("{}/{}/{}/{}", kinds[0], kinds[1], kinds[2], kinds[3]),
+            kinds.join("/"),
             format!("{closed_deals} / {done_tasks}"),
             seat,
             jstate
@@ -418,6 +453,12 @@ async fn drive(
         )
         .into())
     }
+}
+
+/// `reassigned l/c/d/t` for Sell: a letter per resource the CRM has.
+fn reassigned_header(crm: &Capabilities) -> String {
+    let letters: Vec<&str> = crm.resources.iter().map(|r| &r.as_str()[..1]).collect();
+    format!("reassigned {}", letters.join("/"))
 }
 
 /// Records moved per kind, from the job's reassignment checkpoints.

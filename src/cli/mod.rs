@@ -47,8 +47,11 @@ enum Command {
         /// Leave the sandbox and the service running afterwards.
         #[arg(long)]
         keep: bool,
+        /// Which CRM's sandbox to run against: zendesk_sell or pipedrive.
+        #[arg(long, default_value = "zendesk_sell")]
+        crm: offboard_sandbox::SandboxCrm,
     },
-    /// A Sell-compatible sandbox API on loopback.
+    /// A CRM sandbox API (Sell or Pipedrive) on loopback.
     Sandbox(sandbox::SandboxArgs),
     /// Validate and explain the policy.
     Policy {
@@ -177,7 +180,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve { role } => serve::run(&cli.config, role.into()).await,
-        Command::Demo { keep } => demo::run(keep).await,
+        Command::Demo { keep, crm } => demo::run(keep, crm).await,
         Command::Bench { command } => bench::run(command).await,
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Migrate => {

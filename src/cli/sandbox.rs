@@ -1,19 +1,23 @@
-//! `offboard sandbox`: the Sell-compatible sandbox as a standalone server, for
-//! rehearsing a policy against an organisation that looks like yours, and for
-//! benchmarks. Stops on Ctrl-C / SIGTERM.
+//! `offboard sandbox`: the CRM sandbox (Sell or Pipedrive shapes, one org model)
+//! as a standalone server, for rehearsing a policy against an organisation that
+//! looks like yours, and for benchmarks. Stops on Ctrl-C / SIGTERM.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use super::CliError;
-use offboard_sandbox::{Sandbox, SandboxOptions, Seed};
+use offboard_sandbox::{Sandbox, SandboxCrm, SandboxOptions, Seed};
 
 /// Arguments of `offboard sandbox`.
 #[derive(Debug, clap::Args)]
 pub(super) struct SandboxArgs {
+    /// Which CRM's API to speak: zendesk_sell or pipedrive.
+    #[arg(long, default_value = "zendesk_sell")]
+    crm: SandboxCrm,
     /// Address to listen on (loopback by default).
     #[arg(long, default_value = "127.0.0.1:8787")]
     listen: SocketAddr,
-    /// Accept only this bearer token (default: any non-empty token).
+    /// Accept only this API token (Sell: bearer; Pipedrive: `x-api-token`;
+    /// default: any non-empty token).
     #[arg(long)]
     token: Option<String>,
     /// A JSON seed file (the format of `GET /__sandbox/state`).
@@ -56,15 +60,22 @@ pub(super) async fn run(args: SandboxArgs) -> Result<(), CliError> {
         latency: Duration::from_millis(args.latency_ms),
         fault_rate: args.fault_rate,
         seed,
+        crm: args.crm,
+        ..SandboxOptions::default()
     })
     .await
     .map_err(|e| anyhow::anyhow!("cannot start the sandbox on {}: {e}", args.listen))?;
-    println!("Sell sandbox listening on {}", sandbox.base_url());
-    println!(
-        "  Sell API:  {}/v2/…   control: {}/__sandbox/state",
-        sandbox.base_url(),
-        sandbox.base_url()
-    );
+    let base = sandbox.base_url();
+    match args.crm {
+        SandboxCrm::Pipedrive => {
+            println!("Pipedrive sandbox listening on {base}");
+            println!("  Pipedrive API:  {base}/api/v1/…, {base}/api/v2/…   control: {base}/__sandbox/state");
+        }
+        _ => {
+            println!("Sell sandbox listening on {base}");
+            println!("  Sell API:  {base}/v2/…   control: {base}/__sandbox/state");
+        }
+    }
     wait_for_stop().await;
     sandbox.shutdown().await;
     Ok(())

@@ -15,7 +15,7 @@ use offboard_core::{
     store::SharedStore,
     worker::Worker,
 };
-use offboard_sandbox::{Sandbox, SandboxOptions, SandboxState, Seed};
+use offboard_sandbox::{Sandbox, SandboxCrm, SandboxOptions, SandboxState, Seed};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -78,6 +78,12 @@ pub struct Options {
     /// The token the app sends to Sell. The sandbox accepts only [`SELL_TOKEN`],
     /// so any other makes every CRM call a 401, as a revoked token would.
     pub sell_token: String,
+    /// Which CRM the sandbox speaks and `[crm] kind` names.
+    pub crm: SandboxCrm,
+    /// The sandbox's per-token rate (Pipedrive: twice this per 2-second window).
+    pub sandbox_rps: Option<u32>,
+    /// Share of the sandbox's answers that are faults.
+    pub fault_rate: f64,
 }
 
 impl Default for Options {
@@ -87,6 +93,9 @@ impl Default for Options {
             extra_config: String::new(),
             seed: offboard_testkit::sell::standard_org(),
             sell_token: SELL_TOKEN.into(),
+            crm: SandboxCrm::Sell,
+            sandbox_rps: None,
+            fault_rate: 0.0,
         }
     }
 }
@@ -97,6 +106,7 @@ struct Settings {
     policy: String,
     extra_config: String,
     sell_token: String,
+    crm: SandboxCrm,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -109,10 +119,16 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         extra_config,
         seed,
         sell_token,
+        crm,
+        sandbox_rps,
+        fault_rate,
     } = opts;
     let sandbox = offboard_testkit::sell::start(SandboxOptions {
         token: Some(SELL_TOKEN.into()),
         seed,
+        crm,
+        rps: sandbox_rps,
+        fault_rate,
         ..SandboxOptions::default()
     })
     .await;
@@ -122,6 +138,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         policy,
         extra_config,
         sell_token,
+        crm,
     };
     start(settings, dir, sandbox, db_url, ManualClock::starting_now()).await
 }
@@ -148,6 +165,7 @@ max_body_bytes = 4096
 [store]
 url = "{db_url}"
 [crm]
+kind = "{kind}"
 base_url = "{sell}"
 admin_email = "admin@example.com"
 requests_per_second = 1000
@@ -167,6 +185,7 @@ secrets_env = "OFFBOARD_TEST_SECRETS"
 {extra}
 "#,
         sell = sandbox.base_url(),
+        kind = settings.crm.as_str(),
         policy = policy_path.display(),
         extra = settings.extra_config,
     ))

@@ -6,5 +6,6 @@ mod helpers;
 
 mod admin;
 mod offboarding;
+mod pipedrive;
 mod policy_flow;
 mod webhook;

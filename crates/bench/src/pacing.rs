@@ -52,6 +52,7 @@ pub async fn run(args: PacingArgs) -> anyhow::Result<()> {
         latency: Duration::from_millis(args.latency_ms),
         fault_rate: 0.0,
         seed: Seed::generate(args.records, 11),
+        ..SandboxOptions::default()
     })
     .await?;
     let state = sandbox.state();

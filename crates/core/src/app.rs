@@ -212,7 +212,7 @@ impl Application {
         let settings = WorkerSettings::from_config(&config)?;
         if role != Role::Receiver
             && settings.admin_email.is_none()
-            && config.crm.seat_executor() == crate::config::SeatExecutor::Manual
+            && settings.seat_executor == crate::config::SeatExecutor::Manual
         {
             return Err(StartError::MissingAdminEmail);
         }

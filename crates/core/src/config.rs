@@ -94,7 +94,8 @@ pub struct CrmConfig {
     /// Seconds one CRM call may take before it counts as a transient failure.
     pub timeout_secs: u64,
     /// Who changes seats; unset: [`SeatExecutor::Api`] where the CRM's API can
-    /// deactivate users, else [`SeatExecutor::Manual`] (see [`CrmConfig::seat_executor`]).
+    /// deactivate users, else [`SeatExecutor::Manual`] (resolved, and checked
+    /// against the CRM, by `crm::seat_executor`).
     #[serde(rename = "seat_executor")]
     pub seat_executor_setting: Option<SeatExecutor>,
     /// The admin who receives the manual-action task.
@@ -122,19 +123,6 @@ pub enum SeatExecutor {
     /// An admin, in the CRM's UI, asked by a task; offboard polls the user until
     /// the change shows.
     Manual,
-}
-
-impl CrmConfig {
-    /// The executor in force: the configured one, else `api` where the CRM's API
-    /// can deactivate users, else `manual`.
-    pub fn seat_executor(&self) -> SeatExecutor {
-        self.seat_executor_setting.unwrap_or_else(|| {
-            match crate::crm::capabilities_of(self.kind).deactivate {
-                crate::crm::SeatAbility::Api => SeatExecutor::Api,
-                _ => SeatExecutor::Manual,
-            }
-        })
-    }
 }
 
 /// `[[sources]]`: one HR system posting to `/webhooks/{name}`.
@@ -379,17 +367,6 @@ impl Config {
         }
         if self.crm.max_in_flight == 0 {
             return bad("crm.max_in_flight", "must be at least 1");
-        }
-        let crm = crate::crm::capabilities_of(self.crm.kind);
-        if self.crm.seat_executor_setting == Some(SeatExecutor::Api)
-            && crm.deactivate != crate::crm::SeatAbility::Api
-            && crm.delete != crate::crm::SeatAbility::Api
-        {
-            let message = format!(
-                "{}'s API cannot change a user's status: only \"manual\" is available",
-                crm.name
-            );
-            return bad("crm.seat_executor", &message);
         }
         if self.worker.lease_secs < 3 {
             return bad("worker.lease_secs", "must be at least 3");

@@ -398,7 +398,7 @@ async fn reassign_puts_only_the_new_owner() {
     let crm = client(&server, fast());
     let (results, calls) = recorded(async {
         let mut results = vec![];
-        for resource in Resource::ALL {
+        for &resource in offboard_core::crm::sell::CAPABILITIES.resources {
             results.push(reassign_one(&crm, resource, 5001, 202).await);
         }
         results

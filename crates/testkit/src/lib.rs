@@ -13,12 +13,14 @@
 //! - [`sign`]: Standard Webhooks signing the way an HR system sends it.
 //! - [`scrape_metrics`]: the Prometheus text a service exposes.
 //! - [`sell`]: fixtures backed by the real `offboard-sandbox`, with the
-//!   organisation the API tests are written against.
+//!   organisation the API tests are written against; [`pipedrive`]: the same
+//!   organisation as Pipedrive keeps it.
 
 #![deny(missing_docs)]
 
 pub mod config;
 pub mod ingest;
+pub mod pipedrive;
 pub mod process;
 pub mod sell;
 pub mod sign;

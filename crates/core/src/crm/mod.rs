@@ -31,7 +31,7 @@ pub use offboard_domain::{
 pub use settings::ClientSettings;
 pub use transport::ClientBuildError;
 
-use crate::config::{Config, CrmKind, Secret};
+use crate::config::{Config, ConfigError, CrmConfig, CrmKind, SeatExecutor, Secret};
 use pacing::{BudgetSettings, LocalBudget, RateBudget};
 
 /// What the CRM `kind` can do, known before any client exists (config checks,
@@ -40,6 +40,25 @@ pub fn capabilities_of(kind: CrmKind) -> &'static Capabilities {
     match kind {
         CrmKind::ZendeskSell => &sell::CAPABILITIES,
         CrmKind::Pipedrive => &sell::CAPABILITIES,
+    }
+}
+
+/// The seat executor in force for `[crm]`: the configured one, else `api` where
+/// the CRM's API can deactivate users, else `manual`. `api` for a CRM whose API
+/// can change no seat at all is a configuration error.
+pub fn seat_executor(crm: &CrmConfig) -> Result<SeatExecutor, ConfigError> {
+    let can = capabilities_of(crm.kind);
+    let by_api = |ability| ability == SeatAbility::Api;
+    match crm.seat_executor_setting {
+        Some(SeatExecutor::Api) if !by_api(can.deactivate) && !by_api(can.delete) => {
+            Err(ConfigError::Invalid(format!(
+                "crm.seat_executor: {}'s API cannot change a user's status: only \"manual\" is available",
+                can.name
+            )))
+        }
+        Some(chosen) => Ok(chosen),
+        None if by_api(can.deactivate) => Ok(SeatExecutor::Api),
+        None => Ok(SeatExecutor::Manual),
     }
 }
 

@@ -163,10 +163,13 @@ mod tests {
             (read.moved, read.skipped, read.left, read.done),
             (3, 1, 2, true)
         );
-        assert!(
-            CRM_USER
-                .decode(&serde_json::json!("not a number"))
-                .is_none()
+        // Ids are opaque: a number (as older versions stored) or text reads; a
+        // value that is neither does not.
+        assert_eq!(CRM_USER.decode(&serde_json::json!(101)), Some(101.into()));
+        assert_eq!(
+            CRM_USER.decode(&serde_json::json!("adf21080-0e10")),
+            Some("adf21080-0e10".into())
         );
+        assert!(CRM_USER.decode(&serde_json::json!({ "id": 1 })).is_none());
     }
 }

@@ -66,7 +66,7 @@ impl WorkerSettings {
             verify_deadline: Duration::from_secs(config.worker.verify_deadline_hours * 3600),
             max_in_flight: config.crm.max_in_flight,
             admin_email,
-            seat_executor: config.crm.seat_executor(),
+            seat_executor: crate::crm::seat_executor(&config.crm)?,
             dry_run: config.safety.dry_run,
             max_deletions_per_hour: config.safety.max_deletions_per_hour,
             max_offboardings_per_hour: config.safety.max_offboardings_per_hour,

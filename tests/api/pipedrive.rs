@@ -1,0 +1,247 @@
+//! Whole offboardings through the running app against the Pipedrive sandbox: the
+//! seat is changed by offboard itself (`active_flag`), verified by reading the
+//! user back, and never the seat of the token's own user.
+
+use offboard_core::domain::Resource;
+use offboard_sandbox::{SandboxCrm, SandboxState, Seed};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// Jane: 250 records of each kind; every fourth contact an organization, the
+/// first tenth of the leads archived.
+const JANE: i64 = 10;
+const SAM: i64 = 11;
+
+fn pipedrive() -> Options {
+    Options {
+        crm: SandboxCrm::Pipedrive,
+        seed: offboard_testkit::pipedrive::standard_org(),
+        // DESIGN.md §7's example policy, but with organizations: a rule's list is
+        // what it moves.
+        policy: POLICY.replace(
+            r#"reassign = ["leads", "contacts", "deals", "tasks"]"#,
+            r#"reassign = ["leads", "contacts", "organizations", "deals", "tasks"]"#,
+        ),
+        ..Options::default()
+    }
+}
+
+/// A record of the seed as Pipedrive names it: `(resource, id, open)`.
+fn records_of(seed: &Seed, owner: i64) -> Vec<(Resource, i64, bool)> {
+    let closed_stages: Vec<i64> = seed
+        .stages
+        .iter()
+        .filter(|s| matches!(s.category.as_str(), "won" | "lost"))
+        .map(|s| s.id)
+        .collect();
+    let leads = seed
+        .leads
+        .iter()
+        .filter(|r| r.owner_id == owner)
+        .map(|r| (Resource::Leads, r.id, !seed.archived_leads.contains(&r.id)));
+    let contacts = seed.contacts.iter().filter(|r| r.owner_id == owner).map(|r| {
+        let kind = if r.is_organization {
+            Resource::Organizations
+        } else {
+            Resource::Contacts
+        };
+        (kind, r.id, true)
+    });
+    let deals = seed
+        .deals
+        .iter()
+        .filter(|r| r.owner_id == owner)
+        .map(|r| (Resource::Deals, r.id, !closed_stages.contains(&r.stage_id)));
+    let tasks = seed
+        .tasks
+        .iter()
+        .filter(|r| r.owner_id == owner)
+        .map(|r| (Resource::Tasks, r.id, !r.completed));
+    leads.chain(contacts).chain(deals).chain(tasks).collect()
+}
+
+/// Every open record of `owner` written exactly once, every closed or archived
+/// one never, and none left with them.
+async fn assert_moved_once(state: &SandboxState, before: &Seed, owner: i64) {
+    let stats = state.stats();
+    let records = records_of(before, owner);
+    assert!(records.iter().any(|(r, _, _)| *r == Resource::Organizations));
+    for (resource, id, open) in &records {
+        let writes = stats.writes_for(*resource, *id);
+        if *open {
+            assert_eq!(writes, 1, "{resource}/{id} written {writes} times");
+        } else {
+            assert_eq!(writes, 0, "closed or archived {resource}/{id} was written");
+        }
+    }
+    let now = state.snapshot().await;
+    let still_owned: Vec<_> = records_of(&now, owner)
+        .into_iter()
+        .filter(|(_, _, open)| *open)
+        .collect();
+    assert!(still_owned.is_empty(), "left with the leaver: {still_owned:?}");
+    let kept = records_of(&now, owner).len();
+    let closed = records.iter().filter(|(_, _, open)| !open).count();
+    assert_eq!(kept, closed, "closed and archived records stay with the leaver");
+}
+
+fn audit_kinds(job: &Value) -> Vec<&str> {
+    job["audit"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["kind"].as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_seat_is_deactivated_by_api_once_every_open_record_moved() {
+    let app = spawn_app_with(pipedrive()).await;
+    let before = app.sell().snapshot().await;
+    let id = app
+        .accept(
+            "msg_pj",
+            &termination("evt_pj", "jane.doe@example.com", "voluntary", true, false),
+        )
+        .await;
+    let job = app.run_job_until_settled(&id, 10).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(job["action"], "deactivate");
+
+    let jane = app.sell().user(JANE).await.unwrap();
+    assert!(!jane.is_active(), "Pipedrive shows jane inactive");
+    assert_moved_once(&app.sell(), &before, JANE).await;
+
+    // No person was asked: no activity created; the seat call and its read-back
+    // are both in the audit trail.
+    let log = app.sell().request_log();
+    assert!(!log.iter().any(|e| e.method == "POST"), "no admin activity");
+    let kinds = audit_kinds(&job);
+    assert!(kinds.contains(&"seat.changed") && kinds.contains(&"seat.verified"));
+    let changed = audit(&job, "seat.changed").next().unwrap();
+    assert_eq!(changed["detail"]["via"], "api");
+    let calls: Vec<String> = audit(&job, "crm.call")
+        .map(|c| format!("{} {}", c["detail"]["method"], c["detail"]["path"]))
+        .collect();
+    let put = format!("\"PUT\" \"/api/v1/users/{JANE}\"");
+    assert!(calls.iter().any(|c| c == &put), "{calls:?}");
+    let seat_call = calls.iter().position(|c| c == &put).unwrap();
+    let read_back = format!("\"GET\" \"/api/v1/users/{JANE}\"");
+    assert!(
+        calls[seat_call..].iter().any(|c| c == &read_back),
+        "the user is read back after the change: {calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_delete_becomes_a_deactivate_and_says_why() {
+    let app = spawn_app_with(pipedrive()).await;
+    let id = app
+        .accept(
+            "msg_ps",
+            &termination("evt_ps", "sam.seller@example.com", "involuntary", false, false),
+        )
+        .await;
+    let job = app.run_job_until_settled(&id, 10).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(job["plan"]["rule_action"], "delete");
+    assert_eq!(job["action"], "deactivate");
+    let guard = job["plan"]["guards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["guard"] == "crm_cannot_delete")
+        .expect("the guard is listed");
+    assert_eq!(guard["changed"], true);
+    assert_eq!(
+        guard["detail"],
+        "Pipedrive cannot delete users: delete → deactivate"
+    );
+    let decision = audit(&job, "decision").next().unwrap();
+    assert!(decision["detail"]["guards"].to_string().contains("Pipedrive cannot delete users"));
+    let sam = app.sell().user(SAM).await.unwrap();
+    assert!(!sam.is_active());
+    assert!(sam.deleted_at.is_none(), "nothing deleted");
+}
+
+#[tokio::test]
+async fn a_rehire_reactivates_the_seat_offboard_deactivated() {
+    let app = spawn_app_with(pipedrive()).await;
+    let id = app
+        .accept(
+            "msg_pr1",
+            &termination("evt_pr1", "sam.seller@example.com", "voluntary", true, false),
+        )
+        .await;
+    let job = app.run_job_until_settled(&id, 10).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert!(!app.sell().user(SAM).await.unwrap().is_active());
+
+    let rehire = json!({
+        "id": "evt_pr2", "type": "employee.rehired",
+        "employee": { "email": "sam.seller@example.com" }
+    });
+    let id = app.accept("msg_pr2", &rehire.to_string()).await;
+    let job = app.run_job_until_settled(&id, 10).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert!(app.sell().user(SAM).await.unwrap().is_active(), "{job:#}");
+    let changed = audit(&job, "seat.changed").next().expect("reactivated by api");
+    assert_eq!(changed["detail"]["change"], "reactivate");
+    assert!(audit_kinds(&job).contains(&"seat.verified"));
+}
+
+#[tokio::test]
+async fn the_token_owners_own_seat_is_never_changed() {
+    // The sandbox's token belongs to its first active admin, admin@example.com.
+    let app = spawn_app_with(pipedrive()).await;
+    let id = app
+        .accept(
+            "msg_po",
+            &termination("evt_po", "admin@example.com", "voluntary", true, false),
+        )
+        .await;
+    let job = app.run_job_until_settled(&id, 5).await;
+    assert_eq!(job["state"], "needs_review", "{job:#}");
+    let reason = job["last_error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("the CRM API token belongs to the leaver admin@example.com"),
+        "{reason}"
+    );
+    let writes: Vec<_> = app
+        .sell()
+        .request_log()
+        .into_iter()
+        .filter(|e| e.method != "GET")
+        .map(|e| format!("{} {}", e.method, e.path))
+        .collect();
+    assert!(writes.is_empty(), "nothing was written: {writes:?}");
+    assert!(app.sell().user(1).await.unwrap().is_active());
+}
+
+#[tokio::test]
+async fn faults_and_a_burst_limit_below_offboards_rate_still_end_exactly() {
+    // 20 % of answers are faults, and the token may spend 60 requests per 2 s
+    // while offboard would send 1,000 per second.
+    let app = spawn_app_with(Options {
+        sandbox_rps: Some(30),
+        fault_rate: 0.2,
+        ..pipedrive()
+    })
+    .await;
+    let before = app.sell().snapshot().await;
+    let id = app
+        .accept(
+            "msg_pf",
+            &termination("evt_pf", "sam.seller@example.com", "voluntary", true, false),
+        )
+        .await;
+    let job = app.run_job_until_settled(&id, 40).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert!(!app.sell().user(SAM).await.unwrap().is_active());
+    // A faulted answer (500, 503, dropped connection) never applies the write,
+    // so even retried records are written once.
+    assert_moved_once(&app.sell(), &before, SAM).await;
+    let stats = app.sell().stats();
+    assert!(stats.rate_limited > 0, "the burst limit was hit: {stats:?}");
+}
