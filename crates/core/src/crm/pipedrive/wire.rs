@@ -21,8 +21,6 @@ use crate::{
 /// `{"success":true,"data":{...}}`: one object (a user, a created activity).
 #[derive(Debug, Deserialize)]
 pub(super) struct Single<T> {
-    #[serde(default)]
-    pub success: Option<bool>,
     /// Pipedrive answers `data: null` rather than 404 in a few places (a search
     /// with no hit), so absence is data, not a decoding error.
     #[serde(default = "none")]
@@ -33,8 +31,6 @@ pub(super) struct Single<T> {
 /// either of Pipedrive's paging styles (v2 cursor, v1 offset).
 #[derive(Debug, Deserialize)]
 pub(super) struct Page<T> {
-    #[serde(default)]
-    pub success: Option<bool>,
     /// `null` when nothing matched (`/v1/users/find` answers so).
     #[serde(default = "none")]
     pub data: Option<Vec<T>>,
@@ -496,6 +492,16 @@ pub(super) fn refusal(error: CrmError) -> CrmError {
     }
 }
 
+/// Whether a 2xx answer's envelope nevertheless says `success: false`.
+pub(super) fn says_unsuccessful(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Verdict {
+        #[serde(default)]
+        success: Option<bool>,
+    }
+    serde_json::from_slice::<Verdict>(body).is_ok_and(|v| v.success == Some(false))
+}
+
 /// A 2xx whose envelope says `success: false` (Pipedrive's envelope carries its own
 /// verdict): the answer is unusable, and retrying the same request won't change it.
 pub(super) fn unsuccessful(status: u16, body: &[u8]) -> CrmError {
@@ -549,6 +555,12 @@ impl RateLimit {
             _ => None,
         }
     }
+}
+
+/// From a successful answer's headers: how long to hold the token's requests
+/// back because its window is spent (the transport's `quota_pause` hook).
+pub(super) fn quota_pause(headers: &HeaderMap) -> Option<Duration> {
+    RateLimit::from_headers(headers, SystemTime::now()).pause()
 }
 
 /// How long the CRM asked us to wait after a 429: `Retry-After` (seconds or an
@@ -907,8 +919,10 @@ mod tests {
         assert!(
             matches!(unsuccessful(200, body.as_bytes()), CrmError::Permanent { status: 200, message, .. } if message == "Something odd")
         );
-        let ok: Single<Me> = serde_json::from_str(r#"{"success":false,"data":null}"#).unwrap();
-        assert_eq!(ok.success, Some(false));
+        assert!(says_unsuccessful(body.as_bytes()));
+        assert!(!says_unsuccessful(br#"{"success":true,"data":null}"#));
+        assert!(!says_unsuccessful(b""), "an empty 2xx is no verdict");
+        assert!(!says_unsuccessful(b"[1,2]"));
     }
 
     // --- rate limits ---
@@ -932,11 +946,16 @@ mod tests {
             }
         );
         assert_eq!(r.pause(), None, "budget left: no pause");
+        assert_eq!(quota_pause(&h), None);
         let spent = RateLimit::from_headers(
             &headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1.5")]),
             now(),
         );
         assert_eq!(spent.pause(), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            quota_pause(&headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "2")])),
+            Some(Duration::from_secs(2))
+        );
         assert_eq!(RateLimit::from_headers(&headers(&[]), now()), RateLimit::default());
         let junk = RateLimit::from_headers(
             &headers(&[("x-ratelimit-remaining", "-1"), ("x-ratelimit-reset", "soon")]),
