@@ -12,8 +12,8 @@ use std::{
 use offboard_core::{
     config::Secret,
     crm::{
-        ClientSettings, Crm, CrmError, CrmId, NewTask, Resource, SeatAbility, SeatChange,
-        UserRole, UserStatus,
+        ClientSettings, Crm, CrmError, CrmId, NewTask, Resource, SeatAbility, SeatChange, UserRole,
+        UserStatus,
         calls::{CallRecord, record_calls},
         pacing::{LocalBudget, RateBudget},
         pipedrive::PipedriveClient,
@@ -22,7 +22,9 @@ use offboard_core::{
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
-    matchers::{body_json, header, header_exists, method, path, query_param, query_param_is_missing},
+    matchers::{
+        body_json, header, header_exists, method, path, query_param, query_param_is_missing,
+    },
 };
 
 const TOKEN: &str = "pd-test-token-123";
@@ -71,7 +73,8 @@ fn cursor_page(items: Vec<Value>, next: Option<&str>) -> Value {
 /// A v1 list page with Pipedrive's nested pagination block.
 fn offset_page(items: Vec<Value>, start: u64, limit: u64, more: bool) -> Value {
     let n = items.len() as u64;
-    let mut pagination = json!({ "start": start, "limit": limit, "more_items_in_collection": more });
+    let mut pagination =
+        json!({ "start": start, "limit": limit, "more_items_in_collection": more });
     if more {
         pagination["next_start"] = json!(start + n);
     }
@@ -132,7 +135,9 @@ async fn sends_the_token_in_x_api_token_and_nowhere_else() {
         .and(header("x-api-token", TOKEN))
         .and(header("accept", "application/json"))
         .and(query_param_is_missing("api_token"))
-        .respond_with(ok(single(json!({ "id": 42, "company_id": 7, "name": "Ops" }))))
+        .respond_with(ok(single(
+            json!({ "id": 42, "company_id": 7, "name": "Ops" }),
+        )))
         .expect(1)
         .mount(&server)
         .await;
@@ -181,14 +186,18 @@ async fn a_search_without_hits_is_none_and_mixed_case_is_tried_lower() {
     Mock::given(method("GET"))
         .and(path("/api/v1/users/find"))
         .and(query_param("term", "Bo@Example.com"))
-        .respond_with(ok(json!({ "success": true, "data": null, "additional_data": null })))
+        .respond_with(ok(
+            json!({ "success": true, "data": null, "additional_data": null }),
+        ))
         .expect(1)
         .mount(&server)
         .await;
     Mock::given(method("GET"))
         .and(path("/api/v1/users/find"))
         .and(query_param("term", "bo@example.com"))
-        .respond_with(ok(json!({ "success": true, "data": [user(9, "bo@example.com")] })))
+        .respond_with(ok(
+            json!({ "success": true, "data": [user(9, "bo@example.com")] }),
+        ))
         .expect(1)
         .mount(&server)
         .await;
@@ -202,7 +211,10 @@ async fn a_search_without_hits_is_none_and_mixed_case_is_tried_lower() {
     let crm = client(&server);
     let bo = crm.find_user_by_email("Bo@Example.com").await.unwrap();
     assert_eq!(bo.map(|u| u.id), Some(id(9)));
-    assert_eq!(crm.find_user_by_email("nobody@example.com").await.unwrap(), None);
+    assert_eq!(
+        crm.find_user_by_email("nobody@example.com").await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -347,16 +359,29 @@ async fn leads_page_by_offset_with_uuid_ids() {
         .await
         .unwrap();
     assert_eq!(records.len(), 502);
-    assert_eq!(records[0].id.as_str(), "adf21080-0e10-11eb-879b-000000000000");
-    assert_eq!(records.iter().filter(|r| r.open).count(), 500, "archived leads are not open");
+    assert_eq!(
+        records[0].id.as_str(),
+        "adf21080-0e10-11eb-879b-000000000000"
+    );
+    assert_eq!(
+        records.iter().filter(|r| r.open).count(),
+        500,
+        "archived leads are not open"
+    );
 }
 
 #[tokio::test]
 async fn persons_organizations_and_activities_use_their_v2_endpoints() {
     let server = MockServer::start().await;
     for (p, items) in [
-        ("/api/v2/persons", json!([{ "id": 11, "owner_id": 101, "name": "P" }])),
-        ("/api/v2/organizations", json!([{ "id": 21, "owner_id": 101, "name": "O" }])),
+        (
+            "/api/v2/persons",
+            json!([{ "id": 11, "owner_id": 101, "name": "P" }]),
+        ),
+        (
+            "/api/v2/organizations",
+            json!([{ "id": 21, "owner_id": 101, "name": "O" }]),
+        ),
         (
             "/api/v2/activities",
             json!([
@@ -377,7 +402,10 @@ async fn persons_organizations_and_activities_use_their_v2_endpoints() {
     let crm = client(&server);
     let persons = crm.list_owned(Resource::Contacts, &id(101)).await.unwrap();
     assert_eq!((persons[0].id.clone(), persons[0].open), (id(11), true));
-    let orgs = crm.list_owned(Resource::Organizations, &id(101)).await.unwrap();
+    let orgs = crm
+        .list_owned(Resource::Organizations, &id(101))
+        .await
+        .unwrap();
     assert_eq!((orgs[0].id.clone(), orgs[0].open), (id(21), true));
     let tasks = crm.list_owned(Resource::Tasks, &id(101)).await.unwrap();
     let open: Vec<(CrmId, bool)> = tasks.into_iter().map(|r| (r.id, r.open)).collect();
@@ -395,7 +423,9 @@ async fn reassign_patches_each_record_and_reports_each_outcome() {
         Mock::given(method("PATCH"))
             .and(path(format!("/api/v2/deals/{n}")))
             .and(body_json(json!({ "owner_id": 202 })))
-            .respond_with(ok(single(json!({ "id": n, "owner_id": 202, "status": "open" }))))
+            .respond_with(ok(single(
+                json!({ "id": n, "owner_id": 202, "status": "open" }),
+            )))
             .expect(1)
             .mount(&server)
             .await;
@@ -433,7 +463,10 @@ async fn reassign_patches_each_record_and_reports_each_outcome() {
         }
         other => panic!("the refused record gave {other:?}"),
     }
-    assert!(outcomes[2].result.is_ok(), "a refusal does not stop the others");
+    assert!(
+        outcomes[2].result.is_ok(),
+        "a refusal does not stop the others"
+    );
     assert!(matches!(&outcomes[3].result, Err(CrmError::NotFound(m)) if m == "Deal not found"));
     assert_eq!(
         statuses(&calls),
@@ -469,7 +502,11 @@ async fn each_resource_patches_its_own_endpoint_and_leads_use_v1() {
         (Resource::Tasks, id(31)),
     ] {
         let outcomes = crm.reassign(resource, &[record], &id(202)).await.unwrap();
-        assert!(outcomes[0].result.is_ok(), "{resource}: {:?}", outcomes[0].result);
+        assert!(
+            outcomes[0].result.is_ok(),
+            "{resource}: {:?}",
+            outcomes[0].result
+        );
     }
     // An id that can't be a deal's is refused without a request.
     let outcomes = crm
@@ -487,7 +524,10 @@ async fn a_permission_error_fails_the_whole_reassignment() {
     let server = MockServer::start().await;
     Mock::given(method("PATCH"))
         .and(path("/api/v2/persons/1"))
-        .respond_with(error(403, "You do not have permission to change the owner."))
+        .respond_with(error(
+            403,
+            "You do not have permission to change the owner.",
+        ))
         .expect(1)
         .mount(&server)
         .await;
@@ -530,8 +570,12 @@ async fn seats_are_deactivated_and_reactivated_by_active_flag() {
     let crm = client(&server);
     assert_eq!(crm.capabilities().name, "Pipedrive");
     assert_eq!(crm.capabilities().deactivate, SeatAbility::Api);
-    crm.change_seat(&id(55), SeatChange::Deactivate).await.unwrap();
-    crm.change_seat(&id(55), SeatChange::Reactivate).await.unwrap();
+    crm.change_seat(&id(55), SeatChange::Deactivate)
+        .await
+        .unwrap();
+    crm.change_seat(&id(55), SeatChange::Reactivate)
+        .await
+        .unwrap();
     match crm.change_seat(&id(55), SeatChange::Delete).await {
         Err(CrmError::Permanent { code, message, .. }) => {
             assert_eq!(code, "unsupported");
@@ -551,7 +595,9 @@ async fn a_seat_change_on_a_missing_user_is_not_found() {
         .mount(&server)
         .await;
     assert!(matches!(
-        client(&server).change_seat(&id(56), SeatChange::Deactivate).await,
+        client(&server)
+            .change_seat(&id(56), SeatChange::Deactivate)
+            .await,
         Err(CrmError::NotFound(_))
     ));
 }
@@ -568,7 +614,9 @@ async fn creates_an_activity_and_finds_it_again_by_marker() {
             "due_date": "2026-12-03",
             "note": content
         })))
-        .respond_with(ok(single(json!({ "id": 9001, "subject": "x", "owner_id": 17, "done": false }))))
+        .respond_with(ok(single(
+            json!({ "id": 9001, "subject": "x", "owner_id": 17, "done": false }),
+        )))
         .expect(1)
         .mount(&server)
         .await;
@@ -606,7 +654,10 @@ async fn creates_an_activity_and_finds_it_again_by_marker() {
         Some(id(9001)),
         "the open one first, though a done one comes earlier"
     );
-    assert_eq!(crm.find_task(&id(17), "[offboard:job-43]").await.unwrap(), None);
+    assert_eq!(
+        crm.find_task(&id(17), "[offboard:job-43]").await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -673,7 +724,9 @@ async fn error_classes() {
         .await;
     Mock::given(method("GET"))
         .and(path("/api/v1/users/me"))
-        .respond_with(ok(json!({ "success": false, "error": "Something odd", "data": null })))
+        .respond_with(ok(
+            json!({ "success": false, "error": "Something odd", "data": null }),
+        ))
         .expect(1)
         .mount(&server)
         .await;
@@ -762,7 +815,10 @@ async fn a_429_with_rate_limit_headers_waits_for_the_window_reset() {
         .unwrap();
     assert!(outcomes[0].result.is_ok());
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(950), "waited only {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(950),
+        "waited only {elapsed:?}"
+    );
 }
 
 #[tokio::test]
@@ -833,7 +889,9 @@ async fn every_attempt_is_reported_to_the_audit_sink() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/api/v1/users/find"))
-        .respond_with(ok(json!({ "success": true, "data": [user(8, "jane@example.com")] })))
+        .respond_with(ok(
+            json!({ "success": true, "data": [user(8, "jane@example.com")] }),
+        ))
         .mount(&server)
         .await;
     Mock::given(method("GET"))
@@ -844,7 +902,10 @@ async fn every_attempt_is_reported_to_the_audit_sink() {
         .await;
     Mock::given(method("GET"))
         .and(path("/api/v2/deals"))
-        .respond_with(ok(cursor_page(vec![json!({ "id": 1, "owner_id": 8, "status": "open" })], None)))
+        .respond_with(ok(cursor_page(
+            vec![json!({ "id": 1, "owner_id": 8, "status": "open" })],
+            None,
+        )))
         .mount(&server)
         .await;
     Mock::given(method("PATCH"))
@@ -854,7 +915,11 @@ async fn every_attempt_is_reported_to_the_audit_sink() {
         .await;
     let crm = client(&server);
     let ((), calls) = recorded(async {
-        let jane = crm.find_user_by_email("jane@example.com").await.unwrap().unwrap();
+        let jane = crm
+            .find_user_by_email("jane@example.com")
+            .await
+            .unwrap()
+            .unwrap();
         let deals = crm.list_owned(Resource::Deals, &jane.id).await.unwrap();
         let ids: Vec<CrmId> = deals.into_iter().map(|d| d.id).collect();
         crm.reassign(Resource::Deals, &ids, &id(9)).await.unwrap();
@@ -872,8 +937,16 @@ async fn every_attempt_is_reported_to_the_audit_sink() {
                 "/api/v1/users/find?term=jane%40example.com&search_by_email=1".to_owned(),
                 Some(200)
             ),
-            ("GET".to_owned(), "/api/v2/deals?owner_id=8&limit=500".to_owned(), Some(500)),
-            ("GET".to_owned(), "/api/v2/deals?owner_id=8&limit=500".to_owned(), Some(200)),
+            (
+                "GET".to_owned(),
+                "/api/v2/deals?owner_id=8&limit=500".to_owned(),
+                Some(500)
+            ),
+            (
+                "GET".to_owned(),
+                "/api/v2/deals?owner_id=8&limit=500".to_owned(),
+                Some(200)
+            ),
             ("PATCH".to_owned(), "/api/v2/deals/1".to_owned(), Some(200)),
         ]
     );

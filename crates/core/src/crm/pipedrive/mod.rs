@@ -77,7 +77,6 @@
 //! rejected with Pipedrive's message), the maximum `limit` of `/v1/leads`, and
 //! whether `/v1/users` ever pages (its answer's paging fields are honoured if sent).
 
-
 mod wire;
 
 use std::sync::Arc;
@@ -93,7 +92,9 @@ use super::{
     contract::{Crm, CrmError, NewTask, Record, WriteOutcome, seat_change_unsupported},
     pacing::{LocalBudget, RateBudget},
     settings::ClientSettings,
-    transport::{Auth, Call, ClientBuildError, Dialect, Transport, budget_key, decode, normalize_base},
+    transport::{
+        Auth, Call, ClientBuildError, Dialect, Transport, budget_key, decode, normalize_base,
+    },
 };
 use crate::{
     config::Secret,
@@ -341,7 +342,7 @@ impl Crm for PipedriveClient {
 
     async fn list_owned(&self, resource: Resource, owner: &CrmId) -> Result<Vec<Record>, CrmError> {
         let owner_n = numeric_user(owner)?;
-        let (kind, endpoint) = list_endpoint(resource);
+        let (kind, endpoint, _) = endpoints(resource);
         let query = vec![("owner_id", owner_n.to_string())];
         // Open or not, as the trait asks: `open_only` is the worker's to apply, so
         // no `status=open`/`done=false` filter here.
@@ -368,15 +369,16 @@ impl Crm for PipedriveClient {
         new_owner: &CrmId,
     ) -> Result<Vec<WriteOutcome>, CrmError> {
         let owner_id = numeric_user(new_owner)?;
-        let (kind, endpoint) = item_endpoint(resource);
-        let body = serde_json::to_value(OwnerChange { owner_id }).map_err(|e| CrmError::Permanent {
-            status: 0,
-            code: "invalid_body".to_owned(),
-            message: format!("cannot write an owner change: {e}"),
-        })?;
+        let (kind, list, endpoint) = endpoints(resource);
+        let body =
+            serde_json::to_value(OwnerChange { owner_id }).map_err(|e| CrmError::Permanent {
+                status: 0,
+                code: "invalid_body".to_owned(),
+                message: format!("cannot write an owner change: {e}"),
+            })?;
         let mut outcomes = Vec::with_capacity(ids.len());
         for id in ids {
-            let Some(path) = item_path(kind, id) else {
+            let Some(path) = item_path(kind, list, id) else {
                 outcomes.push(WriteOutcome {
                     id: id.clone(),
                     result: Err(invalid_id(kind, id)),
@@ -411,13 +413,12 @@ impl Crm for PipedriveClient {
             SeatChange::Delete => return Err(seat_change_unsupported(&CAPABILITIES, change)),
         };
         let n = numeric_user(user)?;
-        let body = serde_json::to_value(SeatFlag { active_flag }).map_err(|e| {
-            CrmError::Permanent {
+        let body =
+            serde_json::to_value(SeatFlag { active_flag }).map_err(|e| CrmError::Permanent {
                 status: 0,
                 code: "invalid_body".to_owned(),
                 message: format!("cannot write a seat change: {e}"),
-            }
-        })?;
+            })?;
         let call = Call::with_body(
             Method::PUT,
             "/api/v1/users/:id",
@@ -447,11 +448,14 @@ impl Crm for PipedriveClient {
             body,
         );
         let created: Single<Created> = self.read(&call).await?;
-        created.data.map(|c| c.id).ok_or_else(|| CrmError::Permanent {
-            status: 200,
-            code: "unreadable_response".to_owned(),
-            message: "POST /api/v2/activities answered without the new activity".to_owned(),
-        })
+        created
+            .data
+            .map(|c| c.id)
+            .ok_or_else(|| CrmError::Permanent {
+                status: 200,
+                code: "unreadable_response".to_owned(),
+                message: "POST /api/v2/activities answered without the new activity".to_owned(),
+            })
     }
 
     async fn find_task(&self, owner: &CrmId, marker: &str) -> Result<Option<CrmId>, CrmError> {
@@ -473,44 +477,34 @@ impl Crm for PipedriveClient {
     }
 }
 
-/// Where each resource lives: leads on v1 (UUIDs), the rest on v2.
-fn list_endpoint(resource: Resource) -> (RecordKind, &'static str) {
+/// Where each resource lives: its kind, its list endpoint and its item endpoint
+/// (the metrics' name for one record). Leads are on v1 (UUIDs), the rest on v2.
+fn endpoints(resource: Resource) -> (RecordKind, &'static str, &'static str) {
     match resource {
-        Resource::Leads => (RecordKind::Lead, "/api/v1/leads"),
-        Resource::Contacts => (RecordKind::Person, "/api/v2/persons"),
-        Resource::Organizations => (RecordKind::Organization, "/api/v2/organizations"),
-        Resource::Deals => (RecordKind::Deal, "/api/v2/deals"),
-        Resource::Tasks => (RecordKind::Activity, "/api/v2/activities"),
+        Resource::Leads => (RecordKind::Lead, "/api/v1/leads", "/api/v1/leads/:id"),
+        Resource::Contacts => (RecordKind::Person, "/api/v2/persons", "/api/v2/persons/:id"),
+        Resource::Organizations => (
+            RecordKind::Organization,
+            "/api/v2/organizations",
+            "/api/v2/organizations/:id",
+        ),
+        Resource::Deals => (RecordKind::Deal, "/api/v2/deals", "/api/v2/deals/:id"),
+        Resource::Tasks => (
+            RecordKind::Activity,
+            "/api/v2/activities",
+            "/api/v2/activities/:id",
+        ),
     }
 }
 
-fn item_endpoint(resource: Resource) -> (RecordKind, &'static str) {
-    match resource {
-        Resource::Leads => (RecordKind::Lead, "/api/v1/leads/:id"),
-        Resource::Contacts => (RecordKind::Person, "/api/v2/persons/:id"),
-        Resource::Organizations => (RecordKind::Organization, "/api/v2/organizations/:id"),
-        Resource::Deals => (RecordKind::Deal, "/api/v2/deals/:id"),
-        Resource::Tasks => (RecordKind::Activity, "/api/v2/activities/:id"),
-    }
-}
-
-/// The path of one record, or `None` when the id can't be one of `kind`: ids
-/// are opaque, and one carrying `/` or `?` must not reach another endpoint.
-fn item_path(kind: RecordKind, id: &CrmId) -> Option<String> {
-    let (_, list) = list_endpoint(match kind {
-        RecordKind::Lead => Resource::Leads,
-        RecordKind::Person => Resource::Contacts,
-        RecordKind::Organization => Resource::Organizations,
-        RecordKind::Deal => Resource::Deals,
-        RecordKind::Activity => Resource::Tasks,
-    });
+/// The path of one record below `list`, or `None` when the id can't be one of
+/// `kind`: ids are opaque, and one carrying `/` or `?` must not reach another
+/// endpoint.
+fn item_path(kind: RecordKind, list: &str, id: &CrmId) -> Option<String> {
     let ok = match kind {
         RecordKind::Lead => {
-            !id.as_str().is_empty()
-                && id
-                    .as_str()
-                    .chars()
-                    .all(|c| c.is_ascii_hexdigit() || c == '-')
+            let s = id.as_str();
+            !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
         }
         _ => id.as_i64().is_some_and(|n| n > 0),
     };
@@ -548,9 +542,18 @@ mod tests {
 
     #[test]
     fn capabilities_say_what_pipedrive_can_do() {
-        assert_eq!(CAPABILITIES.ability(SeatChange::Deactivate), SeatAbility::Api);
-        assert_eq!(CAPABILITIES.ability(SeatChange::Reactivate), SeatAbility::Api);
-        assert_eq!(CAPABILITIES.ability(SeatChange::Delete), SeatAbility::Impossible);
+        assert_eq!(
+            CAPABILITIES.ability(SeatChange::Deactivate),
+            SeatAbility::Api
+        );
+        assert_eq!(
+            CAPABILITIES.ability(SeatChange::Reactivate),
+            SeatAbility::Api
+        );
+        assert_eq!(
+            CAPABILITIES.ability(SeatChange::Delete),
+            SeatAbility::Impossible
+        );
         assert_eq!(CAPABILITIES.records_per_write, 1);
         assert!(!CAPABILITIES.manager_field);
         assert!(Resource::ALL.iter().all(|r| CAPABILITIES.has(*r)));
@@ -558,23 +561,27 @@ mod tests {
 
     #[test]
     fn item_paths_only_for_ids_of_the_kind() {
+        let path = |resource, id: &CrmId| {
+            let (kind, list, _) = endpoints(resource);
+            item_path(kind, list, id)
+        };
         let lead = CrmId::from("adf21080-0e10-11eb-879b-05d71fb426ec");
         assert_eq!(
-            item_path(RecordKind::Lead, &lead).as_deref(),
+            path(Resource::Leads, &lead).as_deref(),
             Some("/api/v1/leads/adf21080-0e10-11eb-879b-05d71fb426ec")
         );
         assert_eq!(
-            item_path(RecordKind::Deal, &CrmId::from(5001)).as_deref(),
+            path(Resource::Deals, &CrmId::from(5001)).as_deref(),
             Some("/api/v2/deals/5001")
         );
         assert_eq!(
-            item_path(RecordKind::Activity, &CrmId::from(7)).as_deref(),
+            path(Resource::Tasks, &CrmId::from(7)).as_deref(),
             Some("/api/v2/activities/7")
         );
-        assert_eq!(item_path(RecordKind::Deal, &lead), None);
-        assert_eq!(item_path(RecordKind::Lead, &CrmId::from("../users/1")), None);
-        assert_eq!(item_path(RecordKind::Person, &CrmId::from("1?x=2")), None);
-        assert_eq!(item_path(RecordKind::Organization, &CrmId::from(0)), None);
+        assert_eq!(path(Resource::Deals, &lead), None);
+        assert_eq!(path(Resource::Leads, &CrmId::from("../users/1")), None);
+        assert_eq!(path(Resource::Contacts, &CrmId::from("1?x=2")), None);
+        assert_eq!(path(Resource::Organizations, &CrmId::from(0)), None);
     }
 
     #[test]

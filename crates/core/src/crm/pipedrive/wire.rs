@@ -334,7 +334,10 @@ fn owner<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CrmId>, D::Error> {
         _ => None,
     };
     Ok(match Option::<Value>::deserialize(d)? {
-        Some(Value::Object(o)) => o.get("id").and_then(id).or_else(|| o.get("value").and_then(id)),
+        Some(Value::Object(o)) => o
+            .get("id")
+            .and_then(id)
+            .or_else(|| o.get("value").and_then(id)),
         Some(v) => id(&v),
         None => None,
     })
@@ -519,16 +522,14 @@ pub(super) fn unsuccessful(status: u16, body: &[u8]) -> CrmError {
 
 /// What Pipedrive's rate-limit headers say about the token's current window
 /// (documented: a 2-second window per token; `x-ratelimit-reset` counts seconds).
+/// `x-ratelimit-limit` and `x-daily-requests-left` are not read: pacing needs to
+/// know when the window is spent and when it starts over, not its size.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct RateLimit {
-    /// `x-ratelimit-limit`: requests (or token-cost units) allowed per window.
-    pub limit: Option<u64>,
     /// `x-ratelimit-remaining`: what is left of this window.
     pub remaining: Option<u64>,
     /// `x-ratelimit-reset`: until the window starts over.
     pub reset: Option<Duration>,
-    /// `x-daily-requests-left`: the day's remaining write budget, where sent.
-    pub daily_left: Option<u64>,
 }
 
 impl RateLimit {
@@ -540,10 +541,8 @@ impl RateLimit {
                 .filter(|v| v.is_finite() && *v >= 0.0)
         };
         Self {
-            limit: number("x-ratelimit-limit").map(|v| v as u64),
             remaining: number("x-ratelimit-remaining").map(|v| v as u64),
             reset: number("x-ratelimit-reset").map(|v| seconds_or_unix_time(v, now)),
-            daily_left: number("x-daily-requests-left").map(|v| v as u64),
         }
     }
 
@@ -647,7 +646,11 @@ mod tests {
         )
         .unwrap();
         let u = sales_admin.into_user();
-        assert_eq!(u.role, UserRole::User, "an app admin is not an account admin");
+        assert_eq!(
+            u.role,
+            UserRole::User,
+            "an app admin is not an account admin"
+        );
         assert_eq!(u.status, UserStatus::Inactive);
         assert_eq!(u.name, "");
     }
@@ -665,8 +668,7 @@ mod tests {
     #[test]
     fn find_with_no_hit_is_an_empty_list() {
         let page: Page<RawUser> =
-            serde_json::from_str(r#"{"success":true,"data":null,"additional_data":null}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"success":true,"data":null,"additional_data":null}"#).unwrap();
         assert!(page.next_cursor().is_none());
         assert_eq!(page.next_start(0), None);
         assert!(page.into_items().is_empty());
@@ -715,7 +717,11 @@ mod tests {
             r#"{"data":[{"id":"a"},{"id":"b"}],"additional_data":{"start":10,"limit":2,"more_items_in_collection":true}}"#,
         )
         .unwrap();
-        assert_eq!(flat.next_start(10), Some(12), "no next_start: after what came");
+        assert_eq!(
+            flat.next_start(10),
+            Some(12),
+            "no next_start: after what came"
+        );
         let last: Page<RawRecord> = serde_json::from_str(
             r#"{"data":[{"id":"c"}],"additional_data":{"pagination":{"more_items_in_collection":false}}}"#,
         )
@@ -791,7 +797,10 @@ mod tests {
         let json = serde_json::to_value(&body).unwrap();
         assert_eq!(json["subject"], "Deactivate bo@x in Pipedrive");
         assert_eq!(json["owner_id"], 17);
-        assert_eq!(json["due_date"], "2026-12-03", "the day as written, not UTC's");
+        assert_eq!(
+            json["due_date"], "2026-12-03",
+            "the day as written, not UTC's"
+        );
         assert!(json.get("type").is_none(), "the account's default type");
         let without = NewActivity {
             subject: subject_of(""),
@@ -802,12 +811,18 @@ mod tests {
         let json = serde_json::to_value(&without).unwrap();
         assert!(json.get("due_date").is_none());
         assert_eq!(json["subject"], "offboard");
-        assert_eq!(subject_of(&"é".repeat(400)).chars().count(), SUBJECT_MAX_CHARS);
+        assert_eq!(
+            subject_of(&"é".repeat(400)).chars().count(),
+            SUBJECT_MAX_CHARS
+        );
     }
 
     #[test]
     fn due_days() {
-        assert_eq!(due_day("2026-12-03T00:30:00Z").as_deref(), Some("2026-12-03"));
+        assert_eq!(
+            due_day("2026-12-03T00:30:00Z").as_deref(),
+            Some("2026-12-03")
+        );
         assert_eq!(due_day("2026-12-03").as_deref(), Some("2026-12-03"));
         assert_eq!(due_day("next tuesday"), None);
     }
@@ -939,10 +954,8 @@ mod tests {
         assert_eq!(
             r,
             RateLimit {
-                limit: Some(40),
                 remaining: Some(39),
                 reset: Some(Duration::from_secs(2)),
-                daily_left: Some(9999),
             }
         );
         assert_eq!(r.pause(), None, "budget left: no pause");
@@ -953,12 +966,21 @@ mod tests {
         );
         assert_eq!(spent.pause(), Some(Duration::from_millis(1500)));
         assert_eq!(
-            quota_pause(&headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "2")])),
+            quota_pause(&headers(&[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", "2")
+            ])),
             Some(Duration::from_secs(2))
         );
-        assert_eq!(RateLimit::from_headers(&headers(&[]), now()), RateLimit::default());
+        assert_eq!(
+            RateLimit::from_headers(&headers(&[]), now()),
+            RateLimit::default()
+        );
         let junk = RateLimit::from_headers(
-            &headers(&[("x-ratelimit-remaining", "-1"), ("x-ratelimit-reset", "soon")]),
+            &headers(&[
+                ("x-ratelimit-remaining", "-1"),
+                ("x-ratelimit-reset", "soon"),
+            ]),
             now(),
         );
         assert_eq!(junk, RateLimit::default());
