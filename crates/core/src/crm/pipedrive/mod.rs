@@ -555,7 +555,7 @@ mod tests {
             SeatAbility::Impossible
         );
         assert_eq!(CAPABILITIES.records_per_write, 1);
-        assert!(!CAPABILITIES.manager_field);
+        const { assert!(!CAPABILITIES.manager_field) };
         assert!(Resource::ALL.iter().all(|r| CAPABILITIES.has(*r)));
     }
 
