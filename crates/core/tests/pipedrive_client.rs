@@ -620,26 +620,46 @@ async fn creates_an_activity_and_finds_it_again_by_marker() {
         .expect(1)
         .mount(&server)
         .await;
+    let open = |items: Vec<Value>, cursor: Option<&str>, next: Option<&str>| {
+        let mut m = Mock::given(method("GET"))
+            .and(path("/api/v2/activities"))
+            .and(query_param("owner_id", "17"))
+            .and(query_param("done", "false"));
+        m = match cursor {
+            Some(c) => m.and(query_param("cursor", c)),
+            None => m.and(query_param_is_missing("cursor")),
+        };
+        m.respond_with(ok(cursor_page(items, next)))
+    };
+    open(
+        vec![json!({ "id": 8, "owner_id": 17, "done": false, "subject": "Other", "note": "[offboard:job-7]" })],
+        None,
+        Some("next"),
+    )
+    .mount(&server)
+    .await;
+    open(
+        vec![
+            json!({ "id": 9001, "owner_id": 17, "done": false, "subject": "Deactivate", "note": content }),
+            json!({ "id": 12, "owner_id": 17, "done": false, "is_deleted": true, "note": content }),
+        ],
+        Some("next"),
+        None,
+    )
+    .mount(&server)
+    .await;
     Mock::given(method("GET"))
         .and(path("/api/v2/activities"))
         .and(query_param("owner_id", "17"))
-        .and(query_param_is_missing("cursor"))
+        .and(query_param("done", "true"))
         .respond_with(ok(cursor_page(
             vec![
-                json!({ "id": 10, "owner_id": 17, "done": true, "subject": "Deactivate", "note": content }),
-                json!({ "id": 8, "owner_id": 17, "done": false, "subject": "Other", "note": "[offboard:job-7]" }),
+                json!({ "id": 10, "owner_id": 17, "done": true, "subject": "Done", "note": "[offboard:job-41]" }),
+                json!({ "id": 9, "owner_id": 17, "done": true, "subject": "Done", "note": "[offboard:job-41] again" }),
             ],
-            Some("next"),
-        )))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/activities"))
-        .and(query_param("cursor", "next"))
-        .respond_with(ok(cursor_page(
-            vec![json!({ "id": 9001, "owner_id": 17, "done": false, "subject": "Deactivate jane@example.com in Pipedrive", "note": content })],
             None,
         )))
+        .expect(2)
         .mount(&server)
         .await;
     let crm = client(&server);
@@ -649,10 +669,17 @@ async fn creates_an_activity_and_finds_it_again_by_marker() {
         due_date: Some("2026-12-03T17:00:00+02:00".to_owned()),
     };
     assert_eq!(crm.create_task(&task).await.unwrap(), id(9001));
+    let (found, calls) = recorded(crm.find_task(&id(17), "[offboard:job-42]")).await;
+    assert_eq!(found.unwrap(), Some(id(9001)), "not the deleted one");
     assert_eq!(
-        crm.find_task(&id(17), "[offboard:job-42]").await.unwrap(),
-        Some(id(9001)),
-        "the open one first, though a done one comes earlier"
+        calls.len(),
+        2,
+        "an open match needs no look at done activities"
+    );
+    assert_eq!(
+        crm.find_task(&id(17), "[offboard:job-41]").await.unwrap(),
+        Some(id(9)),
+        "a done one proves the task exists; the oldest first, ids as numbers"
     );
     assert_eq!(
         crm.find_task(&id(17), "[offboard:job-43]").await.unwrap(),

@@ -460,20 +460,26 @@ impl Crm for PipedriveClient {
 
     async fn find_task(&self, owner: &CrmId, marker: &str) -> Result<Option<CrmId>, CrmError> {
         let owner_n = numeric_user(owner)?;
-        let activities: Vec<RawRecord> = self
-            .cursor_pages(
-                "/api/v2/activities",
-                vec![("owner_id", owner_n.to_string())],
-            )
-            .await?;
-        let mut found: Vec<RawRecord> = activities
-            .into_iter()
-            .filter(|a| a.is_deleted != Some(true) && a.mentions(marker))
-            .collect();
-        // An open activity first; a done one still proves the task was created.
-        // Ids compare as numbers ("10" after "9").
-        found.sort_by_key(|a| (a.done == Some(true), a.id.as_i64(), a.id.clone()));
-        Ok(found.into_iter().next().map(|a| a.id))
+        // Open activities first, and done ones only if no open one matches: an
+        // admin's done activities pile up over the years, and each page costs
+        // budget. A done one still proves the task was created.
+        for done in ["false", "true"] {
+            let activities: Vec<RawRecord> = self
+                .cursor_pages(
+                    "/api/v2/activities",
+                    vec![("owner_id", owner_n.to_string()), ("done", done.to_owned())],
+                )
+                .await?;
+            let found = activities
+                .into_iter()
+                .filter(|a| a.is_deleted != Some(true) && a.mentions(marker))
+                // The oldest, comparing ids as numbers ("9" before "10").
+                .min_by_key(|a| (a.id.as_i64(), a.id.clone()));
+            if let Some(a) = found {
+                return Ok(Some(a.id));
+            }
+        }
+        Ok(None)
     }
 }
 
