@@ -111,6 +111,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     delete: SeatAbility::Impossible,
     reactivate: SeatAbility::Api,
     records_per_write: 1,
+    write_verb: "PATCH",
     manager_field: false,
     resources: &[
         Resource::Leads,
