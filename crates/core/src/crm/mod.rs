@@ -18,6 +18,7 @@
 pub mod calls;
 mod contract;
 pub mod pacing;
+pub mod pipedrive;
 pub mod sell;
 mod settings;
 mod transport;
