@@ -39,7 +39,7 @@ fn policy_check_warns_about_resources_the_configured_crm_lacks() {
     let policy = dir.path().join("policy.toml");
     std::fs::write(
         &policy,
-        "version = 1\n[[rules]]\nname = \"all\"\naction = \"deactivate\"\nreassign = [\"contacts\", \"organizations\"]\n",
+        "version = 1\n[defaults]\nfallback_owner = \"ops@example.com\"\n[[rules]]\nname = \"all\"\naction = \"deactivate\"\nreassign = [\"contacts\", \"organizations\"]\n",
     )
     .unwrap();
     let policy = policy.to_str().unwrap();
@@ -47,9 +47,8 @@ fn policy_check_warns_about_resources_the_configured_crm_lacks() {
     let sell = offboard(&["policy", "check", "--policy", policy], &[]);
     assert_eq!(sell.status.code(), Some(0), "{}", stderr(&sell));
     assert!(
-        stderr(&sell).contains(
-            "warning: rule \"all\" reassigns organizations, which Sell does not have"
-        ),
+        stderr(&sell)
+            .contains("warning: rule \"all\" reassigns organizations, which Sell does not have"),
         "{}",
         stderr(&sell)
     );
@@ -65,7 +64,11 @@ fn policy_check_warns_about_resources_the_configured_crm_lacks() {
         &[],
     );
     assert_eq!(pipedrive.status.code(), Some(0), "{}", stderr(&pipedrive));
-    assert!(!stderr(&pipedrive).contains("warning"), "{}", stderr(&pipedrive));
+    assert!(
+        !stderr(&pipedrive).contains("warning"),
+        "{}",
+        stderr(&pipedrive)
+    );
 }
 
 #[test]

@@ -79,7 +79,9 @@ fn pipedrive_demo_deactivates_every_seat_through_the_api() {
             .split_whitespace()
             .collect();
         assert!(
-            row.contains(&"deactivate") && row.contains(&"inactive") && row.last() == Some(&"succeeded"),
+            row.contains(&"deactivate")
+                && row.contains(&"inactive")
+                && row.last() == Some(&"succeeded"),
             "{row:?}"
         );
     }

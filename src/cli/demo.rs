@@ -169,7 +169,14 @@ poll_interval_ms = 100
     let base = format!("http://{}", app.local_addr());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    let result = drive(&base, &admin_token, &sandbox, capabilities_of(kind), started).await;
+    let result = drive(
+        &base,
+        &admin_token,
+        &sandbox,
+        capabilities_of(kind),
+        started,
+    )
+    .await;
     if keep && result.is_ok() {
         println!("\nStill running (Ctrl-C to stop):");
         println!("  offboard:      {base}   (admin token: {admin_token})");

@@ -69,7 +69,9 @@ pub(super) async fn run(args: SandboxArgs) -> Result<(), CliError> {
     match args.crm {
         SandboxCrm::Pipedrive => {
             println!("Pipedrive sandbox listening on {base}");
-            println!("  Pipedrive API:  {base}/api/v1/…, {base}/api/v2/…   control: {base}/__sandbox/state");
+            println!(
+                "  Pipedrive API:  {base}/api/v1/…, {base}/api/v2/…   control: {base}/__sandbox/state"
+            );
         }
         _ => {
             println!("Sell sandbox listening on {base}");

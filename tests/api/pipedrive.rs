@@ -40,14 +40,18 @@ fn records_of(seed: &Seed, owner: i64) -> Vec<(Resource, i64, bool)> {
         .iter()
         .filter(|r| r.owner_id == owner)
         .map(|r| (Resource::Leads, r.id, !seed.archived_leads.contains(&r.id)));
-    let contacts = seed.contacts.iter().filter(|r| r.owner_id == owner).map(|r| {
-        let kind = if r.is_organization {
-            Resource::Organizations
-        } else {
-            Resource::Contacts
-        };
-        (kind, r.id, true)
-    });
+    let contacts = seed
+        .contacts
+        .iter()
+        .filter(|r| r.owner_id == owner)
+        .map(|r| {
+            let kind = if r.is_organization {
+                Resource::Organizations
+            } else {
+                Resource::Contacts
+            };
+            (kind, r.id, true)
+        });
     let deals = seed
         .deals
         .iter()
@@ -66,7 +70,11 @@ fn records_of(seed: &Seed, owner: i64) -> Vec<(Resource, i64, bool)> {
 async fn assert_moved_once(state: &SandboxState, before: &Seed, owner: i64) {
     let stats = state.stats();
     let records = records_of(before, owner);
-    assert!(records.iter().any(|(r, _, _)| *r == Resource::Organizations));
+    assert!(
+        records
+            .iter()
+            .any(|(r, _, _)| *r == Resource::Organizations)
+    );
     for (resource, id, open) in &records {
         let writes = stats.writes_for(*resource, *id);
         if *open {
@@ -80,10 +88,16 @@ async fn assert_moved_once(state: &SandboxState, before: &Seed, owner: i64) {
         .into_iter()
         .filter(|(_, _, open)| *open)
         .collect();
-    assert!(still_owned.is_empty(), "left with the leaver: {still_owned:?}");
+    assert!(
+        still_owned.is_empty(),
+        "left with the leaver: {still_owned:?}"
+    );
     let kept = records_of(&now, owner).len();
     let closed = records.iter().filter(|(_, _, open)| !open).count();
-    assert_eq!(kept, closed, "closed and archived records stay with the leaver");
+    assert_eq!(
+        kept, closed,
+        "closed and archived records stay with the leaver"
+    );
 }
 
 fn audit_kinds(job: &Value) -> Vec<&str> {
@@ -140,7 +154,13 @@ async fn a_delete_becomes_a_deactivate_and_says_why() {
     let id = app
         .accept(
             "msg_ps",
-            &termination("evt_ps", "sam.seller@example.com", "involuntary", false, false),
+            &termination(
+                "evt_ps",
+                "sam.seller@example.com",
+                "involuntary",
+                false,
+                false,
+            ),
         )
         .await;
     let job = app.run_job_until_settled(&id, 10).await;
@@ -159,7 +179,11 @@ async fn a_delete_becomes_a_deactivate_and_says_why() {
         "Pipedrive cannot delete users: delete → deactivate"
     );
     let decision = audit(&job, "decision").next().unwrap();
-    assert!(decision["detail"]["guards"].to_string().contains("Pipedrive cannot delete users"));
+    assert!(
+        decision["detail"]["guards"]
+            .to_string()
+            .contains("Pipedrive cannot delete users")
+    );
     let sam = app.sell().user(SAM).await.unwrap();
     assert!(!sam.is_active());
     assert!(sam.deleted_at.is_none(), "nothing deleted");
@@ -171,7 +195,13 @@ async fn a_rehire_reactivates_the_seat_offboard_deactivated() {
     let id = app
         .accept(
             "msg_pr1",
-            &termination("evt_pr1", "sam.seller@example.com", "voluntary", true, false),
+            &termination(
+                "evt_pr1",
+                "sam.seller@example.com",
+                "voluntary",
+                true,
+                false,
+            ),
         )
         .await;
     let job = app.run_job_until_settled(&id, 10).await;
@@ -186,7 +216,9 @@ async fn a_rehire_reactivates_the_seat_offboard_deactivated() {
     let job = app.run_job_until_settled(&id, 10).await;
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert!(app.sell().user(SAM).await.unwrap().is_active(), "{job:#}");
-    let changed = audit(&job, "seat.changed").next().expect("reactivated by api");
+    let changed = audit(&job, "seat.changed")
+        .next()
+        .expect("reactivated by api");
     assert_eq!(changed["detail"]["change"], "reactivate");
     assert!(audit_kinds(&job).contains(&"seat.verified"));
 }

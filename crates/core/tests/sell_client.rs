@@ -33,9 +33,7 @@ async fn reassign_one(
     id: i64,
     owner: i64,
 ) -> Result<(), CrmError> {
-    let mut outcomes = crm
-        .reassign(resource, &[id.into()], &owner.into())
-        .await?;
+    let mut outcomes = crm.reassign(resource, &[id.into()], &owner.into()).await?;
     assert_eq!(outcomes.len(), 1, "one outcome per record");
     outcomes.remove(0).result
 }
@@ -160,7 +158,10 @@ async fn lists_every_page_until_next_page_is_absent() {
     assert_eq!(records.len(), 207);
     assert!(records.iter().all(|r| r.open && r.owner_id == 101));
     assert_eq!(
-        records.iter().map(|r| r.id.as_i64().unwrap()).collect::<Vec<_>>(),
+        records
+            .iter()
+            .map(|r| r.id.as_i64().unwrap())
+            .collect::<Vec<_>>(),
         (1..208).collect::<Vec<_>>()
     );
     let paths: Vec<_> = calls
@@ -239,8 +240,16 @@ async fn deals_are_closed_by_stage_category_in_every_pipeline() {
     let crm = client(&server, fast());
     for _ in 0..2 {
         let records = crm.list_owned(Resource::Deals, &101.into()).await.unwrap();
-        let open: Vec<i64> = records.iter().filter(|r| r.open).map(|r| r.id.as_i64().unwrap()).collect();
-        let closed: Vec<i64> = records.iter().filter(|r| !r.open).map(|r| r.id.as_i64().unwrap()).collect();
+        let open: Vec<i64> = records
+            .iter()
+            .filter(|r| r.open)
+            .map(|r| r.id.as_i64().unwrap())
+            .collect();
+        let closed: Vec<i64> = records
+            .iter()
+            .filter(|r| !r.open)
+            .map(|r| r.id.as_i64().unwrap())
+            .collect();
         assert_eq!(open, [5001, 5004, 5007]);
         assert_eq!(closed, [5002, 5003, 5005, 5006]);
     }
@@ -264,7 +273,10 @@ async fn completed_tasks_are_not_open() {
         .await;
     let crm = client(&server, fast());
     let records = crm.list_owned(Resource::Tasks, &101.into()).await.unwrap();
-    let open: Vec<(i64, bool)> = records.iter().map(|r| (r.id.as_i64().unwrap(), r.open)).collect();
+    let open: Vec<(i64, bool)> = records
+        .iter()
+        .map(|r| (r.id.as_i64().unwrap(), r.open))
+        .collect();
     assert_eq!(open, [(1, true), (2, false), (3, true)]);
     assert!(
         server
@@ -317,7 +329,10 @@ async fn a_missing_user_is_none() {
         .expect(1)
         .mount(&server)
         .await;
-    assert_eq!(client(&server, fast()).get_user(&9.into()).await.unwrap(), None);
+    assert_eq!(
+        client(&server, fast()).get_user(&9.into()).await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -377,7 +392,13 @@ async fn lists_all_users() {
         .mount(&server)
         .await;
     let users = client(&server, fast()).list_users().await.unwrap();
-    assert_eq!(users.iter().map(|u| u.id.as_i64().unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        users
+            .iter()
+            .map(|u| u.id.as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
 }
 
 #[tokio::test]
@@ -457,7 +478,10 @@ async fn creates_a_task_and_finds_it_again_by_marker() {
         crm.find_task(&1.into(), "[offboard:job-42]").await.unwrap(),
         Some(9001.into())
     );
-    assert_eq!(crm.find_task(&1.into(), "[offboard:job-43]").await.unwrap(), None);
+    assert_eq!(
+        crm.find_task(&1.into(), "[offboard:job-43]").await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]

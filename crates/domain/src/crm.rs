@@ -140,7 +140,10 @@ impl CrmId {
 
     /// The id as a number, when it is one (Sell's and Pipedrive's user ids).
     pub fn as_i64(&self) -> Option<i64> {
-        self.0.parse::<i64>().ok().filter(|n| n.to_string() == self.0)
+        self.0
+            .parse::<i64>()
+            .ok()
+            .filter(|n| n.to_string() == self.0)
     }
 }
 
@@ -290,7 +293,10 @@ mod tests {
             "\"adf21080-0e10-11eb-879b-05d71fb426ec\""
         );
         // Not canonical as a number (a leading zero), so it stays text.
-        assert_eq!(serde_json::to_string(&CrmId::from("007")).unwrap(), "\"007\"");
+        assert_eq!(
+            serde_json::to_string(&CrmId::from("007")).unwrap(),
+            "\"007\""
+        );
     }
 
     #[test]

@@ -54,7 +54,8 @@ impl Policy {
         let mut d = if still_deletes {
             self.decision_for(rule, Action::Delete, Timing::Now, assumptions, facts.crm)
         } else {
-            let mut d = self.decision_for(rule, Action::Review, Timing::Now, assumptions, facts.crm);
+            let mut d =
+                self.decision_for(rule, Action::Review, Timing::Now, assumptions, facts.crm);
             d.review_reason = Some(format!(
                 "follow-up delete: rule \"{}\" now matches and no longer deletes (action {}, no delete_after)",
                 rule.name,
@@ -100,10 +101,7 @@ impl Policy {
             delete_at: None,
             reassign_to: rule.reassign_to.clone(),
             fallback_owner: self.defaults.fallback_owner.clone(),
-            reassign: rule
-                .reassign
-                .clone()
-                .unwrap_or_else(|| every_resource(crm)),
+            reassign: rule.reassign.clone().unwrap_or_else(|| every_resource(crm)),
             open_only: rule.open_only,
             notify: rule.notify.iter().map(|e| e.as_str().to_owned()).collect(),
             guards: Vec::new(),

@@ -20,8 +20,8 @@ use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
 use crate::matcher::{Alternative, CONDITION_KEYS, Condition, EVENT_TYPES, Range};
-use offboard_domain::{Email, EventType, TerminationKind};
 use offboard_domain::{Capabilities, Resource, UnknownResource, UserRole};
+use offboard_domain::{Email, EventType, TerminationKind};
 
 use crate::types::{Action, ReassignTo, Timing};
 

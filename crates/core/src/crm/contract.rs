@@ -139,6 +139,10 @@ pub fn seat_change_unsupported(crm: &Capabilities, change: SeatChange) -> CrmErr
     CrmError::Permanent {
         status: 0,
         code: "unsupported".to_owned(),
-        message: format!("{} cannot {} a user through its API", crm.name, change.as_str()),
+        message: format!(
+            "{} cannot {} a user through its API",
+            crm.name,
+            change.as_str()
+        ),
     }
 }

@@ -40,7 +40,7 @@ use pacing::{BudgetSettings, LocalBudget, RateBudget};
 pub fn capabilities_of(kind: CrmKind) -> &'static Capabilities {
     match kind {
         CrmKind::ZendeskSell => &sell::CAPABILITIES,
-        CrmKind::Pipedrive => &sell::CAPABILITIES,
+        CrmKind::Pipedrive => &pipedrive::CAPABILITIES,
     }
 }
 
@@ -65,7 +65,10 @@ pub fn seat_executor(crm: &CrmConfig) -> Result<SeatExecutor, ConfigError> {
 
 /// Builds the client `[crm]` describes (with `[privacy]`), pacing through this
 /// process's budget for the token.
-pub fn client_from_config(config: &Config, token: Secret) -> Result<Arc<dyn Crm>, ClientBuildError> {
+pub fn client_from_config(
+    config: &Config,
+    token: Secret,
+) -> Result<Arc<dyn Crm>, ClientBuildError> {
     client_from_config_sharing(config, token, |_, _| None)
 }
 
@@ -86,7 +89,11 @@ pub fn client_from_config_sharing(
     let budget = shared(&key, &budget_settings)
         .unwrap_or_else(|| LocalBudget::shared(&key, budget_settings));
     Ok(match config.crm.kind {
-        CrmKind::ZendeskSell => Arc::new(sell::SellClient::with_budget(&base, token, settings, budget)?),
-        CrmKind::Pipedrive => Arc::new(sell::SellClient::with_budget(&base, token, settings, budget)?),
+        CrmKind::ZendeskSell => Arc::new(sell::SellClient::with_budget(
+            &base, token, settings, budget,
+        )?),
+        CrmKind::Pipedrive => Arc::new(pipedrive::PipedriveClient::with_budget(
+            &base, token, settings, budget,
+        )?),
     })
 }

@@ -257,6 +257,10 @@ impl Transport {
                     ..
                 } if status.is_server_error() => {
                     let error = (self.dialect.error_for)(status.as_u16(), &body, None);
+                    // A vendor may call a 5xx final (Pipedrive's 501: no such feature).
+                    if !error.is_transient() {
+                        return Err(error);
+                    }
                     if !call.idempotent() {
                         return Err(not_retried(error));
                     }
@@ -412,7 +416,10 @@ pub(crate) fn decode<T: DeserializeOwned>(call: &Call, body: &[u8]) -> Result<T,
 }
 
 /// An absolute http(s) URL without a trailing slash, so paths can be appended.
-pub(crate) fn normalize_base(vendor: &'static str, base_url: &str) -> Result<String, ClientBuildError> {
+pub(crate) fn normalize_base(
+    vendor: &'static str,
+    base_url: &str,
+) -> Result<String, ClientBuildError> {
     let bad = |problem: &str| ClientBuildError::BaseUrl {
         vendor,
         url: base_url.to_owned(),
@@ -524,9 +531,18 @@ mod tests {
     #[test]
     fn base_urls_are_normalized_and_checked() {
         let n = |url| normalize_base("Sell", url);
-        assert_eq!(n("https://api.getbase.com").unwrap(), "https://api.getbase.com");
-        assert_eq!(n("https://api.getbase.com/").unwrap(), "https://api.getbase.com");
-        assert_eq!(n("http://127.0.0.1:8/sell/").unwrap(), "http://127.0.0.1:8/sell");
+        assert_eq!(
+            n("https://api.getbase.com").unwrap(),
+            "https://api.getbase.com"
+        );
+        assert_eq!(
+            n("https://api.getbase.com/").unwrap(),
+            "https://api.getbase.com"
+        );
+        assert_eq!(
+            n("http://127.0.0.1:8/sell/").unwrap(),
+            "http://127.0.0.1:8/sell"
+        );
         assert!(n("api.getbase.com").is_err());
         assert!(n("ftp://x").is_err());
         assert!(n("https://x/?a=1").is_err());

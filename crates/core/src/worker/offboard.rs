@@ -12,13 +12,12 @@ use serde_json::json;
 use super::{
     checkpoint as cp,
     context::{Ctx, JobError},
-    facts, reassign,
-    seat,
+    facts, reassign, seat,
     step::{Review, Step},
 };
 use crate::{
-    crm::{CrmId, CrmUser},
     config::SeatExecutor,
+    crm::{CrmId, CrmUser},
     domain::JobKind,
     policy::{Action, Decision},
     store::{Outcome, Reservation, StoreError},

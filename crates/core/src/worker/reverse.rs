@@ -100,8 +100,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
                 vendor = crm.name,
                 path = crm.seat_admin_path,
             );
-            if let Step::NeedsReview(review) =
-                seat::ensure_task(ctx, "reactivate", content).await?
+            if let Step::NeedsReview(review) = seat::ensure_task(ctx, "reactivate", content).await?
             {
                 return Ok(review.into());
             }
