@@ -10,7 +10,7 @@ use std::{
 };
 
 use offboard_core::crm::Resource;
-use offboard_sandbox::{Sandbox, SandboxOptions, Seed};
+use offboard_sandbox::{Sandbox, SandboxCrm, SandboxOptions, Seed};
 use offboard_testkit::{
     config::{ServeConfig, ServiceDir},
     free_port,
@@ -31,7 +31,17 @@ struct Harness {
 
 impl Harness {
     async fn new(fault_rate: f64, sandbox_rps: Option<u32>, client_rps: u32) -> Harness {
+        Self::for_crm(SandboxCrm::Sell, fault_rate, sandbox_rps, client_rps).await
+    }
+
+    async fn for_crm(
+        crm: SandboxCrm,
+        fault_rate: f64,
+        sandbox_rps: Option<u32>,
+        client_rps: u32,
+    ) -> Harness {
         let sandbox = sell::start(SandboxOptions {
+            crm,
             listen: "127.0.0.1:0".parse().unwrap(),
             token: Some("crash-sell-token".into()),
             rps: sandbox_rps,
@@ -52,7 +62,8 @@ impl Harness {
             policy: "version = 1\n[defaults]\nfallback_owner = \"sales-ops@example.com\"\nat = \"now\"\n[[rules]]\nname = \"all\"\naction = \"deactivate\"\n".into(),
             store_extra: String::new(),
             crm_extra: format!(
-                "admin_email = \"admin@example.com\"\nrequests_per_second = {client_rps}\nmax_in_flight = 8\ntimeout_secs = 5"
+                "kind = \"{}\"\nadmin_email = \"admin@example.com\"\nrequests_per_second = {client_rps}\nmax_in_flight = 8\ntimeout_secs = 5",
+                crm.as_str()
             ),
             tail: "[worker]\nlease_secs = 3\nverify_interval_secs = 1\npoll_interval_ms = 100".into(),
         }
@@ -253,6 +264,60 @@ async fn sigkill_right_after_the_admin_task() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_while_verifying() {
     crash_and_resume(KillPoint::WhileVerifying).await;
+}
+
+/// Pipedrive: SIGKILL half-way through the reassignment, restart on the same
+/// store: every open record moved (none written more than twice), closed ones
+/// untouched, and the seat deactivated by offboard itself, with no admin task.
+#[tokio::test(flavor = "multi_thread")]
+async fn pipedrive_sigkill_mid_reassignment_then_restart() {
+    let h = Harness::for_crm(SandboxCrm::Pipedrive, 0.0, None, 100).await;
+    let (rep, email) = leaver(&h).await;
+    let before = h.sandbox.state().open_counts(rep).await;
+    let open_before = before.open_total();
+    assert!(open_before >= 300, "have {open_before}");
+
+    let mut first = h.start().await;
+    let job_id = h.post(&email).await;
+    h.wait_for("writes", Duration::from_secs(60), async |h| {
+        h.sandbox.state().stats().writes.len() >= 150
+    })
+    .await;
+    first.kill();
+    let writes_at_kill = h.sandbox.state().stats().writes.len();
+    assert!(writes_at_kill < open_before, "killed mid-reassignment");
+
+    let mut second = h.start().await;
+    h.wait_for("succeeded", Duration::from_secs(60), async |h| {
+        h.job(&job_id)
+            .await
+            .is_some_and(|j| j["state"] == "succeeded")
+    })
+    .await;
+    second.kill();
+
+    let state = h.sandbox.state();
+    assert!(
+        !state.user(rep).await.unwrap().is_active(),
+        "seat deactivated"
+    );
+    let after = state.open_counts(rep).await;
+    assert_eq!(after.open_total(), 0, "open records left behind");
+    for r in Resource::ALL {
+        assert_eq!(
+            after.get(r).closed,
+            before.get(r).closed,
+            "closed {r} changed"
+        );
+    }
+    let stats = state.stats();
+    let most = stats.writes.values().copied().max().unwrap_or(0);
+    assert!(most <= 2, "a record was written {most} times");
+    assert_eq!(stats.writes.len(), open_before, "every open record written");
+    assert!(
+        !state.request_log().iter().any(|e| e.method == "POST"),
+        "no admin activity"
+    );
 }
 
 /// 20 % of calls fail (500, 503, dropped connection) and the CRM throttles below
