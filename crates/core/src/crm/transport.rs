@@ -406,6 +406,47 @@ impl Transport {
     }
 }
 
+/// `HTTP 503 Service Unavailable`: the words for a status when the CRM gave none.
+pub(crate) fn status_reason(status: u16) -> String {
+    StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map_or_else(
+            || format!("HTTP {status}"),
+            |r| format!("HTTP {status} {r}"),
+        )
+}
+
+/// `Retry-After` as seconds or an HTTP date, as a wait from `now`.
+pub(crate) fn retry_after_header(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Some(Duration::from_secs_f64(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(SystemTime::from(at).duration_since(now).unwrap_or_default())
+}
+
+/// A rate-limit reset header's number (`x-ratelimit-reset`) as a wait: vendors
+/// document seconds from now; a value this large can only be an absolute Unix
+/// time (some proxies' convention), and is read as one.
+pub(crate) fn reset_wait(value: f64, now: SystemTime) -> Duration {
+    const UNIX_TIME_THRESHOLD: f64 = 1_000_000_000.0;
+    if value >= UNIX_TIME_THRESHOLD {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(value);
+        at.duration_since(now).unwrap_or_default()
+    } else {
+        Duration::from_secs_f64(value)
+    }
+}
+
 /// Reads a 2xx answer; an answer that isn't what the vendor documents is permanent.
 pub(crate) fn decode<T: DeserializeOwned>(call: &Call, body: &[u8]) -> Result<T, CrmError> {
     serde_json::from_slice(body).map_err(|e| CrmError::Permanent {

@@ -5,12 +5,15 @@
 
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::HeaderMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::{
-    crm::contract::CrmError,
+    crm::{
+        contract::CrmError,
+        transport::{reset_wait, retry_after_header, status_reason},
+    },
     domain::{CrmId, CrmUser, UserRole, UserStatus},
 };
 
@@ -402,7 +405,7 @@ pub(super) fn parse_error(status: u16, body: &[u8]) -> ErrorReport {
             (false, false) => format!("{error} ({info})"),
             (false, true) => error,
             (true, false) => info,
-            (true, true) => reason(status),
+            (true, true) => status_reason(status),
         };
         if !message.is_empty() {
             return ErrorReport {
@@ -414,9 +417,9 @@ pub(super) fn parse_error(status: u16, body: &[u8]) -> ErrorReport {
     let text = String::from_utf8_lossy(body);
     let excerpt = bounded(text.trim());
     let message = if excerpt.is_empty() {
-        reason(status)
+        status_reason(status)
     } else {
-        format!("{}: {excerpt}", reason(status))
+        format!("{}: {excerpt}", status_reason(status))
     };
     ErrorReport {
         code: format!("http_{status}"),
@@ -441,16 +444,6 @@ fn bounded(text: &str) -> String {
     let mut cut: String = text.chars().take(MAX).collect();
     cut.push('…');
     cut
-}
-
-fn reason(status: u16) -> String {
-    reqwest::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .map_or_else(
-            || format!("HTTP {status}"),
-            |r| format!("HTTP {status} {r}"),
-        )
 }
 
 /// Classifies a non-2xx answer (Pipedrive's "HTTP status codes" page): 429 slow
@@ -542,7 +535,7 @@ impl RateLimit {
         };
         Self {
             remaining: number("x-ratelimit-remaining").map(|v| v as u64),
-            reset: number("x-ratelimit-reset").map(|v| seconds_or_unix_time(v, now)),
+            reset: number("x-ratelimit-reset").map(|v| reset_wait(v, now)),
         }
     }
 
@@ -565,18 +558,7 @@ pub(super) fn quota_pause(headers: &HeaderMap) -> Option<Duration> {
 /// How long the CRM asked us to wait after a 429: `Retry-After` (seconds or an
 /// HTTP date), else `x-ratelimit-reset`.
 pub(super) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    if let Some(value) = header(headers, RETRY_AFTER.as_str()) {
-        if let Ok(secs) = value.parse::<f64>()
-            && secs.is_finite()
-            && secs >= 0.0
-        {
-            return Some(Duration::from_secs_f64(secs));
-        }
-        if let Ok(at) = chrono::DateTime::parse_from_rfc2822(value) {
-            return Some(SystemTime::from(at).duration_since(now).unwrap_or_default());
-        }
-    }
-    RateLimit::from_headers(headers, now).reset
+    retry_after_header(headers, now).or_else(|| RateLimit::from_headers(headers, now).reset)
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -585,18 +567,6 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
-}
-
-/// Pipedrive documents a count of seconds; a value this large can only be an
-/// absolute Unix time (a proxy's convention), and is read as one.
-fn seconds_or_unix_time(value: f64, now: SystemTime) -> Duration {
-    const UNIX_TIME_THRESHOLD: f64 = 1_000_000_000.0;
-    if value >= UNIX_TIME_THRESHOLD {
-        let at = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(value);
-        at.duration_since(now).unwrap_or_default()
-    } else {
-        Duration::from_secs_f64(value)
-    }
 }
 
 #[cfg(test)]

@@ -4,11 +4,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::crm::contract::CrmError;
+use crate::crm::{
+    contract::CrmError,
+    transport::{reset_wait, retry_after_header, status_reason},
+};
 
 /// `{"data":{...},"meta":{...}}`
 #[derive(Debug, Deserialize)]
@@ -147,7 +150,7 @@ pub(super) fn parse_error(status: u16, body: &[u8]) -> ErrorReport {
             .collect::<Vec<_>>()
             .join("; ");
         if message.is_empty() {
-            message = reason(status);
+            message = status_reason(status);
         }
         if let Some(logref) = env.meta.and_then(|m| m.logref) {
             message.push_str(&format!(" (logref {logref})"));
@@ -157,9 +160,9 @@ pub(super) fn parse_error(status: u16, body: &[u8]) -> ErrorReport {
     let text = String::from_utf8_lossy(body);
     let excerpt: String = text.trim().chars().take(200).collect();
     let message = if excerpt.is_empty() {
-        reason(status)
+        status_reason(status)
     } else {
-        format!("{}: {excerpt}", reason(status))
+        format!("{}: {excerpt}", status_reason(status))
     };
     ErrorReport {
         code: format!("http_{status}"),
@@ -180,16 +183,6 @@ fn describe(e: &ErrorBody) -> String {
         (true, false) => details,
         (true, true) => String::new(),
     }
-}
-
-fn reason(status: u16) -> String {
-    reqwest::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .map_or_else(
-            || format!("HTTP {status}"),
-            |r| format!("HTTP {status} {r}"),
-        )
 }
 
 /// Classifies a non-2xx answer. 429 and 5xx are classified here too; whether they
@@ -213,34 +206,18 @@ pub(super) fn error_for(status: u16, body: &[u8], retry_after: Option<Duration>)
 /// `X-RateLimit-Reset` (seconds from now, or a Unix time when it is that large).
 /// Sell documents neither; other CRMs and proxies send them.
 pub(super) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let header = |name| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(value) = header(RETRY_AFTER.as_str()) {
-        if let Ok(secs) = value.parse::<u64>() {
-            return Some(Duration::from_secs(secs));
-        }
-        if let Ok(at) = chrono::DateTime::parse_from_rfc2822(value) {
-            let at = SystemTime::from(at);
-            return Some(at.duration_since(now).unwrap_or(Duration::ZERO));
-        }
+    if let Some(wait) = retry_after_header(headers, now) {
+        return Some(wait);
     }
-    let reset = header("x-ratelimit-reset")?;
-    let value = reset
+    let value = headers
+        .get("x-ratelimit-reset")?
+        .to_str()
+        .ok()?
+        .trim()
         .parse::<f64>()
         .ok()
         .filter(|v| v.is_finite() && *v >= 0.0)?;
-    // A count of seconds this large can only be an absolute Unix time.
-    const UNIX_TIME_THRESHOLD: f64 = 1_000_000_000.0;
-    if value >= UNIX_TIME_THRESHOLD {
-        let at = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(value);
-        Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-    } else {
-        Some(Duration::from_secs_f64(value))
-    }
+    Some(reset_wait(value, now))
 }
 
 #[cfg(test)]
