@@ -133,7 +133,7 @@ pub fn explain_text(d: &Decision) -> String {
     let _ = writeln!(out, "  reassign:   to {}", target_long(d));
     let _ = writeln!(out, "              {scope}");
     let who = target_short(d);
-    for r in Resource::ALL {
+    for r in shown_resources(d) {
         if d.reassign.contains(&r) {
             let _ = writeln!(out, "    {:<9} → {who}", r.as_str());
         } else {
@@ -172,11 +172,19 @@ pub fn explain_text(d: &Decision) -> String {
     out
 }
 
+/// The resources an explanation lists: every one, except organizations unless the
+/// plan moves them — only some CRMs keep them apart from contacts (in Sell they
+/// are contacts), so "not reassigned" would mislead there.
+fn shown_resources(d: &Decision) -> impl Iterator<Item = Resource> + '_ {
+    Resource::ALL
+        .into_iter()
+        .filter(|r| *r != Resource::Organizations || d.reassign.contains(r))
+}
+
 /// The machine explanation: one object with `rule`, `action` (final), `guards`,
 /// `plan`, `assumptions` and `policy_version`.
 pub fn explain_json(d: &Decision) -> Value {
-    let per_resource: serde_json::Map<String, Value> = Resource::ALL
-        .into_iter()
+    let per_resource: serde_json::Map<String, Value> = shown_resources(d)
         .map(|r| {
             let v = if d.reassign.contains(&r) {
                 Value::String(d.reassign_to.to_string())
