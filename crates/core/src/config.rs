@@ -110,6 +110,8 @@ pub enum CrmKind {
     ZendeskSell,
     /// Pipedrive (API v1 and v2).
     Pipedrive,
+    /// HubSpot (CRM v3, settings v3), with a private app's token.
+    Hubspot,
 }
 
 /// `[crm] seat_executor`: who deactivates, deletes or reactivates a seat.

@@ -47,6 +47,7 @@ mod control;
 mod db;
 mod envelope;
 mod generate;
+mod hubspot;
 mod limits;
 mod log;
 mod pipedrive;
@@ -73,6 +74,7 @@ pub use log::{Fault, LOG_CAPACITY, RequestLogEntry, Stats};
 pub use seed::{Contact, Deal, Lead, Seed, SeedError, Stage, Task, User};
 pub use state::SandboxState;
 
+pub use hubspot::OWNER_BASE as HUBSPOT_OWNER_BASE;
 pub use pipedrive::{lead_id_from_uuid, lead_uuid};
 
 use conn::{ConnHandle, CuttableListener};
@@ -86,6 +88,8 @@ pub enum SandboxCrm {
     Sell,
     /// Pipedrive, API v1 and v2 under `/api/v1` and `/api/v2` (DESIGN.md §9).
     Pipedrive,
+    /// HubSpot, CRM v3 and settings v3 (`hubspot/`, DESIGN.md §9).
+    Hubspot,
 }
 
 impl SandboxCrm {
@@ -94,6 +98,7 @@ impl SandboxCrm {
         match self {
             SandboxCrm::Sell => "zendesk_sell",
             SandboxCrm::Pipedrive => "pipedrive",
+            SandboxCrm::Hubspot => "hubspot",
         }
     }
 }
@@ -107,13 +112,14 @@ impl fmt::Display for SandboxCrm {
 impl FromStr for SandboxCrm {
     type Err = String;
 
-    /// `zendesk_sell` (or `sell`) and `pipedrive`, case-insensitively.
+    /// `zendesk_sell` (or `sell`), `pipedrive` and `hubspot`, case-insensitively.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "zendesk_sell" | "sell" => Ok(SandboxCrm::Sell),
             "pipedrive" => Ok(SandboxCrm::Pipedrive),
+            "hubspot" => Ok(SandboxCrm::Hubspot),
             other => Err(format!(
-                "unknown CRM {other:?}; the sandbox speaks zendesk_sell or pipedrive"
+                "unknown CRM {other:?}; the sandbox speaks zendesk_sell, pipedrive or hubspot"
             )),
         }
     }
@@ -232,6 +238,7 @@ impl Sandbox {
         match opts.crm {
             SandboxCrm::Sell => tracing::info!(%addr, "Sell sandbox listening"),
             SandboxCrm::Pipedrive => tracing::info!(%addr, "Pipedrive sandbox listening"),
+            SandboxCrm::Hubspot => tracing::info!(%addr, "HubSpot sandbox listening"),
         }
         Ok(Sandbox {
             state,
@@ -280,6 +287,7 @@ fn app(state: SandboxState) -> Router {
     let crm = match state.inner.settings.crm {
         SandboxCrm::Sell => routes::router(),
         SandboxCrm::Pipedrive => pipedrive::router(),
+        SandboxCrm::Hubspot => hubspot::router(),
     }
     .layer(middleware::from_fn_with_state(state.clone(), limits::gate));
     Router::new()

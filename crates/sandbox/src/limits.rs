@@ -26,6 +26,7 @@ use super::{
     SandboxCrm, SandboxState,
     conn::ConnHandle,
     envelope::SellError,
+    hubspot,
     log::{Fault, RequestLogEntry},
     pipedrive,
 };
@@ -144,6 +145,7 @@ async fn admit(state: &SandboxState, req: Request, next: Next) -> (Response, Opt
     match state.crm() {
         SandboxCrm::Sell => admit_sell(state, req, next).await,
         SandboxCrm::Pipedrive => pipedrive::admit(state, req, next).await,
+        SandboxCrm::Hubspot => hubspot::admit(state, req, next).await,
     }
 }
 

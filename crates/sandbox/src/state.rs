@@ -172,6 +172,11 @@ impl SandboxState {
         match self.crm() {
             SandboxCrm::Sell => db.counts(owner_id),
             SandboxCrm::Pipedrive => db.pipedrive_counts(owner_id),
+            // Companies apart from contacts, as Pipedrive's; HubSpot has no leads.
+            SandboxCrm::Hubspot => OwnedCounts {
+                leads: Default::default(),
+                ..db.pipedrive_counts(owner_id)
+            },
         }
     }
 

@@ -1,7 +1,7 @@
 //! The CRM seam: what offboard needs from a sales CRM, independent of any vendor.
 //!
 //! [`Crm`] is the trait the worker talks to; [`sell`] implements it for Zendesk
-//! Sell over HTTP (and [`pipedrive`] for Pipedrive), and [`client_from_config`]
+//! Sell over HTTP (and [`pipedrive`] for Pipedrive, [`hubspot`] for HubSpot), and [`client_from_config`]
 //! builds the one `[crm] kind` names. What a CRM can do is data
 //! ([`Capabilities`]), so the worker never branches on a vendor. Only this folder
 //! knows a vendor's JSON. Every HTTP call a client makes goes through the shared
@@ -17,6 +17,7 @@
 
 pub mod calls;
 mod contract;
+pub mod hubspot;
 pub mod pacing;
 pub mod pipedrive;
 pub mod sell;
@@ -41,6 +42,7 @@ pub fn capabilities_of(kind: CrmKind) -> &'static Capabilities {
     match kind {
         CrmKind::ZendeskSell => &sell::CAPABILITIES,
         CrmKind::Pipedrive => &pipedrive::CAPABILITIES,
+        CrmKind::Hubspot => &hubspot::CAPABILITIES,
     }
 }
 
@@ -93,6 +95,9 @@ pub fn client_from_config_sharing(
             &base, token, settings, budget,
         )?),
         CrmKind::Pipedrive => Arc::new(pipedrive::PipedriveClient::with_budget(
+            &base, token, settings, budget,
+        )?),
+        CrmKind::Hubspot => Arc::new(hubspot::HubSpotClient::with_budget(
             &base, token, settings, budget,
         )?),
     })
