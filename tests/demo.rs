@@ -94,3 +94,42 @@ fn pipedrive_demo_deactivates_every_seat_through_the_api() {
     assert!(stdout.contains("through Pipedrive's API"), "{stdout}");
     assert!(stdout.contains("reassigned l/c/o/d/t"), "{stdout}");
 }
+
+#[test]
+fn hubspot_demo_deletes_by_api_and_asks_an_admin_to_deactivate() {
+    let out = Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .args(["demo", "--crm", "hubspot"])
+        .env_remove("OFFBOARD_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = |email: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(email))
+            .unwrap_or_else(|| panic!("no table row for {email}:\n{stdout}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    let sam = row("sam.seller@example.com");
+    assert!(sam.contains(&"deleted".to_owned()), "{sam:?}");
+    let jane = row("jane.doe@example.com");
+    assert!(jane.contains(&"inactive".to_owned()), "{jane:?}");
+    assert!(
+        stdout.contains(
+            "Seat step — offboard itself deleted sam.seller@example.com through HubSpot's API"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Admin step — this is what a HubSpot admin does"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("reassigned c/o/d/t"), "{stdout}");
+}

@@ -102,8 +102,9 @@ fn leavers(crm: &Capabilities) -> Vec<Leaver> {
 pub(super) async fn run(keep: bool, crm: SandboxCrm) -> Result<(), CliError> {
     let started = Instant::now();
     let kind = match crm {
+        SandboxCrm::Sell => CrmKind::ZendeskSell,
         SandboxCrm::Pipedrive => CrmKind::Pipedrive,
-        _ => CrmKind::ZendeskSell,
+        SandboxCrm::Hubspot => CrmKind::Hubspot,
     };
     let dir = tempfile::tempdir().map_err(|e| anyhow::anyhow!("temp dir: {e}"))?;
     let sandbox_token = format!("sandbox-{}", uuid::Uuid::now_v7().simple());

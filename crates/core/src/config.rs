@@ -94,7 +94,7 @@ pub struct CrmConfig {
     /// Seconds one CRM call may take before it counts as a transient failure.
     pub timeout_secs: u64,
     /// Who changes seats; unset: [`SeatExecutor::Api`] where the CRM's API can
-    /// deactivate users, else [`SeatExecutor::Manual`] (resolved, and checked
+    /// deactivate or delete users, else [`SeatExecutor::Manual`] (resolved, and checked
     /// against the CRM, by `crm::seat_executor`).
     #[serde(rename = "seat_executor")]
     pub seat_executor_setting: Option<SeatExecutor>,

@@ -436,13 +436,28 @@ impl Db {
     /// What an admin's "Delete" does, with Sell's preconditions: no open leads,
     /// contacts or deals left, no active reportees. Deleting twice is a no-op.
     pub fn delete_user(&mut self, id: i64, at: &str) -> Result<User, ControlError> {
+        self.delete_user_unless_owning(
+            id,
+            at,
+            &[Resource::Leads, Resource::Contacts, Resource::Deals],
+        )
+    }
+
+    /// [`Self::delete_user`] for a CRM that refuses the delete only while the user
+    /// still owns open records of `blocking` (the kinds it has: HubSpot has no leads).
+    pub fn delete_user_unless_owning(
+        &mut self,
+        id: i64,
+        at: &str,
+        blocking: &[Resource],
+    ) -> Result<User, ControlError> {
         match self.users.get(&id) {
             None => return Err(ControlError::UnknownUser(id)),
             Some(u) if u.deleted_at.is_some() => return Ok(u.clone()),
             Some(_) => {}
         }
         let c = self.counts(id);
-        if c.leads.open + c.contacts.open + c.deals.open > 0 {
+        if blocking.iter().map(|r| c.get(*r).open).sum::<usize>() > 0 {
             return Err(ControlError::OpenRecords {
                 id,
                 leads: c.leads.open,

@@ -47,8 +47,9 @@ pub fn capabilities_of(kind: CrmKind) -> &'static Capabilities {
 }
 
 /// The seat executor in force for `[crm]`: the configured one, else `api` where
-/// the CRM's API can deactivate users, else `manual`. `api` for a CRM whose API
-/// can change no seat at all is a configuration error.
+/// the CRM's API can deactivate or delete users (each change it can't make by API
+/// still goes to a person), else `manual`. `api` for a CRM whose API can change
+/// no seat at all is a configuration error.
 pub fn seat_executor(crm: &CrmConfig) -> Result<SeatExecutor, ConfigError> {
     let can = capabilities_of(crm.kind);
     let by_api = |ability| ability == SeatAbility::Api;
@@ -60,7 +61,7 @@ pub fn seat_executor(crm: &CrmConfig) -> Result<SeatExecutor, ConfigError> {
             )))
         }
         Some(chosen) => Ok(chosen),
-        None if by_api(can.deactivate) => Ok(SeatExecutor::Api),
+        None if by_api(can.deactivate) || by_api(can.delete) => Ok(SeatExecutor::Api),
         None => Ok(SeatExecutor::Manual),
     }
 }

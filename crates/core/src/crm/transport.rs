@@ -96,6 +96,9 @@ pub(crate) struct Call {
     pub path: String,
     pub query: Vec<(&'static str, String)>,
     pub body: Option<serde_json::Value>,
+    /// A `POST` that leaves the same state however often it arrives (a search,
+    /// HubSpot's batch owner update): retried like a `PUT`.
+    pub repeatable: bool,
 }
 
 impl Call {
@@ -106,12 +109,20 @@ impl Call {
             path,
             query,
             body: None,
+            repeatable: false,
         }
     }
 
-    /// GET, PUT and PATCH leave the CRM in the same state however often they are repeated.
+    /// Marks a `POST` as safe to repeat (see [`Call::repeatable`]).
+    pub fn repeatable(mut self) -> Self {
+        self.repeatable = true;
+        self
+    }
+
+    /// GET, PUT, PATCH and DELETE leave the CRM in the same state however often
+    /// they are repeated; a `POST` only when marked repeatable.
     fn idempotent(&self) -> bool {
-        self.method != Method::POST
+        self.method != Method::POST || self.repeatable
     }
 
     /// A request with a JSON body.
@@ -127,6 +138,7 @@ impl Call {
             path,
             query: vec![],
             body: Some(body),
+            repeatable: false,
         }
     }
 }

@@ -278,7 +278,7 @@ async fn delete_user(State(s): State<SandboxState>, Path(id): Path<String>) -> A
     if db.visible_user(n).is_none() {
         return Err(HsError::not_found(format!("user {id} not found")));
     }
-    db.delete_user(n, &now())
+    db.delete_user_unless_owning(n, &now(), &[Resource::Contacts, Resource::Deals])
         .map_err(|e| HsError::bad_request(e.to_string()))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -121,10 +121,9 @@
 
 mod wire;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
-use rand::Rng;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -247,35 +246,15 @@ impl HubSpotClient {
     }
 
     /// A `POST` that changes nothing twice: a search, or an owner write (the
-    /// same owner set again is the same state). The transport retries a `POST`
-    /// only when it certainly did not arrive, because a repeated create would
-    /// duplicate; these may be repeated, so a transient failure is retried here
-    /// with the same backoff rules.
+    /// same owner set again is the same state), so the transport may retry it.
     async fn post_repeatable(
         &self,
         endpoint: &'static str,
         path: String,
         body: Value,
     ) -> Result<Vec<u8>, CrmError> {
-        let call = Call::with_body(Method::POST, endpoint, path, body);
-        let settings = &self.transport.settings;
-        let mut attempt: u32 = 0;
-        loop {
-            match self.transport.execute(&call).await {
-                Err(e @ CrmError::Transient(_)) if attempt < settings.max_retries => {
-                    let factor = 2u32.saturating_pow(attempt.min(31));
-                    let ceiling = settings
-                        .backoff_base
-                        .saturating_mul(factor)
-                        .min(settings.backoff_cap);
-                    let wait = rand::rng().random_range(Duration::ZERO..=ceiling);
-                    tracing::debug!(endpoint, attempt, %e, "retrying a repeatable HubSpot POST");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        let call = Call::with_body(Method::POST, endpoint, path, body).repeatable();
+        self.transport.execute(&call).await
     }
 
     /// Every owner (active, or archived only), optionally those with `email`.
@@ -654,6 +633,7 @@ impl Crm for HubSpotClient {
             path: format!("/settings/v3/users/{n}"),
             query: vec![],
             body: None,
+            repeatable: false,
         };
         match self.transport.execute(&call).await {
             Ok(_) => Ok(()),
