@@ -4,6 +4,8 @@
 
 mod helpers;
 
+mod hubspot;
+
 mod admin;
 mod offboarding;
 mod pipedrive;
