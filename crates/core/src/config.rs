@@ -361,7 +361,7 @@ impl Config {
         if self.crm.kind != CrmKind::ZendeskSell && self.crm.base_url.contains("api.getbase.com") {
             return bad(
                 "crm.base_url",
-                "still Zendesk Sell's API; set the configured CRM's URL (Pipedrive: https://yourcompany.pipedrive.com)",
+                "still Zendesk Sell's API; set the configured CRM's URL (Pipedrive: https://yourcompany.pipedrive.com, HubSpot: https://api.hubapi.com)",
             );
         }
         if self.crm.requests_per_second == 0 {
