@@ -73,7 +73,13 @@ pub(super) async fn run(args: SandboxArgs) -> Result<(), CliError> {
                 "  Pipedrive API:  {base}/api/v1/…, {base}/api/v2/…   control: {base}/__sandbox/state"
             );
         }
-        _ => {
+        SandboxCrm::Hubspot => {
+            println!("HubSpot sandbox listening on {base}");
+            println!(
+                "  HubSpot API:  {base}/crm/v3/…, {base}/settings/v3/…   control: {base}/__sandbox/state"
+            );
+        }
+        SandboxCrm::Sell => {
             println!("Sell sandbox listening on {base}");
             println!("  Sell API:  {base}/v2/…   control: {base}/__sandbox/state");
         }

@@ -89,7 +89,9 @@ async fn records_move_in_batches_and_an_admin_is_asked_to_deactivate() {
     let written = app.sell().stats().writes.len();
     assert_eq!(written, open + 1, "every open record and the task, once");
     // Leads are not a HubSpot object: skipped with an audit line, never listed.
-    let skipped = audit(&job, "reassign.not_applicable").next().expect("audited");
+    let skipped = audit(&job, "reassign.not_applicable")
+        .next()
+        .expect("audited");
     assert_eq!(skipped["detail"]["resource"], "leads");
     assert!(
         !app.sell()
