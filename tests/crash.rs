@@ -320,6 +320,58 @@ async fn pipedrive_sigkill_mid_reassignment_then_restart() {
     );
 }
 
+/// HubSpot: SIGKILL between batches of 100, restart on the same store. A batch
+/// that landed but was not checkpointed is found moved by the fresh listing and
+/// not sent again; the end state is exact and one admin task asks for the
+/// deactivation HubSpot's API can't make.
+#[tokio::test(flavor = "multi_thread")]
+async fn hubspot_sigkill_mid_batch_then_restart() {
+    let h = Harness::for_crm(SandboxCrm::Hubspot, 0.0, None, 20).await;
+    let (rep, email) = leaver(&h).await;
+    let before = h.sandbox.state().open_counts(rep).await;
+    let open_before = before.open_total();
+    assert!(open_before >= 200, "have {open_before}");
+
+    let mut first = h.start().await;
+    let job_id = h.post(&email).await;
+    h.wait_for("a first batch", Duration::from_secs(60), async |h| {
+        h.sandbox.state().stats().writes.len() >= 100
+    })
+    .await;
+    first.kill();
+    let writes_at_kill = h.sandbox.state().stats().writes.len();
+    assert!(writes_at_kill < open_before, "killed mid-reassignment");
+
+    let mut second = h.start().await;
+    h.admin_deactivates_then_job_succeeds(&job_id, rep, Duration::from_secs(60))
+        .await;
+    second.kill();
+
+    let state = h.sandbox.state();
+    let after = state.open_counts(rep).await;
+    assert_eq!(after.open_total(), 0, "open records left behind");
+    for r in Resource::ALL {
+        assert_eq!(
+            after.get(r).closed,
+            before.get(r).closed,
+            "closed {r} changed"
+        );
+    }
+    let stats = state.stats();
+    let most = stats.writes.values().copied().max().unwrap_or(0);
+    assert!(most <= 2, "a record was written {most} times");
+    // Every open record and the admin's task.
+    assert_eq!(stats.writes.len(), open_before + 1);
+    let batches = state
+        .request_log()
+        .iter()
+        .filter(|e| e.path.ends_with("/batch/update"))
+        .count();
+    eprintln!(
+        "HubSpot: killed after {writes_at_kill} writes; {batches} batch calls for {open_before} records"
+    );
+}
+
 /// 20 % of calls fail (500, 503, dropped connection) and the CRM throttles below
 /// the client's budget (429s): the job still ends with the exact final state.
 #[tokio::test(flavor = "multi_thread")]
