@@ -725,6 +725,8 @@ async fn the_image_built_and_run_as_a_container() {
     assert!(postgres.contains("\"8080-8081:8080\""), "the image's port");
     for text in [&sqlite, &postgres] {
         assert!(text.contains("stop_grace_period: 45s"));
+        // What the containers above ran with: --read-only.
+        assert!(text.contains("read_only: true"), "compose: read_only");
     }
     assert_eq!(
         deployment_value(&deployment, "terminationGracePeriodSeconds"),
