@@ -1,12 +1,13 @@
-//! The container, without a Docker engine: the Dockerfile is read, its final
-//! stage's `ENV`, `WORKDIR`, `ENTRYPOINT` and `CMD` are applied to the offboard
-//! binary built for this test (only `/data` and `/etc/offboard` are mapped to temp
-//! directories, and the port to a free one), and the service must answer
-//! `/healthz`, `/readyz` and the `HEALTHCHECK` URL, keep its database in the
-//! volume, log JSON, and stop cleanly on SIGTERM within Docker's grace period.
-//! The `deploy/` examples are checked against the same contract: their config and
-//! policy parse, probes hit the right paths, every secret the config names is
-//! provided.
+//! The container's contract, without a container engine: the Dockerfile is read,
+//! its final stage's `ENV`, `WORKDIR`, `ENTRYPOINT` and `CMD` are applied to the
+//! offboard binary built for this test (only `/data` and `/etc/offboard` are mapped
+//! to temp directories, and the port to a free one), and the service must answer
+//! `/healthz` and `/readyz`, pass the `HEALTHCHECK` command (run with the same
+//! binary), keep its database in the volume, log JSON, and stop cleanly on SIGTERM
+//! within Docker's grace period. The `deploy/` examples are checked against the
+//! same contract: their config and policy parse, probes hit the right paths, every
+//! secret the config names is provided. `tests/container_image.rs` builds the image
+//! and runs it as a container; this file is what still runs without podman.
 
 use std::{
     collections::BTreeMap,
@@ -86,7 +87,7 @@ struct Image {
     expose: Vec<u16>,
     /// (sources in the repository, destination) of COPYs from the build context.
     copies: Vec<(Vec<String>, String)>,
-    /// Destination of the binary copied from the build stage.
+    /// Where the binary copied from the build stage ends up in the image.
     binary: String,
 }
 
@@ -94,6 +95,15 @@ fn image() -> Image {
     let stages = dockerfile_stages();
     assert!(stages.len() >= 2, "multi-stage build");
     let last = stages.last().unwrap();
+    // The binary is copied out of the `build` stage, possibly into a staging root
+    // (`/rootfs/...`) that the final stage copies to `/`.
+    let from_build = stages
+        .iter()
+        .flatten()
+        .filter(|i| i.keyword == "COPY" && i.args.contains("--from=build "))
+        .find_map(|i| i.args.split_whitespace().last())
+        .expect("a COPY --from=build of the binary")
+        .to_owned();
     let mut img = Image {
         env: Vec::new(),
         workdir: "/".into(),
@@ -131,7 +141,14 @@ fn image() -> Image {
                 let words: Vec<&str> = a.split_whitespace().collect();
                 let (dest, sources) = words.split_last().unwrap();
                 if sources.iter().any(|w| w.starts_with("--from=")) {
-                    img.binary = dest.to_string();
+                    let src = sources.last().unwrap();
+                    if *dest == "/"
+                        && let Some(rest) = from_build.strip_prefix(src.trim_end_matches('/'))
+                    {
+                        img.binary = rest.to_owned();
+                    } else if from_build == *dest {
+                        img.binary = dest.to_string();
+                    }
                 } else {
                     img.copies.push((
                         sources.iter().map(|s| s.to_string()).collect(),
@@ -215,6 +232,25 @@ fn the_dockerfile_builds_from_files_that_exist() {
         Path::new(&img.binary).file_name().unwrap(),
         img.entrypoint[0].as_str(),
         "ENTRYPOINT runs the binary copied from the build stage"
+    );
+    // ENTRYPOINT and HEALTHCHECK name the binary without a directory: the image's
+    // PATH must lead to it (scratch has no default PATH of its own).
+    let path = img
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .expect("ENV PATH");
+    let dir = Path::new(&img.binary).parent().unwrap();
+    assert!(
+        path.split(':').any(|p| Path::new(p) == dir),
+        "PATH={path} does not contain {}",
+        dir.display()
+    );
+    assert_eq!(
+        img.healthcheck.first().map(String::as_str),
+        Some(img.entrypoint[0].as_str()),
+        "the HEALTHCHECK runs the binary (the image has no shell or curl)"
     );
     assert!(
         img.env
@@ -306,14 +342,25 @@ async fn the_image_command_line_and_env_start_a_healthy_service() {
         let r = http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    // The HEALTHCHECK's own URL (the image runs it with curl).
-    let url = img
-        .healthcheck
-        .iter()
-        .find(|a| a.starts_with("http"))
-        .expect("a URL in HEALTHCHECK");
-    let url = url.replace(":8080/", &format!(":{port}/"));
-    assert_eq!(http.get(&url).send().await.unwrap().status(), 200, "{url}");
+    // The HEALTHCHECK's command, run as the engine runs it: same env and workdir.
+    let healthcheck = |expect: i32| {
+        let hc: Vec<String> = img.healthcheck[1..].iter().map(|a| map(a)).collect();
+        let out = Command::new(env!("CARGO_BIN_EXE_offboard"))
+            .args(&hc)
+            .env_clear()
+            .envs(&env)
+            .current_dir(map(&img.workdir))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(expect),
+            "HEALTHCHECK {hc:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    healthcheck(0);
 
     // The store lives in the volume.
     assert!(
@@ -324,6 +371,8 @@ async fn the_image_command_line_and_env_start_a_healthy_service() {
     // `docker stop`: SIGTERM, then SIGKILL after 10 s.
     let status = child.terminate(Duration::from_secs(10)).await;
     assert!(status.success(), "{status}");
+    // Nothing listening: unhealthy, exit 1.
+    healthcheck(1);
     let first = child.stdout().into_iter().next().expect("a log line");
     let line: serde_json::Value =
         serde_json::from_str(&first).unwrap_or_else(|e| panic!("not JSON ({e}): {first}"));

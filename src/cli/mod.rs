@@ -4,6 +4,7 @@
 
 mod bench;
 mod demo;
+mod healthcheck;
 mod jobs;
 mod policy;
 mod sandbox;
@@ -75,6 +76,9 @@ enum Command {
         #[command(subcommand)]
         command: Option<sources::SourcesCommand>,
     },
+    /// GET the running service's /healthz: exit 0 when healthy, 1 when not (the
+    /// image's HEALTHCHECK, which has no curl).
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// `--role`: the command line's spelling of [`Role`] (the service crate has no
@@ -151,6 +155,8 @@ pub fn main() -> ExitCode {
     // The demo and the sandbox talk to a person: keep the log to warnings unless asked.
     let default_filter = match cli.command {
         Command::Demo { .. } | Command::Sandbox(_) | Command::Bench { .. } => "warn",
+        // Runs every 30 s inside the container: its log would only be noise.
+        Command::Healthcheck(_) => "warn",
         _ => "info",
     };
     offboard_core::telemetry::init(cli.log_format.map(LogFormat::from), default_filter);
@@ -196,6 +202,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Jobs { command } => jobs::run(&cli.config, command).await,
         Command::Policy { command } => policy::run(&cli.config, command),
         Command::Sources { command } => sources::run(&cli.config, command),
+        Command::Healthcheck(args) => healthcheck::run(&cli.config, args).await,
     }
 }
 
