@@ -429,13 +429,18 @@ pub(crate) fn status_reason(status: u16) -> String {
         )
 }
 
+/// A header's value as trimmed text; `None` when absent, empty or not text.
+pub(crate) fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
 /// `Retry-After` as seconds or an HTTP date, as a wait from `now`.
 pub(crate) fn retry_after_header(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
+    let value = header_text(headers, reqwest::header::RETRY_AFTER.as_str())?;
     if let Ok(secs) = value.parse::<f64>()
         && secs.is_finite()
         && secs >= 0.0

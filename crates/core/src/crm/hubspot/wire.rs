@@ -8,12 +8,15 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::HeaderMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
 use crate::{
-    crm::contract::{CrmError, WriteOutcome},
+    crm::{
+        contract::{CrmError, WriteOutcome},
+        transport::{header_text, retry_after_header},
+    },
     domain::{CrmId, CrmUser, UserRole, UserStatus},
 };
 
@@ -687,7 +690,7 @@ const MAX_WINDOW: Duration = Duration::from_secs(10);
 impl RateLimit {
     /// Reads the headers; absent or unreadable ones stay `None`.
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        let number = |name: &str| header(headers, name).and_then(|v| v.parse::<u64>().ok());
+        let number = |name: &str| header_text(headers, name).and_then(|v| v.parse::<u64>().ok());
         Self {
             remaining: number("x-hubspot-ratelimit-remaining"),
             interval: number("x-hubspot-ratelimit-interval-milliseconds")
@@ -727,30 +730,14 @@ pub(super) fn quota_pause(headers: &HeaderMap) -> Option<Duration> {
 /// HTTP date) when sent; else a spent daily allowance ([`DAILY_PAUSE`]); else
 /// the spent window's length.
 pub(super) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    if let Some(value) = header(headers, RETRY_AFTER.as_str()) {
-        if let Ok(secs) = value.parse::<f64>()
-            && secs.is_finite()
-            && secs >= 0.0
-        {
-            return Some(Duration::from_secs_f64(secs));
-        }
-        if let Ok(at) = chrono::DateTime::parse_from_rfc2822(value) {
-            return Some(SystemTime::from(at).duration_since(now).unwrap_or_default());
-        }
+    if let Some(wait) = retry_after_header(headers, now) {
+        return Some(wait);
     }
     let limits = RateLimit::from_headers(headers);
     if limits.daily_remaining == Some(0) {
         return Some(DAILY_PAUSE);
     }
     limits.pause()
-}
-
-fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]

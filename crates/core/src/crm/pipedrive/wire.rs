@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::{
     crm::{
         contract::CrmError,
-        transport::{reset_wait, retry_after_header, status_reason},
+        transport::{header_text, reset_wait, retry_after_header, status_reason},
     },
     domain::{CrmId, CrmUser, UserRole, UserStatus},
 };
@@ -529,7 +529,7 @@ impl RateLimit {
     /// Reads the headers; absent or unreadable ones stay `None`.
     pub fn from_headers(headers: &HeaderMap, now: SystemTime) -> Self {
         let number = |name: &str| {
-            header(headers, name)
+            header_text(headers, name)
                 .and_then(|v| v.parse::<f64>().ok())
                 .filter(|v| v.is_finite() && *v >= 0.0)
         };
@@ -559,14 +559,6 @@ pub(super) fn quota_pause(headers: &HeaderMap) -> Option<Duration> {
 /// HTTP date), else `x-ratelimit-reset`.
 pub(super) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     retry_after_header(headers, now).or_else(|| RateLimit::from_headers(headers, now).reset)
-}
-
-fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]
