@@ -12,7 +12,7 @@ use std::{
 use offboard_core::{
     config::Secret,
     crm::{
-        ClientSettings, Crm, CrmError, CrmId, NewTask, Resource, SeatChange, UserRole, UserStatus,
+        Crm, CrmError, CrmId, NewTask, Resource, SeatChange, UserRole, UserStatus,
         calls::{CallRecord, record_calls},
         hubspot::HubSpotClient,
         pacing::{LocalBudget, RateBudget},
@@ -24,19 +24,11 @@ use wiremock::{
     matchers::{body_partial_json, header, method, path, query_param},
 };
 
-const TOKEN: &str = "pat-na1-test-token";
+mod support;
 
-fn fast() -> ClientSettings {
-    ClientSettings {
-        requests_per_second: 1000,
-        max_in_flight: 8,
-        timeout: Duration::from_secs(5),
-        max_retries: 3,
-        backoff_base: Duration::from_millis(5),
-        backoff_cap: Duration::from_millis(20),
-        ..ClientSettings::default()
-    }
-}
+use support::{fast, ok};
+
+const TOKEN: &str = "pat-na1-test-token";
 
 fn client(server: &MockServer) -> HubSpotClient {
     HubSpotClient::new(&server.uri(), Secret::new(TOKEN.to_owned()), fast()).unwrap()
@@ -49,10 +41,6 @@ fn client_with_budget(server: &MockServer) -> (HubSpotClient, Arc<LocalBudget>) 
         HubSpotClient::with_budget(&server.uri(), Secret::new(TOKEN.to_owned()), fast(), shared)
             .unwrap();
     (client, budget)
-}
-
-fn ok(body: Value) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(body)
 }
 
 fn owner(id: i64, user_id: Option<i64>, email: &str, archived: bool) -> Value {

@@ -12,8 +12,7 @@ use std::{
 use offboard_core::{
     config::Secret,
     crm::{
-        ClientSettings, Crm, CrmError, CrmId, NewTask, Resource, SeatAbility, SeatChange, UserRole,
-        UserStatus,
+        Crm, CrmError, CrmId, NewTask, Resource, SeatAbility, SeatChange, UserRole, UserStatus,
         calls::{CallRecord, record_calls},
         pacing::{LocalBudget, RateBudget},
         pipedrive::PipedriveClient,
@@ -27,21 +26,11 @@ use wiremock::{
     },
 };
 
-const TOKEN: &str = "pd-test-token-123";
+mod support;
 
-/// Fast retries so failure tests don't sleep for seconds; a generous rate so only
-/// the pacing tests are paced.
-fn fast() -> ClientSettings {
-    ClientSettings {
-        requests_per_second: 1000,
-        max_in_flight: 8,
-        timeout: Duration::from_secs(5),
-        max_retries: 3,
-        backoff_base: Duration::from_millis(5),
-        backoff_cap: Duration::from_millis(20),
-        ..ClientSettings::default()
-    }
-}
+use support::{fast, ok};
+
+const TOKEN: &str = "pd-test-token-123";
 
 fn client(server: &MockServer) -> PipedriveClient {
     PipedriveClient::new(&server.uri(), Secret::new(TOKEN.to_owned()), fast()).unwrap()
@@ -55,10 +44,6 @@ fn client_with_budget(server: &MockServer) -> (PipedriveClient, Arc<LocalBudget>
         PipedriveClient::with_budget(&server.uri(), Secret::new(TOKEN.to_owned()), fast(), shared)
             .unwrap();
     (client, budget)
-}
-
-fn ok(body: Value) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(body)
 }
 
 fn single(data: Value) -> Value {
