@@ -163,6 +163,7 @@ fn snapshot_owned(seed: &Seed, resource: Resource, owner: i64) -> usize {
         Resource::Organizations => 0,
         Resource::Deals => seed.deals.iter().filter(|r| r.owner_id == owner).count(),
         Resource::Tasks => seed.tasks.iter().filter(|r| r.owner_id == owner).count(),
+        Resource::Tickets => seed.tickets.iter().filter(|r| r.owner_id == owner).count(),
     }
 }
 

@@ -21,16 +21,20 @@ pub enum Resource {
     Deals,
     /// To-dos (Sell `/v2/tasks`); open until completed.
     Tasks,
+    /// Support tickets (HubSpot tickets, Salesforce Cases); open until closed.
+    /// Sell and Pipedrive have none.
+    Tickets,
 }
 
 impl Resource {
     /// All resources, in the order offboard reassigns them.
-    pub const ALL: [Resource; 5] = [
+    pub const ALL: [Resource; 6] = [
         Self::Leads,
         Self::Contacts,
         Self::Organizations,
         Self::Deals,
         Self::Tasks,
+        Self::Tickets,
     ];
 
     /// The API path segment and policy name (`leads`, …).
@@ -41,6 +45,7 @@ impl Resource {
             Self::Organizations => "organizations",
             Self::Deals => "deals",
             Self::Tasks => "tasks",
+            Self::Tickets => "tickets",
         }
     }
 }
@@ -54,7 +59,7 @@ impl fmt::Display for Resource {
 /// A resource name that is none of [`Resource::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown resource {0:?} (expected leads, contacts, deals or tasks); organizations too, where the CRM keeps them apart from contacts"
+    "unknown resource {0:?} (expected leads, contacts, deals or tasks; organizations and tickets too, where the CRM has them)"
 )]
 pub struct UnknownResource(pub String);
 

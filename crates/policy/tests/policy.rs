@@ -74,7 +74,7 @@ fn policy_check_rejects_broken_files_with_positions() {
         (p("[[rules]]\nname = \"a\"\naction = \"delete\"\ndelete_after = \"90d\"\n"), 7, 16, "delete_after only applies to action = \"deactivate\""),
         (p("[[rules]]\nname = \"a\"\naction = \"deactivate\"\nreassign_to = \"boss\"\n"), 7, 15, "bad reassign_to \"boss\": expected \"manager\", \"fallback\" or \"user:<email>\""),
         (p("[[rules]]\nname = \"a\"\naction = \"deactivate\"\nreassign_to = \"user:boss\"\n"), 7, 15, "bad reassign_to \"user:boss\": \"boss\" is not an e-mail address"),
-        (p("[[rules]]\nname = \"a\"\naction = \"deactivate\"\nreassign = [\"leads\", \"lead\"]\n"), 7, 22, "unknown resource \"lead\" (expected leads, contacts, deals or tasks)"),
+        (p("[[rules]]\nname = \"a\"\naction = \"deactivate\"\nreassign = [\"leads\", \"lead\"]\n"), 7, 22, "unknown resource \"lead\" (expected leads, contacts, deals or tasks; organizations and tickets too, where the CRM has them)"),
         (p("[[rules]]\nname = \"a\"\naction = \"delete\"\nreassign = [\"leads\", \"contacts\"]\n"), 7, 12, "deletes the seat but does not reassign deals"),
         (p("[[rules]]\nname = \"a\"\naction = \"deactivate\"\nopen_only = \"yes\"\n"), 7, 13, "`open_only` expects true or false, found string"),
         (p("[[rules]]\nname = \"a\"\naction = \"deactivate\"\nnotify = [\"legal\"]\n"), 7, 11, "bad notify address: \"legal\" is not an e-mail address"),

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 
-use super::seed::{Contact, Deal, Lead, Seed, Stage, Task, User};
+use super::seed::{Contact, Deal, Lead, Seed, Stage, Task, Ticket, User};
 use offboard_domain::{Resource, UserStatus};
 
 /// A stored record and its version (Sell's `meta.version`, bumped per write).
@@ -31,6 +31,7 @@ pub(super) struct Db {
     pub contacts: Table<Contact>,
     pub deals: Table<Deal>,
     pub tasks: Table<Task>,
+    pub tickets: Table<Ticket>,
     pub stages: BTreeMap<i64, Stage>,
     /// Leads Pipedrive shows as archived (see [`Seed::archived_leads`]).
     pub archived_leads: BTreeSet<i64>,
@@ -107,6 +108,8 @@ pub struct OwnedCounts {
     pub deals: Counts,
     /// Tasks: open, or completed.
     pub tasks: Counts,
+    /// Tickets: open, or closed (0 where the CRM has none: Sell, Pipedrive).
+    pub tickets: Counts,
 }
 
 impl OwnedCounts {
@@ -118,6 +121,7 @@ impl OwnedCounts {
             Resource::Organizations => self.organizations,
             Resource::Deals => self.deals,
             Resource::Tasks => self.tasks,
+            Resource::Tickets => self.tickets,
         }
     }
 
@@ -200,6 +204,13 @@ impl Kind for Deal {
     }
 }
 
+impl Kind for Ticket {
+    kind!(Tickets, "ticket", tickets);
+    fn is_open(&self, _db: &Db) -> bool {
+        !self.closed
+    }
+}
+
 impl Kind for Task {
     kind!(Tasks, "task", tasks);
     fn completed(&self) -> Option<bool> {
@@ -250,6 +261,7 @@ impl Db {
             contacts: table_of(&seed.contacts),
             deals: table_of(&seed.deals),
             tasks: table_of(&seed.tasks),
+            tickets: table_of(&seed.tickets),
             stages: stages.into_iter().map(|s| (s.id, s)).collect(),
             archived_leads: seed.archived_leads.clone(),
             task_notes: seed.task_notes.clone(),
@@ -263,6 +275,7 @@ impl Db {
             contacts: rows(&self.contacts),
             deals: rows(&self.deals),
             tasks: rows(&self.tasks),
+            tickets: rows(&self.tickets),
             stages: self.stages.values().cloned().collect(),
             archived_leads: self.archived_leads.clone(),
             task_notes: self.task_notes.clone(),
@@ -376,6 +389,7 @@ impl Db {
             organizations: Counts::default(),
             deals: of::<Deal>(self, owner_id),
             tasks: of::<Task>(self, owner_id),
+            tickets: of::<Ticket>(self, owner_id),
         }
     }
 
@@ -384,6 +398,7 @@ impl Db {
     pub fn pipedrive_counts(&self, owner_id: i64) -> OwnedCounts {
         let mut c = self.counts(owner_id);
         c.leads = Counts::default();
+        c.tickets = Counts::default();
         for lead in self.leads.values().filter(|r| r.data.owner_id == owner_id) {
             if self.archived_leads.contains(&lead.data.id) {
                 c.leads.closed += 1;

@@ -71,7 +71,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use db::{ControlError, Counts, OwnedCounts};
 pub use log::{Fault, LOG_CAPACITY, RequestLogEntry, Stats};
-pub use seed::{Contact, Deal, Lead, Seed, SeedError, Stage, Task, User};
+pub use seed::{Contact, Deal, Lead, Seed, SeedError, Stage, Task, Ticket, User};
 pub use state::SandboxState;
 
 pub use hubspot::OWNER_BASE as HUBSPOT_OWNER_BASE;

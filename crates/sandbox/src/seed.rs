@@ -258,6 +258,28 @@ pub struct Task {
     pub updated_at: String,
 }
 
+/// A support ticket: a HubSpot ticket, a Salesforce Case. Sell and Pipedrive have
+/// none, so their faces never serve one. Open until `closed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// Unique among tickets.
+    pub id: i64,
+    /// The user it belongs to: the field offboarding reassigns.
+    pub owner_id: i64,
+    /// The ticket's subject line.
+    #[serde(default)]
+    pub subject: String,
+    /// Resolved: a closed ticket stays with its owner.
+    #[serde(default)]
+    pub closed: bool,
+    /// When it was opened, RFC 3339 UTC.
+    #[serde(default = "seed_time")]
+    pub created_at: String,
+    /// When it last changed, RFC 3339 UTC; a write that changes anything moves it.
+    #[serde(default = "seed_time")]
+    pub updated_at: String,
+}
+
 /// A pipeline stage. `category` `won`/`lost` marks the closing stages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stage {
@@ -301,6 +323,9 @@ pub struct Seed {
     pub deals: Vec<Deal>,
     /// Every task, open and completed.
     pub tasks: Vec<Task>,
+    /// Every support ticket, open and closed (only HubSpot and Salesforce serve them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tickets: Vec<Ticket>,
     /// Empty means "the two default pipelines" ([`Seed::default_stages`]).
     pub stages: Vec<Stage>,
     /// Ids of leads that are archived. Only Pipedrive has the notion: it lists
@@ -460,6 +485,10 @@ impl Seed {
         owned(
             "tasks",
             self.tasks.iter().map(|r| (r.id, r.owner_id)).collect(),
+        )?;
+        owned(
+            "tickets",
+            self.tickets.iter().map(|r| (r.id, r.owner_id)).collect(),
         )?;
         if let Some(d) = self.deals.iter().find(|d| !stage_ids.contains(&d.stage_id)) {
             return Err(SeedError::UnknownStage {

@@ -134,6 +134,16 @@ pub trait Crm: Send + Sync {
     async fn find_task(&self, owner: &CrmId, marker: &str) -> Result<Option<CrmId>, CrmError>;
 }
 
+/// The answer of [`Crm::reassign`] for a resource the CRM has no object for (the
+/// worker never asks: it skips what [`Capabilities::resources`] lacks).
+pub fn resource_unsupported(crm: &Capabilities, resource: Resource) -> CrmError {
+    CrmError::Permanent {
+        status: 0,
+        code: "unsupported".to_owned(),
+        message: format!("{} has no {resource} object", crm.name),
+    }
+}
+
 /// The answer of [`Crm::change_seat`] for a change the CRM's API cannot make.
 pub fn seat_change_unsupported(crm: &Capabilities, change: SeatChange) -> CrmError {
     CrmError::Permanent {

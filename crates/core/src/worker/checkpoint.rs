@@ -90,6 +90,7 @@ pub(crate) fn reassign(resource: Resource) -> Key<Progress> {
         Resource::Organizations => "reassign.organizations",
         Resource::Deals => "reassign.deals",
         Resource::Tasks => "reassign.tasks",
+        Resource::Tickets => "reassign.tickets",
     })
 }
 

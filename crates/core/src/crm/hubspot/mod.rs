@@ -133,7 +133,9 @@ use self::wire::{
     Owner, Page, RawObject, SettingsUser, TASK_STATUS, TaskProperties,
 };
 use super::{
-    contract::{Crm, CrmError, NewTask, Record, WriteOutcome, seat_change_unsupported},
+    contract::{
+        Crm, CrmError, NewTask, Record, WriteOutcome, resource_unsupported, seat_change_unsupported,
+    },
     pacing::{LocalBudget, RateBudget},
     settings::ClientSettings,
     transport::{
@@ -532,11 +534,7 @@ impl Crm for HubSpotClient {
         new_owner: &CrmId,
     ) -> Result<Vec<WriteOutcome>, CrmError> {
         let Some(kind) = object_type(resource) else {
-            return Err(CrmError::Permanent {
-                status: 0,
-                code: "unsupported".to_owned(),
-                message: format!("HubSpot has no {resource} object"),
-            });
+            return Err(resource_unsupported(&CAPABILITIES, resource));
         };
         if ids.len() > BATCH_MAX {
             return Err(CrmError::Permanent {
@@ -707,7 +705,7 @@ fn object_type(resource: Resource) -> Option<ObjectType> {
         Resource::Organizations => Some(ObjectType::Companies),
         Resource::Deals => Some(ObjectType::Deals),
         Resource::Tasks => Some(ObjectType::Tasks),
-        Resource::Leads => None,
+        Resource::Leads | Resource::Tickets => None,
     }
 }
 

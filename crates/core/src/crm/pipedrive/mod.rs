@@ -89,7 +89,9 @@ use self::wire::{
     Created, Me, NewActivity, OwnerChange, Page, RawRecord, RawUser, RecordKind, SeatFlag, Single,
 };
 use super::{
-    contract::{Crm, CrmError, NewTask, Record, WriteOutcome, seat_change_unsupported},
+    contract::{
+        Crm, CrmError, NewTask, Record, WriteOutcome, resource_unsupported, seat_change_unsupported,
+    },
     pacing::{LocalBudget, RateBudget},
     settings::ClientSettings,
     transport::{
@@ -342,8 +344,10 @@ impl Crm for PipedriveClient {
     }
 
     async fn list_owned(&self, resource: Resource, owner: &CrmId) -> Result<Vec<Record>, CrmError> {
+        let Some((kind, endpoint, _)) = endpoints(resource) else {
+            return Ok(Vec::new());
+        };
         let owner_n = numeric_user(owner)?;
-        let (kind, endpoint, _) = endpoints(resource);
         let query = vec![("owner_id", owner_n.to_string())];
         // Open or not, as the trait asks: `open_only` is the worker's to apply, so
         // no `status=open`/`done=false` filter here.
@@ -369,8 +373,10 @@ impl Crm for PipedriveClient {
         ids: &[CrmId],
         new_owner: &CrmId,
     ) -> Result<Vec<WriteOutcome>, CrmError> {
+        let Some((kind, list, endpoint)) = endpoints(resource) else {
+            return Err(resource_unsupported(&CAPABILITIES, resource));
+        };
         let owner_id = numeric_user(new_owner)?;
-        let (kind, list, endpoint) = endpoints(resource);
         let body =
             serde_json::to_value(OwnerChange { owner_id }).map_err(|e| CrmError::Permanent {
                 status: 0,
@@ -486,8 +492,9 @@ impl Crm for PipedriveClient {
 
 /// Where each resource lives: its kind, its list endpoint and its item endpoint
 /// (the metrics' name for one record). Leads are on v1 (UUIDs), the rest on v2.
-fn endpoints(resource: Resource) -> (RecordKind, &'static str, &'static str) {
-    match resource {
+/// `None` for tickets: Pipedrive has no support objects.
+fn endpoints(resource: Resource) -> Option<(RecordKind, &'static str, &'static str)> {
+    Some(match resource {
         Resource::Leads => (RecordKind::Lead, "/api/v1/leads", "/api/v1/leads/:id"),
         Resource::Contacts => (RecordKind::Person, "/api/v2/persons", "/api/v2/persons/:id"),
         Resource::Organizations => (
@@ -501,7 +508,8 @@ fn endpoints(resource: Resource) -> (RecordKind, &'static str, &'static str) {
             "/api/v2/activities",
             "/api/v2/activities/:id",
         ),
-    }
+        Resource::Tickets => return None,
+    })
 }
 
 /// The path of one record below `list`, or `None` when the id can't be one of
@@ -563,13 +571,17 @@ mod tests {
         );
         assert_eq!(CAPABILITIES.records_per_write, 1);
         const { assert!(!CAPABILITIES.manager_field) };
-        assert!(Resource::ALL.iter().all(|r| CAPABILITIES.has(*r)));
+        assert!(
+            Resource::ALL
+                .iter()
+                .all(|r| CAPABILITIES.has(*r) == (*r != Resource::Tickets))
+        );
     }
 
     #[test]
     fn item_paths_only_for_ids_of_the_kind() {
         let path = |resource, id: &CrmId| {
-            let (kind, list, _) = endpoints(resource);
+            let (kind, list, _) = endpoints(resource).expect("a Pipedrive resource");
             item_path(kind, list, id)
         };
         let lead = CrmId::from("adf21080-0e10-11eb-879b-05d71fb426ec");

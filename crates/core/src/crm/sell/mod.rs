@@ -31,7 +31,9 @@ use serde_json::json;
 
 use self::wire::{Created, Page, RawRecord, RawStage, RawTask, Single};
 use super::{
-    contract::{Crm, CrmError, NewTask, Record, WriteOutcome, seat_change_unsupported},
+    contract::{
+        Crm, CrmError, NewTask, Record, WriteOutcome, resource_unsupported, seat_change_unsupported,
+    },
     pacing::{LocalBudget, RateBudget},
     settings::ClientSettings,
     transport::{Auth, Call, ClientBuildError, Dialect, Transport, budget_key, normalize_base},
@@ -288,7 +290,10 @@ impl Crm for SellClient {
                 id: r.id.into(),
                 owner_id: r.owner_id.map_or_else(|| owner.clone(), CrmId::from),
                 open: match resource {
-                    Resource::Leads | Resource::Contacts | Resource::Organizations => true,
+                    Resource::Leads
+                    | Resource::Contacts
+                    | Resource::Organizations
+                    | Resource::Tickets => true,
                     // A deal in a stage we can't place is treated as open: moving it
                     // is harmless, leaving it with a deleted owner is not.
                     Resource::Deals => r.stage_id.is_none_or(|s| !closed_stages.contains(&s)),
@@ -305,11 +310,7 @@ impl Crm for SellClient {
         new_owner: &CrmId,
     ) -> Result<Vec<WriteOutcome>, CrmError> {
         let Some(endpoint) = item_endpoint(resource) else {
-            return Err(CrmError::Permanent {
-                status: 0,
-                code: "unsupported".to_owned(),
-                message: format!("Zendesk Sell has no {resource} object"),
-            });
+            return Err(resource_unsupported(&CAPABILITIES, resource));
         };
         // One PUT per record (records_per_write = 1): a call's failure is its record's.
         let mut outcomes = Vec::with_capacity(ids.len());
@@ -376,6 +377,7 @@ fn list_endpoint(resource: Resource) -> Option<&'static str> {
         Resource::Organizations => None,
         Resource::Deals => Some("/v2/deals"),
         Resource::Tasks => Some("/v2/tasks"),
+        Resource::Tickets => None,
     }
 }
 
@@ -386,6 +388,7 @@ fn item_endpoint(resource: Resource) -> Option<&'static str> {
         Resource::Organizations => None,
         Resource::Deals => Some("/v2/deals/:id"),
         Resource::Tasks => Some("/v2/tasks/:id"),
+        Resource::Tickets => None,
     }
 }
 
