@@ -172,9 +172,11 @@ impl SandboxState {
         match self.crm() {
             SandboxCrm::Sell => db.counts(owner_id),
             SandboxCrm::Pipedrive => db.pipedrive_counts(owner_id),
-            // Companies apart from contacts, as Pipedrive's; HubSpot has no leads.
+            // Companies apart from contacts, as Pipedrive's; HubSpot has no leads
+            // but has tickets.
             SandboxCrm::Hubspot => OwnedCounts {
                 leads: Default::default(),
+                tickets: db.counts(owner_id).tickets,
                 ..db.pipedrive_counts(owner_id)
             },
         }
