@@ -351,6 +351,53 @@ async fn organizations_are_companies_and_tasks_open_until_completed_and_leads_ar
     assert!(calls.is_empty(), "HubSpot has no leads object to ask");
 }
 
+#[tokio::test]
+async fn tickets_are_open_until_their_pipeline_says_their_stage_is_closed() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/tickets/search"))
+        .respond_with(ok(json!({ "total": 3, "results": [
+            object(11, json!({ "hubspot_owner_id": "42", "hs_pipeline_stage": "1" })),
+            object(12, json!({ "hubspot_owner_id": "42", "hs_pipeline_stage": "4" })),
+            object(13, json!({ "hubspot_owner_id": "42", "hs_pipeline_stage": "unknown" }))
+        ] })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/crm/v3/pipelines/tickets"))
+        .respond_with(ok(json!({ "results": [{ "id": "0", "stages": [
+            { "id": "1", "metadata": { "ticketState": "OPEN" } },
+            { "id": "4", "metadata": { "ticketState": "CLOSED" } }
+        ] }] })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let crm = client(&server);
+    let tickets = crm.list_owned(Resource::Tickets, &id(42)).await.unwrap();
+    assert_eq!(
+        tickets
+            .iter()
+            .map(|t| (t.id.as_str(), t.open))
+            .collect::<Vec<_>>(),
+        [("11", true), ("12", false), ("13", true)],
+        "a stage no pipeline names is taken as open"
+    );
+}
+
+#[tokio::test]
+async fn no_tickets_means_no_pipeline_read() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/tickets/search"))
+        .respond_with(ok(json!({ "total": 0, "results": [] })))
+        .mount(&server)
+        .await;
+    let (tickets, calls) = recorded(client(&server).list_owned(Resource::Tickets, &id(42))).await;
+    assert!(tickets.unwrap().is_empty());
+    assert_eq!(calls.len(), 1, "{calls:?}");
+}
+
 /// A HubSpot search over a book of `BOOK` contacts (ids 1..=BOOK): honours the
 /// `hs_object_id GT` filter and the `after` offset, and refuses (400) a page
 /// that would reach past 10,000 results, as HubSpot does.

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use offboard_domain::Resource;
-use offboard_sandbox::{HUBSPOT_OWNER_BASE, Sandbox, SandboxCrm, SandboxOptions, Seed};
+use offboard_sandbox::{HUBSPOT_OWNER_BASE, Sandbox, SandboxCrm, SandboxOptions, Seed, Ticket};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -20,10 +20,14 @@ fn owner(user: i64) -> String {
 }
 
 async fn start(rps: Option<u32>) -> Sandbox {
+    start_with(Seed::demo(), rps).await
+}
+
+async fn start_with(seed: Seed, rps: Option<u32>) -> Sandbox {
     Sandbox::start(SandboxOptions {
         crm: SandboxCrm::Hubspot,
         token: Some(TOKEN.into()),
-        seed: Seed::demo(),
+        seed,
         rps,
         ..SandboxOptions::default()
     })
@@ -234,6 +238,68 @@ async fn a_batch_moves_what_it_can_and_names_each_failure() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "more than 100 inputs");
+}
+
+#[tokio::test]
+async fn tickets_are_searched_moved_and_closed_by_their_pipeline_stage() {
+    let mut seed = Seed::demo();
+    let ticket = |id, closed| Ticket {
+        id,
+        owner_id: JANE,
+        subject: format!("ticket {id}"),
+        closed,
+        created_at: "2026-01-01T00:00:00Z".into(),
+        updated_at: "2026-01-01T00:00:00Z".into(),
+    };
+    seed.tickets = vec![ticket(7001, false), ticket(7002, true)];
+    let sb = start_with(seed, None).await;
+
+    let mut body = search(&owner(JANE), None, 10);
+    body["properties"] = json!(["hubspot_owner_id", "hs_pipeline_stage"]);
+    let (status, found) = call(
+        &sb,
+        Method::POST,
+        "/crm/v3/objects/tickets/search",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    let stages: Vec<(&str, &str)> = found["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap(),
+                r["properties"]["hs_pipeline_stage"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(stages, [("7001", "1"), ("7002", "4")]);
+
+    let (status, pipelines) = call(&sb, Method::GET, "/crm/v3/pipelines/tickets", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let closed: Vec<&str> = pipelines["results"][0]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["metadata"]["ticketState"] == "CLOSED")
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(closed, ["4"], "the closed ticket's stage is the closed one");
+
+    let (status, _) = call(
+        &sb,
+        Method::POST,
+        "/crm/v3/objects/tickets/batch/update",
+        Some(json!({ "inputs": [{ "id": "7001", "properties": { "hubspot_owner_id": owner(RITA) } }] })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let rita = sb.state().open_counts(RITA).await;
+    assert_eq!(rita.get(Resource::Tickets).open, 1);
+    let jane = sb.state().open_counts(JANE).await;
+    assert_eq!((jane.tickets.open, jane.tickets.closed), (0, 1));
 }
 
 #[tokio::test]

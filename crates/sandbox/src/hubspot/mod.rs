@@ -11,12 +11,15 @@
 //! - users: `GET /settings/v3/users?limit=&after=`, `GET`/`DELETE
 //!   /settings/v3/users/{id}` (the delete applies the model's rules: nothing
 //!   open left; deleted users answer 404);
-//! - records: `POST /crm/v3/objects/{contacts,companies,deals,tasks}/search`
+//! - records: `POST /crm/v3/objects/{contacts,companies,deals,tasks,tickets}/search`
 //!   (filters `hubspot_owner_id EQ`, `hs_object_id GT`, `hs_task_status
 //!   EQ|NEQ`; ascending ids; `limit` ≤ 200; `after` an offset; a page past
 //!   10,000 results is a 400, as HubSpot's cap), `POST …/batch/update` (at most
 //!   100 inputs, else 400; per-record errors answer 207 with `errors[]` naming
 //!   the ids in `context.ids`), `POST /crm/v3/objects/tasks`;
+//! - tickets: searched and batch-updated as above (`hs_pipeline_stage` `1` open,
+//!   `4` closed), and `GET /crm/v3/pipelines/tickets` with the default support
+//!   pipeline whose stages say which is closed (`metadata.ticketState`);
 //! - the gate: `Authorization: Bearer`, a rolling 10-second window of
 //!   `10 × rps` requests per token with `X-HubSpot-RateLimit-Interval-Milliseconds`,
 //!   `-Max` and `-Remaining` on each answer and HubSpot's 429 body beyond, then
@@ -52,7 +55,7 @@ use crate::{
     SandboxState,
     db::{Db, Kind, WriteError},
     query::Params,
-    seed::{Contact, Deal, Task, User},
+    seed::{Contact, Deal, Task, Ticket, User},
     state::now,
 };
 use offboard_domain::{Resource, UserRole};
@@ -69,6 +72,11 @@ const SEARCH_CAP: usize = 10_000;
 const SEARCH_LIMIT: usize = 200;
 /// Inputs per batch.
 const BATCH_MAX: usize = 100;
+
+/// The stage of an open ticket and of a closed one: HubSpot's default support
+/// pipeline ("0") starts with "New" (`1`) and ends with "Closed" (`4`).
+const TICKET_STAGE_NEW: &str = "1";
+const TICKET_STAGE_CLOSED: &str = "4";
 
 /// A HubSpot failure, with HubSpot's envelope.
 #[derive(Debug, Clone)]
@@ -139,6 +147,7 @@ pub(crate) fn router() -> Router<SandboxState> {
         .route("/settings/v3/users/", get(users))
         .route("/settings/v3/users/{id}", get(user).delete(delete_user))
         .route("/crm/v3/objects/tasks", post(create_task))
+        .route("/crm/v3/pipelines/tickets", get(ticket_pipelines))
         .route("/crm/v3/objects/{kind}/search", post(search))
         .route("/crm/v3/objects/{kind}/batch/update", post(batch_update))
         .fallback(|| async { HsError::not_found("unknown endpoint") })
@@ -290,6 +299,7 @@ enum Object {
     Companies,
     Deals,
     Tasks,
+    Tickets,
 }
 
 impl Object {
@@ -299,6 +309,7 @@ impl Object {
             "companies" => Self::Companies,
             "deals" => Self::Deals,
             "tasks" => Self::Tasks,
+            "tickets" => Self::Tickets,
             other => return Err(HsError::not_found(format!("unknown object type {other}"))),
         })
     }
@@ -309,6 +320,7 @@ impl Object {
             Self::Companies => Resource::Organizations,
             Self::Deals => Resource::Deals,
             Self::Tasks => Resource::Tasks,
+            Self::Tickets => Resource::Tickets,
         }
     }
 
@@ -318,6 +330,7 @@ impl Object {
             Self::Companies => "COMPANY",
             Self::Deals => "DEAL",
             Self::Tasks => "TASK",
+            Self::Tickets => "TICKET",
         }
     }
 
@@ -357,6 +370,25 @@ impl Object {
                 .values()
                 .map(|r| (r.data.id, r.data.owner_id, task_props(db, &r.data)))
                 .collect(),
+            Self::Tickets => db
+                .tickets
+                .values()
+                .map(|r| {
+                    let t = &r.data;
+                    let stage = if t.closed {
+                        TICKET_STAGE_CLOSED
+                    } else {
+                        TICKET_STAGE_NEW
+                    };
+                    let props = BTreeMap::from([
+                        ("hubspot_owner_id", owner(t.owner_id)),
+                        ("hs_pipeline", Value::String("0".to_owned())),
+                        ("hs_pipeline_stage", Value::String(stage.to_owned())),
+                        ("subject", Value::String(t.subject.clone())),
+                    ]);
+                    (t.id, t.owner_id, props)
+                })
+                .collect(),
         }
     }
 
@@ -368,8 +400,32 @@ impl Object {
                 .is_some_and(|r| r.data.is_organization == (self == Self::Companies)),
             Self::Deals => db.deals.contains_key(&id),
             Self::Tasks => db.tasks.contains_key(&id),
+            Self::Tickets => db.tickets.contains_key(&id),
         }
     }
+}
+
+/// `GET /crm/v3/pipelines/tickets`: the default support pipeline, whose stages
+/// say which ticket statuses are closed (`metadata.ticketState`).
+async fn ticket_pipelines() -> Answer {
+    let stage = |id: &str, label: &str, order: u32, state: &str| {
+        json!({
+            "id": id, "label": label, "displayOrder": order, "archived": false,
+            "metadata": { "ticketState": state },
+            "createdAt": "2019-10-30T03:30:17.883Z", "updatedAt": "2019-10-30T03:30:17.883Z",
+        })
+    };
+    Ok(Json(json!({ "results": [{
+        "id": "0", "label": "Support Pipeline", "displayOrder": 0, "archived": false,
+        "createdAt": "2019-10-30T03:30:17.883Z", "updatedAt": "2019-10-30T03:30:17.883Z",
+        "stages": [
+            stage(TICKET_STAGE_NEW, "New", 0, "OPEN"),
+            stage("2", "Waiting on contact", 1, "OPEN"),
+            stage("3", "Waiting on us", 2, "OPEN"),
+            stage(TICKET_STAGE_CLOSED, "Closed", 3, "CLOSED"),
+        ],
+    }]}))
+    .into_response())
 }
 
 fn task_props(db: &Db, t: &Task) -> BTreeMap<&'static str, Value> {
@@ -565,6 +621,7 @@ async fn batch_update(
                     Object::Contacts | Object::Companies => update::<Contact>(&mut db, id, &patch),
                     Object::Deals => update::<Deal>(&mut db, id, &patch),
                     Object::Tasks => update::<Task>(&mut db, id, &patch),
+                    Object::Tickets => update::<Ticket>(&mut db, id, &patch),
                 };
                 r.map_err(|e| match e {
                     WriteError::Invalid { message, .. } => message,

@@ -83,6 +83,16 @@
 //!   `hubspot_owner_id` ("The owner ID"), `hs_task_subject`, `hs_task_status`
 //!   (`COMPLETED`, `NOT_STARTED`, and `WAITING` in the example), `hs_task_type`
 //!   (`TODO`, …). <https://developers.hubspot.com/docs/api/crm/tasks>
+//! - Tickets: the `tickets` object searched like the others; a ticket's status
+//!   is its `hs_pipeline_stage` (a stage id), and whether a stage is closed is
+//!   its `metadata.ticketState` (`OPEN` or `CLOSED`) in `GET
+//!   /crm/v3/pipelines/tickets` (`results[].stages[].{id,metadata}`).
+//!   <https://developers.hubspot.com/docs/api/crm/tickets> ("Tickets are tracked
+//!   through your support process in pipeline statuses until they're closed";
+//!   `hs_pipeline_stage` is "the ticket's status"),
+//!   <https://developers.hubspot.com/docs/api-reference/legacy/crm/pipelines/get-pipeline>
+//!   (stages with `"metadata": {"ticketState": "CLOSED"}`). The pipelines are
+//!   read once per listing, and only when the leaver owns tickets.
 //! - Errors: `{"status":"error","message":…,"errors":[{"message","in"}],
 //!   "category":"VALIDATION_ERROR","correlationId":…}`, every field optional.
 //!   <https://developers.hubspot.com/docs/faq/api-error-responses>;
@@ -115,13 +125,13 @@
 //!   documented recipe.
 //! - Which user a private-app token acts as: HubSpot names none, so
 //!   [`Crm::token_user`] answers `None`.
-//! - Tickets: HubSpot has them (open = pipeline stage not closed), but offboard
-//!   has no `tickets` [`Resource`]; they are left out rather than folded into
-//!   another resource.
 
 mod wire;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use async_trait::async_trait;
 use reqwest::Method;
@@ -130,7 +140,7 @@ use serde_json::Value;
 
 use self::wire::{
     BatchResponse, COMPLETED, Filter, ID_PROPERTY, Lookup, NewTaskBody, OWNER_PROPERTY, ObjectType,
-    Owner, Page, RawObject, SettingsUser, TASK_STATUS, TaskProperties,
+    Owner, Page, Pipelines, RawObject, SettingsUser, TASK_STATUS, TaskProperties,
 };
 use super::{
     contract::{
@@ -150,8 +160,8 @@ use crate::{
 /// What HubSpot can do (DESIGN.md §9): `DELETE /settings/v3/users/{userId}`
 /// removes a user by API; deactivating and reactivating are the admin's (no API
 /// for them was found); 100 records per `batch/update`; users have no manager;
-/// companies are offboard's organizations. No leads, and no tickets (offboard
-/// has no resource for them).
+/// companies are offboard's organizations; tickets are offboard's tickets. No
+/// leads.
 pub const CAPABILITIES: Capabilities = Capabilities {
     name: "HubSpot",
     seat_admin_path: "Settings › Users & Teams",
@@ -166,6 +176,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
         Resource::Organizations,
         Resource::Deals,
         Resource::Tasks,
+        Resource::Tickets,
     ],
 };
 
@@ -517,10 +528,22 @@ impl Crm for HubSpotClient {
         // Open or not, as the trait asks: `open_only` is the worker's to apply.
         let filters = [owner_filter(owner)];
         let raw = self.search_all(kind, &filters).await?;
+        let closed_ticket_stages = if kind == ObjectType::Tickets && !raw.is_empty() {
+            let pipelines: Pipelines = self
+                .get(
+                    "/crm/v3/pipelines/tickets",
+                    "/crm/v3/pipelines/tickets".to_owned(),
+                    vec![],
+                )
+                .await?;
+            wire::closed_ticket_stages(&pipelines)
+        } else {
+            HashSet::new()
+        };
         Ok(raw
             .into_iter()
             .map(|r| Record {
-                open: r.is_open(kind),
+                open: r.is_open(kind, &closed_ticket_stages),
                 owner_id: r.owner().unwrap_or_else(|| owner.clone()),
                 id: r.id,
             })
@@ -705,7 +728,8 @@ fn object_type(resource: Resource) -> Option<ObjectType> {
         Resource::Organizations => Some(ObjectType::Companies),
         Resource::Deals => Some(ObjectType::Deals),
         Resource::Tasks => Some(ObjectType::Tasks),
-        Resource::Leads | Resource::Tickets => None,
+        Resource::Tickets => Some(ObjectType::Tickets),
+        Resource::Leads => None,
     }
 }
 
@@ -750,6 +774,7 @@ mod tests {
             Resource::Organizations,
             Resource::Deals,
             Resource::Tasks,
+            Resource::Tickets,
         ] {
             assert!(CAPABILITIES.has(r), "{r}");
             assert!(object_type(r).is_some(), "{r}");

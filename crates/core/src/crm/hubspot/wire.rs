@@ -4,7 +4,7 @@
 //! without a server. The facts and their sources are listed in the parent module.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     time::{Duration, SystemTime},
 };
 
@@ -175,6 +175,7 @@ pub(super) enum ObjectType {
     Companies,
     Deals,
     Tasks,
+    Tickets,
 }
 
 impl ObjectType {
@@ -185,6 +186,7 @@ impl ObjectType {
             Self::Companies => "companies",
             Self::Deals => "deals",
             Self::Tasks => "tasks",
+            Self::Tickets => "tickets",
         }
     }
 
@@ -199,6 +201,7 @@ impl ObjectType {
                 "hs_task_subject",
                 "hs_task_body",
             ],
+            Self::Tickets => &[OWNER_PROPERTY, TICKET_STAGE],
         }
     }
 }
@@ -212,6 +215,9 @@ pub(super) const ID_PROPERTY: &str = "hs_object_id";
 pub(super) const TASK_STATUS: &str = "hs_task_status";
 /// The one task status that is done.
 pub(super) const COMPLETED: &str = "COMPLETED";
+/// A ticket's stage id (its status); whether the stage is closed is the
+/// pipeline's to say ([`closed_ticket_stages`]).
+pub(super) const TICKET_STAGE: &str = "hs_pipeline_stage";
 
 /// A CRM object (`SimplePublicObject`): its id and the properties asked for, all
 /// of which HubSpot sends as strings (or `null`).
@@ -241,9 +247,10 @@ impl RawObject {
     /// Contacts and companies are always open; a deal until `hs_is_closed` says
     /// it was won or lost (a deal without the property is taken as open: moving a
     /// closed deal is harmless, leaving an open one with a departed owner is
-    /// not); a task until its status is `COMPLETED`. Archived records are never
-    /// open.
-    pub fn is_open(&self, kind: ObjectType) -> bool {
+    /// not); a task until its status is `COMPLETED`; a ticket until its stage is
+    /// one of `closed_ticket_stages` (a stage no pipeline names is taken as open,
+    /// for the same reason). Archived records are never open.
+    pub fn is_open(&self, kind: ObjectType, closed_ticket_stages: &HashSet<String>) -> bool {
         if self.archived == Some(true) {
             return false;
         }
@@ -255,6 +262,9 @@ impl RawObject {
             ObjectType::Tasks => self
                 .property(TASK_STATUS)
                 .is_none_or(|s| !s.eq_ignore_ascii_case(COMPLETED)),
+            ObjectType::Tickets => self
+                .property(TICKET_STAGE)
+                .is_none_or(|s| !closed_ticket_stages.contains(s)),
         }
     }
 
@@ -264,6 +274,43 @@ impl RawObject {
             .into_iter()
             .any(|p| self.property(p).is_some_and(|t| t.contains(marker)))
     }
+}
+
+/// `GET /crm/v3/pipelines/tickets`: every ticket pipeline with its stages.
+#[derive(Debug, Deserialize)]
+pub(super) struct Pipelines {
+    #[serde(default)]
+    pub results: Vec<Pipeline>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Pipeline {
+    #[serde(default)]
+    pub stages: Vec<PipelineStage>,
+}
+
+/// A stage; a ticket stage's `metadata.ticketState` is `OPEN` or `CLOSED`.
+#[derive(Debug, Deserialize)]
+pub(super) struct PipelineStage {
+    pub id: String,
+    #[serde(default)]
+    pub metadata: HashMap<String, Value>,
+}
+
+/// The ids of the ticket stages whose `ticketState` is `CLOSED`, in any pipeline.
+pub(super) fn closed_ticket_stages(pipelines: &Pipelines) -> HashSet<String> {
+    pipelines
+        .results
+        .iter()
+        .flat_map(|p| &p.stages)
+        .filter(|s| {
+            s.metadata
+                .get("ticketState")
+                .and_then(Value::as_str)
+                .is_some_and(|state| state.eq_ignore_ascii_case("CLOSED"))
+        })
+        .map(|s| s.id.clone())
+        .collect()
 }
 
 /// One filter of a search (`{"propertyName","operator","value"}`).
@@ -834,25 +881,45 @@ mod tests {
 
     #[test]
     fn what_open_means_per_object_type() {
+        let none = HashSet::new();
         let deal = |closed: &str| {
             object(&format!(
                 r#"{{"id":"1","properties":{{"hubspot_owner_id":"9","hs_is_closed":{closed}}}}}"#
             ))
         };
-        assert!(deal(r#""false""#).is_open(ObjectType::Deals));
-        assert!(!deal(r#""true""#).is_open(ObjectType::Deals));
-        assert!(deal("null").is_open(ObjectType::Deals));
+        assert!(deal(r#""false""#).is_open(ObjectType::Deals, &none));
+        assert!(!deal(r#""true""#).is_open(ObjectType::Deals, &none));
+        assert!(deal("null").is_open(ObjectType::Deals, &none));
         let task = |status: &str| {
             object(&format!(
                 r#"{{"id":"2","properties":{{"hs_task_status":"{status}"}}}}"#
             ))
         };
-        assert!(task("NOT_STARTED").is_open(ObjectType::Tasks));
-        assert!(task("WAITING").is_open(ObjectType::Tasks));
-        assert!(!task("COMPLETED").is_open(ObjectType::Tasks));
-        assert!(object(r#"{"id":"3"}"#).is_open(ObjectType::Contacts));
-        assert!(object(r#"{"id":"3"}"#).is_open(ObjectType::Companies));
-        assert!(!object(r#"{"id":"3","archived":true}"#).is_open(ObjectType::Contacts));
+        assert!(task("NOT_STARTED").is_open(ObjectType::Tasks, &none));
+        assert!(task("WAITING").is_open(ObjectType::Tasks, &none));
+        assert!(!task("COMPLETED").is_open(ObjectType::Tasks, &none));
+        assert!(object(r#"{"id":"3"}"#).is_open(ObjectType::Contacts, &none));
+        assert!(object(r#"{"id":"3"}"#).is_open(ObjectType::Companies, &none));
+        assert!(!object(r#"{"id":"3","archived":true}"#).is_open(ObjectType::Contacts, &none));
+        let ticket = |stage: &str| {
+            object(&format!(
+                r#"{{"id":"4","properties":{{"hs_pipeline_stage":{stage}}}}}"#
+            ))
+        };
+        let pipelines: Pipelines = serde_json::from_str(
+            r#"{"results":[{"id":"0","stages":[
+                {"id":"1","metadata":{"ticketState":"OPEN"}},
+                {"id":"4","metadata":{"ticketState":"CLOSED"}}]},
+              {"id":"9","stages":[{"id":"77","metadata":{"ticketState":"closed"}},{"id":"78"}]}]}"#,
+        )
+        .unwrap();
+        let closed = closed_ticket_stages(&pipelines);
+        assert_eq!(closed, HashSet::from(["4".to_owned(), "77".to_owned()]));
+        assert!(ticket(r#""1""#).is_open(ObjectType::Tickets, &closed));
+        assert!(!ticket(r#""4""#).is_open(ObjectType::Tickets, &closed));
+        assert!(!ticket(r#""77""#).is_open(ObjectType::Tickets, &closed));
+        assert!(ticket(r#""78""#).is_open(ObjectType::Tickets, &closed));
+        assert!(ticket("null").is_open(ObjectType::Tickets, &closed));
         assert_eq!(deal("null").owner(), Some(CrmId::from(9)));
         assert_eq!(task("COMPLETED").owner(), None);
     }
