@@ -367,8 +367,48 @@ async fn hubspot_sigkill_mid_batch_then_restart() {
         .iter()
         .filter(|e| e.path.ends_with("/batch/update"))
         .count();
+    // The audit accounts for every record once: moved as recorded, or found moved
+    // after the restart (a batch that landed unrecorded), and says what was
+    // re-sent; a re-sent record is one the first run's call did not move.
+    let store = offboard_core::store::sqlite::SqliteStore::open(&h.dir.sqlite_url(), "full")
+        .await
+        .unwrap();
+    use offboard_core::store::JobStore;
+    let detail = store.get_job(&job_id).await.unwrap().unwrap();
+    let of_kind = |kind: &str| -> Vec<&Value> {
+        detail
+            .audit
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| &e.detail)
+            .collect()
+    };
+    let moved: u64 = of_kind("reassign.done")
+        .iter()
+        .filter_map(|d| d["moved"].as_u64())
+        .sum();
+    assert_eq!(
+        moved, open_before as u64,
+        "every open record counted as moved once"
+    );
+    // Empty only when the kill fell between two resources' passes, with no
+    // call in flight.
+    let resumed = of_kind("reassign.resumed");
+    for r in &resumed {
+        let resent = r["resent_ids"].as_array().unwrap();
+        assert_eq!(r["resending"].as_u64(), Some(resent.len() as u64));
+        assert_eq!(
+            r["interrupted"].as_u64(),
+            Some(resent.len() as u64 + r["landed_unrecorded"].as_u64().unwrap())
+        );
+    }
+    let detail_json = serde_json::to_value(&detail.checkpoints).unwrap();
+    assert!(
+        !detail_json.to_string().contains("\"sending\""),
+        "nothing left in flight at the end: {detail_json}"
+    );
     eprintln!(
-        "HubSpot: killed after {writes_at_kill} writes; {batches} batch calls for {open_before} records"
+        "HubSpot: killed after {writes_at_kill} writes; {batches} batch calls for {open_before} records; resumed {resumed:?}"
     );
 }
 

@@ -116,6 +116,11 @@ pub(crate) struct Progress {
     pub left: u64,
     /// A fresh listing showed nothing left to move.
     pub done: bool,
+    /// Records in write calls launched but whose outcome is not yet recorded:
+    /// checkpointed before each call, so after a crash the next run knows which
+    /// writes may have landed unrecorded and says what it sends again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sending: Vec<CrmId>,
 }
 
 /// The value of [`ADMIN_TASK_PENDING`].

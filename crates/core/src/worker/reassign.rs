@@ -5,9 +5,13 @@
 //! them in write calls of as many records as the CRM takes (concurrently, within
 //! the client's rate budget), then list again until a fresh listing has nothing
 //! left to move. After a crash the fresh listing is the truth, so a record is
-//! written again only if its first write did not land.
+//! written again only if its first write did not land; the records of calls
+//! that were in flight are checkpointed before each call, so the audit trail
+//! says which of them landed unrecorded and which are sent again.
 
-use futures::{StreamExt, stream};
+use std::collections::HashSet;
+
+use futures::{StreamExt, stream::FuturesUnordered};
 use serde_json::json;
 
 use super::{
@@ -21,8 +25,6 @@ use crate::{
     policy::{Decision, ReassignTo},
 };
 
-/// Completed PUTs between progress checkpoints.
-const CHUNK: usize = 50;
 /// Fresh listings per resource before giving up for this attempt.
 const MAX_ROUNDS: usize = 5;
 
@@ -151,6 +153,9 @@ pub(super) async fn reassign_all(
         let mut still_pending = Vec::new();
         for ((resource, mut progress), records) in pending.into_iter().zip(listings) {
             let key = cp::reassign(resource);
+            if !progress.sending.is_empty() {
+                account_for_interrupted(ctx, resource, &mut progress, &records).await?;
+            }
             let (todo, left): (Vec<_>, Vec<_>) = records
                 .into_iter()
                 .partition(|r| r.open || !decision.open_only);
@@ -243,6 +248,35 @@ async fn finish_resource(
     .await
 }
 
+/// The previous run stopped (a crash, a lost lease) with write calls in flight:
+/// those of their records the leaver no longer owns landed without their outcome
+/// being recorded (counted as moved); those still owned are about to be sent
+/// again. Both are audited, then the interrupted calls are forgotten.
+async fn account_for_interrupted(
+    ctx: &mut Ctx<'_>,
+    resource: Resource,
+    progress: &mut Progress,
+    listing: &[Record],
+) -> Result<(), JobError> {
+    let still_owned: HashSet<&CrmId> = listing.iter().map(|r| &r.id).collect();
+    let (resending, landed): (Vec<CrmId>, Vec<CrmId>) = std::mem::take(&mut progress.sending)
+        .into_iter()
+        .partition(|id| still_owned.contains(id));
+    progress.moved += landed.len() as u64;
+    ctx.audit(
+        "reassign.resumed",
+        json!({
+            "resource": resource,
+            "interrupted": resending.len() + landed.len(),
+            "landed_unrecorded": landed.len(),
+            "resending": resending.len(),
+            "resent_ids": resending,
+        }),
+    )
+    .await?;
+    ctx.set_checkpoint(cp::reassign(resource), &*progress).await
+}
+
 /// Not the CRM's: recorded once (done, nothing moved) with the reason.
 async fn not_applicable(ctx: &mut Ctx<'_>, resource: Resource) -> Result<(), JobError> {
     let crm = ctx.crm.capabilities().name;
@@ -259,10 +293,12 @@ async fn not_applicable(ctx: &mut Ctx<'_>, resource: Resource) -> Result<(), Job
 }
 
 /// Writes records concurrently (up to `max_in_flight` calls, paced by the client's
-/// budget), each call carrying as many records as the CRM takes, as one continuous
-/// stream, so the rate budget never idles at a batch boundary; progress is
-/// checkpointed every [`CHUNK`] records and at the end. Returns the ids the CRM
-/// rejected. On shutdown or a lost lease it stops launching calls.
+/// budget), each call carrying as many records as the CRM takes, launching the
+/// next call as soon as one returns, so the rate budget never idles at a batch
+/// boundary. Before each call its records join `progress.sending` in the
+/// checkpoint (what a crash would leave unaccounted for); they leave it with
+/// their outcome. Returns the ids the CRM rejected. On shutdown or a lost lease
+/// it stops launching calls.
 async fn move_records(
     ctx: &mut Ctx<'_>,
     resource: Resource,
@@ -273,28 +309,34 @@ async fn move_records(
 ) -> Result<Vec<CrmId>, JobError> {
     let crm = ctx.crm;
     let per_call = crm.capabilities().records_per_write.max(1);
-    let (stop, lost) = (ctx.stop.clone(), ctx.lost.clone());
-    let batches: Vec<Vec<CrmId>> = ids.chunks(per_call).map(<[CrmId]>::to_vec).collect();
-    let mut calls = stream::iter(batches)
-        .map(|batch| {
-            let (stop, lost, owner) = (stop.clone(), lost.clone(), owner.clone());
-            async move {
-                // A stopping worker, or one that lost its lease, sends nothing more.
-                if stop.is_cancelled() || lost.is_cancelled() {
-                    return None;
-                }
-                Some(crm.reassign(resource, &batch, &owner).await)
-            }
-        })
-        .buffer_unordered(ctx.settings.max_in_flight.max(1));
+    let max_in_flight = ctx.settings.max_in_flight.max(1);
+    let mut batches = ids.chunks(per_call).map(<[CrmId]>::to_vec);
+    let mut in_flight = FuturesUnordered::new();
     let mut rejected = Vec::new();
     let mut first_error = None;
-    let mut since_checkpoint = 0;
-    while let Some(call) = calls.next().await {
+    loop {
+        // A stopping worker, or one that lost its lease, sends nothing more.
+        while in_flight.len() < max_in_flight
+            && !ctx.stop.is_cancelled()
+            && !ctx.lost.is_cancelled()
+        {
+            let Some(batch) = batches.next() else { break };
+            progress.sending.extend(batch.iter().cloned());
+            ctx.set_checkpoint(key, &*progress).await?;
+            let owner = owner.clone();
+            in_flight.push(async move {
+                let result = crm.reassign(resource, &batch, &owner).await;
+                (batch, result)
+            });
+        }
+        let Some((batch, call)) = in_flight.next().await else {
+            break;
+        };
+        let answered: HashSet<&CrmId> = batch.iter().collect();
+        progress.sending.retain(|id| !answered.contains(id));
         let outcomes = match call {
-            None => continue,
-            Some(Ok(outcomes)) => outcomes,
-            Some(Err(e)) => {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
                 first_error.get_or_insert(e);
                 continue;
             }
@@ -310,11 +352,6 @@ async fn move_records(
                 &mut first_error,
             )
             .await?;
-            since_checkpoint += 1;
-        }
-        if since_checkpoint >= CHUNK {
-            since_checkpoint = 0;
-            ctx.set_checkpoint(key, &*progress).await?;
         }
     }
     ctx.set_checkpoint(key, &*progress).await?;
