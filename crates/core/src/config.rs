@@ -100,6 +100,42 @@ pub struct CrmConfig {
     pub seat_executor_setting: Option<SeatExecutor>,
     /// The admin who receives the manual-action task.
     pub admin_email: Option<String>,
+    /// Salesforce only: the REST API version (`66.0`; a leading `v` is
+    /// accepted). Unset: [`DEFAULT_SALESFORCE_API_VERSION`]. Read it through
+    /// [`CrmConfig::salesforce_api_version`].
+    pub api_version: Option<String>,
+}
+
+/// The Salesforce REST API version used when `crm.api_version` is unset: Spring
+/// '26, the latest release the REST API Developer Guide lists (API version 66.0).
+pub const DEFAULT_SALESFORCE_API_VERSION: &str = "66.0";
+
+/// `66.0` for `66.0`, `v66.0` or ` V66.0 `; `None` unless it is digits, a dot and
+/// digits.
+pub fn normalize_api_version(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    let bare = raw
+        .strip_prefix('v')
+        .or_else(|| raw.strip_prefix('V'))
+        .unwrap_or(raw);
+    let (major, minor) = bare.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    (digits(major) && digits(minor)).then(|| format!("{major}.{minor}"))
+}
+
+impl CrmConfig {
+    /// The Salesforce REST API version to speak: `crm.api_version` normalized,
+    /// else [`DEFAULT_SALESFORCE_API_VERSION`]; an unusable one names the key.
+    pub fn salesforce_api_version(&self) -> Result<String, ConfigError> {
+        match self.api_version.as_deref() {
+            None => Ok(DEFAULT_SALESFORCE_API_VERSION.to_owned()),
+            Some(raw) => normalize_api_version(raw).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "crm.api_version: {raw:?} is not a Salesforce API version (expected digits.digits, e.g. \"{DEFAULT_SALESFORCE_API_VERSION}\")"
+                ))
+            }),
+        }
+    }
 }
 
 /// `[crm] kind`: the CRMs offboard has a client for.
@@ -112,6 +148,9 @@ pub enum CrmKind {
     Pipedrive,
     /// HubSpot (CRM v3, settings v3), with a private app's token.
     Hubspot,
+    /// Salesforce (REST API, `crm.api_version`), with an OAuth access token and
+    /// the org's instance URL as `base_url`.
+    Salesforce,
 }
 
 /// `[crm] seat_executor`: who deactivates, deletes or reactivates a seat.
@@ -361,7 +400,15 @@ impl Config {
         if self.crm.kind != CrmKind::ZendeskSell && self.crm.base_url.contains("api.getbase.com") {
             return bad(
                 "crm.base_url",
-                "still Zendesk Sell's API; set the configured CRM's URL (Pipedrive: https://yourcompany.pipedrive.com, HubSpot: https://api.hubapi.com)",
+                "still Zendesk Sell's API; set the configured CRM's URL (Pipedrive: https://yourcompany.pipedrive.com, HubSpot: https://api.hubapi.com, Salesforce: https://yourdomain.my.salesforce.com)",
+            );
+        }
+        if self.crm.kind == CrmKind::Salesforce {
+            self.crm.salesforce_api_version()?;
+        } else if self.crm.api_version.is_some() {
+            return bad(
+                "crm.api_version",
+                "only Salesforce has an API version to choose; remove it or set kind = \"salesforce\"",
             );
         }
         if self.crm.requests_per_second == 0 {
@@ -535,6 +582,40 @@ mod tests {
         assert!(err.to_string().contains("server.max_body_bytes"), "{err}");
         let err = Config::from_toml("[server]\nlisten = \"0.0.0.0:1\"\nbogus = 1").unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn salesforce_api_version_defaults_normalizes_and_names_its_key() {
+        let sf = |extra: &str| {
+            Config::from_toml(&format!(
+                "[crm]\nkind = \"salesforce\"\nbase_url = \"https://acme.my.salesforce.com\"\n{extra}"
+            ))
+        };
+        let c = sf("").unwrap();
+        assert_eq!(
+            c.crm.salesforce_api_version().unwrap(),
+            DEFAULT_SALESFORCE_API_VERSION
+        );
+        let c = sf("api_version = \"v62.0\"").unwrap();
+        assert_eq!(c.crm.salesforce_api_version().unwrap(), "62.0");
+        for bad in ["62", "v62.", "62.0.1", "latest", ""] {
+            let err = sf(&format!("api_version = \"{bad}\""))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("crm.api_version"), "{bad:?}: {err}");
+        }
+        let err = Config::from_toml(
+            "[crm]\nkind = \"hubspot\"\nbase_url = \"https://api.hubapi.com\"\napi_version = \"62.0\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("crm.api_version"), "{err}");
+        let shipped = Config::from_toml(include_str!("../../../config/offboard.salesforce.toml"))
+            .expect("config/offboard.salesforce.toml");
+        assert_eq!(shipped.crm.kind, CrmKind::Salesforce);
+        assert_eq!(shipped.crm.salesforce_api_version().unwrap(), "66.0");
+        assert_eq!(normalize_api_version(" V66.0 ").as_deref(), Some("66.0"));
+        assert_eq!(normalize_api_version("v"), None);
     }
 
     #[test]

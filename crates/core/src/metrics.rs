@@ -81,6 +81,10 @@ pub const CRM_ALLOWED_REQUESTS_PER_SECOND: &str = "offboard_crm_allowed_requests
 pub const CRM_BUDGET_SLOTS_DROPPED_TOTAL: &str = "offboard_crm_budget_slots_dropped_total";
 /// `offboard_crm_budget_errors_total` (see [`FAMILIES`] for its labels and meaning).
 pub const CRM_BUDGET_ERRORS_TOTAL: &str = "offboard_crm_budget_errors_total";
+/// `offboard_crm_api_usage` (see [`FAMILIES`] for its labels and meaning).
+pub const CRM_API_USAGE: &str = "offboard_crm_api_usage";
+/// `offboard_crm_api_limit` (see [`FAMILIES`] for its labels and meaning).
+pub const CRM_API_LIMIT: &str = "offboard_crm_api_limit";
 /// `offboard_records_reassigned_total` (see [`FAMILIES`] for its labels and meaning).
 pub const RECORDS_REASSIGNED_TOTAL: &str = "offboard_records_reassigned_total";
 /// `offboard_seats_total` (see [`FAMILIES`] for its labels and meaning).
@@ -183,6 +187,18 @@ pub const FAMILIES: &[Family] = &[
         kind: Kind::Counter,
         labels: &[],
         help: "Permits the shared CRM budget (PostgreSQL store) could not take from the database; the process then paces alone (0 on SQLite).",
+    },
+    Family {
+        name: CRM_API_USAGE,
+        kind: Kind::Gauge,
+        labels: &["crm"],
+        help: "API calls the CRM org has used in its current allocation window, as the CRM's last answer reported it (Salesforce: Sforce-Limit-Info api-usage, rolling 24 hours).",
+    },
+    Family {
+        name: CRM_API_LIMIT,
+        kind: Kind::Gauge,
+        labels: &["crm"],
+        help: "The CRM org's API call allocation for that window, as the CRM's last answer reported it (Salesforce: Sforce-Limit-Info api-usage).",
     },
     Family {
         name: RECORDS_REASSIGNED_TOTAL,

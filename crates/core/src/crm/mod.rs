@@ -1,7 +1,8 @@
 //! The CRM seam: what offboard needs from a sales CRM, independent of any vendor.
 //!
 //! [`Crm`] is the trait the worker talks to; [`sell`] implements it for Zendesk
-//! Sell over HTTP (and [`pipedrive`] for Pipedrive, [`hubspot`] for HubSpot), and [`client_from_config`]
+//! Sell over HTTP (and [`pipedrive`] for Pipedrive, [`hubspot`] for HubSpot,
+//! [`salesforce`] for Salesforce), and [`client_from_config`]
 //! builds the one `[crm] kind` names. What a CRM can do is data
 //! ([`Capabilities`]), so the worker never branches on a vendor. Only this folder
 //! knows a vendor's JSON. Every HTTP call a client makes goes through the shared
@@ -20,6 +21,7 @@ mod contract;
 pub mod hubspot;
 pub mod pacing;
 pub mod pipedrive;
+pub mod salesforce;
 pub mod sell;
 mod settings;
 mod transport;
@@ -33,7 +35,9 @@ pub use offboard_domain::{
 pub use settings::ClientSettings;
 pub use transport::ClientBuildError;
 
-use crate::config::{Config, ConfigError, CrmConfig, CrmKind, SeatExecutor, Secret};
+use crate::config::{
+    Config, ConfigError, CrmConfig, CrmKind, DEFAULT_SALESFORCE_API_VERSION, SeatExecutor, Secret,
+};
 use pacing::{BudgetSettings, LocalBudget, RateBudget};
 
 /// What the CRM `kind` can do, known before any client exists (config checks,
@@ -43,6 +47,7 @@ pub fn capabilities_of(kind: CrmKind) -> &'static Capabilities {
         CrmKind::ZendeskSell => &sell::CAPABILITIES,
         CrmKind::Pipedrive => &pipedrive::CAPABILITIES,
         CrmKind::Hubspot => &hubspot::CAPABILITIES,
+        CrmKind::Salesforce => &salesforce::CAPABILITIES,
     }
 }
 
@@ -100,6 +105,18 @@ pub fn client_from_config_sharing(
         )?),
         CrmKind::Hubspot => Arc::new(hubspot::HubSpotClient::with_budget(
             &base, token, settings, budget,
+        )?),
+        // The client checks the version too (a config loaded has already).
+        CrmKind::Salesforce => Arc::new(salesforce::SalesforceClient::with_budget(
+            &base,
+            config
+                .crm
+                .api_version
+                .as_deref()
+                .unwrap_or(DEFAULT_SALESFORCE_API_VERSION),
+            token,
+            settings,
+            budget,
         )?),
     })
 }

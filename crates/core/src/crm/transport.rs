@@ -72,6 +72,14 @@ pub enum ClientBuildError {
         /// What is wrong with it (never the token itself).
         problem: String,
     },
+    /// `crm.api_version` is not `digits.digits` (Salesforce's `66.0`).
+    #[error("invalid {vendor} API version {version:?}: expected digits.digits, e.g. 66.0")]
+    ApiVersion {
+        /// The CRM the version was meant for.
+        vendor: &'static str,
+        /// The version as given.
+        version: String,
+    },
     /// The HTTP client could not be set up (TLS roots, …).
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
