@@ -4,8 +4,9 @@
 //!
 //! [`Sandbox::start`] binds a port and serves, from memory, the part of a CRM's
 //! API offboard uses. [`SandboxOptions::crm`] picks the dialect: Zendesk Sell's
-//! API v2 with Sell's envelopes and errors (`routes.rs`, `envelope.rs`), or
-//! Pipedrive's API v1/v2 (`pipedrive/`). Either way a gate in front checks the
+//! API v2 with Sell's envelopes and errors (`routes.rs`, `envelope.rs`),
+//! Pipedrive's API v1/v2 (`pipedrive/`), HubSpot's CRM v3 (`hubspot/`) or
+//! Salesforce's REST API with SOQL (`salesforce/`). Either way a gate in front checks the
 //! caller's token, rate-limits per token and injects latency and faults
 //! (`limits.rs`). The data comes from a [`Seed`] — a JSON file,
 //! [`Seed::generate`] or [`Seed::demo`] — and lives in a `Db` (`db.rs`) that
