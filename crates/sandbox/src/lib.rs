@@ -157,8 +157,11 @@ pub struct SandboxOptions {
     /// Pipedrive: at most twice this many in any two-second window (Pipedrive
     /// limits per 2-second window, so the average stays at this many per
     /// second), with `x-ratelimit-limit`/`-remaining`/`-reset` on every
-    /// answer past authentication and Pipedrive's 429 beyond. `None`: no limit
-    /// and no rate-limit headers.
+    /// answer past authentication and Pipedrive's 429 beyond. Salesforce, which
+    /// has no per-second limit and never answers 429: a request beyond waits
+    /// for a free slot (its daily allocation is apart, see
+    /// [`SandboxState::set_salesforce_api_limit`]). `None`: no limit and no
+    /// rate-limit headers.
     pub rps: Option<u32>,
     /// Added to every admitted CRM request.
     pub latency: Duration,
