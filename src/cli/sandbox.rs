@@ -79,6 +79,15 @@ pub(super) async fn run(args: SandboxArgs) -> Result<(), CliError> {
                 "  HubSpot API:  {base}/crm/v3/…, {base}/settings/v3/…   control: {base}/__sandbox/state"
             );
         }
+        SandboxCrm::Salesforce => {
+            println!("Salesforce sandbox listening on {base}");
+            println!(
+                "  Salesforce API:  {base}/services/data/vXX.X/…, {base}/services/oauth2/userinfo   control: {base}/__sandbox/state"
+            );
+            println!(
+                "  point offboard at it: [crm] kind = \"salesforce\", base_url = \"{base}\" (the instance URL)"
+            );
+        }
         SandboxCrm::Sell => {
             println!("Sell sandbox listening on {base}");
             println!("  Sell API:  {base}/v2/…   control: {base}/__sandbox/state");

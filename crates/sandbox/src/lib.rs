@@ -4,8 +4,9 @@
 //!
 //! [`Sandbox::start`] binds a port and serves, from memory, the part of a CRM's
 //! API offboard uses. [`SandboxOptions::crm`] picks the dialect: Zendesk Sell's
-//! API v2 with Sell's envelopes and errors (`routes.rs`, `envelope.rs`), or
-//! Pipedrive's API v1/v2 (`pipedrive/`). Either way a gate in front checks the
+//! API v2 with Sell's envelopes and errors (`routes.rs`, `envelope.rs`),
+//! Pipedrive's API v1/v2 (`pipedrive/`), HubSpot's CRM v3 (`hubspot/`) or
+//! Salesforce's REST API with SOQL (`salesforce/`). Either way a gate in front checks the
 //! caller's token, rate-limits per token and injects latency and faults
 //! (`limits.rs`). The data comes from a [`Seed`] — a JSON file,
 //! [`Seed::generate`] or [`Seed::demo`] — and lives in a `Db` (`db.rs`) that
@@ -53,6 +54,7 @@ mod log;
 mod pipedrive;
 mod query;
 mod routes;
+mod salesforce;
 mod seed;
 mod state;
 
@@ -76,6 +78,10 @@ pub use state::SandboxState;
 
 pub use hubspot::OWNER_BASE as HUBSPOT_OWNER_BASE;
 pub use pipedrive::{lead_id_from_uuid, lead_uuid};
+pub use salesforce::{
+    DEFAULT_DAILY_LIMIT as SALESFORCE_DAILY_LIMIT, MAX_CURSORS as SALESFORCE_MAX_CURSORS,
+    QUERY_BATCH as SALESFORCE_QUERY_BATCH,
+};
 
 use conn::{ConnHandle, CuttableListener};
 use state::Settings;
@@ -90,15 +96,18 @@ pub enum SandboxCrm {
     Pipedrive,
     /// HubSpot, CRM v3 and settings v3 (`hubspot/`, DESIGN.md §9).
     Hubspot,
+    /// Salesforce, REST API under `/services/data/vNN.N` (`salesforce/`, DESIGN.md §9).
+    Salesforce,
 }
 
 impl SandboxCrm {
-    /// `zendesk_sell` or `pipedrive`, as `[crm] kind` spells it.
+    /// `zendesk_sell`, `pipedrive`, `hubspot` or `salesforce`, as `[crm] kind` spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             SandboxCrm::Sell => "zendesk_sell",
             SandboxCrm::Pipedrive => "pipedrive",
             SandboxCrm::Hubspot => "hubspot",
+            SandboxCrm::Salesforce => "salesforce",
         }
     }
 }
@@ -112,14 +121,16 @@ impl fmt::Display for SandboxCrm {
 impl FromStr for SandboxCrm {
     type Err = String;
 
-    /// `zendesk_sell` (or `sell`), `pipedrive` and `hubspot`, case-insensitively.
+    /// `zendesk_sell` (or `sell`), `pipedrive`, `hubspot` and `salesforce`,
+    /// case-insensitively.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "zendesk_sell" | "sell" => Ok(SandboxCrm::Sell),
             "pipedrive" => Ok(SandboxCrm::Pipedrive),
             "hubspot" => Ok(SandboxCrm::Hubspot),
+            "salesforce" => Ok(SandboxCrm::Salesforce),
             other => Err(format!(
-                "unknown CRM {other:?}; the sandbox speaks zendesk_sell, pipedrive or hubspot"
+                "unknown CRM {other:?}; the sandbox speaks zendesk_sell, pipedrive, hubspot or salesforce"
             )),
         }
     }
@@ -146,8 +157,11 @@ pub struct SandboxOptions {
     /// Pipedrive: at most twice this many in any two-second window (Pipedrive
     /// limits per 2-second window, so the average stays at this many per
     /// second), with `x-ratelimit-limit`/`-remaining`/`-reset` on every
-    /// answer past authentication and Pipedrive's 429 beyond. `None`: no limit
-    /// and no rate-limit headers.
+    /// answer past authentication and Pipedrive's 429 beyond. Salesforce, which
+    /// has no per-second limit and never answers 429: a request beyond waits
+    /// for a free slot (its daily allocation is apart, see
+    /// [`SandboxState::set_salesforce_api_limit`]). `None`: no limit and no
+    /// rate-limit headers.
     pub rps: Option<u32>,
     /// Added to every admitted CRM request.
     pub latency: Duration,
@@ -218,6 +232,11 @@ impl Sandbox {
                 lead.id
             )));
         }
+        if opts.crm == SandboxCrm::Salesforce
+            && let Some(problem) = salesforce::ids_fit(&seed)
+        {
+            return Err(invalid(problem));
+        }
         let listener = TcpListener::bind(opts.listen).await?;
         let addr = listener.local_addr()?;
         let settings = Settings {
@@ -239,6 +258,7 @@ impl Sandbox {
             SandboxCrm::Sell => tracing::info!(%addr, "Sell sandbox listening"),
             SandboxCrm::Pipedrive => tracing::info!(%addr, "Pipedrive sandbox listening"),
             SandboxCrm::Hubspot => tracing::info!(%addr, "HubSpot sandbox listening"),
+            SandboxCrm::Salesforce => tracing::info!(%addr, "Salesforce sandbox listening"),
         }
         Ok(Sandbox {
             state,
@@ -288,6 +308,7 @@ fn app(state: SandboxState) -> Router {
         SandboxCrm::Sell => routes::router(),
         SandboxCrm::Pipedrive => pipedrive::router(),
         SandboxCrm::Hubspot => hubspot::router(),
+        SandboxCrm::Salesforce => salesforce::router(),
     }
     .layer(middleware::from_fn_with_state(state.clone(), limits::gate));
     Router::new()

@@ -28,7 +28,7 @@ use super::{
     envelope::SellError,
     hubspot,
     log::{Fault, RequestLogEntry},
-    pipedrive,
+    pipedrive, salesforce,
 };
 
 const WINDOW: Duration = Duration::from_secs(1);
@@ -146,6 +146,7 @@ async fn admit(state: &SandboxState, req: Request, next: Next) -> (Response, Opt
         SandboxCrm::Sell => admit_sell(state, req, next).await,
         SandboxCrm::Pipedrive => pipedrive::admit(state, req, next).await,
         SandboxCrm::Hubspot => hubspot::admit(state, req, next).await,
+        SandboxCrm::Salesforce => salesforce::admit(state, req, next).await,
     }
 }
 

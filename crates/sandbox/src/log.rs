@@ -146,6 +146,12 @@ impl RequestLog {
             .or_default() += 1;
     }
 
+    /// An update request for one record that the path doesn't name (a
+    /// Salesforce collection update names its records in the body).
+    pub fn record_put(&mut self, resource: Resource, id: i64) {
+        *self.stats.puts.entry(record_key(resource, id)).or_default() += 1;
+    }
+
     pub fn entries(&self) -> Vec<RequestLogEntry> {
         self.entries.iter().cloned().collect()
     }

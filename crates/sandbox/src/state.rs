@@ -20,6 +20,7 @@ use super::{
     db::{ControlError, Db, OwnedCounts},
     limits::Limiter,
     log::{RequestLog, RequestLogEntry, Stats},
+    salesforce::SfState,
     seed::{Seed, User},
 };
 use offboard_domain::UserStatus;
@@ -41,6 +42,8 @@ pub(super) struct Shared {
     pub log: Mutex<RequestLog>,
     pub limiter: Mutex<Limiter>,
     pub dice: Mutex<StdRng>,
+    /// The Salesforce face's allocation and query cursors.
+    pub salesforce: Mutex<SfState>,
     pub settings: Settings,
     pub base_url: String,
     pub started: Instant,
@@ -79,6 +82,7 @@ impl SandboxState {
                 limiter: Mutex::new(Limiter::default()),
                 // Fixed, so a fault pattern repeats from run to run for one request order.
                 dice: Mutex::new(StdRng::seed_from_u64(0x5eed_fa17)),
+                salesforce: Mutex::new(SfState::default()),
                 settings,
                 base_url,
                 started: Instant::now(),
@@ -96,6 +100,25 @@ impl SandboxState {
 
     pub(super) fn dice(&self) -> MutexGuard<'_, StdRng> {
         lock(&self.inner.dice)
+    }
+
+    pub(super) fn sf(&self) -> MutexGuard<'_, SfState> {
+        lock(&self.inner.salesforce)
+    }
+
+    /// Salesforce: the org's API calls used and allowed in the current 24-hour
+    /// window, as `Sforce-Limit-Info: api-usage=used/max` reports them.
+    pub fn salesforce_api_usage(&self) -> (u64, u64) {
+        let u = self.sf().usage;
+        (u.used, u.max)
+    }
+
+    /// Salesforce: sets the 24-hour allocation (default
+    /// [`SALESFORCE_DAILY_LIMIT`](super::SALESFORCE_DAILY_LIMIT)); once `used`
+    /// reaches it, API calls answer 403 `REQUEST_LIMIT_EXCEEDED`. Calls already
+    /// used stay counted; [`reset`](Self::reset) empties the count, keeping the size.
+    pub fn set_salesforce_api_limit(&self, max: u64) {
+        self.sf().usage.max = max;
     }
 
     /// `http://127.0.0.1:PORT`, no trailing slash.
@@ -164,18 +187,30 @@ impl SandboxState {
 
     /// What `owner_id` owns per kind, open and closed (the demo's final table),
     /// as the served CRM sees it. Sell: companies are contacts, so
-    /// `organizations` is 0, and every lead is open. Pipedrive: `contacts` are
-    /// persons, `organizations` the organizations, and archived leads are the
-    /// closed ones (offboarding leaves them alone). Deals and tasks alike in both.
+    /// `organizations` is 0, every lead is open, and there are no tickets.
+    /// Pipedrive: `contacts` are persons, `organizations` the organizations,
+    /// and archived leads are the closed ones (offboarding leaves them alone);
+    /// no tickets. HubSpot: as Pipedrive, no leads, tickets. Salesforce: as
+    /// Pipedrive (archived leads are the converted ones), tickets are Cases.
+    /// Deals and tasks alike in all.
     pub async fn open_counts(&self, owner_id: i64) -> OwnedCounts {
         let db = self.inner.db.read().await;
         match self.crm() {
-            SandboxCrm::Sell => db.counts(owner_id),
+            // Sell has no tickets, whatever the seed holds.
+            SandboxCrm::Sell => OwnedCounts {
+                tickets: Default::default(),
+                ..db.counts(owner_id)
+            },
             SandboxCrm::Pipedrive => db.pipedrive_counts(owner_id),
             // Companies apart from contacts, as Pipedrive's; HubSpot has no leads
             // but has tickets.
             SandboxCrm::Hubspot => OwnedCounts {
                 leads: Default::default(),
+                tickets: db.counts(owner_id).tickets,
+                ..db.pipedrive_counts(owner_id)
+            },
+            // Leads (open = not converted), Contacts, Accounts apart, and Cases.
+            SandboxCrm::Salesforce => OwnedCounts {
                 tickets: db.counts(owner_id).tickets,
                 ..db.pipedrive_counts(owner_id)
             },
@@ -210,5 +245,6 @@ impl SandboxState {
         *db = Db::from_seed(&self.inner.initial);
         *self.log() = RequestLog::default();
         *self.limiter() = Limiter::default();
+        self.sf().reset();
     }
 }

@@ -767,5 +767,9 @@ async fn counts_and_control_routes_speak_pipedrive_and_sell_is_unchanged() {
     assert_eq!("pipedrive".parse::<SandboxCrm>(), Ok(SandboxCrm::Pipedrive));
     assert_eq!("zendesk_sell".parse::<SandboxCrm>(), Ok(SandboxCrm::Sell));
     assert_eq!("hubspot".parse::<SandboxCrm>(), Ok(SandboxCrm::Hubspot));
-    assert!("salesforce".parse::<SandboxCrm>().is_err());
+    assert_eq!(
+        "salesforce".parse::<SandboxCrm>(),
+        Ok(SandboxCrm::Salesforce)
+    );
+    assert!("dynamics".parse::<SandboxCrm>().is_err());
 }
