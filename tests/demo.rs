@@ -131,5 +131,46 @@ fn hubspot_demo_deletes_by_api_and_asks_an_admin_to_deactivate() {
         stdout.contains("Admin step — this is what a HubSpot admin does"),
         "{stdout}"
     );
-    assert!(stdout.contains("reassigned c/o/d/t"), "{stdout}");
+    assert!(stdout.contains("reassigned c/o/d/t/tk"), "{stdout}");
+}
+
+#[test]
+fn salesforce_demo_deactivates_by_api_and_never_deletes() {
+    let out = Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .args(["demo", "--crm", "salesforce"])
+        .env_remove("OFFBOARD_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for email in [
+        "jane.doe@example.com",
+        "sam.seller@example.com",
+        "lee.hold@example.com",
+    ] {
+        let row: Vec<&str> = stdout
+            .lines()
+            .find(|l| l.starts_with(email))
+            .unwrap_or_else(|| panic!("no table row for {email}:\n{stdout}"))
+            .split_whitespace()
+            .collect();
+        assert!(
+            row.contains(&"deactivate")
+                && row.contains(&"inactive")
+                && row.last() == Some(&"succeeded"),
+            "{row:?}"
+        );
+    }
+    // Sam's involuntary exit asked for a delete; Salesforce can't, and says so.
+    assert!(
+        stdout.contains("guard crm_cannot_delete: Salesforce cannot delete users"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Admin step"), "no admin needed:\n{stdout}");
+    assert!(stdout.contains("through Salesforce's API"), "{stdout}");
+    assert!(stdout.contains("reassigned l/c/o/d/t/tk"), "{stdout}");
 }

@@ -1,6 +1,6 @@
 //! `offboard demo`: the whole job in one process with nothing to configure.
 //!
-//! It starts the CRM sandbox (Sell, or Pipedrive with `--crm pipedrive`) on a free
+//! It starts the CRM sandbox (Sell, or another CRM with `--crm pipedrive|hubspot|salesforce`) on a free
 //! loopback port, offboard itself (receiver and worker) on a temp SQLite store
 //! with `config/policy-demo.toml`, posts three correctly signed webhooks, shows
 //! progress while records move, plays the CRM admin's part where the CRM's API
@@ -105,6 +105,7 @@ pub(super) async fn run(keep: bool, crm: SandboxCrm) -> Result<(), CliError> {
         SandboxCrm::Sell => CrmKind::ZendeskSell,
         SandboxCrm::Pipedrive => CrmKind::Pipedrive,
         SandboxCrm::Hubspot => CrmKind::Hubspot,
+        SandboxCrm::Salesforce => CrmKind::Salesforce,
     };
     let dir = tempfile::tempdir().map_err(|e| anyhow::anyhow!("temp dir: {e}"))?;
     let sandbox_token = format!("sandbox-{}", uuid::Uuid::now_v7().simple());
@@ -463,9 +464,17 @@ async fn drive(
     }
 }
 
-/// `reassigned l/c/d/t` for Sell: a letter per resource the CRM has.
+/// `reassigned l/c/d/t` for Sell: a letter per resource the CRM has (`tk` for
+/// tickets, which share the `t` of tasks).
 fn reassigned_header(crm: &Capabilities) -> String {
-    let letters: Vec<&str> = crm.resources.iter().map(|r| &r.as_str()[..1]).collect();
+    let letters: Vec<&str> = crm
+        .resources
+        .iter()
+        .map(|r| match r {
+            Resource::Tickets => "tk",
+            other => &other.as_str()[..1],
+        })
+        .collect();
     format!("reassigned {}", letters.join("/"))
 }
 
