@@ -3,47 +3,83 @@
 
 use std::process::Command;
 
-#[test]
-fn demo_runs_to_a_correct_final_table() {
+const LEAVERS: [&str; 3] = [
+    "jane.doe@example.com",
+    "sam.seller@example.com",
+    "lee.hold@example.com",
+];
+
+/// Runs `offboard demo` with `args`; its stdout once it exited 0.
+fn demo(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_offboard"))
         .arg("demo")
+        .args(args)
         .env_remove("OFFBOARD_LOG")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        "demo failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    let row = |email: &str| {
-        stdout
-            .lines()
-            .find(|l| l.starts_with(email))
-            .unwrap_or_else(|| panic!("no table row for {email}:\n{stdout}"))
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
-    let jane = row("jane.doe@example.com");
+    stdout
+}
+
+/// The words of `email`'s row in the final table.
+fn row(stdout: &str, email: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(email))
+        .unwrap_or_else(|| panic!("no table row for {email}:\n{stdout}"))
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn has(row: &[String], word: &str) -> bool {
+    row.iter().any(|w| w == word)
+}
+
+/// A CRM whose API deactivates users and cannot delete them: every leaver ends
+/// deactivated by offboard itself, Sam's delete is turned into a deactivation
+/// with the guard's reason, and no admin is needed.
+fn assert_deactivated_by_api_never_deleted(stdout: &str, vendor: &str) {
+    for email in LEAVERS {
+        let r = row(stdout, email);
+        assert!(
+            has(&r, "deactivate") && has(&r, "inactive") && r.last().unwrap() == "succeeded",
+            "{r:?}"
+        );
+    }
     assert!(
-        jane.contains(&"deactivate".to_owned())
-            && jane.contains(&"inactive".to_owned())
-            && jane.last().unwrap() == "succeeded",
+        stdout.contains(&format!(
+            "guard crm_cannot_delete: {vendor} cannot delete users"
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Admin step"), "no admin needed:\n{stdout}");
+    assert!(
+        stdout.contains(&format!("through {vendor}'s API")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn demo_runs_to_a_correct_final_table() {
+    let stdout = demo(&[]);
+    let jane = row(&stdout, "jane.doe@example.com");
+    assert!(
+        has(&jane, "deactivate") && has(&jane, "inactive") && jane.last().unwrap() == "succeeded",
         "{jane:?}"
     );
-    let sam = row("sam.seller@example.com");
+    let sam = row(&stdout, "sam.seller@example.com");
     assert!(
-        sam.contains(&"delete".to_owned())
-            && sam.contains(&"deleted".to_owned())
-            && sam.last().unwrap() == "succeeded",
+        has(&sam, "delete") && has(&sam, "deleted") && sam.last().unwrap() == "succeeded",
         "{sam:?}"
     );
-    let lee = row("lee.hold@example.com");
-    assert!(
-        lee.contains(&"deactivate".to_owned()) && lee.contains(&"inactive".to_owned()),
-        "{lee:?}"
-    );
+    let lee = row(&stdout, "lee.hold@example.com");
+    assert!(has(&lee, "deactivate") && has(&lee, "inactive"), "{lee:?}");
     assert!(
         stdout.contains("guard never_delete_under_legal_hold"),
         "{stdout}"
@@ -56,71 +92,18 @@ fn demo_runs_to_a_correct_final_table() {
 
 #[test]
 fn pipedrive_demo_deactivates_every_seat_through_the_api() {
-    let out = Command::new(env!("CARGO_BIN_EXE_offboard"))
-        .args(["demo", "--crm", "pipedrive"])
-        .env_remove("OFFBOARD_LOG")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    for email in [
-        "jane.doe@example.com",
-        "sam.seller@example.com",
-        "lee.hold@example.com",
-    ] {
-        let row: Vec<&str> = stdout
-            .lines()
-            .find(|l| l.starts_with(email))
-            .unwrap_or_else(|| panic!("no table row for {email}:\n{stdout}"))
-            .split_whitespace()
-            .collect();
-        assert!(
-            row.contains(&"deactivate")
-                && row.contains(&"inactive")
-                && row.last() == Some(&"succeeded"),
-            "{row:?}"
-        );
-    }
-    // Sam's involuntary exit asked for a delete; Pipedrive can't, and says so.
-    assert!(
-        stdout.contains("guard crm_cannot_delete: Pipedrive cannot delete users"),
-        "{stdout}"
-    );
-    assert!(!stdout.contains("Admin step"), "no admin needed:\n{stdout}");
-    assert!(stdout.contains("through Pipedrive's API"), "{stdout}");
+    let stdout = demo(&["--crm", "pipedrive"]);
+    assert_deactivated_by_api_never_deleted(&stdout, "Pipedrive");
     assert!(stdout.contains("reassigned l/c/o/d/t"), "{stdout}");
 }
 
 #[test]
 fn hubspot_demo_deletes_by_api_and_asks_an_admin_to_deactivate() {
-    let out = Command::new(env!("CARGO_BIN_EXE_offboard"))
-        .args(["demo", "--crm", "hubspot"])
-        .env_remove("OFFBOARD_LOG")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "demo failed\nstdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let row = |email: &str| -> Vec<String> {
-        stdout
-            .lines()
-            .find(|l| l.starts_with(email))
-            .unwrap_or_else(|| panic!("no table row for {email}:\n{stdout}"))
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect()
-    };
-    let sam = row("sam.seller@example.com");
-    assert!(sam.contains(&"deleted".to_owned()), "{sam:?}");
-    let jane = row("jane.doe@example.com");
-    assert!(jane.contains(&"inactive".to_owned()), "{jane:?}");
+    let stdout = demo(&["--crm", "hubspot"]);
+    let sam = row(&stdout, "sam.seller@example.com");
+    assert!(has(&sam, "deleted"), "{sam:?}");
+    let jane = row(&stdout, "jane.doe@example.com");
+    assert!(has(&jane, "inactive"), "{jane:?}");
     assert!(
         stdout.contains(
             "Seat step — offboard itself deleted sam.seller@example.com through HubSpot's API"
@@ -136,41 +119,7 @@ fn hubspot_demo_deletes_by_api_and_asks_an_admin_to_deactivate() {
 
 #[test]
 fn salesforce_demo_deactivates_by_api_and_never_deletes() {
-    let out = Command::new(env!("CARGO_BIN_EXE_offboard"))
-        .args(["demo", "--crm", "salesforce"])
-        .env_remove("OFFBOARD_LOG")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "demo failed\nstdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for email in [
-        "jane.doe@example.com",
-        "sam.seller@example.com",
-        "lee.hold@example.com",
-    ] {
-        let row: Vec<&str> = stdout
-            .lines()
-            .find(|l| l.starts_with(email))
-            .unwrap_or_else(|| panic!("no table row for {email}:\n{stdout}"))
-            .split_whitespace()
-            .collect();
-        assert!(
-            row.contains(&"deactivate")
-                && row.contains(&"inactive")
-                && row.last() == Some(&"succeeded"),
-            "{row:?}"
-        );
-    }
-    // Sam's involuntary exit asked for a delete; Salesforce can't, and says so.
-    assert!(
-        stdout.contains("guard crm_cannot_delete: Salesforce cannot delete users"),
-        "{stdout}"
-    );
-    assert!(!stdout.contains("Admin step"), "no admin needed:\n{stdout}");
-    assert!(stdout.contains("through Salesforce's API"), "{stdout}");
+    let stdout = demo(&["--crm", "salesforce"]);
+    assert_deactivated_by_api_never_deleted(&stdout, "Salesforce");
     assert!(stdout.contains("reassigned l/c/o/d/t/tk"), "{stdout}");
 }

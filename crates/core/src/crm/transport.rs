@@ -574,6 +574,16 @@ fn describe(e: &reqwest::Error) -> String {
     text
 }
 
+/// A header map from literal pairs, for the dialects' unit tests.
+#[cfg(test)]
+pub(super) fn test_headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.insert(*k, reqwest::header::HeaderValue::from_static(v));
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -130,7 +130,10 @@ use super::{
     contract::{Crm, CrmError, NewTask, Record, WriteOutcome, seat_change_unsupported},
     pacing::{LocalBudget, RateBudget},
     settings::ClientSettings,
-    transport::{Auth, Call, ClientBuildError, Dialect, Transport, budget_key, normalize_base},
+    transport::{
+        Auth, Call, ClientBuildError, Dialect, Transport, budget_key, normalize_base,
+        retry_after_header,
+    },
 };
 use crate::{
     config::{Secret, normalize_api_version},
@@ -163,7 +166,9 @@ pub const CAPABILITIES: Capabilities = Capabilities {
 const DIALECT: Dialect = Dialect {
     vendor: "Salesforce",
     error_for: wire::error_for,
-    retry_after: wire::retry_after,
+    // Salesforce documents no `Retry-After` for its REST API; a proxy in front
+    // may send one, so the shared reader is used as is.
+    retry_after: retry_after_header,
     quota_pause: observe_limits,
 };
 

@@ -4,7 +4,7 @@
 //! every rule here is unit-tested without a server. The facts and their sources
 //! are listed in the parent module.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::{
     crm::{
         contract::{CrmError, WriteOutcome},
-        transport::{header_text, retry_after_header, status_reason},
+        transport::{header_text, status_reason},
     },
     domain::{CrmId, CrmUser, UserRole, UserStatus},
 };
@@ -683,25 +683,11 @@ pub(super) fn quota_pause(headers: &HeaderMap) -> Option<Duration> {
         .map(|_| ALLOCATION_PAUSE)
 }
 
-/// How long Salesforce asks us to wait: `Retry-After` when sent (Salesforce
-/// documents none for its REST API; a proxy in front may send one).
-pub(super) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    retry_after_header(headers, now)
-}
-
 #[cfg(test)]
 mod tests {
-    use reqwest::header::HeaderValue;
-
     use super::*;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
+    use crate::crm::transport::{retry_after_header, test_headers as headers};
 
     // --- SOQL ---
 
@@ -1075,10 +1061,10 @@ mod tests {
 
     #[test]
     fn retry_after_is_the_standard_header() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        assert_eq!(retry_after(&headers(&[]), now), None);
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(retry_after_header(&headers(&[]), now), None);
         assert_eq!(
-            retry_after(&headers(&[("retry-after", "7")]), now),
+            retry_after_header(&headers(&[("retry-after", "7")]), now),
             Some(Duration::from_secs(7))
         );
     }

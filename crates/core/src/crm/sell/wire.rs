@@ -222,8 +222,6 @@ pub(super) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
 
 #[cfg(test)]
 mod tests {
-    use reqwest::header::HeaderValue;
-
     use super::*;
 
     const ENVELOPE_422: &str = r#"{
@@ -292,13 +290,7 @@ mod tests {
         assert!(r.message.ends_with("(logref 4d8b-2e61-9f3a)"));
     }
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
+    use crate::crm::transport::test_headers as headers;
 
     #[test]
     fn retry_after_forms() {
