@@ -85,6 +85,10 @@ pub const CRM_BUDGET_ERRORS_TOTAL: &str = "offboard_crm_budget_errors_total";
 pub const CRM_API_USAGE: &str = "offboard_crm_api_usage";
 /// `offboard_crm_api_limit` (see [`FAMILIES`] for its labels and meaning).
 pub const CRM_API_LIMIT: &str = "offboard_crm_api_limit";
+/// Families that appear only once the CRM has reported them (Salesforce's
+/// `Sforce-Limit-Info`). Every other family is exported from startup; these are
+/// not, because a zero would claim a usage figure the CRM never gave.
+pub const REPORTED_BY_CRM_ONLY: &[&str] = &[CRM_API_USAGE, CRM_API_LIMIT];
 /// `offboard_records_reassigned_total` (see [`FAMILIES`] for its labels and meaning).
 pub const RECORDS_REASSIGNED_TOTAL: &str = "offboard_records_reassigned_total";
 /// `offboard_seats_total` (see [`FAMILIES`] for its labels and meaning).
