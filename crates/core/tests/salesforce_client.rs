@@ -17,7 +17,7 @@ use std::{
 use offboard_core::{
     config::Secret,
     crm::{
-        Crm, CrmError, CrmId, NewTask, Resource, SeatChange, UserRole, UserStatus,
+        Crm, CrmError, CrmId, NewTask, RecordRef, Resource, SeatChange, UserRole, UserStatus,
         calls::{CallRecord, record_calls},
         pacing::{BudgetSettings, LocalBudget, RateBudget},
         salesforce::SalesforceClient,
@@ -493,6 +493,68 @@ async fn reassign_names_each_record_and_refuses_more_than_200() {
     let (out, calls) =
         recorded(crm.reassign(Resource::Leads, &record_ids(201), &id("005NEW000000001AAA"))).await;
     assert!(matches!(out, Err(CrmError::Permanent { code, .. }) if code == "too_many_records"));
+    assert!(calls.is_empty());
+}
+
+#[tokio::test]
+async fn one_collection_carries_several_objects_and_answers_each_with_its_resource() {
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path(format!("{DATA}/composite/sobjects")))
+        .and(body_json(json!({ "allOrNone": false, "records": [
+            { "attributes": { "type": "Lead" }, "id": "00QA00000000001AAA", "OwnerId": "005NEW000000001AAA" },
+            { "attributes": { "type": "Opportunity" }, "id": "006A00000000001AAA", "OwnerId": "005NEW000000001AAA" },
+            { "attributes": { "type": "Case" }, "id": "500A00000000001AAA", "OwnerId": "005NEW000000001AAA" }
+        ] })))
+        .respond_with(ok(json!([
+            { "id": "00QA00000000001AAA", "success": true, "errors": [] },
+            { "success": false, "errors": [{ "statusCode": "ENTITY_IS_DELETED", "message": "entity is deleted", "fields": [] }] },
+            { "id": "500A00000000001AAA", "success": true, "errors": [] }
+        ])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let crm = client(&server);
+    let records = [
+        (Resource::Leads, "00QA00000000001AAA"),
+        (Resource::Deals, "006A00000000001AAA"),
+        (Resource::Tickets, "500A00000000001AAA"),
+    ]
+    .map(|(resource, i)| RecordRef {
+        resource,
+        id: id(i),
+    });
+    let outcomes = crm
+        .reassign_records(&records, &id("005NEW000000001AAA"))
+        .await
+        .unwrap();
+    let tags: Vec<(Resource, CrmId)> = outcomes.iter().map(|(r, o)| (*r, o.id.clone())).collect();
+    assert_eq!(
+        tags,
+        records
+            .iter()
+            .map(|r| (r.resource, r.id.clone()))
+            .collect::<Vec<_>>()
+    );
+    assert!(outcomes[0].1.result.is_ok());
+    assert!(matches!(outcomes[1].1.result, Err(CrmError::NotFound(_))));
+    assert!(outcomes[2].1.result.is_ok());
+
+    // Eleven runs of one type are more chunks than one request may hold:
+    // refused before anything is sent.
+    let alternating: Vec<RecordRef> = (0..11)
+        .map(|i| RecordRef {
+            resource: if i % 2 == 0 {
+                Resource::Leads
+            } else {
+                Resource::Deals
+            },
+            id: id(&format!("00QA0000000{i:04}AAA")),
+        })
+        .collect();
+    let (out, calls) =
+        recorded(crm.reassign_records(&alternating, &id("005NEW000000001AAA"))).await;
+    assert!(matches!(out, Err(CrmError::Permanent { code, .. }) if code == "too_many_chunks"));
     assert!(calls.is_empty());
 }
 

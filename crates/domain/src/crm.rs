@@ -259,6 +259,9 @@ pub struct Capabilities {
     pub reactivate: SeatAbility,
     /// Most records one write call can reassign (1 for Sell and Pipedrive).
     pub records_per_write: usize,
+    /// One write call may carry records of several resources (Salesforce's
+    /// sObject Collections); otherwise each call holds one resource's records.
+    pub mixed_writes: bool,
     /// The HTTP method of a record write (`PUT` for Sell, `PATCH` for Pipedrive),
     /// as a dry run reports the writes it did not send.
     pub write_verb: &'static str,

@@ -512,6 +512,98 @@ async fn more_than_200_records_is_a_400() {
 }
 
 #[tokio::test]
+async fn one_collection_mixes_types_in_at_most_ten_chunks() {
+    let sb = start().await;
+    let (_, leads) = soql(
+        &sb,
+        &format!(
+            "SELECT Id FROM Lead WHERE OwnerId = '{}' AND IsConverted = false",
+            user(JANE)
+        ),
+    )
+    .await;
+    let (_, deals) = soql(
+        &sb,
+        &format!(
+            "SELECT Id FROM Opportunity WHERE OwnerId = '{}' AND IsClosed = false",
+            user(JANE)
+        ),
+    )
+    .await;
+    let lead = leads["records"][0]["Id"].as_str().unwrap().to_owned();
+    let deal = deals["records"][0]["Id"].as_str().unwrap().to_owned();
+    let (status, body) = send(
+        req(&sb, Method::PATCH, &format!("{V}/composite/sobjects")).json(&composite(
+            false,
+            vec![
+                owner_change("Lead", &lead, &user(RITA)),
+                owner_change("Opportunity", &deal, &user(RITA)),
+            ],
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body[0]["success"], true, "{body}");
+    assert_eq!(body[1]["success"], true, "{body}");
+    let (_, after) = soql(
+        &sb,
+        &format!("SELECT OwnerId FROM Lead WHERE Id = '{lead}'"),
+    )
+    .await;
+    assert_eq!(after["records"][0]["OwnerId"], user(RITA));
+
+    // Eleven alternating runs are eleven chunks: refused as a whole, nothing
+    // applied.
+    let (_, more) = soql(
+        &sb,
+        &format!(
+            "SELECT Id FROM Lead WHERE OwnerId = '{}' AND IsConverted = false",
+            user(JANE)
+        ),
+    )
+    .await;
+    let (_, more_deals) = soql(
+        &sb,
+        &format!(
+            "SELECT Id FROM Opportunity WHERE OwnerId = '{}' AND IsClosed = false",
+            user(JANE)
+        ),
+    )
+    .await;
+    let records: Vec<Value> = (0..11)
+        .map(|i| {
+            let (t, list) = if i % 2 == 0 {
+                ("Lead", &more)
+            } else {
+                ("Opportunity", &more_deals)
+            };
+            let rows = list["records"].as_array().unwrap();
+            owner_change(
+                t,
+                rows[i / 2 % rows.len()]["Id"].as_str().unwrap(),
+                &user(RITA),
+            )
+        })
+        .collect();
+    let (status, body) = send(
+        req(&sb, Method::PATCH, &format!("{V}/composite/sobjects"))
+            .json(&composite(false, records)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body[0]["errorCode"], "INVALID_BATCH_REQUEST");
+    let (_, still) = soql(
+        &sb,
+        &format!(
+            "SELECT Id FROM Lead WHERE OwnerId = '{}' AND IsConverted = false",
+            user(JANE)
+        ),
+    )
+    .await;
+    assert_eq!(still["totalSize"], more["totalSize"], "nothing applied");
+}
+
+#[tokio::test]
 async fn users_are_deactivated_and_reactivated_through_is_active() {
     let sb = start().await;
     let path = format!("{V}/sobjects/User/{}", user(JANE));

@@ -28,6 +28,15 @@ pub struct Record {
     pub open: bool,
 }
 
+/// One record to write, named by its resource (ids are unique only within one).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordRef {
+    /// Which kind of record.
+    pub resource: Resource,
+    /// Its id within that resource.
+    pub id: CrmId,
+}
+
 /// What a write call did to one of the records it carried.
 #[derive(Debug, Clone)]
 pub struct WriteOutcome {
@@ -124,6 +133,29 @@ pub trait Crm: Send + Sync {
         ids: &[CrmId],
         new_owner: &CrmId,
     ) -> Result<Vec<WriteOutcome>, CrmError>;
+    /// Makes `new_owner` the owner of `records`, which come grouped by resource
+    /// (at most [`Capabilities::records_per_write`] of them, of several resources
+    /// only where [`Capabilities::mixed_writes`] allows): one outcome per record,
+    /// tagged with its resource. A CRM whose write call takes several resources
+    /// overrides this with one call; the default sends one
+    /// [`reassign`](Self::reassign) per run of one resource and stops at the
+    /// first call that fails as a whole (`Err`, as for `reassign`).
+    async fn reassign_records(
+        &self,
+        records: &[RecordRef],
+        new_owner: &CrmId,
+    ) -> Result<Vec<(Resource, WriteOutcome)>, CrmError> {
+        let mut outcomes = Vec::with_capacity(records.len());
+        for run in records.chunk_by(|a, b| a.resource == b.resource) {
+            let Some(resource) = run.first().map(|r| r.resource) else {
+                continue;
+            };
+            let ids: Vec<CrmId> = run.iter().map(|r| r.id.clone()).collect();
+            let answered = self.reassign(resource, &ids, new_owner).await?;
+            outcomes.extend(answered.into_iter().map(|o| (resource, o)));
+        }
+        Ok(outcomes)
+    }
     /// Carries out a seat change through the API. Only called for a change whose
     /// [`Capabilities::ability`] is `Api`; other changes answer a permanent error.
     async fn change_seat(&self, user: &CrmId, change: SeatChange) -> Result<(), CrmError>;

@@ -28,7 +28,7 @@ mod transport;
 
 use std::sync::Arc;
 
-pub use contract::{Crm, CrmError, NewTask, Record, WriteOutcome};
+pub use contract::{Crm, CrmError, NewTask, Record, RecordRef, WriteOutcome};
 pub use offboard_domain::{
     Capabilities, CrmId, CrmUser, Resource, SeatAbility, SeatChange, UserRole, UserStatus,
 };

@@ -15,13 +15,13 @@ use futures::{StreamExt, stream::FuturesUnordered};
 use serde_json::json;
 
 use super::{
-    checkpoint::{self as cp, Key, Progress, Target},
+    checkpoint::{self as cp, Progress, Target},
     context::{Ctx, JobError},
     step::{Review, Step},
 };
 use crate::{
-    crm::{CrmError, CrmId, CrmUser, Record, Resource, WriteOutcome},
-    domain::Email,
+    crm::{CrmError, CrmId, CrmUser, Record, RecordRef, Resource, WriteOutcome},
+    domain::{Capabilities, Email},
     policy::{Decision, ReassignTo},
 };
 
@@ -150,54 +150,57 @@ pub(super) async fn reassign_all(
         // Every pending resource is listed at once: the confirming listings after a
         // pass cost one round of latency instead of one per resource.
         let listings = list_pending(ctx, &pending, leaver).await?;
-        let mut still_pending = Vec::new();
+        let mut writing: Vec<(Resource, Progress)> = Vec::new();
+        let mut todo: Vec<RecordRef> = Vec::new();
         for ((resource, mut progress), records) in pending.into_iter().zip(listings) {
-            let key = cp::reassign(resource);
             if !progress.sending.is_empty() {
                 account_for_interrupted(ctx, resource, &mut progress, &records).await?;
             }
-            let (todo, left): (Vec<_>, Vec<_>) = records
+            let (open, left): (Vec<_>, Vec<_>) = records
                 .into_iter()
                 .partition(|r| r.open || !decision.open_only);
             progress.left = left.len() as u64;
-            if todo.is_empty() {
+            if open.is_empty() {
                 finish_resource(ctx, resource, &mut progress, target).await?;
                 continue;
             }
             if rounds > MAX_ROUNDS {
                 return Err(JobError::Crm(CrmError::Transient(format!(
                     "{} {resource} still owned after {MAX_ROUNDS} passes",
-                    todo.len()
+                    open.len()
                 ))));
             }
-            let ids: Vec<CrmId> = todo.into_iter().map(|r| r.id).collect();
-            let owner = target.id.clone();
-            let rejected = move_records(ctx, resource, &ids, &owner, &mut progress, key).await?;
-            if !rejected.is_empty() {
-                if let Step::NeedsReview(review) =
-                    switch_to_fallback(ctx, decision, target, resource).await?
-                {
-                    ctx.set_checkpoint(key, &progress).await?;
-                    return Ok(Step::NeedsReview(review));
-                }
-                let owner = target.id.clone();
-                let again =
-                    move_records(ctx, resource, &rejected, &owner, &mut progress, key).await?;
-                if !again.is_empty() {
-                    return Ok(Step::NeedsReview(Review::FallbackRefused {
-                        count: again.len(),
-                        resource,
-                    }));
-                }
+            todo.extend(open.into_iter().map(|r| RecordRef { resource, id: r.id }));
+            writing.push((resource, progress));
+        }
+        // All resources' records in one stream of write calls, so the budget does
+        // not idle between resources and, where the CRM takes it, one call
+        // carries several resources.
+        let owner = target.id.clone();
+        let rejected = move_records(ctx, &todo, &owner, &mut writing).await?;
+        if let Some(first) = rejected.first() {
+            if let Step::NeedsReview(review) =
+                switch_to_fallback(ctx, decision, target, first.resource).await?
+            {
+                return Ok(Step::NeedsReview(review));
             }
-            if ctx.settings.dry_run {
-                // Nothing really moved, so a fresh listing would show the same records.
-                finish_resource(ctx, resource, &mut progress, target).await?;
-            } else {
-                still_pending.push((resource, progress));
+            let owner = target.id.clone();
+            let again = move_records(ctx, &rejected, &owner, &mut writing).await?;
+            if let Some(first) = again.first() {
+                return Ok(Step::NeedsReview(Review::FallbackRefused {
+                    count: again.len(),
+                    resource: first.resource,
+                }));
             }
         }
-        pending = still_pending;
+        if ctx.settings.dry_run {
+            // Nothing really moved, so a fresh listing would show the same records.
+            for (resource, progress) in &mut writing {
+                finish_resource(ctx, *resource, progress, target).await?;
+            }
+            writing.clear();
+        }
+        pending = writing;
     }
     Ok(Step::Done(()))
 }
@@ -293,24 +296,22 @@ async fn not_applicable(ctx: &mut Ctx<'_>, resource: Resource) -> Result<(), Job
 }
 
 /// Writes records concurrently (up to `max_in_flight` calls, paced by the client's
-/// budget), each call carrying as many records as the CRM takes, launching the
-/// next call as soon as one returns, so the rate budget never idles at a batch
-/// boundary. Before each call its records join `progress.sending` in the
-/// checkpoint (what a crash would leave unaccounted for); they leave it with
-/// their outcome. Returns the ids the CRM rejected. On shutdown or a lost lease
-/// it stops launching calls.
+/// budget), each call carrying as many records as the CRM takes (of one resource
+/// unless the CRM takes several), launching the next call as soon as one
+/// returns, so the rate budget never idles at a batch boundary. Before each call
+/// its records join their resource's `sending` in the checkpoint (what a crash
+/// would leave unaccounted for); they leave it with their outcome. `progress`
+/// holds every resource among `records`. Returns the records the CRM rejected.
+/// On shutdown or a lost lease it stops launching calls.
 async fn move_records(
     ctx: &mut Ctx<'_>,
-    resource: Resource,
-    ids: &[CrmId],
+    records: &[RecordRef],
     owner: &CrmId,
-    progress: &mut Progress,
-    key: Key<Progress>,
-) -> Result<Vec<CrmId>, JobError> {
+    progress: &mut [(Resource, Progress)],
+) -> Result<Vec<RecordRef>, JobError> {
     let crm = ctx.crm;
-    let per_call = crm.capabilities().records_per_write.max(1);
     let max_in_flight = ctx.settings.max_in_flight.max(1);
-    let mut batches = ids.chunks(per_call).map(<[CrmId]>::to_vec);
+    let mut batches = write_calls(records, crm.capabilities()).into_iter();
     let mut in_flight = FuturesUnordered::new();
     let mut rejected = Vec::new();
     let mut first_error = None;
@@ -321,19 +322,31 @@ async fn move_records(
             && !ctx.lost.is_cancelled()
         {
             let Some(batch) = batches.next() else { break };
-            progress.sending.extend(batch.iter().cloned());
-            ctx.set_checkpoint(key, &*progress).await?;
+            for run in batch.chunk_by(|a, b| a.resource == b.resource) {
+                let Some(resource) = run.first().map(|r| r.resource) else {
+                    continue;
+                };
+                let p = progress_of(progress, resource)?;
+                p.sending.extend(run.iter().map(|r| r.id.clone()));
+                ctx.set_checkpoint(cp::reassign(resource), &*p).await?;
+            }
             let owner = owner.clone();
             in_flight.push(async move {
-                let result = crm.reassign(resource, &batch, &owner).await;
+                let result = crm.reassign_records(&batch, &owner).await;
                 (batch, result)
             });
         }
         let Some((batch, call)) = in_flight.next().await else {
             break;
         };
-        let answered: HashSet<&CrmId> = batch.iter().collect();
-        progress.sending.retain(|id| !answered.contains(id));
+        for (resource, p) in progress.iter_mut() {
+            let answered: HashSet<&CrmId> = batch
+                .iter()
+                .filter(|r| r.resource == *resource)
+                .map(|r| &r.id)
+                .collect();
+            p.sending.retain(|id| !answered.contains(id));
+        }
         let outcomes = match call {
             Ok(outcomes) => outcomes,
             Err(e) => {
@@ -341,25 +354,78 @@ async fn move_records(
                 continue;
             }
         };
-        for outcome in outcomes {
+        for (resource, outcome) in outcomes {
+            let p = progress_of(progress, resource)?;
             record_outcome(
                 ctx,
                 resource,
                 owner,
                 outcome,
-                progress,
+                p,
                 &mut rejected,
                 &mut first_error,
             )
             .await?;
         }
     }
-    ctx.set_checkpoint(key, &*progress).await?;
+    for (resource, p) in progress.iter() {
+        ctx.set_checkpoint(cp::reassign(*resource), p).await?;
+    }
     ctx.check_continue()?;
     match first_error {
         Some(e) => Err(JobError::Crm(e)),
         None => Ok(rejected),
     }
+}
+
+/// Splits `records` into write calls of at most `records_per_write`, one
+/// resource per call unless the CRM takes mixed calls. Records are grouped by
+/// resource first (in the order resources first appear; rejected records come
+/// back interleaved), so a mixed call holds one run per resource.
+fn write_calls(records: &[RecordRef], crm: &Capabilities) -> Vec<Vec<RecordRef>> {
+    let mut order: Vec<Resource> = Vec::new();
+    for r in records {
+        if !order.contains(&r.resource) {
+            order.push(r.resource);
+        }
+    }
+    let grouped: Vec<RecordRef> = order
+        .iter()
+        .flat_map(|&resource| records.iter().filter(move |r| r.resource == resource))
+        .cloned()
+        .collect();
+    let per_call = crm.records_per_write.max(1);
+    if crm.mixed_writes {
+        grouped
+            .chunks(per_call)
+            .map(<[RecordRef]>::to_vec)
+            .collect()
+    } else {
+        grouped
+            .chunk_by(|a, b| a.resource == b.resource)
+            .flat_map(|run| run.chunks(per_call))
+            .map(<[RecordRef]>::to_vec)
+            .collect()
+    }
+}
+
+/// The progress of `resource`, which the caller put in `progress`; a CRM that
+/// answers for a resource it was not sent is answering something else.
+fn progress_of(
+    progress: &mut [(Resource, Progress)],
+    resource: Resource,
+) -> Result<&mut Progress, JobError> {
+    progress
+        .iter_mut()
+        .find(|(r, _)| *r == resource)
+        .map(|(_, p)| p)
+        .ok_or_else(|| {
+            JobError::Crm(CrmError::Permanent {
+                status: 0,
+                code: "unexpected_outcome".to_owned(),
+                message: format!("the CRM answered for {resource} records it was not sent"),
+            })
+        })
 }
 
 /// Counts and audits what one write did to one record.
@@ -369,7 +435,7 @@ async fn record_outcome(
     owner: &CrmId,
     outcome: WriteOutcome,
     progress: &mut Progress,
-    rejected: &mut Vec<CrmId>,
+    rejected: &mut Vec<RecordRef>,
     first_error: &mut Option<CrmError>,
 ) -> Result<(), JobError> {
     let WriteOutcome { id, result } = outcome;
@@ -393,7 +459,7 @@ async fn record_outcome(
                 json!({ "resource": resource, "id": id, "owner": owner, "message": message }),
             )
             .await?;
-            rejected.push(id);
+            rejected.push(RecordRef { resource, id });
         }
         Err(e) => {
             first_error.get_or_insert(e);
@@ -432,5 +498,78 @@ async fn switch_to_fallback(
             resource,
             fallback: fallback.clone(),
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crm::{hubspot, salesforce};
+
+    fn refs(resource: Resource, n: usize) -> Vec<RecordRef> {
+        (0..n)
+            .map(|i| RecordRef {
+                resource,
+                id: CrmId::from(format!("{resource}-{i}")),
+            })
+            .collect()
+    }
+
+    fn shape(calls: &[Vec<RecordRef>]) -> Vec<Vec<(Resource, usize)>> {
+        calls
+            .iter()
+            .map(|call| {
+                call.chunk_by(|a, b| a.resource == b.resource)
+                    .map(|run| (run[0].resource, run.len()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_crm_with_mixed_writes_fills_every_call_across_resources() {
+        let mut records = refs(Resource::Leads, 150);
+        records.extend(refs(Resource::Deals, 130));
+        records.extend(refs(Resource::Tickets, 20));
+        let calls = write_calls(&records, &salesforce::CAPABILITIES);
+        assert_eq!(
+            shape(&calls),
+            vec![
+                vec![(Resource::Leads, 150), (Resource::Deals, 50)],
+                vec![(Resource::Deals, 80), (Resource::Tickets, 20)],
+            ]
+        );
+    }
+
+    #[test]
+    fn other_crms_get_one_resource_per_call() {
+        let mut records = refs(Resource::Contacts, 150);
+        records.extend(refs(Resource::Deals, 30));
+        let calls = write_calls(&records, &hubspot::CAPABILITIES);
+        assert_eq!(
+            shape(&calls),
+            vec![
+                vec![(Resource::Contacts, 100)],
+                vec![(Resource::Contacts, 50)],
+                vec![(Resource::Deals, 30)],
+            ]
+        );
+    }
+
+    #[test]
+    fn interleaved_records_are_grouped_so_a_call_holds_one_run_per_resource() {
+        let leads = refs(Resource::Leads, 4);
+        let deals = refs(Resource::Deals, 4);
+        let interleaved: Vec<RecordRef> = leads
+            .iter()
+            .zip(&deals)
+            .flat_map(|(l, d)| [l.clone(), d.clone()])
+            .collect();
+        let calls = write_calls(&interleaved, &salesforce::CAPABILITIES);
+        assert_eq!(
+            shape(&calls),
+            vec![vec![(Resource::Leads, 4), (Resource::Deals, 4)]]
+        );
+        assert_eq!(calls[0][..4], leads[..]);
     }
 }

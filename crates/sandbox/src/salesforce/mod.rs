@@ -39,7 +39,8 @@
 //! `dome_query.htm` (record `attributes`), `headers_queryoptions.htm`
 //! (`batchSize`), `resources_composite_sobjects_collections_update.htm` (≤ 200
 //! records, `attributes.type` and `id` required, results in request order,
-//! `allOrNone` default false), `sforce_api_header_allornoneheader.htm` (rolled
+//! `allOrNone` default false, types mixed in at most 10 chunks of one type),
+//! `sforce_api_header_allornoneheader.htm` (rolled
 //! back records say so in `errors`), `headers_api_usage.htm`
 //! (`Sforce-Limit-Info: api-usage=10018/100000`, daily, not on `/`),
 //! `errorcodes.htm` (401 for a bad session with `message` and `errorCode`; 403
@@ -50,7 +51,8 @@
 //! restforce's error classes name `EXCEEDED_ID_LIMIT` and
 //! `REQUEST_LIMIT_EXCEEDED`.
 //!
-//! Not confirmed, so chosen and kept plain: the messages of most errors; that
+//! Not confirmed, so chosen and kept plain: the messages of most errors (the
+//! ten-chunk refusal's text is Apex's, its code `INVALID_BATCH_REQUEST` a guess); that
 //! an unknown record in a collection update fails with `ENTITY_IS_DELETED`; an
 //! inactive new owner with `INACTIVE_OWNER_OR_USER`; a non-writable field with
 //! `INVALID_FIELD_FOR_INSERT_UPDATE`; a type/prefix mismatch or a bad id with
@@ -94,6 +96,9 @@ pub const QUERY_BATCH: usize = 2000;
 const MIN_BATCH: usize = 200;
 /// Records per collection request.
 const COLLECTION_MAX: usize = 200;
+/// Runs of one type an sObject Collections request may hold
+/// (`resources_composite_sobjects_collections_update.htm`: "up to 10 chunks").
+const TYPE_CHUNKS_MAX: usize = 10;
 /// Query locators kept; older ones are gone (Salesforce also keeps few open).
 pub const MAX_CURSORS: usize = 100;
 
@@ -811,6 +816,17 @@ async fn collection_update(
         return Err(SfError::bad_request(
             "EXCEEDED_ID_LIMIT",
             "record limit reached. cannot submit more than 200 records into this call",
+        ));
+    }
+    // Consecutive records of one type are one chunk; Salesforce processes at
+    // most ten per request.
+    let chunks = records
+        .chunk_by(|a, b| a["attributes"]["type"] == b["attributes"]["type"])
+        .count();
+    if chunks > TYPE_CHUNKS_MAX {
+        return Err(SfError::bad_request(
+            "INVALID_BATCH_REQUEST",
+            "Cannot have more than 10 chunks in a single operation. Please rearrange the data to reduce chunking.",
         ));
     }
     let mut db = s.inner.db.write().await;

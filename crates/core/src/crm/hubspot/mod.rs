@@ -169,6 +169,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     delete: SeatAbility::Api,
     reactivate: SeatAbility::Manual,
     records_per_write: BATCH_MAX,
+    mixed_writes: false,
     write_verb: "POST",
     manager_field: false,
     resources: &[

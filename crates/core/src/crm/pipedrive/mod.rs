@@ -113,6 +113,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     delete: SeatAbility::Impossible,
     reactivate: SeatAbility::Api,
     records_per_write: 1,
+    mixed_writes: false,
     write_verb: "PATCH",
     manager_field: false,
     resources: &[

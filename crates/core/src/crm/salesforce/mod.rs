@@ -60,6 +60,8 @@
 //!   "up to 200", each with an `attributes` map naming its `type` and an `id`;
 //!   a well-formed request answers 200 with one SaveResult per record, "in the
 //!   order in which the update requests were specified"; a malformed one 400.
+//!   "The list can contain objects of different types", processed in chunks
+//!   of one type ("up to 10 chunks"), so one call carries several resources.
 //!   <https://developer.salesforce.com/docs/platform/api-rest/guide/resources-composite-sobjects-collections-update.html>
 //! - Status codes: 201 for a POST, 204 for "some PATCH requests"; 401 "The
 //!   session ID or OAuth token used has expired or is invalid"; 403 "If the
@@ -117,7 +119,10 @@
 
 mod wire;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use async_trait::async_trait;
 use reqwest::{Method, header::HeaderMap};
@@ -127,7 +132,7 @@ use self::wire::{
     ApiUsage, NewTaskBody, QueryPage, SObject, SaveResult, SfRecord, SfUser, UserInfo,
 };
 use super::{
-    contract::{Crm, CrmError, NewTask, Record, WriteOutcome, seat_change_unsupported},
+    contract::{Crm, CrmError, NewTask, Record, RecordRef, WriteOutcome, seat_change_unsupported},
     pacing::{LocalBudget, RateBudget},
     settings::ClientSettings,
     transport::{
@@ -151,6 +156,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     delete: SeatAbility::Impossible,
     reactivate: SeatAbility::Api,
     records_per_write: BATCH_MAX,
+    mixed_writes: true,
     write_verb: "PATCH",
     manager_field: true,
     resources: &[
@@ -174,6 +180,11 @@ const DIALECT: Dialect = Dialect {
 
 /// Records per sObject Collections request.
 const BATCH_MAX: usize = 200;
+
+/// Runs of one object type per sObject Collections request ("A single request
+/// can process up to 10 chunks"); the worker groups records by resource, so a
+/// call holds at most six.
+const TYPE_CHUNKS_MAX: usize = 10;
 
 /// A guard against a server that never says `done`: with up to 2,000 records a
 /// batch, far beyond any one rep's book.
@@ -345,13 +356,41 @@ impl Crm for SalesforceClient {
         ids: &[CrmId],
         new_owner: &CrmId,
     ) -> Result<Vec<WriteOutcome>, CrmError> {
-        if ids.len() > BATCH_MAX {
+        let records: Vec<RecordRef> = ids
+            .iter()
+            .map(|id| RecordRef {
+                resource,
+                id: id.clone(),
+            })
+            .collect();
+        let outcomes = self.reassign_records(&records, new_owner).await?;
+        Ok(outcomes.into_iter().map(|(_, o)| o).collect())
+    }
+
+    /// One collection call for records of any of the objects, as long as they
+    /// come in at most [`TYPE_CHUNKS_MAX`] runs of one type.
+    async fn reassign_records(
+        &self,
+        records: &[RecordRef],
+        new_owner: &CrmId,
+    ) -> Result<Vec<(Resource, WriteOutcome)>, CrmError> {
+        if records.len() > BATCH_MAX {
             return Err(CrmError::Permanent {
                 status: 0,
                 code: "too_many_records".to_owned(),
                 message: format!(
                     "{} records in one Salesforce collection; at most {BATCH_MAX}",
-                    ids.len()
+                    records.len()
+                ),
+            });
+        }
+        let chunks = records.chunk_by(|a, b| a.resource == b.resource).count();
+        if chunks > TYPE_CHUNKS_MAX {
+            return Err(CrmError::Permanent {
+                status: 0,
+                code: "too_many_chunks".to_owned(),
+                message: format!(
+                    "{chunks} runs of one object type in one Salesforce collection; at most {TYPE_CHUNKS_MAX}"
                 ),
             });
         }
@@ -362,48 +401,63 @@ impl Crm for SalesforceClient {
                 message: format!("{new_owner:?} is not a Salesforce user id"),
             });
         }
-        let object = object_type(resource);
         // An id that can't be one is answered here and left out; the rest go
         // once each (a record twice in one collection would be two saves).
-        let mut outcomes: HashMap<CrmId, Result<(), CrmError>> = HashMap::new();
-        let mut batch: Vec<CrmId> = Vec::new();
-        for id in ids {
-            if outcomes.contains_key(id) || batch.contains(id) {
+        let mut outcomes: HashMap<&RecordRef, Result<(), CrmError>> = HashMap::new();
+        let mut batch: Vec<&RecordRef> = Vec::new();
+        let mut queued: HashSet<&RecordRef> = HashSet::new();
+        for record in records {
+            if outcomes.contains_key(record) || queued.contains(record) {
                 continue;
             }
-            if wire::plausible_id(id) {
-                batch.push(id.clone());
+            if wire::plausible_id(&record.id) {
+                queued.insert(record);
+                batch.push(record);
             } else {
                 let e = CrmError::Permanent {
                     status: 0,
                     code: "invalid_id".to_owned(),
-                    message: format!("{id:?} is not a Salesforce record id"),
+                    message: format!("{:?} is not a Salesforce record id", record.id),
                 };
-                outcomes.insert(id.clone(), Err(e));
+                outcomes.insert(record, Err(e));
             }
         }
         if !batch.is_empty() {
+            let typed: Vec<(SObject, CrmId)> = batch
+                .iter()
+                .map(|r| (object_type(r.resource), r.id.clone()))
+                .collect();
             // Setting the same owner twice leaves the same state, so a call whose
             // answer was lost is safe to send again.
             let call = Call::with_body(
                 Method::PATCH,
                 COLLECTION,
                 format!("{}/composite/sobjects", self.data),
-                wire::owner_collection(object, &batch, new_owner),
+                wire::owner_collection(&typed, new_owner),
             )
             .repeatable();
             let answer: Vec<SaveResult> = self.transport.fetch(&call).await?;
-            for o in wire::collection_outcomes(&batch, &answer) {
-                outcomes.insert(o.id, o.result);
+            let ids: Vec<CrmId> = typed.into_iter().map(|(_, id)| id).collect();
+            for (record, o) in batch.iter().zip(wire::collection_outcomes(&ids, &answer)) {
+                outcomes.insert(record, o.result);
             }
         }
-        Ok(ids
+        Ok(records
             .iter()
-            .map(|id| WriteOutcome {
-                id: id.clone(),
-                result: outcomes.get(id).cloned().unwrap_or_else(|| {
-                    Err(CrmError::Transient(format!("no outcome for record {id}")))
-                }),
+            .map(|r| {
+                let result = outcomes.get(r).cloned().unwrap_or_else(|| {
+                    Err(CrmError::Transient(format!(
+                        "no outcome for record {}",
+                        r.id
+                    )))
+                });
+                (
+                    r.resource,
+                    WriteOutcome {
+                        id: r.id.clone(),
+                        result,
+                    },
+                )
             })
             .collect())
     }

@@ -336,10 +336,10 @@ impl SfRecord {
 
 /// `PATCH …/composite/sobjects`: the new owner for each id, each record its own
 /// save (`allOrNone: false`), so one refused record does not roll back others.
-pub(super) fn owner_collection(object: SObject, ids: &[CrmId], owner: &CrmId) -> Value {
-    let records: Vec<Value> = ids
+pub(super) fn owner_collection(records: &[(SObject, CrmId)], owner: &CrmId) -> Value {
+    let records: Vec<Value> = records
         .iter()
-        .map(|id| {
+        .map(|(object, id)| {
             json!({
                 "attributes": { "type": object.name() },
                 "id": id.as_str(),
@@ -839,15 +839,19 @@ mod tests {
     #[test]
     fn the_collection_names_type_id_and_owner_per_record() {
         let body = owner_collection(
-            SObject::Opportunity,
-            &[CrmId::from("006A"), CrmId::from("006B")],
+            &[
+                (SObject::Opportunity, CrmId::from("006A")),
+                (SObject::Opportunity, CrmId::from("006B")),
+                (SObject::Case, CrmId::from("500C")),
+            ],
             &CrmId::from("005N"),
         );
         assert_eq!(
             body,
             json!({"allOrNone": false, "records": [
                 {"attributes": {"type": "Opportunity"}, "id": "006A", "OwnerId": "005N"},
-                {"attributes": {"type": "Opportunity"}, "id": "006B", "OwnerId": "005N"}
+                {"attributes": {"type": "Opportunity"}, "id": "006B", "OwnerId": "005N"},
+                {"attributes": {"type": "Case"}, "id": "500C", "OwnerId": "005N"}
             ]})
         );
     }

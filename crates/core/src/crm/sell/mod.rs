@@ -65,6 +65,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     delete: SeatAbility::Manual,
     reactivate: SeatAbility::Manual,
     records_per_write: 1,
+    mixed_writes: false,
     write_verb: "PUT",
     manager_field: true,
     resources: &[
