@@ -33,7 +33,7 @@ use offboard_core::{
     },
 };
 use offboard_sandbox::{Sandbox, SandboxOptions};
-use offboard_testkit::{free_port, sign};
+use offboard_testkit::sign;
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
@@ -299,10 +299,10 @@ impl Fleet {
         // an advisory lock), as a fleet rolling out a new version would.
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_offboard"));
         let http = reqwest::Client::new();
-        let mut receiver = Replica::spawn(&exe, &config, "receiver", free_port()).unwrap();
+        let mut receiver = Replica::spawn(&exe, &config, "receiver").unwrap();
         let mut workers = Vec::new();
         for _ in 0..3 {
-            workers.push(Replica::spawn(&exe, &config, "worker", free_port()).unwrap());
+            workers.push(Replica::spawn(&exe, &config, "worker").unwrap());
         }
         assert!(
             receiver.wait_ready(&http, Duration::from_secs(30)).await,

@@ -6,17 +6,17 @@
 //! - [`leavers_seed`]: an organisation of `n` leavers with a few records each, under
 //!   a handful of active managers; [`leaver_event`] is the canonical event for one.
 //! - [`FleetConfig`]: the config file every replica of one fleet shares (secrets in
-//!   files next to it); each process gets its own port through
-//!   `OFFBOARD__SERVER__LISTEN`.
-//! - [`Replica`]: one `offboard serve --role …` child process; it learns the
-//!   worker's lease-owner id from the log, and is SIGKILLed when dropped.
+//!   files next to it); each process binds a port of its own choosing
+//!   (`OFFBOARD__SERVER__LISTEN=127.0.0.1:0`).
+//! - [`Replica`]: one `offboard serve --role …` child process; it learns its
+//!   port and the worker's lease-owner id from the log, and is SIGKILLed when
+//!   dropped.
 //! - [`play_admin`]: the Sell admin, who deactivates each user an offboard task
 //!   asks about, as soon as the task appears.
 
 use std::{
     collections::HashSet,
     io::{BufRead, BufReader},
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
@@ -317,60 +317,74 @@ concurrency = {concurrency}
     }
 }
 
-/// A free loopback port (bound, then released for the child to take).
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// One `offboard serve` child process. Dropping it SIGKILLs it.
 #[derive(Debug)]
 pub struct Replica {
     child: Child,
     /// The port it serves `/healthz`, `/readyz`, `/metrics` (and, as a receiver,
-    /// webhooks and the admin API) on.
+    /// webhooks and the admin API) on; 0 until [`wait_ready`](Self::wait_ready)
+    /// has read it from the child's log.
     pub port: u16,
-    worker_id: Arc<Mutex<Option<String>>>,
+    announced: Arc<Mutex<Announced>>,
+}
+
+/// What the child's log said about itself.
+#[derive(Debug, Default)]
+struct Announced {
+    port: Option<u16>,
+    worker_id: Option<String>,
 }
 
 impl Replica {
-    /// Starts `exe serve --config CONFIG --role ROLE` on `port`.
-    pub fn spawn(exe: &Path, config: &Path, role: &str, port: u16) -> std::io::Result<Replica> {
+    /// Starts `exe serve --config CONFIG --role ROLE` on a port the child picks
+    /// itself (it logs the address it bound), so two children never race for
+    /// a port probed in advance.
+    pub fn spawn(exe: &Path, config: &Path, role: &str) -> std::io::Result<Replica> {
         let mut child = Command::new(exe)
             .args(["serve", "--log-format", "json", "--role", role, "--config"])
             .arg(config)
-            .env("OFFBOARD__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-            // "worker started" (info) names the lease owner; everything else: warnings.
-            .env("OFFBOARD_LOG", "warn,offboard_core::worker=info")
+            .env("OFFBOARD__SERVER__LISTEN", "127.0.0.1:0")
+            // "offboard listening" (info) gives the port, "worker started" (info)
+            // the lease owner; everything else: warnings.
+            .env(
+                "OFFBOARD_LOG",
+                "warn,offboard::cli::serve=info,offboard_core::worker=info",
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
-        let worker_id = Arc::new(Mutex::new(None));
+        let announced = Arc::new(Mutex::new(Announced::default()));
         if let Some(out) = child.stdout.take() {
-            let slot = worker_id.clone();
+            let slot = announced.clone();
             // Drains the pipe for the child's whole life (a full pipe would block it).
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines() {
                     let Ok(line) = line else { break };
-                    if !line.contains("worker started") {
+                    let Ok(v) = serde_json::from_str::<Value>(&line) else {
                         continue;
-                    }
-                    let id = serde_json::from_str::<Value>(&line).ok().and_then(|v| {
-                        v.pointer("/fields/worker")
-                            .or_else(|| v.get("worker"))
+                    };
+                    let field = |name: &str| {
+                        v.pointer(&format!("/fields/{name}"))
+                            .or_else(|| v.get(name))
                             .and_then(Value::as_str)
                             .map(str::to_owned)
-                    });
-                    if let Some(id) = id {
-                        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+                    };
+                    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+                    if line.contains("offboard listening") {
+                        slot.port = field("addr")
+                            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+                            .map(|a| a.port());
+                    } else if line.contains("worker started") {
+                        slot.worker_id = field("worker");
                     }
                 }
             });
         }
         Ok(Replica {
             child,
-            port,
-            worker_id,
+            port: 0,
+            announced,
         })
     }
 
@@ -379,16 +393,23 @@ impl Replica {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Waits until `/readyz` answers 200 (and, for a worker, its id is known).
+    /// Waits until the child has said which port it serves on and `/readyz`
+    /// answers 200 there; false when it exits first or time runs out.
     pub async fn wait_ready(&mut self, http: &reqwest::Client, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            let ready = http.get(format!("{}/readyz", self.url())).send().await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                return true;
+            if self.port == 0 {
+                let announced = self.announced.lock().unwrap_or_else(|p| p.into_inner());
+                self.port = announced.port.unwrap_or(0);
+            }
+            if self.port != 0 {
+                let ready = http.get(format!("{}/readyz", self.url())).send().await;
+                if ready.is_ok_and(|r| r.status() == 200) {
+                    return true;
+                }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -400,9 +421,10 @@ impl Replica {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(id) = self
-                .worker_id
+                .announced
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
+                .worker_id
                 .clone()
             {
                 return Some(id);

@@ -354,7 +354,7 @@ async fn measure(
     let http = reqwest::Client::new();
     let mut fleet = Vec::new();
     for _ in 0..workers {
-        let mut replica = Replica::spawn(exe, &config, "worker", fleet::free_port()?)?;
+        let mut replica = Replica::spawn(exe, &config, "worker")?;
         if !replica.wait_ready(&http, Duration::from_secs(30)).await {
             bail!("a worker process did not become ready");
         }

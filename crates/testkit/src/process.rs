@@ -21,11 +21,21 @@ use std::{
 
 /// A free loopback port: bound, then released for a child to take. Another
 /// process could take it in between; on a test machine that is rare enough.
+/// Within one test binary a port is handed out once, so two tests running at
+/// the same time never get the same number back from the kernel.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral loopback port")
-        .port()
+    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind an ephemeral loopback port")
+            .port();
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// `EXE serve --config CONFIG` logging warnings only, with no stdin: what most
