@@ -40,6 +40,23 @@ impl Harness {
         sandbox_rps: Option<u32>,
         client_rps: u32,
     ) -> Harness {
+        Self::for_crm_with_seed(
+            crm,
+            Seed::generate(100, 7),
+            fault_rate,
+            sandbox_rps,
+            client_rps,
+        )
+        .await
+    }
+
+    async fn for_crm_with_seed(
+        crm: SandboxCrm,
+        seed: Seed,
+        fault_rate: f64,
+        sandbox_rps: Option<u32>,
+        client_rps: u32,
+    ) -> Harness {
         let sandbox = sell::start(SandboxOptions {
             crm,
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -47,7 +64,7 @@ impl Harness {
             rps: sandbox_rps,
             latency: Duration::from_millis(3),
             fault_rate,
-            seed: Seed::generate(100, 7),
+            seed,
             ..SandboxOptions::default()
         })
         .await;
@@ -410,6 +427,161 @@ async fn hubspot_sigkill_mid_batch_then_restart() {
     eprintln!(
         "HubSpot: killed after {writes_at_kill} writes; {batches} batch calls for {open_before} records; resumed {resumed:?}"
     );
+}
+
+/// Salesforce: SIGKILL while sObject Collections calls are in flight (one of
+/// 200 records landed, more launched and checkpointed as sending), restart on
+/// the same store. The calls that landed unrecorded are found moved by the
+/// fresh listing and not sent again, the rest are re-sent; the end state is
+/// exact, and the seat is deactivated by offboard itself (`IsActive = false`),
+/// so there is no admin to play and no task.
+#[tokio::test(flavor = "multi_thread")]
+async fn salesforce_sigkill_mid_batch_then_restart() {
+    // 500 records of each kind for the leaver: each resource takes several
+    // calls of 200, launched together.
+    let h = Harness::for_crm_with_seed(
+        SandboxCrm::Salesforce,
+        Seed::generate(500, 7),
+        0.0,
+        None,
+        10,
+    )
+    .await;
+    let (rep, email) = leaver(&h).await;
+    let before = h.sandbox.state().open_counts(rep).await;
+    let open_before = before.open_total();
+    assert!(open_before >= 1000, "have {open_before}");
+
+    let mut first = h.start().await;
+    let job_id = h.post(&email).await;
+    h.wait_for(
+        "a call landed with more in flight",
+        Duration::from_secs(60),
+        async |h| {
+            h.sandbox.state().stats().writes.len() >= 200
+                && h.job(&job_id)
+                    .await
+                    .is_some_and(|j| in_flight(&j["checkpoints"]) > 0)
+        },
+    )
+    .await;
+    first.kill();
+    let writes_at_kill = h.sandbox.state().stats().writes.len();
+    assert!(writes_at_kill < open_before, "killed mid-reassignment");
+
+    let mut second = h.start().await;
+    h.wait_for("succeeded", Duration::from_secs(60), async |h| {
+        h.job(&job_id)
+            .await
+            .is_some_and(|j| j["state"] == "succeeded")
+    })
+    .await;
+    second.kill();
+
+    let state = h.sandbox.state();
+    assert!(
+        !state.user(rep).await.unwrap().is_active(),
+        "seat deactivated"
+    );
+    let after = state.open_counts(rep).await;
+    assert_eq!(after.open_total(), 0, "open records left behind");
+    for r in Resource::ALL {
+        assert_eq!(
+            after.get(r).closed,
+            before.get(r).closed,
+            "closed {r} changed"
+        );
+    }
+    let stats = state.stats();
+    let most = stats.writes.values().copied().max().unwrap_or(0);
+    assert!(most <= 2, "a record was written {most} times");
+    // Every open record, and nothing else: no admin task.
+    assert_eq!(stats.writes.len(), open_before);
+    let log = state.request_log();
+    assert!(!log.iter().any(|e| e.method == "POST"), "no admin task");
+    let seat_calls = log
+        .iter()
+        .filter(|e| e.method == "PATCH" && e.path.contains("/sobjects/User/"))
+        .count();
+    assert_eq!(seat_calls, 1, "the seat was changed once, by the API");
+    let calls = log
+        .iter()
+        .filter(|e| e.method == "PATCH" && e.path.ends_with("/composite/sobjects"))
+        .count();
+    // The audit accounts for every record once: moved as recorded, or found moved
+    // after the restart (a call that landed unrecorded), and says what was
+    // re-sent; a re-sent record is one the first run's call did not move.
+    let store = offboard_core::store::sqlite::SqliteStore::open(&h.dir.sqlite_url(), "full")
+        .await
+        .unwrap();
+    use offboard_core::store::JobStore;
+    let detail = store.get_job(&job_id).await.unwrap().unwrap();
+    let of_kind = |kind: &str| -> Vec<&Value> {
+        detail
+            .audit
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| &e.detail)
+            .collect()
+    };
+    let moved: u64 = of_kind("reassign.done")
+        .iter()
+        .filter_map(|d| d["moved"].as_u64())
+        .sum();
+    assert_eq!(
+        moved, open_before as u64,
+        "every open record counted as moved once"
+    );
+    // The kill came with records checkpointed as sending, so the restart found
+    // interrupted calls to account for.
+    let resumed = of_kind("reassign.resumed");
+    let mut interrupted = 0;
+    for r in &resumed {
+        let resent = r["resent_ids"].as_array().unwrap();
+        assert_eq!(r["resending"].as_u64(), Some(resent.len() as u64));
+        assert_eq!(
+            r["interrupted"].as_u64(),
+            Some(resent.len() as u64 + r["landed_unrecorded"].as_u64().unwrap())
+        );
+        interrupted += r["interrupted"].as_u64().unwrap();
+    }
+    assert!(
+        interrupted > 0,
+        "calls were in flight at the kill: {resumed:?}"
+    );
+    let detail_json = serde_json::to_value(&detail.checkpoints).unwrap();
+    assert!(
+        !detail_json.to_string().contains("\"sending\""),
+        "nothing left in flight at the end: {detail_json}"
+    );
+    let resumed: Vec<String> = resumed
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: {} interrupted, {} landed unrecorded, {} re-sent",
+                r["resource"], r["interrupted"], r["landed_unrecorded"], r["resending"]
+            )
+        })
+        .collect();
+    eprintln!(
+        "Salesforce: killed after {writes_at_kill} writes; {calls} collection calls for {open_before} records; resumed {resumed:?}"
+    );
+}
+
+/// Records a job's checkpoints hold as sent but not yet answered (the
+/// `sending` lists of its reassignment progress), wherever they sit.
+fn in_flight(checkpoints: &Value) -> usize {
+    match checkpoints {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| match (k.as_str(), v) {
+                ("sending", Value::Array(ids)) => ids.len(),
+                _ => in_flight(v),
+            })
+            .sum(),
+        Value::Array(a) => a.iter().map(in_flight).sum(),
+        _ => 0,
+    }
 }
 
 /// 20 % of calls fail (500, 503, dropped connection) and the CRM throttles below

@@ -1,10 +1,11 @@
 //! End-to-end tests of the running service: each test spawns the real app on a
-//! random port over a temp SQLite store, with Zendesk Sell played by the real
-//! `offboard-sandbox`.
+//! random port over a temp SQLite store, with the CRM (Zendesk Sell, Pipedrive,
+//! HubSpot or Salesforce) played by the real `offboard-sandbox`.
 
 mod helpers;
 
 mod hubspot;
+mod salesforce;
 
 mod admin;
 mod offboarding;

@@ -14,7 +14,8 @@
 //! - [`scrape_metrics`]: the Prometheus text a service exposes.
 //! - [`sell`]: fixtures backed by the real `offboard-sandbox`, with the
 //!   organisation the API tests are written against; [`pipedrive`]: the same
-//!   organisation as Pipedrive keeps it.
+//!   organisation as Pipedrive keeps it; [`salesforce`]: the same again with
+//!   Cases, as Salesforce keeps it.
 
 #![deny(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod config;
 pub mod ingest;
 pub mod pipedrive;
 pub mod process;
+pub mod salesforce;
 pub mod sell;
 pub mod sign;
 
