@@ -48,7 +48,7 @@ enum Command {
         /// Leave the sandbox and the service running afterwards.
         #[arg(long)]
         keep: bool,
-        /// Which CRM's sandbox to run against: zendesk_sell or pipedrive.
+        /// Which CRM's sandbox to run against: zendesk_sell, pipedrive, hubspot or salesforce.
         #[arg(long, default_value = "zendesk_sell")]
         crm: offboard_sandbox::SandboxCrm,
     },

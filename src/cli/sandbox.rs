@@ -10,7 +10,7 @@ use offboard_sandbox::{Sandbox, SandboxCrm, SandboxOptions, Seed};
 /// Arguments of `offboard sandbox`.
 #[derive(Debug, clap::Args)]
 pub(super) struct SandboxArgs {
-    /// Which CRM's API to speak: zendesk_sell or pipedrive.
+    /// Which CRM's API to speak: zendesk_sell, pipedrive, hubspot or salesforce.
     #[arg(long, default_value = "zendesk_sell")]
     crm: SandboxCrm,
     /// Address to listen on (loopback by default).
