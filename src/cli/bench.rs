@@ -14,7 +14,8 @@ pub(super) enum BenchCommand {
     /// Webhook ingest throughput and latency against a bare axum route, before and
     /// after group commit, with a zero-lost-events check, RSS and start-up time.
     Ingest(IngestArgs),
-    /// Pacing at the CRM's limit against a sequential baseline.
+    /// Pacing at Sell's limit against a sequential baseline, and calls per record
+    /// moved on each CRM of `--crm`.
     Pacing(PacingArgs),
     /// Jobs per second with 1, 2, 3 worker processes on PostgreSQL (and 1 on
     /// SQLite), and what a permit of the shared CRM budget costs.

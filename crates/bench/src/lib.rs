@@ -5,7 +5,8 @@
 //! - [`ingest`]: webhook ingest throughput and latency against a bare axum route,
 //!   before and after group commit, with a zero-lost-events check, RSS and start-up.
 //! - [`pacing`]: does one offboarding use the CRM's whole request budget, against a
-//!   sequential one-call-at-a-time client.
+//!   sequential one-call-at-a-time client, and what a moved record costs in calls
+//!   on each CRM.
 //! - [`scaling`]: jobs per second with 1, 2, 3 worker processes on PostgreSQL and
 //!   1 on SQLite, and the cost of a permit from the shared CRM budget.
 //! - [`fleet`]: the pieces it runs (a leavers org, a fleet config, `offboard serve`

@@ -1,27 +1,39 @@
-//! `offboard bench pacing`: does offboard use the CRM's whole request budget?
+//! `offboard bench pacing`: does offboard use the CRM's whole request budget, and
+//! how many calls does a moved record cost on each CRM?
 //!
-//! A Sell sandbox with real latency and a per-second limit plays Sell; offboard
-//! (in-process, receiver + worker, temp SQLite) offboards one rep with about a
-//! thousand open records at the same configured rate. Then, on the same sandbox
-//! reset to the same state, a sequential one-call-at-a-time client does the same
-//! reassignment. The report: achieved call rate / configured limit, the share of
-//! 429s, total calls against the minimum, and the speed-up over the baseline.
+//! For each CRM of `--crm` (Sell unless told otherwise), a sandbox of that CRM
+//! with real latency and a per-second limit serves one generated org, the same
+//! for every CRM, and offboard (in-process, receiver + worker, temp SQLite)
+//! offboards the same rep, the one with the seed's biggest open book, at the
+//! same configured rate. Per CRM the report counts record write calls, all
+//! calls and records moved, from the sandbox's side.
+//!
+//! For Sell it also reports the pacing itself: then, on the same sandbox reset
+//! to the same state, a sequential one-call-at-a-time client does the same
+//! reassignment, and the report gives achieved call rate / configured limit,
+//! the share of 429s, total calls against the minimum, and the speed-up over
+//! the baseline.
 
-use std::time::{Duration, Instant};
+use std::{
+    str::FromStr,
+    time::{Duration, Instant},
+};
 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use offboard_core::{
     app::{Application, Role},
-    config::Config,
-    crm::Resource,
+    config::{Config, CrmKind},
+    crm::{Capabilities, Resource, SeatAbility, capabilities_of},
     ingest::schemes::StandardWebhooks,
 };
-use offboard_sandbox::{Sandbox, SandboxOptions, Seed};
+use offboard_sandbox::{LOG_CAPACITY, Sandbox, SandboxCrm, SandboxOptions, Seed};
 
 const SECRET: &str = "whsec_YmVuY2gtcGFjaW5nLXNlY3JldA==";
-const TOKEN: &str = "bench-sell-token";
+const TOKEN: &str = "bench-crm-token";
+/// The generator's seed: one org for every CRM and every run.
+const ORG_SEED: u64 = 11;
 
 /// Arguments of `offboard bench pacing`.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,7 +44,8 @@ pub struct PacingArgs {
     /// Latency the sandbox adds to every call.
     #[arg(long, default_value_t = 100)]
     pub latency_ms: u64,
-    /// Records of each kind the leaver owns (about 85 % of them open).
+    /// Leads, people, deals and tasks the leaver owns (about 85 % of them open),
+    /// plus a quarter as many organizations and tickets.
     #[arg(long, default_value_t = 300)]
     pub records: usize,
     /// offboard's `max_in_flight`.
@@ -41,37 +54,224 @@ pub struct PacingArgs {
     /// Skip the sequential baseline (it takes records × latency).
     #[arg(long)]
     pub no_baseline: bool,
+    /// The CRMs to offboard the leaver from, one after the other, comma-separated
+    /// (`sell,pipedrive,hubspot,salesforce`). The pacing report and the baseline
+    /// are Sell's; every CRM gets a line of calls per record moved.
+    #[arg(long, value_delimiter = ',', default_value = "sell", value_parser = SandboxCrm::from_str)]
+    pub crm: Vec<SandboxCrm>,
 }
 
 /// Runs the benchmark and prints the report.
 pub async fn run(args: PacingArgs) -> anyhow::Result<()> {
-    let sandbox = Sandbox::start(SandboxOptions {
-        listen: "127.0.0.1:0".parse()?,
-        token: Some(TOKEN.into()),
-        rps: Some(args.rps),
-        latency: Duration::from_millis(args.latency_ms),
-        fault_rate: 0.0,
-        seed: Seed::generate(args.records, 11),
-        ..SandboxOptions::default()
-    })
-    .await?;
-    let state = sandbox.state();
-    let snapshot = state.snapshot().await;
-    let mut leaver = None;
-    for u in &snapshot.users {
-        let open = state.open_counts(u.id).await.open_total();
-        if leaver.as_ref().is_none_or(|(_, _, best)| open > *best) {
-            leaver = Some((u.id, u.email.clone(), open));
+    let mut crms: Vec<SandboxCrm> = Vec::new();
+    for crm in &args.crm {
+        if !crms.contains(crm) {
+            crms.push(*crm);
         }
     }
-    let (user_id, email, open) =
-        leaver.ok_or_else(|| anyhow::anyhow!("the generated org has no users"))?;
+    if crms.is_empty() {
+        anyhow::bail!("--crm names no CRM");
+    }
+    let seed = Seed::generate(args.records, ORG_SEED);
+    let (user_id, email) =
+        biggest_book(&seed).ok_or_else(|| anyhow::anyhow!("the generated org has no users"))?;
+    // Every sandbox up front, so the header can say what the leaver owns in each.
+    let mut sandboxes = Vec::new();
+    for &crm in &crms {
+        let sandbox = Sandbox::start(SandboxOptions {
+            listen: "127.0.0.1:0".parse()?,
+            crm,
+            token: Some(TOKEN.into()),
+            rps: Some(args.rps),
+            latency: Duration::from_millis(args.latency_ms),
+            fault_rate: 0.0,
+            seed: seed.clone(),
+            ..SandboxOptions::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the {crm} sandbox: {e}"))?;
+        let open = sandbox.state().open_counts(user_id).await.open_total();
+        sandboxes.push((crm, sandbox, open));
+    }
+    let owns = match sandboxes.as_slice() {
+        [(_, _, open)] => format!("{open}"),
+        all => all
+            .iter()
+            .map(|(crm, _, open)| format!("{open} ({})", capabilities(*crm).name))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
     println!(
-        "pacing benchmark: sandbox limit {} req/s, latency {} ms; leaver {email} owns {open} open records",
+        "pacing benchmark: sandbox limit {} req/s, latency {} ms; leaver {email} owns {owns} open records",
         args.rps, args.latency_ms
     );
 
-    let run = offboard_run(&sandbox, &args, user_id, &email).await?;
+    let mut rows = Vec::new();
+    for (crm, sandbox, open) in sandboxes {
+        let state = sandbox.state();
+        let before = state.open_counts(user_id).await;
+        let run = offboard_run(&sandbox, crm, &args, user_id, &email).await?;
+        let after = state.open_counts(user_id).await;
+        if after.open_total() != 0 {
+            anyhow::bail!(
+                "{}: the job succeeded but {email} still owns {} of {} open records: {after:?}",
+                capabilities(crm).name,
+                after.open_total(),
+                before.open_total()
+            );
+        }
+        let stats = state.stats();
+        let log = state.request_log();
+        if stats.requests > LOG_CAPACITY as u64 {
+            anyhow::bail!(
+                "{}: {} calls overflow the sandbox's request log ({LOG_CAPACITY}); the write count would be short",
+                capabilities(crm).name,
+                stats.requests
+            );
+        }
+        rows.push(Row {
+            crm,
+            moved: before.open_total() - after.open_total(),
+            writes: log
+                .iter()
+                .filter(|e| is_record_write(crm, &e.method, &e.path))
+                .count() as u64,
+            calls: stats.requests,
+            wall: run,
+        });
+        if crm == SandboxCrm::Sell {
+            sell_report(&sandbox, &seed, &args, user_id, open, run).await?;
+        }
+        sandbox.shutdown().await;
+    }
+
+    println!(
+        "\ncalls per record moved (write calls: record owner changes only, no seat or task calls; every call counted, 429s included):"
+    );
+    println!(
+        "  {:<14} {:>13} {:>11} {:>14} {:>9} {:>12} {:>10}",
+        "CRM",
+        "records moved",
+        "write calls",
+        "writes/record",
+        "calls",
+        "calls/record",
+        "wall time"
+    );
+    for r in &rows {
+        let per = |n: u64| n as f64 / r.moved.max(1) as f64;
+        println!(
+            "  {:<14} {:>13} {:>11} {:>14.4} {:>9} {:>12.4} {:>9.1}s",
+            capabilities(r.crm).name,
+            r.moved,
+            r.writes,
+            per(r.writes),
+            r.calls,
+            per(r.calls),
+            r.wall.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// One CRM's line of the calls-per-record table.
+struct Row {
+    crm: SandboxCrm,
+    moved: usize,
+    writes: u64,
+    calls: u64,
+    /// Webhook → succeeded.
+    wall: Duration,
+}
+
+/// The rep with the most open records in the seed (the first of equals), so every
+/// CRM's run offboards the same person whatever each CRM counts as a record.
+fn biggest_book(seed: &Seed) -> Option<(i64, String)> {
+    let closing: Vec<i64> = seed
+        .stages
+        .iter()
+        .filter(|s| s.is_closing())
+        .map(|s| s.id)
+        .collect();
+    let open = |owner: i64| {
+        seed.leads.iter().filter(|r| r.owner_id == owner).count()
+            + seed.contacts.iter().filter(|r| r.owner_id == owner).count()
+            + seed
+                .deals
+                .iter()
+                .filter(|r| r.owner_id == owner && !closing.contains(&r.stage_id))
+                .count()
+            + seed
+                .tasks
+                .iter()
+                .filter(|r| r.owner_id == owner && !r.completed)
+                .count()
+            + seed
+                .tickets
+                .iter()
+                .filter(|r| r.owner_id == owner && !r.closed)
+                .count()
+    };
+    let mut best: Option<(i64, String, usize)> = None;
+    for u in &seed.users {
+        let n = open(u.id);
+        if best.as_ref().is_none_or(|(_, _, most)| n > *most) {
+            best = Some((u.id, u.email.clone(), n));
+        }
+    }
+    best.map(|(id, email, _)| (id, email))
+}
+
+/// Whether a logged request changed records' owners on `crm`: the calls that
+/// carry the offboarding's payload. Seat changes, the admin task and reads are
+/// not. `path` may carry a query string.
+pub fn is_record_write(crm: SandboxCrm, method: &str, path: &str) -> bool {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (crm, method, segments.as_slice()) {
+        (SandboxCrm::Sell, "PUT", ["v2", kind, _id]) => {
+            matches!(*kind, "leads" | "contacts" | "deals" | "tasks")
+        }
+        (SandboxCrm::Pipedrive, "PATCH" | "PUT", ["api", "v1" | "v2", kind, _id]) => matches!(
+            *kind,
+            "leads" | "persons" | "organizations" | "deals" | "activities"
+        ),
+        (SandboxCrm::Hubspot, "POST", ["crm", "v3", "objects", _kind, "batch", "update"]) => true,
+        (
+            SandboxCrm::Salesforce,
+            "PATCH",
+            ["services", "data", version, "composite", "sobjects"],
+        ) => version.starts_with('v'),
+        _ => false,
+    }
+}
+
+fn kind_of(crm: SandboxCrm) -> CrmKind {
+    match crm {
+        SandboxCrm::Sell => CrmKind::ZendeskSell,
+        SandboxCrm::Pipedrive => CrmKind::Pipedrive,
+        SandboxCrm::Hubspot => CrmKind::Hubspot,
+        SandboxCrm::Salesforce => CrmKind::Salesforce,
+    }
+}
+
+fn capabilities(crm: SandboxCrm) -> &'static Capabilities {
+    capabilities_of(kind_of(crm))
+}
+
+/// Sell's pacing report: rate against the limit, 429s, calls against the
+/// minimum, then (unless `--no-baseline`) the sequential client on the reset
+/// sandbox. `seed` is what the sandbox started with, `open` what the leaver owned
+/// open in it; `run` offboard's whole job.
+async fn sell_report(
+    sandbox: &Sandbox,
+    seed: &Seed,
+    args: &PacingArgs,
+    user_id: i64,
+    open: usize,
+    run: Duration,
+) -> anyhow::Result<()> {
+    let state = sandbox.state();
     let stats = state.stats();
     let calls = stats.requests;
     let log = state.request_log();
@@ -92,8 +292,7 @@ pub async fn run(args: PacingArgs) -> anyhow::Result<()> {
         .count() as u64;
     let rate = window_calls as f64 / window.as_secs_f64();
     let throttled = stats.rate_limited;
-    let lists: u64 = state
-        .request_log()
+    let lists: u64 = log
         .iter()
         .filter(|e| {
             e.method == "GET"
@@ -108,7 +307,7 @@ pub async fn run(args: PacingArgs) -> anyhow::Result<()> {
     let min_lists: u64 = SELL_RESOURCES
         .iter()
         .map(|r| {
-            let owned = snapshot_owned(&snapshot, *r, user_id);
+            let owned = snapshot_owned(seed, *r, user_id);
             owned.div_ceil(100).max(1) as u64
         })
         .sum();
@@ -148,7 +347,6 @@ pub async fn run(args: PacingArgs) -> anyhow::Result<()> {
         "           {:.1}× counting offboard's whole job (webhook, claim, admin step, verification)",
         base.as_secs_f64() / run.as_secs_f64()
     );
-    sandbox.shutdown().await;
     Ok(())
 }
 
@@ -171,6 +369,7 @@ fn snapshot_owned(seed: &Seed, resource: Resource, owner: i64) -> usize {
 /// played as soon as it is requested). Returns the wall time.
 async fn offboard_run(
     sandbox: &Sandbox,
+    crm: SandboxCrm,
     args: &PacingArgs,
     user_id: i64,
     email: &str,
@@ -178,7 +377,7 @@ async fn offboard_run(
     let dir = tempfile::tempdir()?;
     let p = dir.path();
     std::fs::write(p.join("secrets"), SECRET)?;
-    std::fs::write(p.join("sell"), TOKEN)?;
+    std::fs::write(p.join("token"), TOKEN)?;
     std::fs::write(p.join("admin"), "bench-admin")?;
     std::fs::write(
         p.join("policy.toml"),
@@ -191,9 +390,10 @@ listen = "127.0.0.1:0"
 [store]
 url = "sqlite://{dir}/offboard.db"
 [crm]
-base_url = "{sell}"
+kind = "{kind}"
+base_url = "{base_url}"
 token_env = ""
-token_file = "{dir}/sell"
+token_file = "{dir}/token"
 admin_email = "admin@example.com"
 requests_per_second = {rps}
 max_in_flight = {in_flight}
@@ -211,7 +411,8 @@ verify_interval_secs = 1
 poll_interval_ms = 50
 "#,
         dir = p.display(),
-        sell = sandbox.base_url(),
+        kind = crm.as_str(),
+        base_url = sandbox.base_url(),
         rps = args.rps,
         in_flight = args.max_in_flight,
     ))?;
@@ -242,7 +443,10 @@ poll_interval_ms = 50
         .as_str()
         .ok_or_else(|| anyhow::anyhow!("webhook refused: {resp}"))?
         .to_owned();
-    let mut deactivated = false;
+    // Where the CRM's API can't deactivate a user, offboard asks a person, and the
+    // bench answers at once so the wait for a person stays out of the numbers.
+    let admin_plays_seat = capabilities(crm).deactivate == SeatAbility::Manual;
+    let mut deactivated = !admin_plays_seat;
     let elapsed = loop {
         let job: Value = http
             .get(format!("{base}/api/v1/jobs/{job_id}"))
@@ -252,17 +456,20 @@ poll_interval_ms = 50
             .json()
             .await?;
         if !deactivated && job["checkpoints"].get("seat_requested_at").is_some() {
-            sandbox
-                .state()
-                .deactivate(user_id)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            sandbox.state().deactivate(user_id).await.map_err(|e| {
+                anyhow::anyhow!("the sandbox refused the admin's deactivation: {e}")
+            })?;
             deactivated = true;
         }
         match job["state"].as_str() {
             Some("succeeded") => break started.elapsed(),
             Some("failed" | "needs_review" | "cancelled") => {
-                anyhow::bail!("the job ended {}: {}", job["state"], job["last_error"])
+                anyhow::bail!(
+                    "{}: the job ended {}: {}",
+                    capabilities(crm).name,
+                    job["state"],
+                    job["last_error"]
+                )
             }
             _ => {}
         }
@@ -351,4 +558,90 @@ async fn baseline(base_url: &str, user_id: i64) -> anyhow::Result<Duration> {
         .send()
         .await?;
     Ok(started.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_writes_are_owner_changes_only() {
+        use SandboxCrm::*;
+        let writes = [
+            (Sell, "PUT", "/v2/deals/30001"),
+            (Sell, "PUT", "/v2/contacts/20001"),
+            (
+                Pipedrive,
+                "PATCH",
+                "/api/v1/leads/adf21080-0e10-11eb-879b-05d71fb426ec",
+            ),
+            (
+                Pipedrive,
+                "PATCH",
+                "/api/v2/organizations/20950?api_token=***",
+            ),
+            (Pipedrive, "PATCH", "/api/v2/activities/40001"),
+            (Hubspot, "POST", "/crm/v3/objects/tickets/batch/update"),
+            (
+                Salesforce,
+                "PATCH",
+                "/services/data/v62.0/composite/sobjects",
+            ),
+        ];
+        for (crm, method, path) in writes {
+            assert!(is_record_write(crm, method, path), "{crm} {method} {path}");
+        }
+        let not = [
+            (Sell, "POST", "/v2/tasks"),
+            (Sell, "GET", "/v2/deals/30001"),
+            (Sell, "PUT", "/v2/users/101"),
+            (Pipedrive, "PUT", "/api/v1/users/101"),
+            (Pipedrive, "POST", "/api/v2/activities"),
+            (Hubspot, "POST", "/crm/v3/objects/tasks"),
+            (Hubspot, "POST", "/crm/v3/objects/deals/search"),
+            (
+                Salesforce,
+                "PATCH",
+                "/services/data/v62.0/sobjects/User/005000000000065AAA",
+            ),
+            (Salesforce, "POST", "/services/data/v62.0/sobjects/Task"),
+            // Another CRM's write is no write here.
+            (Hubspot, "PUT", "/v2/deals/30001"),
+        ];
+        for (crm, method, path) in not {
+            assert!(!is_record_write(crm, method, path), "{crm} {method} {path}");
+        }
+    }
+
+    #[test]
+    fn the_leaver_is_the_biggest_open_book_and_fixed_by_the_seed() {
+        let seed = Seed::generate(40, ORG_SEED);
+        let (id, email) = biggest_book(&seed).unwrap();
+        assert_eq!(biggest_book(&seed), Some((id, email)));
+        assert_eq!(seed.leads.iter().filter(|l| l.owner_id == id).count(), 40);
+        assert!(seed.tickets.iter().any(|t| t.owner_id == id));
+    }
+
+    #[test]
+    fn crm_lists_parse_and_default_to_sell() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: PacingArgs,
+        }
+        let cli = Cli::try_parse_from(["x"]).unwrap();
+        assert_eq!(cli.args.crm, vec![SandboxCrm::Sell]);
+        let cli = Cli::try_parse_from(["x", "--crm", "sell,pipedrive,HubSpot,salesforce"]).unwrap();
+        assert_eq!(
+            cli.args.crm,
+            vec![
+                SandboxCrm::Sell,
+                SandboxCrm::Pipedrive,
+                SandboxCrm::Hubspot,
+                SandboxCrm::Salesforce
+            ]
+        );
+        assert!(Cli::try_parse_from(["x", "--crm", "sell,dynamics"]).is_err());
+    }
 }

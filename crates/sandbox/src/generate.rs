@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, SecondsFormat, TimeDelta};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 
-use super::seed::{Contact, Deal, Lead, SEED_TIME, Seed, Task, User};
+use super::seed::{Contact, Deal, Lead, SEED_TIME, Seed, Task, Ticket, User};
 use offboard_domain::{UserRole, UserStatus};
 
 const FIRST: &[&str] = &[
@@ -58,6 +58,16 @@ const TASK_KINDS: &[&str] = &[
     "Check contract terms with {}",
 ];
 const TEAMS: &[&str] = &["EMEA", "North America", "APAC"];
+const BRANCHES: &[&str] = &[
+    "Berlin", "Lisbon", "Toronto", "Austin", "Osaka", "Sydney", "Nairobi", "Oslo",
+];
+const TICKET_KINDS: &[&str] = &[
+    "{}: invoice shows the wrong plan",
+    "{}: cannot log in after SSO change",
+    "{}: export stuck at 90 %",
+    "{}: asks for a data processing agreement",
+    "{}: API key rotation",
+];
 
 /// Pipeline stages by use: (pipeline 1, pipeline 2) for open, won, lost deals.
 const OPEN_STAGES: &[i64] = &[1, 2, 11, 12, 13];
@@ -97,8 +107,8 @@ struct Builder {
     seed: Seed,
     emails: HashSet<String>,
     tick: i64,
-    /// The next id for leads, contacts, deals and tasks.
-    next: [i64; 4],
+    /// The next id for leads, contacts, deals, tasks and tickets.
+    next: [i64; 5],
 }
 
 impl Builder {
@@ -111,7 +121,7 @@ impl Builder {
             },
             emails: HashSet::new(),
             tick: 0,
-            next: [10_001, 20_001, 30_001, 40_001],
+            next: [10_001, 20_001, 30_001, 40_001, 50_001],
         }
     }
 
@@ -309,6 +319,53 @@ impl Builder {
             });
         }
     }
+
+    /// Gives `owner` `n` organizations (Sell contacts with `is_organization`) and
+    /// `n` tickets, about 30 % of them closed.
+    fn accounts(&mut self, owner: i64, n: usize) {
+        for _ in 0..n {
+            let id = self.next_id(1);
+            let company = self.pick(COMPANIES);
+            let branch = self.pick(BRANCHES);
+            let customer_status = self.pick(&["current", "past", "none"]).to_owned();
+            let t = self.time();
+            self.seed.contacts.push(Contact {
+                id,
+                owner_id: owner,
+                creator_id: Some(owner),
+                is_organization: true,
+                contact_id: None,
+                name: format!("{company} {branch}"),
+                email: Some(format!("info@{}.test", slug(company))),
+                first_name: None,
+                last_name: None,
+                customer_status,
+                tags: vec![],
+                created_at: t.clone(),
+                updated_at: t,
+            });
+        }
+        for _ in 0..n {
+            let id = self.next_id(4);
+            let company = self.pick(COMPANIES);
+            let subject = self.pick(TICKET_KINDS).replace("{}", company);
+            let closed = self.rng.random_bool(0.3);
+            let created_at = self.time();
+            let updated_at = if closed {
+                self.time()
+            } else {
+                created_at.clone()
+            };
+            self.seed.tickets.push(Ticket {
+                id,
+                owner_id: owner,
+                subject,
+                closed,
+                created_at,
+                updated_at,
+            });
+        }
+    }
 }
 
 fn slug(s: &str) -> String {
@@ -322,6 +379,15 @@ impl Seed {
     /// inactive rep, and for the first three reps `n` records of each kind each
     /// (about 20% of their deals in won/lost stages, about 30% of their tasks
     /// completed). The other active reps own `n / 10` (at most 10) of each kind.
+    /// Each of those reps also owns a quarter as many organizations (contacts
+    /// with `is_organization`, which Pipedrive, HubSpot and Salesforce serve as
+    /// organizations, companies and Accounts) and as many tickets (about 30 %
+    /// closed; only HubSpot and Salesforce serve them).
+    ///
+    /// Organizations and tickets are drawn after every other record, so the
+    /// leads, people, deals and tasks are the ones earlier versions generated
+    /// for the same arguments; organizations take contact ids after the last
+    /// person's, tickets count from 50,001.
     pub fn generate(n: usize, rng_seed: u64) -> Seed {
         let mut b = Builder::new(rng_seed);
         let admin = b.user(
@@ -369,10 +435,13 @@ impl Seed {
             }
         }
         b.random_user(next, 100, TEAMS[0], UserStatus::Inactive);
-        for (i, rep) in reps.into_iter().enumerate() {
-            let per_kind = if i < 3 { n } else { (n / 10).min(10) };
-            let book = Book::even(per_kind, &mut b.rng);
+        let per_kind = |i: usize| if i < 3 { n } else { (n / 10).min(10) };
+        for (i, &rep) in reps.iter().enumerate() {
+            let book = Book::even(per_kind(i), &mut b.rng);
             b.book(rep, book);
+        }
+        for (i, &rep) in reps.iter().enumerate() {
+            b.accounts(rep, per_kind(i) / 4);
         }
         b.seed
     }
@@ -531,6 +600,19 @@ mod tests {
             .find(|u| u.reports_to.is_some_and(|m| m >= 100))
             .unwrap();
         assert_eq!(a.leads.iter().filter(|l| l.owner_id == top.id).count(), 50);
+        let orgs = a
+            .contacts
+            .iter()
+            .filter(|c| c.owner_id == top.id && c.is_organization)
+            .count();
+        assert_eq!(orgs, 12);
+        let tickets: Vec<&Ticket> = a.tickets.iter().filter(|t| t.owner_id == top.id).collect();
+        assert_eq!(tickets.len(), 12);
+        let closed = a.tickets.iter().filter(|t| t.closed).count() as f64 / a.tickets.len() as f64;
+        assert!(
+            (0.1..0.5).contains(&closed),
+            "closed tickets share {closed}"
+        );
     }
 
     #[test]
