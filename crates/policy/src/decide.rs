@@ -108,6 +108,7 @@ impl Policy {
             assumptions,
             review_reason: None,
             follow_up_delete: false,
+            crm_manager_field: crm.is_none_or(|c| c.manager_field),
         }
     }
 
@@ -146,6 +147,7 @@ impl Policy {
             assumptions,
             review_reason: Some(reason),
             follow_up_delete: follow_up,
+            crm_manager_field: facts.crm.is_none_or(|c| c.manager_field),
         };
         apply_guards(&mut d, facts);
         d

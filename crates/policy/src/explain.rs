@@ -29,8 +29,12 @@ fn fallback_name(d: &Decision) -> String {
 /// Who gets the records and what happens when they can't, in words.
 fn target_long(d: &Decision) -> String {
     match &d.reassign_to {
-        ReassignTo::Manager => format!(
+        ReassignTo::Manager if d.crm_manager_field => format!(
             "the manager: employee.manager_email if active, else the CRM reports_to if active, else the fallback owner {}",
+            fallback_name(d)
+        ),
+        ReassignTo::Manager => format!(
+            "the manager: employee.manager_email if active (the CRM's users have no manager field), else the fallback owner {}",
             fallback_name(d)
         ),
         ReassignTo::Fallback => format!("the fallback owner {}", fallback_name(d)),
@@ -251,7 +255,23 @@ mod tests {
             assumptions: vec![],
             review_reason: None,
             follow_up_delete: false,
+            crm_manager_field: true,
         }
+    }
+
+    #[test]
+    fn the_manager_text_names_reports_to_only_where_the_crm_has_one() {
+        let manager = |crm_manager_field| {
+            target_long(&Decision {
+                reassign_to: ReassignTo::Manager,
+                crm_manager_field,
+                ..decision()
+            })
+        };
+        assert!(manager(true).contains("else the CRM reports_to if active"));
+        let without = manager(false);
+        assert!(!without.contains("reports_to"), "{without}");
+        assert!(without.contains("no manager field"), "{without}");
     }
 
     #[test]

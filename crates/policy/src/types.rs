@@ -134,6 +134,16 @@ pub struct Decision {
     /// This is the follow-up delete of a `delete_after` rule, not the first decision.
     #[serde(default)]
     pub follow_up_delete: bool,
+    /// The CRM's users have a manager field (Sell's `reports_to`, Salesforce's
+    /// `ManagerId`); without one, `manager` means the event's `manager_email`
+    /// alone. Plans stored before the field existed, and decisions made without
+    /// knowing the CRM, assume one.
+    #[serde(default = "crm_has_manager_field")]
+    pub crm_manager_field: bool,
+}
+
+fn crm_has_manager_field() -> bool {
+    true
 }
 
 /// Rule name a decision carries when no rule matched.
