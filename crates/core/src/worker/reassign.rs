@@ -187,8 +187,13 @@ pub(super) async fn reassign_all(
             let owner = target.id.clone();
             let again = move_records(ctx, &rejected, &owner, &mut writing).await?;
             if let Some(first) = again.first() {
+                // Named by the first refused resource; each refused record has
+                // its own `reassign.rejected` audit line.
                 return Ok(Step::NeedsReview(Review::FallbackRefused {
-                    count: again.len(),
+                    count: again
+                        .iter()
+                        .filter(|r| r.resource == first.resource)
+                        .count(),
                     resource: first.resource,
                 }));
             }
