@@ -511,33 +511,40 @@ async fn more_than_200_records_is_a_400() {
     assert_eq!(body[0]["errorCode"], "EXCEEDED_ID_LIMIT");
 }
 
+/// The ids of Jane's open leads and open opportunities, as SOQL lists them now.
+async fn janes_open_leads_and_deals(sb: &Sandbox) -> (Vec<String>, Vec<String>) {
+    let mut lists = Vec::new();
+    for (object, open) in [("Lead", "IsConverted"), ("Opportunity", "IsClosed")] {
+        let (_, rows) = soql(
+            sb,
+            &format!(
+                "SELECT Id FROM {object} WHERE OwnerId = '{}' AND {open} = false",
+                user(JANE)
+            ),
+        )
+        .await;
+        let ids: Vec<String> = rows["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["Id"].as_str().unwrap().to_owned())
+            .collect();
+        lists.push(ids);
+    }
+    let deals = lists.pop().unwrap();
+    (lists.pop().unwrap(), deals)
+}
+
 #[tokio::test]
 async fn one_collection_mixes_types_in_at_most_ten_chunks() {
     let sb = start().await;
-    let (_, leads) = soql(
-        &sb,
-        &format!(
-            "SELECT Id FROM Lead WHERE OwnerId = '{}' AND IsConverted = false",
-            user(JANE)
-        ),
-    )
-    .await;
-    let (_, deals) = soql(
-        &sb,
-        &format!(
-            "SELECT Id FROM Opportunity WHERE OwnerId = '{}' AND IsClosed = false",
-            user(JANE)
-        ),
-    )
-    .await;
-    let lead = leads["records"][0]["Id"].as_str().unwrap().to_owned();
-    let deal = deals["records"][0]["Id"].as_str().unwrap().to_owned();
+    let (leads, deals) = janes_open_leads_and_deals(&sb).await;
     let (status, body) = send(
         req(&sb, Method::PATCH, &format!("{V}/composite/sobjects")).json(&composite(
             false,
             vec![
-                owner_change("Lead", &lead, &user(RITA)),
-                owner_change("Opportunity", &deal, &user(RITA)),
+                owner_change("Lead", &leads[0], &user(RITA)),
+                owner_change("Opportunity", &deals[0], &user(RITA)),
             ],
         )),
     )
@@ -545,44 +552,20 @@ async fn one_collection_mixes_types_in_at_most_ten_chunks() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body[0]["success"], true, "{body}");
     assert_eq!(body[1]["success"], true, "{body}");
-    let (_, after) = soql(
-        &sb,
-        &format!("SELECT OwnerId FROM Lead WHERE Id = '{lead}'"),
-    )
-    .await;
-    assert_eq!(after["records"][0]["OwnerId"], user(RITA));
+    let (still_leads, still_deals) = janes_open_leads_and_deals(&sb).await;
+    assert_eq!(still_leads.len(), leads.len() - 1);
+    assert_eq!(still_deals.len(), deals.len() - 1);
 
     // Eleven alternating runs are eleven chunks: refused as a whole, nothing
     // applied.
-    let (_, more) = soql(
-        &sb,
-        &format!(
-            "SELECT Id FROM Lead WHERE OwnerId = '{}' AND IsConverted = false",
-            user(JANE)
-        ),
-    )
-    .await;
-    let (_, more_deals) = soql(
-        &sb,
-        &format!(
-            "SELECT Id FROM Opportunity WHERE OwnerId = '{}' AND IsClosed = false",
-            user(JANE)
-        ),
-    )
-    .await;
     let records: Vec<Value> = (0..11)
         .map(|i| {
-            let (t, list) = if i % 2 == 0 {
-                ("Lead", &more)
+            let (t, ids) = if i % 2 == 0 {
+                ("Lead", &still_leads)
             } else {
-                ("Opportunity", &more_deals)
+                ("Opportunity", &still_deals)
             };
-            let rows = list["records"].as_array().unwrap();
-            owner_change(
-                t,
-                rows[i / 2 % rows.len()]["Id"].as_str().unwrap(),
-                &user(RITA),
-            )
+            owner_change(t, &ids[i / 2 % ids.len()], &user(RITA))
         })
         .collect();
     let (status, body) = send(
@@ -592,15 +575,11 @@ async fn one_collection_mixes_types_in_at_most_ten_chunks() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body[0]["errorCode"], "INVALID_BATCH_REQUEST");
-    let (_, still) = soql(
-        &sb,
-        &format!(
-            "SELECT Id FROM Lead WHERE OwnerId = '{}' AND IsConverted = false",
-            user(JANE)
-        ),
-    )
-    .await;
-    assert_eq!(still["totalSize"], more["totalSize"], "nothing applied");
+    assert_eq!(
+        janes_open_leads_and_deals(&sb).await,
+        (still_leads, still_deals),
+        "nothing applied"
+    );
 }
 
 #[tokio::test]
