@@ -318,18 +318,7 @@ async fn pipedrive_sigkill_mid_reassignment_then_restart() {
         !state.user(rep).await.unwrap().is_active(),
         "seat deactivated"
     );
-    let after = state.open_counts(rep).await;
-    assert_eq!(after.open_total(), 0, "open records left behind");
-    for r in Resource::ALL {
-        assert_eq!(
-            after.get(r).closed,
-            before.get(r).closed,
-            "closed {r} changed"
-        );
-    }
-    let stats = state.stats();
-    let most = stats.writes.values().copied().max().unwrap_or(0);
-    assert!(most <= 2, "a record was written {most} times");
+    let stats = assert_exact_end_state(&h, rep, &before).await;
     assert_eq!(stats.writes.len(), open_before, "every open record written");
     assert!(
         !state.request_log().iter().any(|e| e.method == "POST"),
@@ -365,18 +354,7 @@ async fn hubspot_sigkill_mid_batch_then_restart() {
     second.kill();
 
     let state = h.sandbox.state();
-    let after = state.open_counts(rep).await;
-    assert_eq!(after.open_total(), 0, "open records left behind");
-    for r in Resource::ALL {
-        assert_eq!(
-            after.get(r).closed,
-            before.get(r).closed,
-            "closed {r} changed"
-        );
-    }
-    let stats = state.stats();
-    let most = stats.writes.values().copied().max().unwrap_or(0);
-    assert!(most <= 2, "a record was written {most} times");
+    let stats = assert_exact_end_state(&h, rep, &before).await;
     // Every open record and the admin's task.
     assert_eq!(stats.writes.len(), open_before + 1);
     let batches = state
@@ -387,43 +365,9 @@ async fn hubspot_sigkill_mid_batch_then_restart() {
     // The audit accounts for every record once: moved as recorded, or found moved
     // after the restart (a batch that landed unrecorded), and says what was
     // re-sent; a re-sent record is one the first run's call did not move.
-    let store = offboard_core::store::sqlite::SqliteStore::open(&h.dir.sqlite_url(), "full")
-        .await
-        .unwrap();
-    use offboard_core::store::JobStore;
-    let detail = store.get_job(&job_id).await.unwrap().unwrap();
-    let of_kind = |kind: &str| -> Vec<&Value> {
-        detail
-            .audit
-            .iter()
-            .filter(|e| e.kind == kind)
-            .map(|e| &e.detail)
-            .collect()
-    };
-    let moved: u64 = of_kind("reassign.done")
-        .iter()
-        .filter_map(|d| d["moved"].as_u64())
-        .sum();
-    assert_eq!(
-        moved, open_before as u64,
-        "every open record counted as moved once"
-    );
-    // Empty only when the kill fell between two resources' passes, with no
-    // call in flight.
-    let resumed = of_kind("reassign.resumed");
-    for r in &resumed {
-        let resent = r["resent_ids"].as_array().unwrap();
-        assert_eq!(r["resending"].as_u64(), Some(resent.len() as u64));
-        assert_eq!(
-            r["interrupted"].as_u64(),
-            Some(resent.len() as u64 + r["landed_unrecorded"].as_u64().unwrap())
-        );
-    }
-    let detail_json = serde_json::to_value(&detail.checkpoints).unwrap();
-    assert!(
-        !detail_json.to_string().contains("\"sending\""),
-        "nothing left in flight at the end: {detail_json}"
-    );
+    let resumed = assert_audit_accounts_for_every_record(&h, &job_id, open_before).await;
+    // `resumed` is empty only when the kill fell between two write passes, with
+    // no call in flight.
     eprintln!(
         "HubSpot: killed after {writes_at_kill} writes; {batches} batch calls for {open_before} records; resumed {resumed:?}"
     );
@@ -483,18 +427,7 @@ async fn salesforce_sigkill_mid_batch_then_restart() {
         !state.user(rep).await.unwrap().is_active(),
         "seat deactivated"
     );
-    let after = state.open_counts(rep).await;
-    assert_eq!(after.open_total(), 0, "open records left behind");
-    for r in Resource::ALL {
-        assert_eq!(
-            after.get(r).closed,
-            before.get(r).closed,
-            "closed {r} changed"
-        );
-    }
-    let stats = state.stats();
-    let most = stats.writes.values().copied().max().unwrap_or(0);
-    assert!(most <= 2, "a record was written {most} times");
+    let stats = assert_exact_end_state(&h, rep, &before).await;
     // Every open record, and nothing else: no admin task.
     assert_eq!(stats.writes.len(), open_before);
     let log = state.request_log();
@@ -511,48 +444,16 @@ async fn salesforce_sigkill_mid_batch_then_restart() {
     // The audit accounts for every record once: moved as recorded, or found moved
     // after the restart (a call that landed unrecorded), and says what was
     // re-sent; a re-sent record is one the first run's call did not move.
-    let store = offboard_core::store::sqlite::SqliteStore::open(&h.dir.sqlite_url(), "full")
-        .await
-        .unwrap();
-    use offboard_core::store::JobStore;
-    let detail = store.get_job(&job_id).await.unwrap().unwrap();
-    let of_kind = |kind: &str| -> Vec<&Value> {
-        detail
-            .audit
-            .iter()
-            .filter(|e| e.kind == kind)
-            .map(|e| &e.detail)
-            .collect()
-    };
-    let moved: u64 = of_kind("reassign.done")
-        .iter()
-        .filter_map(|d| d["moved"].as_u64())
-        .sum();
-    assert_eq!(
-        moved, open_before as u64,
-        "every open record counted as moved once"
-    );
+    let resumed = assert_audit_accounts_for_every_record(&h, &job_id, open_before).await;
     // The kill came with records checkpointed as sending, so the restart found
     // interrupted calls to account for.
-    let resumed = of_kind("reassign.resumed");
-    let mut interrupted = 0;
-    for r in &resumed {
-        let resent = r["resent_ids"].as_array().unwrap();
-        assert_eq!(r["resending"].as_u64(), Some(resent.len() as u64));
-        assert_eq!(
-            r["interrupted"].as_u64(),
-            Some(resent.len() as u64 + r["landed_unrecorded"].as_u64().unwrap())
-        );
-        interrupted += r["interrupted"].as_u64().unwrap();
-    }
+    let interrupted: u64 = resumed
+        .iter()
+        .filter_map(|r| r["interrupted"].as_u64())
+        .sum();
     assert!(
         interrupted > 0,
         "calls were in flight at the kill: {resumed:?}"
-    );
-    let detail_json = serde_json::to_value(&detail.checkpoints).unwrap();
-    assert!(
-        !detail_json.to_string().contains("\"sending\""),
-        "nothing left in flight at the end: {detail_json}"
     );
     let resumed: Vec<String> = resumed
         .iter()
@@ -566,6 +467,78 @@ async fn salesforce_sigkill_mid_batch_then_restart() {
     eprintln!(
         "Salesforce: killed after {writes_at_kill} writes; {calls} collection calls for {open_before} records; resumed {resumed:?}"
     );
+}
+
+/// What every crash test ends with: nothing open left with the leaver, closed
+/// records where they were, no record written more than twice. Returns the
+/// sandbox's counts for the test's own checks.
+async fn assert_exact_end_state(
+    h: &Harness,
+    rep: i64,
+    before: &offboard_sandbox::OwnedCounts,
+) -> offboard_sandbox::Stats {
+    let state = h.sandbox.state();
+    let after = state.open_counts(rep).await;
+    assert_eq!(after.open_total(), 0, "open records left behind");
+    for r in Resource::ALL {
+        assert_eq!(
+            after.get(r).closed,
+            before.get(r).closed,
+            "closed {r} changed"
+        );
+    }
+    let stats = state.stats();
+    let most = stats.writes.values().copied().max().unwrap_or(0);
+    assert!(most <= 2, "a record was written {most} times");
+    stats
+}
+
+/// The audit accounts for every record once: moved as recorded, or found moved
+/// after the restart (a call that landed unrecorded); each `reassign.resumed`
+/// line adds up (interrupted = landed unrecorded + re-sent, with the re-sent
+/// ids listed), and nothing is left in flight at the end. Returns those lines.
+async fn assert_audit_accounts_for_every_record(
+    h: &Harness,
+    job_id: &str,
+    open_before: usize,
+) -> Vec<Value> {
+    use offboard_core::store::JobStore;
+    let store = offboard_core::store::sqlite::SqliteStore::open(&h.dir.sqlite_url(), "full")
+        .await
+        .unwrap();
+    let detail = store.get_job(job_id).await.unwrap().unwrap();
+    let of_kind = |kind: &str| -> Vec<Value> {
+        detail
+            .audit
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.detail.clone())
+            .collect()
+    };
+    let moved: u64 = of_kind("reassign.done")
+        .iter()
+        .filter_map(|d| d["moved"].as_u64())
+        .sum();
+    assert_eq!(
+        moved, open_before as u64,
+        "every open record counted as moved once"
+    );
+    let resumed = of_kind("reassign.resumed");
+    for r in &resumed {
+        let resent = r["resent_ids"].as_array().unwrap();
+        assert_eq!(r["resending"].as_u64(), Some(resent.len() as u64));
+        assert_eq!(
+            r["interrupted"].as_u64(),
+            Some(resent.len() as u64 + r["landed_unrecorded"].as_u64().unwrap())
+        );
+    }
+    let checkpoints = serde_json::to_value(&detail.checkpoints).unwrap();
+    assert_eq!(
+        in_flight(&checkpoints),
+        0,
+        "nothing left in flight at the end: {checkpoints}"
+    );
+    resumed
 }
 
 /// Records a job's checkpoints hold as sent but not yet answered (the
