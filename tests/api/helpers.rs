@@ -367,3 +367,40 @@ pub fn termination(id: &str, email: &str, kind: &str, rehire: bool, legal_hold: 
     })
     .to_string()
 }
+
+/// Offboards Sam (`sam_id` in the sandbox) voluntarily on a CRM whose API
+/// deactivates, then rehires him: the seat ends active again, reactivated by
+/// offboard through the API and verified. Returns `(app, rehire job)` for the
+/// CRM's own checks.
+pub async fn rehire_reactivates_by_api(opts: Options, sam_id: i64) -> (TestApp, Value) {
+    let app = spawn_app_with(opts).await;
+    let sam = "sam.seller@example.com";
+    let id = app
+        .accept(
+            "msg_rehire_off",
+            &termination("evt_rehire_off", sam, "voluntary", true, false),
+        )
+        .await;
+    let job = app.run_job_until_settled(&id, 10).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert!(!app.sell().user(sam_id).await.unwrap().is_active());
+
+    let rehire = json!({
+        "id": "evt_rehire_on", "type": "employee.rehired",
+        "employee": { "email": sam }
+    });
+    let id = app.accept("msg_rehire_on", &rehire.to_string()).await;
+    let job = app.run_job_until_settled(&id, 10).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert!(
+        app.sell().user(sam_id).await.unwrap().is_active(),
+        "{job:#}"
+    );
+    let changed = audit(&job, "seat.changed")
+        .next()
+        .expect("reactivated by api");
+    assert_eq!(changed["detail"]["change"], "reactivate");
+    assert_eq!(changed["detail"]["via"], "api");
+    assert!(has_audit(&job, "seat.verified"));
+    (app, job)
+}

@@ -4,7 +4,7 @@
 
 use offboard_core::domain::Resource;
 use offboard_sandbox::{SandboxCrm, SandboxState, Seed};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::helpers::*;
 
@@ -191,36 +191,7 @@ async fn a_delete_becomes_a_deactivate_and_says_why() {
 
 #[tokio::test]
 async fn a_rehire_reactivates_the_seat_offboard_deactivated() {
-    let app = spawn_app_with(pipedrive()).await;
-    let id = app
-        .accept(
-            "msg_pr1",
-            &termination(
-                "evt_pr1",
-                "sam.seller@example.com",
-                "voluntary",
-                true,
-                false,
-            ),
-        )
-        .await;
-    let job = app.run_job_until_settled(&id, 10).await;
-    assert_eq!(job["state"], "succeeded", "{job:#}");
-    assert!(!app.sell().user(SAM).await.unwrap().is_active());
-
-    let rehire = json!({
-        "id": "evt_pr2", "type": "employee.rehired",
-        "employee": { "email": "sam.seller@example.com" }
-    });
-    let id = app.accept("msg_pr2", &rehire.to_string()).await;
-    let job = app.run_job_until_settled(&id, 10).await;
-    assert_eq!(job["state"], "succeeded", "{job:#}");
-    assert!(app.sell().user(SAM).await.unwrap().is_active(), "{job:#}");
-    let changed = audit(&job, "seat.changed")
-        .next()
-        .expect("reactivated by api");
-    assert_eq!(changed["detail"]["change"], "reactivate");
-    assert!(audit_kinds(&job).contains(&"seat.verified"));
+    rehire_reactivates_by_api(pipedrive(), SAM).await;
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use offboard_core::domain::Resource;
 use offboard_sandbox::{SandboxCrm, SandboxState, Seed};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::helpers::*;
 
@@ -428,37 +428,7 @@ async fn an_inactive_manager_is_passed_over_for_the_fallback_owner() {
 
 #[tokio::test]
 async fn a_rehire_reactivates_the_seat_offboard_deactivated() {
-    let app = spawn_app_with(salesforce()).await;
-    let id = app
-        .accept(
-            "msg_sr1",
-            &termination(
-                "evt_sr1",
-                "sam.seller@example.com",
-                "voluntary",
-                true,
-                false,
-            ),
-        )
-        .await;
-    let job = app.run_job_until_settled(&id, 10).await;
-    assert_eq!(job["state"], "succeeded", "{job:#}");
-    assert!(!app.sell().user(SAM).await.unwrap().is_active());
-
-    let rehire = json!({
-        "id": "evt_sr2", "type": "employee.rehired",
-        "employee": { "email": "sam.seller@example.com" }
-    });
-    let id = app.accept("msg_sr2", &rehire.to_string()).await;
-    let job = app.run_job_until_settled(&id, 10).await;
-    assert_eq!(job["state"], "succeeded", "{job:#}");
-    assert!(app.sell().user(SAM).await.unwrap().is_active(), "{job:#}");
-    let changed = audit(&job, "seat.changed")
-        .next()
-        .expect("reactivated by api");
-    assert_eq!(changed["detail"]["change"], "reactivate");
-    assert_eq!(changed["detail"]["via"], "api");
-    assert!(has_audit(&job, "seat.verified"));
+    let (app, _) = rehire_reactivates_by_api(salesforce(), SAM).await;
     assert_eq!(user_patches(&app.sell()).len(), 2, "off, then on again");
 }
 
