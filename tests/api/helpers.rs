@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use offboard_core::{
     app::{Application, Role},
     config::Config,
-    domain::{Clock, ManualClock},
+    domain::{Clock, ManualClock, Resource},
     store::SharedStore,
     worker::Worker,
 };
@@ -403,4 +403,56 @@ pub async fn rehire_reactivates_by_api(opts: Options, sam_id: i64) -> (TestApp, 
     assert_eq!(changed["detail"]["via"], "api");
     assert!(has_audit(&job, "seat.verified"));
     (app, job)
+}
+
+/// The records of the seed `owner` owns, as the CRMs that keep organizations
+/// apart from people serve them (Pipedrive, HubSpot, Salesforce):
+/// `(resource, id, open)`. Leads are open until archived (converted), deals
+/// until won or lost, tasks until done, tickets until closed; people and
+/// organizations are always open.
+pub fn records_of(seed: &Seed, owner: i64) -> Vec<(Resource, i64, bool)> {
+    let closed_stages: std::collections::BTreeSet<i64> = seed
+        .stages
+        .iter()
+        .filter(|s| s.is_closing())
+        .map(|s| s.id)
+        .collect();
+    let leads = seed
+        .leads
+        .iter()
+        .filter(|r| r.owner_id == owner)
+        .map(|r| (Resource::Leads, r.id, !seed.archived_leads.contains(&r.id)));
+    let contacts = seed
+        .contacts
+        .iter()
+        .filter(|r| r.owner_id == owner)
+        .map(|r| {
+            let kind = if r.is_organization {
+                Resource::Organizations
+            } else {
+                Resource::Contacts
+            };
+            (kind, r.id, true)
+        });
+    let deals = seed
+        .deals
+        .iter()
+        .filter(|r| r.owner_id == owner)
+        .map(|r| (Resource::Deals, r.id, !closed_stages.contains(&r.stage_id)));
+    let tasks = seed
+        .tasks
+        .iter()
+        .filter(|r| r.owner_id == owner)
+        .map(|r| (Resource::Tasks, r.id, !r.completed));
+    let tickets = seed
+        .tickets
+        .iter()
+        .filter(|r| r.owner_id == owner)
+        .map(|r| (Resource::Tickets, r.id, !r.closed));
+    leads
+        .chain(contacts)
+        .chain(deals)
+        .chain(tasks)
+        .chain(tickets)
+        .collect()
 }

@@ -27,44 +27,6 @@ fn pipedrive() -> Options {
     }
 }
 
-/// A record of the seed as Pipedrive names it: `(resource, id, open)`.
-fn records_of(seed: &Seed, owner: i64) -> Vec<(Resource, i64, bool)> {
-    let closed_stages: Vec<i64> = seed
-        .stages
-        .iter()
-        .filter(|s| matches!(s.category.as_str(), "won" | "lost"))
-        .map(|s| s.id)
-        .collect();
-    let leads = seed
-        .leads
-        .iter()
-        .filter(|r| r.owner_id == owner)
-        .map(|r| (Resource::Leads, r.id, !seed.archived_leads.contains(&r.id)));
-    let contacts = seed
-        .contacts
-        .iter()
-        .filter(|r| r.owner_id == owner)
-        .map(|r| {
-            let kind = if r.is_organization {
-                Resource::Organizations
-            } else {
-                Resource::Contacts
-            };
-            (kind, r.id, true)
-        });
-    let deals = seed
-        .deals
-        .iter()
-        .filter(|r| r.owner_id == owner)
-        .map(|r| (Resource::Deals, r.id, !closed_stages.contains(&r.stage_id)));
-    let tasks = seed
-        .tasks
-        .iter()
-        .filter(|r| r.owner_id == owner)
-        .map(|r| (Resource::Tasks, r.id, !r.completed));
-    leads.chain(contacts).chain(deals).chain(tasks).collect()
-}
-
 /// Every open record of `owner` written exactly once, every closed or archived
 /// one never, and none left with them.
 async fn assert_moved_once(state: &SandboxState, before: &Seed, owner: i64) {

@@ -40,56 +40,6 @@ fn salesforce() -> Options {
     }
 }
 
-/// A record of the seed as Salesforce shows it: `(resource, id, open)`. Leads
-/// are open until converted, opportunities, tasks and cases until closed;
-/// contacts and accounts are always open.
-fn records_of(seed: &Seed, owner: i64) -> Vec<(Resource, i64, bool)> {
-    let closed_stages: BTreeSet<i64> = seed
-        .stages
-        .iter()
-        .filter(|s| s.is_closing())
-        .map(|s| s.id)
-        .collect();
-    let leads = seed
-        .leads
-        .iter()
-        .filter(|r| r.owner_id == owner)
-        .map(|r| (Resource::Leads, r.id, !seed.archived_leads.contains(&r.id)));
-    let contacts = seed
-        .contacts
-        .iter()
-        .filter(|r| r.owner_id == owner)
-        .map(|r| {
-            let kind = if r.is_organization {
-                Resource::Organizations
-            } else {
-                Resource::Contacts
-            };
-            (kind, r.id, true)
-        });
-    let deals = seed
-        .deals
-        .iter()
-        .filter(|r| r.owner_id == owner)
-        .map(|r| (Resource::Deals, r.id, !closed_stages.contains(&r.stage_id)));
-    let tasks = seed
-        .tasks
-        .iter()
-        .filter(|r| r.owner_id == owner)
-        .map(|r| (Resource::Tasks, r.id, !r.completed));
-    let tickets = seed
-        .tickets
-        .iter()
-        .filter(|r| r.owner_id == owner)
-        .map(|r| (Resource::Tickets, r.id, !r.closed));
-    leads
-        .chain(contacts)
-        .chain(deals)
-        .chain(tasks)
-        .chain(tickets)
-        .collect()
-}
-
 /// `(open, closed)` records of `owner` in `seed`, per resource.
 fn counts_of(seed: &Seed, owner: i64) -> BTreeMap<Resource, (usize, usize)> {
     let mut counts = BTreeMap::new();
