@@ -19,7 +19,11 @@ use crate::{
     crm::{ClientBuildError, Crm},
     domain::{SharedClock, SystemClock},
     http::{self, HealthState, admin::AdminState},
-    ingest::{Sources, routes::IngestState},
+    ingest::{
+        Sources,
+        routes::IngestState,
+        scim::{ScimState, event::EventSettings},
+    },
     policy::{Policy, PolicyError},
     store::{self, SharedStore, StoreError},
     worker::{CurrentPolicy, Worker, WorkerSettings},
@@ -209,6 +213,14 @@ impl Application {
         } else {
             Sources::default()
         };
+        let scim = if runs_receiver {
+            match (EventSettings::from_config(&config)?, config.scim_token()?) {
+                (Some(events), Some(token)) => Some((events, token)),
+                _ => None,
+            }
+        } else {
+            None
+        };
         let settings = WorkerSettings::from_config(&config)?;
         if role != Role::Receiver
             && settings.admin_email.is_none()
@@ -246,6 +258,18 @@ impl Application {
             metrics,
         });
         if let Some(token) = admin_token {
+            if let Some((events, token)) = scim {
+                router = router.merge(crate::ingest::scim::router(
+                    ScimState {
+                        store: store.clone(),
+                        token: Arc::new(token),
+                        events: Arc::new(events),
+                        wake: worker.as_ref().map(Worker::waker),
+                        clock: clock.clone(),
+                    },
+                    config.server.max_body_bytes,
+                ));
+            }
             let ingest = IngestState {
                 store: store.clone(),
                 sources: Arc::new(sources),

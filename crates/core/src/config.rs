@@ -46,6 +46,9 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// `[privacy]`: e-mail redaction in logs and API output.
     pub privacy: PrivacyConfig,
+    /// `[scim]`: the SCIM 2.0 service provider under `/scim/v2`; absent, there is none.
+    #[serde(default)]
+    pub scim: Option<ScimConfig>,
 }
 
 /// `[server]`
@@ -319,6 +322,31 @@ pub struct PrivacyConfig {
     pub redact_emails: bool,
 }
 
+/// `[scim]` (DESIGN.md §10)
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimConfig {
+    /// Env var holding the bearer token identity providers send.
+    pub token_env: Option<String>,
+    /// File holding that token.
+    pub token_file: Option<PathBuf>,
+    /// `termination.kind` of the events a deprovisioning makes (the provider says
+    /// only "gone", never why).
+    #[serde(default = "default_scim_termination_kind")]
+    pub termination_kind: String,
+    /// `[scim.map]`: canonical field ← JSON Pointer into the SCIM User resource, for
+    /// what the defaults don't take (e.g. `employee.country` from an address).
+    #[serde(default)]
+    pub map: BTreeMap<String, String>,
+}
+
+fn default_scim_termination_kind() -> String {
+    "other".to_owned()
+}
+
+/// The source name SCIM's events are stored and deduped under.
+pub const SCIM_SOURCE: &str = "scim";
+
 /// A configuration problem; the message names the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -426,6 +454,20 @@ impl Config {
         if self.worker.concurrency == 0 {
             return bad("worker.concurrency", "must be at least 1");
         }
+        if let Some(scim) = &self.scim {
+            if offboard_domain::TerminationKind::parse(&scim.termination_kind).is_none() {
+                return bad(
+                    "scim.termination_kind",
+                    "expected one of voluntary, involuntary, layoff, retirement, contract_end, deceased, other",
+                );
+            }
+            if let Some(i) = self.sources.iter().position(|s| s.name == SCIM_SOURCE) {
+                return bad(
+                    &format!("sources[{i}].name"),
+                    "\"scim\" is the source name of [scim]'s events; name the webhook source otherwise",
+                );
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, s) in self.sources.iter().enumerate() {
             if s.name.is_empty()
@@ -454,6 +496,21 @@ impl Config {
             self.crm.token_env.as_deref(),
             self.crm.token_file.as_deref(),
         )
+    }
+
+    /// Reads the SCIM bearer token from `scim.token_env` or `scim.token_file`; `None`
+    /// when there is no `[scim]` section.
+    pub fn scim_token(&self) -> Result<Option<Secret>, ConfigError> {
+        self.scim
+            .as_ref()
+            .map(|scim| {
+                read_secret(
+                    "scim",
+                    scim.token_env.as_deref(),
+                    scim.token_file.as_deref(),
+                )
+            })
+            .transpose()
     }
 
     /// Reads the admin API token from `admin.token_env` or `admin.token_file`, like

@@ -57,6 +57,8 @@ pub struct Family {
 pub const BUILD_INFO: &str = "offboard_build_info";
 /// `offboard_webhooks_total` (see [`FAMILIES`] for its labels and meaning).
 pub const WEBHOOKS_TOTAL: &str = "offboard_webhooks_total";
+/// `offboard_scim_requests_total` (see [`FAMILIES`] for its labels and meaning).
+pub const SCIM_REQUESTS_TOTAL: &str = "offboard_scim_requests_total";
 /// `offboard_store_group_commits_total` (see [`FAMILIES`] for its labels and meaning).
 pub const STORE_GROUP_COMMITS_TOTAL: &str = "offboard_store_group_commits_total";
 /// `offboard_store_group_commit_requests_total` (see [`FAMILIES`] for its labels and meaning).
@@ -119,6 +121,12 @@ pub const FAMILIES: &[Family] = &[
         kind: Kind::Counter,
         labels: &["source", "outcome"],
         help: "Webhook requests by configured source (or unknown) and outcome: accepted, duplicate, ping, challenge, bad_signature, stale, too_large, unreadable, unmappable, conflict, unknown_source, store_error.",
+    },
+    Family {
+        name: SCIM_REQUESTS_TOTAL,
+        kind: Kind::Counter,
+        labels: &["operation", "outcome"],
+        help: "SCIM requests by operation (discovery, create, get, list, replace, patch, delete; auth for a request refused before it reached one) and outcome: ok, deprovisioned, reactivated, unauthorized, invalid, not_found, uniqueness, precondition_failed, store_error.",
     },
     Family {
         name: STORE_GROUP_COMMITS_TOTAL,

@@ -334,7 +334,7 @@ pub struct Input<'a> {
 /// A source's compiled mapping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapping {
-    fields: Vec<(String, FieldSource)>,
+    fields: FieldMap,
     values: BTreeMap<String, BTreeMap<String, Value>>,
     defaults: BTreeMap<String, Value>,
     each: Option<String>,
@@ -366,17 +366,53 @@ fn check_pointer(key: &'static str, p: &str) -> Result<(), MappingConfigError> {
     }
 }
 
+/// A `map` table on its own: canonical dotted field ← JSON Pointer or `{/pointer}`
+/// template, compiled once. `[sources.map]` and `[scim.map]` are both this, so the
+/// two tables accept exactly the same keys and values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldMap(Vec<(String, FieldSource)>);
+
+impl FieldMap {
+    /// Compiles `table`, the config table `key` (`sources.map`, `scim.map`); errors
+    /// name the entry.
+    pub fn compile(
+        key: &'static str,
+        table: &BTreeMap<String, String>,
+    ) -> Result<Self, MappingConfigError> {
+        let mut fields = Vec::with_capacity(table.len());
+        for (field, text) in table {
+            check_field(key, field)?;
+            fields.push((
+                field.clone(),
+                FieldSource::parse(&format!("{key}.{field:?}"), text)?,
+            ));
+        }
+        Ok(Self(fields))
+    }
+
+    /// Sets every mapped field of `canonical` that `record` has a value for; a
+    /// field whose source is absent keeps what `canonical` held.
+    pub fn overlay(&self, record: &Value, canonical: &mut Value) {
+        for (field, source) in &self.0 {
+            if let Some(v) = source.resolve(record) {
+                set_path(canonical, field, v);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, (String, FieldSource)> {
+        self.0.iter()
+    }
+}
+
 impl Mapping {
     /// Compiles and checks a source's mapping keys; errors name the key.
     pub fn from_config(source: &SourceConfig) -> Result<Self, MappingConfigError> {
-        let mut fields = Vec::new();
-        for (field, text) in &source.map {
-            check_field("sources.map", field)?;
-            fields.push((
-                field.clone(),
-                FieldSource::parse(&format!("sources.map.{field:?}"), text)?,
-            ));
-        }
+        let fields = FieldMap::compile("sources.map", &source.map)?;
         for (field, table) in &source.values {
             check_field("sources.values", field)?;
             if let Some((k, v)) = table.iter().find(|(_, v)| !is_scalar(v)) {
@@ -641,7 +677,7 @@ impl Mapping {
             o.remove("id");
         }
         let mut absent = Vec::new();
-        for (field, source) in &self.fields {
+        for (field, source) in self.fields.iter() {
             match source.resolve(record) {
                 Some(v) => set_path(&mut out, field, v),
                 None => {
@@ -701,7 +737,7 @@ impl Mapping {
         if self.fields.is_empty() {
             lines.push("map: none (the payload is a canonical event)".into());
         }
-        for (field, source) in &self.fields {
+        for (field, source) in self.fields.iter() {
             let mut line = format!("map: {field} ← {}", source.describe());
             if let Some(table) = self.values.get(field) {
                 line.push_str(&format!(" (values: {})", describe_table(table)));

@@ -18,6 +18,7 @@ mod form;
 pub mod mapping;
 pub mod routes;
 pub mod schemes;
+pub mod scim;
 mod source;
 
 pub use form::FormError;

@@ -271,6 +271,96 @@ pub struct JobFilter {
     pub before: Option<String>,
 }
 
+/// A SCIM User as offboard keeps it (DESIGN.md §10): what the identity provider
+/// last wrote, with the columns filters and uniqueness need.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScimUser {
+    /// offboard's id for it (UUIDv7), the resource's SCIM `id`.
+    pub id: String,
+    /// `userName` as sent (unique without regard to case).
+    pub user_name: String,
+    /// The provider's own id for the user.
+    pub external_id: Option<String>,
+    /// `active`; a user is still kept, and returned, when false.
+    pub active: bool,
+    /// The resource as last written, without `id` and `meta` (offboard adds those).
+    pub resource: Value,
+    /// 1 when created, +1 per write: `meta.version`, the ETag.
+    pub version: u64,
+    /// When it was created, on the store's clock.
+    pub created_at: DateTime<Utc>,
+    /// The last write.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a SCIM write stores for a user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScimUserValues {
+    /// `userName`.
+    pub user_name: String,
+    /// `externalId`.
+    pub external_id: Option<String>,
+    /// `active`.
+    pub active: bool,
+    /// The whole resource, without `id` and `meta`.
+    pub resource: Value,
+}
+
+/// One SCIM write, applied atomically with the event it makes (if any).
+#[derive(Debug, Clone)]
+pub struct ScimWrite {
+    /// The user's id (new for a create).
+    pub id: String,
+    /// `None` creates the user; `Some(v)` changes it only while it is still at
+    /// version `v` (what the caller read), so two writers can't lose each other's change.
+    pub expected_version: Option<u64>,
+    /// The new values; `None` deletes the user.
+    pub values: Option<ScimUserValues>,
+    /// The event this change makes (a deprovisioning or a reactivation), stored with
+    /// its job in the same transaction, deduped like any other.
+    pub event: Option<NewEvent>,
+}
+
+/// What happened to a [`ScimWrite`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScimWriteOutcome {
+    /// Stored: the user as now stored (`None` after a delete) and the event's outcome.
+    Written {
+        /// The stored user.
+        user: Option<ScimUser>,
+        /// What became of the event, if the write carried one.
+        event: Option<IngestOutcome>,
+    },
+    /// No user with this id (update or delete).
+    NotFound,
+    /// The user changed since the caller read it: nothing written.
+    VersionMismatch,
+    /// Another user already has this `userName` (compared without case): nothing written.
+    UserNameTaken,
+}
+
+/// Which SCIM users to list: the conditions are ANDed; absent ones don't apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScimUserQuery {
+    /// `userName eq`, compared without case.
+    pub user_name: Option<String>,
+    /// `externalId eq`, exact.
+    pub external_id: Option<String>,
+    /// Users to skip (`startIndex - 1`).
+    pub offset: u64,
+    /// At most this many users.
+    pub limit: u64,
+}
+
+/// One page of SCIM users, oldest first, and how many match in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScimUserPage {
+    /// Matching users in the store (`totalResults`).
+    pub total: u64,
+    /// This page's users.
+    pub users: Vec<ScimUser>,
+}
+
 /// The durable queue. Implementations: [`sqlite::SqliteStore`], [`postgres::PgStore`].
 #[async_trait]
 pub trait JobStore: Send + Sync + 'static {
@@ -355,6 +445,14 @@ pub trait JobStore: Send + Sync + 'static {
     /// requested from the CRM admin (checkpoint `seat_requested_at`) and not yet
     /// verified, counted per reserved action (`deactivate`, `delete`). For metrics.
     async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError>;
+
+    /// One SCIM user by id.
+    async fn scim_user(&self, id: &str) -> Result<Option<ScimUser>, StoreError>;
+    /// SCIM users matching `query`, oldest first.
+    async fn scim_users(&self, query: &ScimUserQuery) -> Result<ScimUserPage, StoreError>;
+    /// Creates, changes or deletes a SCIM user and stores the event it makes, in one
+    /// transaction: both or neither.
+    async fn scim_write(&self, write: ScimWrite) -> Result<ScimWriteOutcome, StoreError>;
 
     /// Waits until new work may be runnable or `max` has passed, whichever comes first;
     /// `true` when woken early. An idle worker calls this between claims instead of

@@ -33,7 +33,8 @@ use offboard_domain::{SharedClock, SystemClock};
 
 pub use contract::{
     AuditEntry, Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent,
-    Outcome, Reservation, SharedStore, StoreError,
+    Outcome, Reservation, ScimUser, ScimUserPage, ScimUserQuery, ScimUserValues, ScimWrite,
+    ScimWriteOutcome, SharedStore, StoreError,
 };
 
 use crate::config::StoreConfig;

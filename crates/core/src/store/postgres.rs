@@ -52,12 +52,16 @@ use tokio::{sync::Notify, task::JoinHandle};
 use super::{
     contract::{
         IngestOutcome, Job, JobDetail, JobFilter, Lease, NewEvent, Outcome, Reservation,
-        SEATS_PENDING_SQL, StoreError,
+        SEATS_PENDING_SQL, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome,
+        StoreError,
     },
     postgres_budget::{PgBudget, SharedBudgetOptions},
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
-    rows::{self, BindShared, decode_detail, decode_job, decode_jobs, new_id},
-    rules::{self, Operation, has_conflict},
+    rows::{
+        self, BindShared, Columns, decode_detail, decode_job, decode_jobs, decode_scim_user,
+        new_id, user_name_key,
+    },
+    rules::{self, Operation, ScimFound, has_conflict},
 };
 use crate::domain::{JobKind, JobState};
 use sqlx::migrate::Migrator;
@@ -301,6 +305,13 @@ async fn notify(tx: &mut Transaction<'static, Postgres>) -> Result<(), StoreErro
 fn pg_text(s: &str) -> String {
     s.replace('\0', "\u{fffd}")
 }
+
+const SCIM_COLUMNS: &str = "id, user_name, external_id, active, resource::text AS resource, \
+     version, created_at, updated_at";
+
+/// The conditions of a SCIM user list, numbered as [`BindShared::scim_query`] binds.
+const SCIM_WHERE: &str =
+    "($1::text IS NULL OR user_name_key = $1) AND ($2::text IS NULL OR external_id = $2)";
 
 /// Stores one event and its job inside an open transaction.
 ///
@@ -709,6 +720,123 @@ impl Statements for PgStore {
         }
         tx.commit().await?;
         Ok(job)
+    }
+
+    async fn scim_select(&self, id: &str) -> StoreResult<Option<ScimUser>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SCIM_COLUMNS} FROM scim_users WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(decode_scim_user).transpose()
+    }
+
+    async fn scim_select_page(&self, query: &ScimUserQuery) -> StoreResult<ScimUserPage> {
+        // One snapshot: the total and the page describe the same moment.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let total = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) AS n FROM scim_users WHERE {SCIM_WHERE}"
+        )))
+        .scim_query(query)
+        .fetch_one(&mut *tx)
+        .await?
+        .int("n")?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SCIM_COLUMNS} FROM scim_users WHERE {SCIM_WHERE} ORDER BY id LIMIT $3 OFFSET $4"
+        )))
+        .scim_page(query)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ScimUserPage {
+            total: rows::count_u64(total),
+            users: rows
+                .iter()
+                .map(decode_scim_user)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    async fn scim_apply(&self, write: &ScimWrite) -> StoreResult<ScimWriteOutcome> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let current = sqlx::query_as::<_, (i64, i64)>(
+            "SELECT version, created_at FROM scim_users WHERE id = $1 FOR UPDATE",
+        )
+        .bind(&write.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let name_holder = match &write.values {
+            Some(values) => {
+                sqlx::query_scalar("SELECT id FROM scim_users WHERE user_name_key = $1")
+                    .bind(user_name_key(&values.user_name))
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+            None => None,
+        };
+        let found = ScimFound {
+            current,
+            name_holder,
+        };
+        if let Some(refused) = rules::scim_refusal(write, &found) {
+            tx.rollback().await?;
+            return Ok(refused);
+        }
+        let version = rules::scim_next_version(write);
+        let written = match (&write.values, found.current) {
+            (Some(values), current) => {
+                let statement = if current.is_none() {
+                    "INSERT INTO scim_users (id, user_name, user_name_key, external_id, active, \
+                     resource, version, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6::json, $7, $8, $8)"
+                } else {
+                    "UPDATE scim_users SET user_name = $2, user_name_key = $3, external_id = $4, \
+                     active = $5, resource = $6::json, version = $7, updated_at = $8 WHERE id = $1"
+                };
+                sqlx::query(statement)
+                    .scim_user(&write.id, values, version, now)
+                    .execute(&mut *tx)
+                    .await
+            }
+            (None, _) => {
+                sqlx::query("DELETE FROM scim_users WHERE id = $1")
+                    .bind(&write.id)
+                    .execute(&mut *tx)
+                    .await
+            }
+        };
+        // Two receivers creating the same userName at once: the check above saw
+        // neither, the unique index stops the second.
+        if let Err(e) = written {
+            if e.as_database_error()
+                .is_some_and(|d| d.is_unique_violation())
+            {
+                tx.rollback().await?;
+                return Ok(ScimWriteOutcome::UserNameTaken);
+            }
+            return Err(e.into());
+        }
+        let event = match &write.event {
+            Some(ev) => Some(ingest_one(&mut tx, ev, now).await?),
+            None => None,
+        };
+        let answer = rules::scim_written(write, &found, event, now)?;
+        if matches!(
+            &answer,
+            ScimWriteOutcome::Written {
+                event: Some(IngestOutcome::Accepted { .. }),
+                ..
+            }
+        ) {
+            notify(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(answer)
     }
 
     async fn count_states(&self) -> StoreResult<BTreeMap<JobState, u64>> {

@@ -17,7 +17,8 @@ use serde_json::Value;
 use super::{
     contract::{
         Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, Outcome,
-        Reservation, StoreError,
+        Reservation, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome,
+        StoreError,
     },
     rows::{self, duration_ms, ms},
     rules::{self, Operation},
@@ -120,6 +121,14 @@ pub trait Statements: Send + Sync + 'static {
     async fn oldest_due(&self, now: i64) -> StoreResult<Option<i64>>;
     /// Requested, unverified seat changes per action.
     async fn count_seats_pending(&self) -> StoreResult<BTreeMap<String, u64>>;
+    /// One SCIM user by id.
+    async fn scim_select(&self, id: &str) -> StoreResult<Option<ScimUser>>;
+    /// The page and total count [`ScimUserQuery`] asks for.
+    async fn scim_select_page(&self, query: &ScimUserQuery) -> StoreResult<ScimUserPage>;
+    /// One transaction: read what [`rules::scim_refusal`] needs (locking the user's
+    /// row), write the user and the event it carries if admitted, commit, and
+    /// answer [`rules::scim_written`].
+    async fn scim_apply(&self, write: &ScimWrite) -> StoreResult<ScimWriteOutcome>;
     /// See [`JobStore::wait_for_work`]: a store that hears no one polls.
     async fn wait(&self, max: Duration) -> bool {
         tokio::time::sleep(max).await;
@@ -280,6 +289,18 @@ impl<S: Statements> JobStore for S {
 
     async fn seats_pending(&self) -> StoreResult<BTreeMap<String, u64>> {
         self.count_seats_pending().await
+    }
+
+    async fn scim_user(&self, id: &str) -> StoreResult<Option<ScimUser>> {
+        self.scim_select(id).await
+    }
+
+    async fn scim_users(&self, query: &ScimUserQuery) -> StoreResult<ScimUserPage> {
+        self.scim_select_page(query).await
+    }
+
+    async fn scim_write(&self, write: ScimWrite) -> StoreResult<ScimWriteOutcome> {
+        self.scim_apply(&write).await
     }
 
     async fn wait_for_work(&self, max: Duration) -> bool {

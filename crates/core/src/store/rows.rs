@@ -14,7 +14,8 @@ use serde_json::Value;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type, query::Query};
 
 use super::contract::{
-    AuditEntry, Job, JobDetail, JobFilter, Lease, NewEvent, Reservation, StoreError,
+    AuditEntry, Job, JobDetail, JobFilter, Lease, NewEvent, Reservation, ScimUser, ScimUserQuery,
+    ScimUserValues, StoreError,
 };
 use crate::domain::{JobKind, JobState, OffboardingEvent};
 
@@ -79,6 +80,13 @@ pub(crate) trait BindShared: Sized {
     fn fenced_value(self, lease: &Lease, name: &str, value: &Value, now: i64) -> Self;
     /// A seat-action reservation: job id, action, `now` (parameters 1 to 3).
     fn seat_action(self, job_id: &str, action: &str, now: i64) -> Self;
+    /// A SCIM user's row: id, userName, its lower-cased key, externalId, active,
+    /// resource as text, version, `now` (parameters 1 to 8).
+    fn scim_user(self, id: &str, values: &ScimUserValues, version: u64, now: i64) -> Self;
+    /// A SCIM user list's conditions: userName key, externalId (parameters 1 and 2).
+    fn scim_query(self, query: &ScimUserQuery) -> Self;
+    /// A SCIM user page: the conditions, then limit and offset (parameters 1 to 4).
+    fn scim_page(self, query: &ScimUserQuery) -> Self;
 }
 
 impl<DB: Database> BindShared for Bound<'_, DB>
@@ -89,7 +97,32 @@ where
     for<'t> i64: Encode<'t, DB>,
     i64: Type<DB>,
     for<'t> Option<i64>: Encode<'t, DB>,
+    for<'t> bool: Encode<'t, DB>,
+    bool: Type<DB>,
 {
+    fn scim_user(self, id: &str, values: &ScimUserValues, version: u64, now: i64) -> Self {
+        self.bind(id.to_owned())
+            .bind(values.user_name.clone())
+            .bind(user_name_key(&values.user_name))
+            .bind(values.external_id.clone())
+            .bind(values.active)
+            .bind(values.resource.to_string())
+            .bind(i64::try_from(version).unwrap_or(i64::MAX))
+            .bind(now)
+    }
+
+    fn scim_query(self, query: &ScimUserQuery) -> Self {
+        self.bind(query.user_name.as_deref().map(user_name_key))
+            .bind(query.external_id.clone())
+    }
+
+    fn scim_page(self, query: &ScimUserQuery) -> Self {
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.scim_query(query)
+            .bind(count(query.limit))
+            .bind(count(query.offset))
+    }
+
     fn seat_action(self, job_id: &str, action: &str, now: i64) -> Self {
         self.bind(job_id.to_owned())
             .bind(action.to_owned())
@@ -179,6 +212,30 @@ pub(crate) fn new_id() -> String {
 /// JSON stored as text back into a value; `what` names it for the error.
 fn json(text: &str, what: &str) -> Result<Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// How `userName` is compared and kept unique: RFC 7643 §4.1.1 makes it
+/// `caseExact: false`.
+pub(crate) fn user_name_key(user_name: &str) -> String {
+    user_name.to_lowercase()
+}
+
+/// The SCIM user columns both backends select (`resource` as text).
+pub(crate) fn decode_scim_user(row: &impl Columns) -> Result<ScimUser, StoreError> {
+    let id = row.text("id")?;
+    let what = |col: &str| format!("scim user {id} {col}");
+    let version = row.int("version")?;
+    Ok(ScimUser {
+        user_name: row.text("user_name")?,
+        external_id: row.opt_text("external_id")?,
+        active: row.flag("active")?,
+        resource: json(&row.text("resource")?, &what("resource"))?,
+        version: u64::try_from(version)
+            .map_err(|_| StoreError::Corrupt(format!("{}: {version}", what("version"))))?,
+        created_at: from_ms(row.int("created_at")?, &what("created_at"))?,
+        updated_at: from_ms(row.int("updated_at")?, &what("updated_at"))?,
+        id,
+    })
 }
 
 /// Rows of the job columns, in order.
@@ -311,6 +368,8 @@ where
     for<'t> i64: Encode<'t, DB>,
     i64: Type<DB>,
     for<'t> Option<i64>: Encode<'t, DB>,
+    for<'t> bool: Encode<'t, DB>,
+    bool: Type<DB>,
     StoreError: From<sqlx::Error>,
 {
     sqlx::query(insert)

@@ -7,8 +7,11 @@
 use serde_json::Value;
 
 use super::{
-    contract::{Claimed, IngestOutcome, Job, Lease, NewEvent, Outcome, Reservation, StoreError},
-    rows::Columns,
+    contract::{
+        Claimed, IngestOutcome, Job, Lease, NewEvent, Outcome, Reservation, ScimUser, ScimWrite,
+        ScimWriteOutcome, StoreError,
+    },
+    rows::{Columns, from_ms},
 };
 use crate::domain::JobState;
 
@@ -343,4 +346,70 @@ mod tests {
             (JobState::Queued, Some(42), 2)
         );
     }
+}
+
+/// What a SCIM write finds stored before it writes: the user's row, if any, and
+/// which user (if any) already holds the new `userName`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ScimFound {
+    /// The user's stored version and creation time (Unix ms).
+    pub current: Option<(i64, i64)>,
+    /// The id of the user whose `userName` equals the new one without case.
+    pub name_holder: Option<String>,
+}
+
+/// Whether `write` may go ahead given what is stored: `Some` is the answer that
+/// writes nothing. A create needs a free id and a free `userName`; a change or
+/// delete needs the user at the version the caller read, and a change a
+/// `userName` no other user holds.
+pub(crate) fn scim_refusal(write: &ScimWrite, found: &ScimFound) -> Option<ScimWriteOutcome> {
+    match (write.expected_version, found.current) {
+        (None, Some(_)) => return Some(ScimWriteOutcome::VersionMismatch),
+        (Some(_), None) => return Some(ScimWriteOutcome::NotFound),
+        (Some(expected), Some((version, _))) if i64::try_from(expected).ok() != Some(version) => {
+            return Some(ScimWriteOutcome::VersionMismatch);
+        }
+        _ => {}
+    }
+    match (&write.values, &found.name_holder) {
+        (Some(_), Some(holder)) if *holder != write.id => Some(ScimWriteOutcome::UserNameTaken),
+        _ => None,
+    }
+}
+
+/// The version a write admitted by [`scim_refusal`] stores.
+pub(crate) fn scim_next_version(write: &ScimWrite) -> u64 {
+    write.expected_version.map_or(1, |v| v.saturating_add(1))
+}
+
+/// The answer to an admitted write once its statements ran: the user as stored and
+/// the event's outcome. An event id already stored with another body would be a
+/// bug (ids carry the user and version), so it refuses the whole write.
+pub(crate) fn scim_written(
+    write: &ScimWrite,
+    found: &ScimFound,
+    event: Option<IngestOutcome>,
+    now: i64,
+) -> Result<ScimWriteOutcome, StoreError> {
+    if let Some(IngestOutcome::Conflict { event_id }) = &event {
+        return Err(StoreError::Corrupt(format!(
+            "scim user {}: event {event_id} is already stored with another body",
+            write.id
+        )));
+    }
+    let what = format!("scim user {}", write.id);
+    let user = match &write.values {
+        None => None,
+        Some(values) => Some(ScimUser {
+            id: write.id.clone(),
+            user_name: values.user_name.clone(),
+            external_id: values.external_id.clone(),
+            active: values.active,
+            resource: values.resource.clone(),
+            version: scim_next_version(write),
+            created_at: from_ms(found.current.map_or(now, |(_, created)| created), &what)?,
+            updated_at: from_ms(now, &what)?,
+        }),
+    };
+    Ok(ScimWriteOutcome::Written { user, event })
 }

@@ -37,11 +37,15 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     contract::{
         IngestOutcome, Job, JobDetail, JobFilter, Lease, NewEvent, Outcome, Reservation,
-        SEATS_PENDING_SQL, StoreError,
+        SEATS_PENDING_SQL, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome,
+        StoreError,
     },
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
-    rows::{self, BindShared, decode_detail, decode_job, decode_jobs, ms, new_id},
-    rules::{self, Operation, Stored, has_conflict},
+    rows::{
+        self, BindShared, Columns, decode_detail, decode_job, decode_jobs, decode_scim_user, ms,
+        new_id, user_name_key,
+    },
+    rules::{self, Operation, ScimFound, Stored, has_conflict},
 };
 use crate::domain::{JobKind, JobState};
 
@@ -449,6 +453,12 @@ async fn ingest_one(
     Ok(IngestOutcome::Accepted { event_id, job_id })
 }
 
+const SCIM_COLUMNS: &str =
+    "id, user_name, external_id, active, resource, version, created_at, updated_at";
+
+/// The conditions of a SCIM user list, numbered as [`BindShared::scim_query`] binds.
+const SCIM_WHERE: &str = "(?1 IS NULL OR user_name_key = ?1) AND (?2 IS NULL OR external_id = ?2)";
+
 /// `WHERE` fragment that fences a write to the lease holder.
 const FENCE: &str = "id = ?1 AND lease_owner = ?2 AND attempt = ?3 AND state = 'running'";
 
@@ -791,6 +801,103 @@ impl Statements for SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(job)
+    }
+
+    async fn scim_select(&self, id: &str) -> StoreResult<Option<ScimUser>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SCIM_COLUMNS} FROM scim_users WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(decode_scim_user).transpose()
+    }
+
+    async fn scim_select_page(&self, query: &ScimUserQuery) -> StoreResult<ScimUserPage> {
+        // One read transaction: the total and the page describe the same moment.
+        let mut tx = self.reader.begin().await?;
+        let total = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM scim_users WHERE {SCIM_WHERE}"
+        )))
+        .scim_query(query)
+        .fetch_one(&mut *tx)
+        .await?
+        .int("n")?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SCIM_COLUMNS} FROM scim_users WHERE {SCIM_WHERE} ORDER BY id LIMIT ?3 OFFSET ?4"
+        )))
+        .scim_page(query)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ScimUserPage {
+            total: rows::count_u64(total),
+            users: rows
+                .iter()
+                .map(decode_scim_user)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    async fn scim_apply(&self, write: &ScimWrite) -> StoreResult<ScimWriteOutcome> {
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        let current = sqlx::query_as::<_, (i64, i64)>(
+            "SELECT version, created_at FROM scim_users WHERE id = ?",
+        )
+        .bind(&write.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let name_holder = match &write.values {
+            Some(values) => {
+                sqlx::query_scalar("SELECT id FROM scim_users WHERE user_name_key = ?")
+                    .bind(user_name_key(&values.user_name))
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+            None => None,
+        };
+        let found = ScimFound {
+            current,
+            name_holder,
+        };
+        if let Some(refused) = rules::scim_refusal(write, &found) {
+            tx.rollback().await?;
+            return Ok(refused);
+        }
+        let version = rules::scim_next_version(write);
+        let statement = match (&write.values, found.current) {
+            (Some(_), None) => {
+                "INSERT INTO scim_users (id, user_name, user_name_key, external_id, active, \
+                 resource, version, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)"
+            }
+            (Some(_), Some(_)) => {
+                "UPDATE scim_users SET user_name = ?2, user_name_key = ?3, external_id = ?4, \
+                 active = ?5, resource = ?6, version = ?7, updated_at = ?8 WHERE id = ?1"
+            }
+            (None, _) => "DELETE FROM scim_users WHERE id = ?1",
+        };
+        match &write.values {
+            Some(values) => {
+                sqlx::query(statement)
+                    .scim_user(&write.id, values, version, now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {
+                sqlx::query(statement)
+                    .bind(&write.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let event = match &write.event {
+            Some(ev) => Some(ingest_one(&mut tx, ev, now).await?),
+            None => None,
+        };
+        let answer = rules::scim_written(write, &found, event, now)?;
+        tx.commit().await?;
+        Ok(answer)
     }
 
     async fn count_states(&self) -> StoreResult<BTreeMap<JobState, u64>> {
