@@ -26,8 +26,8 @@ use chrono::{DateTime, Utc};
 use offboard_core::{
     domain::{Clock, JobKind, JobState, ManualClock, OffboardingEvent},
     store::{
-        Claimed, IngestOutcome, JobFilter, Lease, NewEvent, Outcome, Reservation, SharedStore,
-        StoreError,
+        Claimed, IngestOutcome, JobFilter, Lease, NewEvent, Outcome, Reservation, ScimUser,
+        ScimUserQuery, ScimUserValues, ScimWrite, ScimWriteOutcome, SharedStore, StoreError,
     },
 };
 use serde_json::json;
@@ -208,6 +208,10 @@ conformance! {
         count_by_state_and_queue_lag,
         seats_pending_counts_requested_unverified_seat_changes,
         wait_for_work_returns_by_max,
+        scim_users_round_trip_with_versions,
+        scim_user_names_are_unique_without_case,
+        scim_users_list_filters_and_pages,
+        scim_change_and_its_event_are_one_transaction,
     ],
     unmigrated: [ready_fails_before_migrate],
 }
@@ -1810,4 +1814,359 @@ async fn postgres_claim_survives_losing_a_race_on_one_employee() {
     assert_eq!(state_of(&h.store, &jane_later).await, JobState::Running);
     drop(other);
     h.cleanup().await;
+}
+
+// ---------------------------------------------------------------------------------
+// SCIM users (DESIGN.md §10)
+// ---------------------------------------------------------------------------------
+
+fn scim_values(user_name: &str, external_id: Option<&str>, active: bool) -> ScimUserValues {
+    ScimUserValues {
+        user_name: user_name.to_owned(),
+        external_id: external_id.map(str::to_owned),
+        active,
+        resource: json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": user_name,
+            "active": active,
+        }),
+    }
+}
+
+fn scim_write(id: &str, expected: Option<u64>, values: Option<ScimUserValues>) -> ScimWrite {
+    ScimWrite {
+        id: id.to_owned(),
+        expected_version: expected,
+        values,
+        event: None,
+    }
+}
+
+/// Writes that must be stored; returns the stored user (`None` after a delete).
+async fn scim_written(store: &SharedStore, write: ScimWrite) -> Option<ScimUser> {
+    match store.scim_write(write).await.expect("scim write") {
+        ScimWriteOutcome::Written { user, .. } => user,
+        other => panic!("expected the write to be stored, got {other:?}"),
+    }
+}
+
+async fn scim_users_round_trip_with_versions(store: SharedStore, clock: ManualClock) {
+    let created = scim_written(
+        &store,
+        scim_write(
+            "u1",
+            None,
+            Some(scim_values("jane@example.com", Some("00u1"), true)),
+        ),
+    )
+    .await
+    .expect("created user");
+    assert_eq!(created.version, 1);
+    assert_eq!(created.created_at, t0());
+    assert_eq!(
+        store.scim_user("u1").await.expect("get"),
+        Some(created.clone())
+    );
+
+    clock.advance(chrono::Duration::seconds(60));
+    let changed = scim_written(
+        &store,
+        scim_write(
+            "u1",
+            Some(1),
+            Some(scim_values("jane@example.com", Some("00u1"), false)),
+        ),
+    )
+    .await
+    .expect("changed user");
+    assert_eq!(changed.version, 2);
+    assert_eq!(changed.created_at, t0(), "a change keeps the creation time");
+    assert_eq!(changed.updated_at, t0() + chrono::Duration::seconds(60));
+    let stored = store
+        .scim_user("u1")
+        .await
+        .expect("get")
+        .expect("an inactive user is kept");
+    assert_eq!(stored, changed);
+    assert!(!stored.active);
+
+    // A writer that read version 1 loses: nothing changes.
+    let stale = store
+        .scim_write(scim_write(
+            "u1",
+            Some(1),
+            Some(scim_values("renamed@example.com", None, true)),
+        ))
+        .await
+        .expect("stale write");
+    assert_eq!(stale, ScimWriteOutcome::VersionMismatch);
+    assert_eq!(store.scim_user("u1").await.expect("get"), Some(changed));
+    // A create of an id that exists is refused too.
+    let again = store
+        .scim_write(scim_write(
+            "u1",
+            None,
+            Some(scim_values("other@example.com", None, true)),
+        ))
+        .await
+        .expect("second create");
+    assert_eq!(again, ScimWriteOutcome::VersionMismatch);
+
+    for write in [
+        scim_write(
+            "nobody",
+            Some(1),
+            Some(scim_values("x@example.com", None, true)),
+        ),
+        scim_write("nobody", Some(1), None),
+    ] {
+        assert_eq!(
+            store.scim_write(write).await.expect("write"),
+            ScimWriteOutcome::NotFound
+        );
+    }
+
+    assert_eq!(
+        scim_written(&store, scim_write("u1", Some(2), None)).await,
+        None
+    );
+    assert_eq!(store.scim_user("u1").await.expect("get"), None);
+    let all = store
+        .scim_users(&ScimUserQuery {
+            limit: 10,
+            ..ScimUserQuery::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(all.total, 0);
+}
+
+async fn scim_user_names_are_unique_without_case(store: SharedStore, _clock: ManualClock) {
+    scim_written(
+        &store,
+        scim_write(
+            "a",
+            None,
+            Some(scim_values("Jane.Doe@Example.com", None, true)),
+        ),
+    )
+    .await;
+    scim_written(
+        &store,
+        scim_write("b", None, Some(scim_values("john@example.com", None, true))),
+    )
+    .await;
+    let taken = store
+        .scim_write(scim_write(
+            "c",
+            None,
+            Some(scim_values("jane.doe@example.COM", None, true)),
+        ))
+        .await
+        .expect("create");
+    assert_eq!(taken, ScimWriteOutcome::UserNameTaken);
+    assert_eq!(
+        store.scim_user("c").await.expect("get"),
+        None,
+        "nothing stored"
+    );
+    let renamed = store
+        .scim_write(scim_write(
+            "b",
+            Some(1),
+            Some(scim_values("JANE.DOE@example.com", None, true)),
+        ))
+        .await
+        .expect("rename");
+    assert_eq!(renamed, ScimWriteOutcome::UserNameTaken);
+    assert_eq!(
+        store
+            .scim_user("b")
+            .await
+            .expect("get")
+            .map(|u| u.user_name),
+        Some("john@example.com".to_owned())
+    );
+    // A user may change the case of its own name.
+    let own = scim_written(
+        &store,
+        scim_write(
+            "a",
+            Some(1),
+            Some(scim_values("jane.doe@example.com", None, true)),
+        ),
+    )
+    .await
+    .expect("renamed");
+    assert_eq!(own.user_name, "jane.doe@example.com");
+    // A deleted user's name is free again.
+    scim_written(&store, scim_write("a", Some(2), None)).await;
+    scim_written(
+        &store,
+        scim_write(
+            "d",
+            None,
+            Some(scim_values("Jane.Doe@example.com", None, true)),
+        ),
+    )
+    .await;
+}
+
+async fn scim_users_list_filters_and_pages(store: SharedStore, _clock: ManualClock) {
+    // Ids sort like the UUIDv7s offboard gives users: by creation.
+    for i in 0..5 {
+        let name = format!("user{i}@example.com");
+        let external = format!("ext-{i}");
+        scim_written(
+            &store,
+            scim_write(
+                &format!("id{i}"),
+                None,
+                Some(scim_values(&name, Some(&external), i % 2 == 0)),
+            ),
+        )
+        .await;
+    }
+    let list = |query: ScimUserQuery| {
+        let store = store.clone();
+        async move { store.scim_users(&query).await.expect("list") }
+    };
+    let page = list(ScimUserQuery {
+        offset: 1,
+        limit: 2,
+        ..ScimUserQuery::default()
+    })
+    .await;
+    assert_eq!(page.total, 5);
+    let ids: Vec<&str> = page.users.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(ids, ["id1", "id2"], "oldest first, from the offset");
+    assert!(!page.users[0].active, "inactive users are listed too");
+    let past_end = list(ScimUserQuery {
+        offset: 10,
+        limit: 2,
+        ..ScimUserQuery::default()
+    })
+    .await;
+    assert_eq!((past_end.total, past_end.users.len()), (5, 0));
+    let count_only = list(ScimUserQuery {
+        limit: 0,
+        ..ScimUserQuery::default()
+    })
+    .await;
+    assert_eq!((count_only.total, count_only.users.len()), (5, 0));
+
+    let by_name = list(ScimUserQuery {
+        user_name: Some("USER3@example.com".into()),
+        limit: 10,
+        ..ScimUserQuery::default()
+    })
+    .await;
+    assert_eq!(by_name.total, 1);
+    assert_eq!(by_name.users[0].id, "id3", "userName compares without case");
+    let by_external = list(ScimUserQuery {
+        external_id: Some("ext-4".into()),
+        limit: 10,
+        ..ScimUserQuery::default()
+    })
+    .await;
+    assert_eq!(
+        by_external
+            .users
+            .iter()
+            .map(|u| u.id.as_str())
+            .collect::<Vec<_>>(),
+        ["id4"]
+    );
+    let external_case = list(ScimUserQuery {
+        external_id: Some("EXT-4".into()),
+        limit: 10,
+        ..ScimUserQuery::default()
+    })
+    .await;
+    assert_eq!(external_case.total, 0, "externalId is caseExact");
+    let both_disagree = list(ScimUserQuery {
+        user_name: Some("user4@example.com".into()),
+        external_id: Some("ext-3".into()),
+        limit: 10,
+        ..ScimUserQuery::default()
+    })
+    .await;
+    assert_eq!(both_disagree.total, 0, "conditions are ANDed");
+}
+
+async fn scim_change_and_its_event_are_one_transaction(store: SharedStore, _clock: ManualClock) {
+    scim_written(
+        &store,
+        scim_write(
+            "u",
+            None,
+            Some(scim_values("leaver@example.com", None, true)),
+        ),
+    )
+    .await;
+    let mut write = scim_write(
+        "u",
+        Some(1),
+        Some(scim_values("leaver@example.com", None, false)),
+    );
+    write.event = Some(NewEvent {
+        source: "scim".into(),
+        ..new_event("scim:u:2", "leaver@example.com")
+    });
+    let answer = store.scim_write(write.clone()).await.expect("write");
+    let ScimWriteOutcome::Written {
+        user: Some(user),
+        event: Some(IngestOutcome::Accepted { job_id, .. }),
+    } = answer
+    else {
+        panic!("expected the change stored with a new job, got {answer:?}");
+    };
+    assert_eq!(user.version, 2);
+    let job = store
+        .get_job(&job_id)
+        .await
+        .expect("get job")
+        .expect("the job is stored");
+    assert_eq!(
+        (job.job.source.as_str(), job.job.event_id.as_str()),
+        ("scim", "scim:u:2")
+    );
+
+    // An event the store refuses (its id is taken by another body) takes the user
+    // change down with it: neither is stored.
+    store
+        .ingest(vec![NewEvent {
+            source: "scim".into(),
+            ..new_event("scim:u:3", "leaver@example.com")
+        }])
+        .await
+        .expect("ingest");
+    let mut refused = scim_write(
+        "u",
+        Some(2),
+        Some(scim_values("leaver@example.com", None, true)),
+    );
+    refused.event = Some(NewEvent {
+        source: "scim".into(),
+        body_sha256: "another body".into(),
+        ..new_event("scim:u:3", "leaver@example.com")
+    });
+    assert!(
+        store.scim_write(refused).await.is_err(),
+        "a conflicting event fails the write"
+    );
+    let after = store.scim_user("u").await.expect("get").expect("user");
+    assert_eq!(
+        (after.version, after.active),
+        (2, false),
+        "the user change was rolled back"
+    );
+    let jobs = store
+        .list_jobs(&JobFilter {
+            employee: Some("leaver@example.com".into()),
+            ..JobFilter::default()
+        })
+        .await
+        .expect("list jobs");
+    assert_eq!(jobs.len(), 2, "no job beyond the two ingested: {jobs:?}");
 }
