@@ -11,4 +11,5 @@ mod admin;
 mod offboarding;
 mod pipedrive;
 mod policy_flow;
+mod scim;
 mod webhook;
