@@ -47,7 +47,13 @@ async fn scrape(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn metrics_count_what_happened() {
-    let app = spawn_app().await;
+    // SAFETY of env: the only test of this binary that starts an app.
+    unsafe { std::env::set_var("OFFBOARD_TEST_SCIM", "metrics-scim-token") };
+    let app = spawn_app_with(Options {
+        extra_config: "[scim]\ntoken_env = \"OFFBOARD_TEST_SCIM\"\n".into(),
+        ..Options::default()
+    })
+    .await;
     let mut open = BTreeMap::new();
     for &resource in offboard_core::crm::sell::CAPABILITIES.resources {
         open.insert(resource, sell::owned(&app.sell(), resource, 10).await.0);
@@ -79,6 +85,21 @@ async fn metrics_count_what_happened() {
         .unwrap();
     assert_eq!(forged.status(), 401);
     assert_eq!(app.post_signed("nope", "msg_x", &jane).await.status(), 404);
+
+    // SCIM: a user created (no change of `active`, so no job), a wrong token.
+    let scim_user = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "someone@example.com",
+    });
+    let scim_post = |token: &'static str| {
+        app.http
+            .post(format!("{}/scim/v2/Users", app.addr))
+            .bearer_auth(token)
+            .body(scim_user.to_string())
+            .send()
+    };
+    assert_eq!(scim_post("metrics-scim-token").await.unwrap().status(), 201);
+    assert_eq!(scim_post("wrong").await.unwrap().status(), 401);
 
     // Jobs: the leaver's records move and the admin is asked; the other has no CRM user.
     app.run_jobs().await;
@@ -115,6 +136,16 @@ async fn metrics_count_what_happened() {
     assert_eq!(webhooks("duplicate", "hr"), 1.0);
     assert_eq!(webhooks("bad_signature", "hr"), 1.0);
     assert_eq!(webhooks("unknown_source", "unknown"), 1.0);
+    let scim = |operation: &str, outcome: &str| {
+        get(
+            &s,
+            &format!(
+                r#"offboard_scim_requests_total{{operation="{operation}",outcome="{outcome}"}}"#
+            ),
+        )
+    };
+    assert_eq!(scim("create", "ok"), 1.0);
+    assert_eq!(scim("auth", "unauthorized"), 1.0);
 
     assert_eq!(get(&s, r#"offboard_jobs{state="succeeded"}"#), 2.0);
     assert_eq!(get(&s, r#"offboard_jobs{state="queued"}"#), 0.0);
