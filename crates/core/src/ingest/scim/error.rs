@@ -9,7 +9,8 @@ use axum::{
 };
 use scim_v2::models::errors::{ScimHttpError, ScimType};
 
-use super::SCIM_JSON;
+/// The media type of every SCIM body (RFC 7644 §3.1), errors and resources alike.
+pub const SCIM_JSON: &str = "application/scim+json";
 
 /// A SCIM error response.
 #[derive(Debug, Clone)]

@@ -27,10 +27,8 @@ pub mod routes;
 
 use axum::{Router, extract::DefaultBodyLimit, middleware, routing::get};
 
+pub use error::SCIM_JSON;
 pub use routes::ScimState;
-
-/// The media type of every SCIM body (RFC 7644 §3.1).
-pub const SCIM_JSON: &str = "application/scim+json";
 
 /// `/scim/v2/…`, every route behind the SCIM bearer token.
 pub fn router(state: ScimState, max_body_bytes: usize) -> Router {

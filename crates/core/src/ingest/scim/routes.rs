@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::{
-    SCIM_JSON, discovery,
-    error::ScimError,
+    discovery,
+    error::{SCIM_JSON, ScimError},
     event::{self, EventSettings, Lifecycle, Person},
     filter, patch, resource,
 };
