@@ -664,6 +664,44 @@ async fn every_deprovisioning_shape_makes_exactly_one_job_and_replays_none() {
             "{shape}: a replay stored a job"
         );
     }
+    // A profile update that leaves `active` out changes nothing about it: no rehire.
+    let email = "quiet@example.com";
+    let id = create(&app, email, email, "00u-quiet").await;
+    deprovision(
+        &app,
+        Method::PATCH,
+        &format!("/Users/{id}"),
+        Some(patch(
+            json!([{ "op": "replace", "value": { "active": false } }]),
+        )),
+    )
+    .await;
+    let mut profile = user_body(email, email, "00u-quiet");
+    profile.as_object_mut().unwrap().remove("active");
+    profile["title"] = json!("Alumnus");
+    let (status, put, _) = scim(&app, Method::PUT, &format!("/Users/{id}"), Some(profile)).await;
+    assert_eq!(
+        (status.as_u16(), &put["active"]),
+        (200, &json!(false)),
+        "{put}"
+    );
+    let (status, patched, _) = scim(
+        &app,
+        Method::PATCH,
+        &format!("/Users/{id}"),
+        Some(patch(json!([{ "op": "remove", "path": "active" }]))),
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), &patched["active"]),
+        (200, &json!(false)),
+        "{patched}"
+    );
+    assert_eq!(
+        jobs_of(&app, email).await.len(),
+        1,
+        "only the deactivation made a job"
+    );
     // Deleting a user already inactive offboards no one a second time.
     let email = "inactive@example.com";
     let id = create(&app, email, email, "00u-inactive").await;

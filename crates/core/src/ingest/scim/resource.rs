@@ -109,8 +109,10 @@ fn normalise(object: Map<String, Value>) -> Map<String, Value> {
 
 /// A User as a client sent it (POST, PUT, or the result of a PATCH) → what offboard
 /// stores. Checks what RFC 7643 requires and offboard relies on; `id`, `meta`,
-/// `groups` and `password` are dropped.
-pub fn values_from(body: Value) -> Result<ScimUserValues, ScimError> {
+/// `groups` and `password` are dropped. A body without `active` keeps
+/// `active_if_absent`: true for a new user, the stored value for a change, so a
+/// profile update that leaves `active` out never offboards or rehires anyone.
+pub fn values_from(body: Value, active_if_absent: bool) -> Result<ScimUserValues, ScimError> {
     let Value::Object(object) = body else {
         return Err(ScimError::invalid_syntax(format!(
             "a User resource is a JSON object, not {}",
@@ -161,7 +163,7 @@ pub fn values_from(body: Value) -> Result<ScimUserValues, ScimError> {
     // RFC 7643 gives `active` no default; identity providers treat a user they
     // created without it as active, and so does offboard.
     let active = match resource.get("active") {
-        None | Some(Value::Null) => true,
+        None | Some(Value::Null) => active_if_absent,
         Some(v) => as_bool(v).ok_or_else(|| {
             ScimError::invalid_value(format!(
                 "active must be true or false (or the strings \"True\"/\"False\"), not {v}"

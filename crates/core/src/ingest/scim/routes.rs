@@ -313,7 +313,7 @@ async fn create(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(Response, &'static str), ScimError> {
-    let values = resource::values_from(body_json(body)?)?;
+    let values = resource::values_from(body_json(body)?, true)?;
     let user_name = values.user_name.clone();
     let write = ScimWrite {
         id: uuid::Uuid::now_v7().to_string(),
@@ -348,8 +348,8 @@ pub async fn replace_user(
 ) -> Response {
     let result = match body_json(body) {
         Ok(body) => {
-            change(&state, &headers, &id, |_| {
-                resource::values_from(body.clone()).map(Some)
+            change(&state, &headers, &id, |current| {
+                resource::values_from(body.clone(), current.active).map(Some)
             })
             .await
         }
@@ -374,7 +374,7 @@ pub async fn patch_user(
                 if patched.get("schemas").is_none() {
                     patched["schemas"] = json!([resource::USER_SCHEMA]);
                 }
-                resource::values_from(patched).map(Some)
+                resource::values_from(patched, current.active).map(Some)
             })
             .await
         }
