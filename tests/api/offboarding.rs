@@ -116,7 +116,7 @@ async fn involuntary_termination_deletes_after_reassigning() {
     assert_eq!(job["action"], "delete", "{job:#}");
     assert_eq!(job["state"], "scheduled");
     let tasks = sell::created_tasks(&app.sell()).await;
-    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks.len(), 1, "{job:#}");
     assert!(tasks[0].contains("DELETE") && tasks[0].contains("sam.seller@example.com"));
     let (open, closed) = sell::owned(&app.sell(), Resource::Deals, 11).await;
     assert_eq!(open, 0);

@@ -83,6 +83,10 @@ pub enum CrmError {
         /// The CRM's explanation, kept for the audit trail.
         message: String,
     },
+    /// The run stopped before this write was sent (its lease is gone, or the worker
+    /// is shutting down): nothing was written, and the job is someone else's or later.
+    #[error("not sent: {0}")]
+    Interrupted(String),
     /// 401/403/other 4xx or an unreadable answer: retrying will not help.
     #[error("CRM error (HTTP {status} {code}): {message}")]
     Permanent {

@@ -237,8 +237,20 @@ impl Transport {
         let url = self.url(call)?;
         let shown = shown_path(&url, self.settings.redact_emails);
         let mut attempt: u32 = 0;
+        let writes = !matches!(call.method, Method::GET | Method::HEAD);
         loop {
-            let outcome = self.attempt(call, &url, &shown).await;
+            // Every attempt at a write is admitted first: its intent on record and
+            // the lease long enough for the whole attempt (DESIGN: never act blind).
+            let deadline = if writes {
+                Some(
+                    calls::admit_write(call.method.as_str(), &shown, self.settings.timeout)
+                        .await
+                        .map_err(CrmError::Interrupted)?,
+                )
+            } else {
+                None
+            };
+            let outcome = self.attempt(call, &url, &shown, deadline).await;
             let last = attempt >= self.settings.max_retries;
             let (error, wait) = match outcome {
                 Outcome::Answer {
@@ -321,12 +333,34 @@ impl Transport {
     }
 
     /// One HTTP exchange inside one budget permit, reported and measured.
-    async fn attempt(&self, call: &Call, url: &Url, shown: &str) -> Outcome {
+    /// A write comes with the `deadline` its admission gave it: the attempt is
+    /// abandoned (as timed out) when it has no answer by then.
+    async fn attempt(
+        &self,
+        call: &Call,
+        url: &Url,
+        shown: &str,
+        deadline: Option<Duration>,
+    ) -> Outcome {
         let permit = self.budget.acquire().await;
+        // The budget may have held the call back for a while since it was admitted.
+        if let Some(deadline) = deadline
+            && !calls::write_covered(deadline)
+        {
+            drop(permit);
+            return Outcome::Failed {
+                sent: false,
+                timed_out: false,
+                message: "held back: the run's lease would not outlast the call".to_owned(),
+            };
+        }
         let started = Instant::now();
         let mut request = self.http.request(call.method.clone(), url.clone());
         if let Some(body) = &call.body {
             request = request.json(body);
+        }
+        if let Some(deadline) = deadline {
+            request = request.timeout(deadline);
         }
         let outcome = match request.send().await {
             Ok(response) => {

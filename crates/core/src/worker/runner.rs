@@ -2,7 +2,10 @@
 //! audit, the job's steps, the fenced finish, the backoff of a failed attempt).
 //! It composes the steps; no step imports it.
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
@@ -12,14 +15,19 @@ use tracing::Instrument;
 use super::{
     context::{Ctx, JobError},
     current_policy::CurrentPolicy,
-    dry_run, offboard, reverse,
+    dry_run,
+    gate::LeaseGate,
+    offboard, reverse,
     settings::WorkerSettings,
 };
 use crate::{
-    crm::{Crm, calls},
+    crm::{Crm, CrmError, calls},
     domain::{JobKind, SharedClock, SystemClock},
     store::{Claimed, Outcome, SharedStore, StoreError},
 };
+
+/// How soon a failed renewal or audit write is tried again.
+const RENEW_RETRY: Duration = Duration::from_secs(1);
 
 /// Runs jobs. Clones share everything (store, CRM client, policy, clock, waker),
 /// so one clone runs the loop while another hands out its [`waker`](Self::waker).
@@ -88,6 +96,7 @@ impl Worker {
             let free = slots.available_permits();
             let mut claimed_any = false;
             if free > 0 {
+                let claimed_at = Instant::now();
                 match self
                     .store
                     .claim(&self.settings.id, free, self.settings.lease)
@@ -102,7 +111,7 @@ impl Worker {
                             let me = self.clone();
                             let token = jobs_token.child_token();
                             running.spawn(async move {
-                                me.run_claimed(c, token).await;
+                                me.run_claimed(c, token, claimed_at).await;
                                 drop(permit);
                             });
                         }
@@ -144,6 +153,7 @@ impl Worker {
                 // Claiming still runs what is due; expired leases wait for the next round.
                 tracing::warn!(error = %e, "could not requeue expired leases");
             }
+            let claimed_at = Instant::now();
             let claimed = match self
                 .store
                 .claim(
@@ -166,35 +176,57 @@ impl Worker {
             let mut set = tokio::task::JoinSet::new();
             for c in claimed {
                 let me = self.clone();
-                set.spawn(async move { me.run_claimed(c, CancellationToken::new()).await });
+                set.spawn(async move {
+                    me.run_claimed(c, CancellationToken::new(), claimed_at)
+                        .await
+                });
             }
             while set.join_next().await.is_some() {}
         }
     }
 
     /// One run of one claimed job: heartbeat, call audit, steps, fenced finish.
-    async fn run_claimed(&self, claimed: Claimed, stop: CancellationToken) {
+    async fn run_claimed(&self, claimed: Claimed, stop: CancellationToken, claimed_at: Instant) {
         let Claimed { job, lease } = claimed;
         let span = tracing::info_span!("job", job_id = %job.id, kind = job.kind.as_str(), attempt = lease.attempt, employee = %job.employee_email);
         async move {
             let lost = CancellationToken::new();
+            let gate = LeaseGate::new(
+                self.store.clone(),
+                job.id.clone(),
+                self.settings.lease,
+                // The claim was sent before this instant: the lease runs from then at the latest.
+                claimed_at,
+                lost.clone(),
+                stop.clone(),
+            );
             let heartbeat = {
                 let store = self.store.clone();
                 let lease = lease.clone();
                 let lost = lost.clone();
-                let every = self.settings.lease / 3;
+                let gate = gate.clone();
+                let every = LeaseGate::renew_every(self.settings.lease);
                 let lease_for = self.settings.lease;
                 tokio::spawn(async move {
+                    let mut wait = every;
                     loop {
-                        tokio::time::sleep(every).await;
+                        tokio::time::sleep(wait).await;
+                        let sent = Instant::now();
                         match store.heartbeat(&lease, lease_for).await {
-                            Ok(()) => {}
+                            Ok(()) => {
+                                gate.renewed(sent);
+                                wait = every;
+                            }
                             Err(StoreError::LeaseLost(_)) => {
                                 tracing::warn!("lease lost; stopping this run");
                                 lost.cancel();
                                 return;
                             }
-                            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                            Err(e) => {
+                                // Try again soon: CRM writes wait for a renewal.
+                                tracing::warn!(error = %e, "heartbeat failed");
+                                wait = RENEW_RETRY.min(every);
+                            }
                         }
                     }
                 }.in_current_span())
@@ -210,8 +242,15 @@ impl Worker {
                             .drain(..)
                             .map(|c| ("crm.call".to_owned(), serde_json::to_value(c).unwrap_or_default()))
                             .collect();
-                        if let Err(e) = store.audit(&job_id, &entries).await {
-                            tracing::warn!(error = %e, "could not store CRM call audit");
+                        // A call that reached the CRM is recorded, however long the store
+                        // is away: the run does not end before its calls are on record.
+                        let mut warned = false;
+                        while let Err(e) = store.audit(&job_id, &entries).await {
+                            if !warned {
+                                tracing::warn!(error = %e, "could not store CRM call audit; retrying until the store answers");
+                                warned = true;
+                            }
+                            tokio::time::sleep(RENEW_RETRY).await;
                         }
                     }
                 }.in_current_span())
@@ -241,7 +280,7 @@ impl Worker {
                 stop.clone(),
                 lost.clone(),
             );
-            let result = calls::record_calls(tx, async {
+            let result = calls::record_gated_calls(tx, gate, async {
                 match job.kind {
                     JobKind::Offboard | JobKind::DeleteAfterRetention => offboard::run(&mut ctx).await,
                     JobKind::Reverse => reverse::run(&mut ctx).await,
@@ -255,6 +294,12 @@ impl Worker {
             heartbeat.abort();
             let outcome = match result {
                 Ok(outcome) => outcome,
+                // However the steps reported it, a run whose lease went writes no result.
+                Err(_) if lost.is_cancelled() => {
+                    tracing::warn!("lease lost: leaving the job to its new holder");
+                    return;
+                }
+                Err(JobError::Crm(CrmError::Interrupted(_))) if stop.is_cancelled() => Outcome::Released,
                 Err(JobError::LeaseLost) => {
                     tracing::warn!("lease lost: leaving the job to its new holder");
                     return;
