@@ -680,10 +680,12 @@ async fn every_deprovisioning_shape_makes_exactly_one_job_and_replays_none() {
     profile.as_object_mut().unwrap().remove("active");
     profile["title"] = json!("Alumnus");
     let (status, put, _) = scim(&app, Method::PUT, &format!("/Users/{id}"), Some(profile)).await;
-    assert_eq!(
-        (status.as_u16(), &put["active"]),
-        (200, &json!(false)),
-        "{put}"
+    // Unassigned in the resource (RFC 7643 §2.5), and offboard still counts them out.
+    assert_eq!((status.as_u16(), put.get("active")), (200, None), "{put}");
+    let stored = app.store.scim_user(&id).await.unwrap().unwrap();
+    assert!(
+        !stored.active,
+        "a PUT without active kept the user inactive"
     );
     let (status, patched, _) = scim(
         &app,
@@ -693,8 +695,8 @@ async fn every_deprovisioning_shape_makes_exactly_one_job_and_replays_none() {
     )
     .await;
     assert_eq!(
-        (status.as_u16(), &patched["active"]),
-        (200, &json!(false)),
+        (status.as_u16(), patched.get("active")),
+        (200, None),
         "{patched}"
     );
     assert_eq!(
@@ -702,6 +704,23 @@ async fn every_deprovisioning_shape_makes_exactly_one_job_and_replays_none() {
         1,
         "only the deactivation made a job"
     );
+    // Still inactive underneath: coming back is a rehire.
+    let (status, _, _) = scim(
+        &app,
+        Method::PATCH,
+        &format!("/Users/{id}"),
+        Some(patch(
+            json!([{ "op": "add", "path": "active", "value": true }]),
+        )),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let kinds: Vec<&str> = jobs_of(&app, email)
+        .await
+        .iter()
+        .map(|j| j.event.event_type.as_str())
+        .collect();
+    assert_eq!(kinds, ["employee.rehired", "employee.terminated"]);
     // Deleting a user already inactive offboards no one a second time.
     let email = "inactive@example.com";
     let id = create(&app, email, email, "00u-inactive").await;

@@ -167,23 +167,7 @@ fn set(root: &mut Map<String, Value>, op: Op, target: &OperationTarget) -> Resul
             // as some providers send) set as if it were the path.
             for (key, v) in value {
                 if key.eq_ignore_ascii_case(ENTERPRISE_SCHEMA) {
-                    let Value::Object(ext) = v else {
-                        return Err(ScimError::invalid_value(format!(
-                            "{ENTERPRISE_SCHEMA} must be an object"
-                        )));
-                    };
-                    let path = AttrPath {
-                        uri: Some(ENTERPRISE_SCHEMA.to_owned()),
-                        name: String::new(),
-                        sub_attr: None,
-                    };
-                    for (name, v) in ext {
-                        let path = AttrPath {
-                            name: name.clone(),
-                            ..path.clone()
-                        };
-                        set_attr(root, op, &path, v.clone())?;
-                    }
+                    set_extension(root, op, v)?;
                     continue;
                 }
                 let path: PatchPath = key.parse().map_err(|e| {
@@ -205,11 +189,51 @@ fn set(root: &mut Map<String, Value>, op: Op, target: &OperationTarget) -> Resul
                 .clone()
                 .ok_or_else(|| ScimError::invalid_value("add and replace need a value"))?;
             match path {
+                PatchPath::Attr(path) if names_extension(path) => set_extension(root, op, &value),
                 PatchPath::Attr(path) => set_attr(root, op, path, value),
                 PatchPath::Value(path) => set_filtered(root, op, path, value),
             }
         }
     }
+}
+
+/// Whether `path` is the enterprise extension's URN itself, which the grammar
+/// reads as attribute `User` of a schema `urn:…:enterprise:2.0`. In a resource
+/// the extension is the complex value named by its URN (RFC 7643 §3.3), and a
+/// path names extension attributes through that URN (RFC 7644 §3.10), so the
+/// bare URN as a path (as scim2-tester and other clients send it) targets the
+/// extension as one complex attribute.
+fn names_extension(path: &AttrPath) -> bool {
+    path.sub_attr.is_none()
+        && path.uri.as_deref().is_some_and(|uri| {
+            format!("{uri}:{}", path.name).eq_ignore_ascii_case(ENTERPRISE_SCHEMA)
+        })
+}
+
+/// `add`/`replace` of the enterprise extension as a whole: each attribute of the
+/// value is set as if it were the path (RFC 7644 §3.5.2.1 and §3.5.2.3: the
+/// sub-attributes named are added or replaced, the others are left alone). A
+/// `schemas` member (what a client serialising the extension as a resource part
+/// sends) names the extension, and is no attribute of it.
+fn set_extension(root: &mut Map<String, Value>, op: Op, value: &Value) -> Result<(), ScimError> {
+    let Value::Object(ext) = value else {
+        return Err(ScimError::invalid_value(format!(
+            "{ENTERPRISE_SCHEMA} must be an object, not {}",
+            json_kind(value)
+        )));
+    };
+    for (name, v) in ext {
+        if name.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
+        let path = AttrPath {
+            uri: Some(ENTERPRISE_SCHEMA.to_owned()),
+            name: name.clone(),
+            sub_attr: None,
+        };
+        set_attr(root, op, &path, v.clone())?;
+    }
+    Ok(())
 }
 
 /// Sets one attribute (or sub-attribute). `add` appends to a multi-valued
@@ -360,6 +384,20 @@ fn comp_json(value: &CompValue) -> Value {
 /// `remove` of an attribute, a sub-attribute, or the values a filter matches.
 fn remove(root: &mut Map<String, Value>, path: &PatchPath) -> Result<(), ScimError> {
     match path {
+        PatchPath::Attr(path) if names_extension(path) => {
+            // RFC 7644 §3.5.2.2: the extension and all its attributes are removed;
+            // `schemas` no longer lists it (RFC 7643 §3: it names what is present).
+            if let Some(key) = find_key(root, ENTERPRISE_SCHEMA) {
+                root.remove(&key);
+            }
+            if let Some(Value::Array(schemas)) = root.get_mut("schemas") {
+                schemas.retain(|s| {
+                    !s.as_str()
+                        .is_some_and(|s| s.eq_ignore_ascii_case(ENTERPRISE_SCHEMA))
+                });
+            }
+            Ok(())
+        }
         PatchPath::Attr(path) => {
             guard_read_only(&path.name)?;
             let object = container(root, path)?;
@@ -492,5 +530,65 @@ fn compare(
             )),
         },
         _ => Ok(matches!(op, CompareOp::Ne)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn patched(resource: Value, operations: Value) -> Result<Value, ScimError> {
+        let ops = parse(json!({
+            "schemas": [scim_v2::schema_urns::PATCH_OP],
+            "Operations": operations,
+        }))?;
+        apply(&resource, &ops)
+    }
+
+    #[test]
+    fn the_extension_urn_as_a_path_targets_the_whole_extension() {
+        let user = json!({
+            "schemas": [USER_SCHEMA, ENTERPRISE_SCHEMA],
+            "userName": "a@example.com",
+            ENTERPRISE_SCHEMA: { "department": "Sales", "costCenter": "7" },
+        });
+        // add/replace: the sub-attributes named are set, the others kept; the
+        // value's own `schemas` is not an attribute.
+        for op in ["add", "Replace"] {
+            let out = patched(
+                user.clone(),
+                json!([{ "op": op, "path": ENTERPRISE_SCHEMA, "value": {
+                    "schemas": [ENTERPRISE_SCHEMA],
+                    "department": "Support",
+                    "manager": { "value": "boss" },
+                }}]),
+            )
+            .unwrap();
+            assert_eq!(
+                out[ENTERPRISE_SCHEMA],
+                json!({ "department": "Support", "costCenter": "7", "manager": { "value": "boss" } }),
+                "{op}"
+            );
+        }
+        // remove: the extension is gone, and `schemas` no longer lists it.
+        let out = patched(
+            user,
+            json!([{ "op": "remove", "path": ENTERPRISE_SCHEMA.to_ascii_lowercase() }]),
+        )
+        .unwrap();
+        assert!(out.get(ENTERPRISE_SCHEMA).is_none(), "{out}");
+        assert_eq!(out["schemas"], json!([USER_SCHEMA]));
+    }
+
+    #[test]
+    fn an_extension_attribute_path_still_names_one_attribute() {
+        let out = patched(
+            json!({ "schemas": [USER_SCHEMA], "userName": "a@example.com" }),
+            json!([{ "op": "add", "path": format!("{ENTERPRISE_SCHEMA}:department"), "value": "Sales" }]),
+        )
+        .unwrap();
+        assert_eq!(out[ENTERPRISE_SCHEMA], json!({ "department": "Sales" }));
     }
 }

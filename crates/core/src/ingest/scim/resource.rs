@@ -161,16 +161,25 @@ pub fn values_from(body: Value, active_if_absent: bool) -> Result<ScimUserValues
         }
     };
     // RFC 7643 gives `active` no default; identity providers treat a user they
-    // created without it as active, and so does offboard.
+    // created without it as active, and so does offboard. Unassigned (absent or
+    // null, RFC 7643 §2.5), it stays unassigned in the resource, so a GET returns
+    // no value the client did not send, and a PATCH `remove` of it (RFC 7644
+    // §3.5.2.2) leaves it unassigned; a sent value is kept as a boolean.
     let active = match resource.get("active") {
-        None | Some(Value::Null) => active_if_absent,
-        Some(v) => as_bool(v).ok_or_else(|| {
-            ScimError::invalid_value(format!(
-                "active must be true or false (or the strings \"True\"/\"False\"), not {v}"
-            ))
-        })?,
+        None | Some(Value::Null) => {
+            resource.remove("active");
+            active_if_absent
+        }
+        Some(v) => {
+            let active = as_bool(v).ok_or_else(|| {
+                ScimError::invalid_value(format!(
+                    "active must be true or false (or the strings \"True\"/\"False\"), not {v}"
+                ))
+            })?;
+            resource.insert("active".into(), Value::Bool(active));
+            active
+        }
     };
-    resource.insert("active".into(), Value::Bool(active));
     if let Some(Value::Object(ext)) = resource.get_mut(ENTERPRISE_SCHEMA)
         && let Some(Value::String(manager)) = ext.get("manager").cloned()
     {
@@ -301,4 +310,35 @@ pub fn display_name(resource: &Value) -> Option<String> {
 /// An attribute of the enterprise extension.
 pub fn enterprise<'a>(resource: &'a Value, attribute: &str) -> Option<&'a Value> {
     resource.get(ENTERPRISE_SCHEMA)?.get(attribute)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unassigned_active_stays_unassigned_and_counts_as_active() {
+        for user in [
+            json!({ "schemas": [USER_SCHEMA], "userName": "a@example.com" }),
+            json!({ "schemas": [USER_SCHEMA], "userName": "a@example.com", "active": null }),
+        ] {
+            let values = values_from(user).unwrap();
+            assert!(values.active);
+            assert!(
+                values.resource.get("active").is_none(),
+                "{}",
+                values.resource
+            );
+        }
+    }
+
+    #[test]
+    fn a_sent_active_is_kept_as_a_boolean() {
+        let values = values_from(
+            json!({ "schemas": [USER_SCHEMA], "userName": "a@example.com", "Active": "False" }),
+        )
+        .unwrap();
+        assert!(!values.active);
+        assert_eq!(values.resource["active"], json!(false));
+    }
 }
