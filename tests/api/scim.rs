@@ -174,8 +174,10 @@ async fn discovery_says_what_is_supported() {
 
     let (status, body, _) = scim(&app, Method::GET, "/Groups", None).await;
     assert_scim_error(status, &body, 404, None);
-    let (status, body, _) = scim(&app, Method::POST, "/Bulk", Some(json!({}))).await;
-    assert_scim_error(status, &body, 404, None);
+    for unsupported in ["/Bulk", "/.search", "/Users/.search"] {
+        let (status, body, _) = scim(&app, Method::POST, unsupported, Some(json!({}))).await;
+        assert_scim_error(status, &body, 501, None);
+    }
 }
 
 #[tokio::test]
@@ -548,6 +550,21 @@ async fn malformed_bodies_get_scim_errors() {
     let (status, body) =
         raw(r#"{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]}"#).await;
     assert_scim_error(status, &body, 400, Some("invalidValue"));
+    // A user offboard could never find in the CRM (no e-mail anywhere) is refused.
+    let (status, body) =
+        raw(r#"{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "jdoe"}"#)
+            .await;
+    assert_scim_error(status, &body, 400, Some("invalidValue"));
+    assert!(
+        body["detail"].as_str().unwrap().contains("work e-mail"),
+        "{body}"
+    );
+    let (status, body) = raw(
+        r#"{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "jdoe", "emails": [{"value": "jdoe@example.com", "primary": true}]}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "an e-mail in emails is enough: {body}");
+    let created = body["id"].as_str().unwrap().to_owned();
     let (status, body) =
         raw(r#"{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": 7}"#).await;
     assert_scim_error(status, &body, 400, Some("invalidValue"));
@@ -570,7 +587,11 @@ async fn malformed_bodies_get_scim_errors() {
     let (status, body, _) = scim(&app, Method::DELETE, "/Users", None).await;
     assert_scim_error(status, &body, 405, None);
     let listed = scim(&app, Method::GET, "/Users", None).await.1;
-    assert_eq!(listed["totalResults"], 0, "nothing was stored: {listed}");
+    assert_eq!(
+        listed["totalResults"], 1,
+        "only the valid user was stored: {listed}"
+    );
+    assert_eq!(listed["Resources"][0]["id"], created.as_str());
 }
 
 /// A request that must end with the user deactivated (200) or deleted (204).

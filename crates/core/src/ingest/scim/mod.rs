@@ -25,7 +25,12 @@ pub mod patch;
 pub mod resource;
 pub mod routes;
 
-use axum::{Router, extract::DefaultBodyLimit, middleware, routing::get};
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    middleware,
+    routing::{get, post},
+};
 
 pub use error::SCIM_JSON;
 pub use routes::ScimState;
@@ -62,6 +67,16 @@ pub fn router(state: ScimState, max_body_bytes: usize) -> Router {
                 .delete(routes::delete_user)
                 .fallback(not_allowed),
         )
+        // Declared unsupported in ServiceProviderConfig; RFC 7644 §3.12 answers 501.
+        .route(
+            "/.search",
+            post(routes::not_implemented).fallback(not_allowed),
+        )
+        .route(
+            "/Users/.search",
+            post(routes::not_implemented).fallback(not_allowed),
+        )
+        .route("/Bulk", post(routes::not_implemented).fallback(not_allowed))
         .fallback(routes::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

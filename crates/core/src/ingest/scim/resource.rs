@@ -13,7 +13,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 use super::error::ScimError;
-use crate::{domain::json_kind, store::ScimUser, store::ScimUserValues};
+use crate::{
+    domain::{Email, json_kind},
+    store::{ScimUser, ScimUserValues},
+};
 
 /// The core User schema's URN.
 pub const USER_SCHEMA: &str = scim_v2::schema_urns::USER;
@@ -150,6 +153,15 @@ pub fn values_from(body: Value, active_if_absent: bool) -> Result<ScimUserValues
         }
         _ => return Err(ScimError::invalid_value("userName is required")),
     };
+    // offboard finds people in the CRM by work e-mail: a user it could never find
+    // is refused now, where the identity provider's admin sees why, rather than
+    // taken and then impossible to offboard when it is deprovisioned.
+    let work_email = email_in(&resource, &user_name);
+    if let Err(e) = Email::parse(&work_email) {
+        return Err(ScimError::invalid_value(format!(
+            "offboard offboards people by their work e-mail, and {work_email:?} is not one ({e}): send emails with a primary (or work) address, or a userName that is an e-mail address"
+        )));
+    }
     let external_id = match resource.get("externalId") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -263,6 +275,13 @@ pub fn project(resource: &mut Value, attributes: &[String], excluded: &[String])
 /// The user's work e-mail as offboard keys people: the primary `emails` value, else
 /// a `work` one, else the first, else `userName`.
 pub fn email(resource: &Value, user_name: &str) -> String {
+    match resource {
+        Value::Object(o) => email_in(o, user_name),
+        _ => user_name.to_owned(),
+    }
+}
+
+fn email_in(resource: &Map<String, Value>, user_name: &str) -> String {
     let emails = resource
         .get("emails")
         .and_then(Value::as_array)

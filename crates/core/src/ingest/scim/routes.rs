@@ -120,6 +120,16 @@ pub async fn not_found() -> Response {
     .into_response()
 }
 
+/// `/.search`, `/Users/.search`, `/Bulk`: features ServiceProviderConfig says
+/// offboard lacks.
+pub async fn not_implemented() -> Response {
+    count("discovery", "invalid");
+    ScimError::not_implemented(
+        "offboard supports neither POST .search nor Bulk (see ServiceProviderConfig): list users with GET /Users?filter=…, one request per change",
+    )
+    .into_response()
+}
+
 /// A method a SCIM route does not take.
 pub async fn method_not_allowed() -> Response {
     ScimError::method_not_allowed("this SCIM endpoint does not take that method").into_response()
