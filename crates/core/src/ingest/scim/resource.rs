@@ -336,13 +336,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_unassigned_active_stays_unassigned_and_counts_as_active() {
-        for user in [
-            json!({ "schemas": [USER_SCHEMA], "userName": "a@example.com" }),
-            json!({ "schemas": [USER_SCHEMA], "userName": "a@example.com", "active": null }),
+    fn an_unassigned_active_stays_unassigned_and_keeps_the_given_state() {
+        for (user, stored) in [
+            (
+                json!({ "schemas": [USER_SCHEMA], "userName": "a@example.com" }),
+                true,
+            ),
+            (
+                json!({ "schemas": [USER_SCHEMA], "userName": "a@example.com", "active": null }),
+                false,
+            ),
         ] {
-            let values = values_from(user).unwrap();
-            assert!(values.active);
+            let values = values_from(user, stored).unwrap();
+            assert_eq!(values.active, stored);
             assert!(
                 values.resource.get("active").is_none(),
                 "{}",
@@ -355,9 +361,24 @@ mod tests {
     fn a_sent_active_is_kept_as_a_boolean() {
         let values = values_from(
             json!({ "schemas": [USER_SCHEMA], "userName": "a@example.com", "Active": "False" }),
+            true,
         )
         .unwrap();
         assert!(!values.active);
         assert_eq!(values.resource["active"], json!(false));
+    }
+
+    #[test]
+    fn a_user_without_any_e_mail_is_refused() {
+        let refused = values_from(
+            json!({ "schemas": [USER_SCHEMA], "userName": "jdoe" }),
+            true,
+        );
+        assert!(refused.is_err_and(|e| e.detail.contains("work e-mail")));
+        let by_emails = values_from(
+            json!({ "schemas": [USER_SCHEMA], "userName": "jdoe", "emails": [{ "value": "j@example.com" }] }),
+            true,
+        );
+        assert!(by_emails.is_ok());
     }
 }
