@@ -253,15 +253,18 @@ impl Application {
         });
 
         let metrics = http::metrics_handle();
+        let store_deadline = Duration::from_millis(config.store.unavailable_after_ms);
         let mut router = http::health_router(HealthState {
             store: store.clone(),
             metrics,
+            store_deadline,
         });
         if let Some(token) = admin_token {
             if let Some((events, token)) = scim {
                 router = router.merge(crate::ingest::scim::router(
                     ScimState {
                         store: store.clone(),
+                        store_deadline,
                         token: Arc::new(token),
                         events: Arc::new(events),
                         wake: worker.as_ref().map(Worker::waker),
@@ -272,6 +275,7 @@ impl Application {
             }
             let ingest = IngestState {
                 store: store.clone(),
+                store_deadline,
                 sources: Arc::new(sources),
                 max_attempts: config.worker.max_attempts,
                 wake: worker.as_ref().map(Worker::waker),

@@ -74,6 +74,9 @@ pub struct StoreConfig {
     /// SQLite only: concurrent ingests share one transaction and one fsync (default
     /// `true`); `false` commits each request on its own (the benchmark's "before").
     pub sqlite_group_commit: bool,
+    /// How long a request (a webhook, SCIM, the admin API, `/readyz`) waits for the
+    /// store before it is answered 503 `store_unavailable` with `Retry-After`.
+    pub unavailable_after_ms: u64,
 }
 
 /// `[crm]`
@@ -415,6 +418,9 @@ impl Config {
             || self.store.url.starts_with("postgresql://"))
         {
             return bad("store.url", "expected sqlite://PATH or postgres://…");
+        }
+        if self.store.unavailable_after_ms == 0 {
+            return bad("store.unavailable_after_ms", "must be at least 1");
         }
         if !matches!(
             self.store.sqlite_synchronous.as_str(),

@@ -22,6 +22,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable explanation (for 5xx: generic).
     pub message: String,
+    /// `Retry-After` in seconds, for an answer that asks the client to come back.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -31,6 +33,24 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// 503 `store_unavailable` with `Retry-After: 1`: the store did not answer in
+    /// time or cannot take writes; nothing was acknowledged, so the client retries.
+    /// Counted in `offboard_store_unavailable_total{surface}`.
+    pub fn store_unavailable(surface: &'static str, cause: &crate::store::StoreError) -> Self {
+        tracing::warn!(surface, error = %cause, "store unavailable: answering 503");
+        metrics::counter!(crate::metrics::STORE_UNAVAILABLE_TOTAL, "surface" => surface)
+            .increment(1);
+        Self {
+            retry_after_secs: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the store is unavailable; nothing was stored; retry shortly",
+            )
         }
     }
 
@@ -61,11 +81,17 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(json!({ "error": { "code": self.code, "message": self.message } })),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -77,6 +103,7 @@ impl From<crate::store::StoreError> for ApiError {
             StoreError::WrongState { .. } => {
                 Self::new(StatusCode::CONFLICT, "wrong_state", e.to_string())
             }
+            other if other.is_unavailable() => Self::store_unavailable("admin", &other),
             other => Self::internal(other),
         }
     }

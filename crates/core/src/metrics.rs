@@ -57,6 +57,8 @@ pub struct Family {
 pub const BUILD_INFO: &str = "offboard_build_info";
 /// `offboard_webhooks_total` (see [`FAMILIES`] for its labels and meaning).
 pub const WEBHOOKS_TOTAL: &str = "offboard_webhooks_total";
+/// `offboard_store_unavailable_total` (see [`FAMILIES`] for its labels and meaning).
+pub const STORE_UNAVAILABLE_TOTAL: &str = "offboard_store_unavailable_total";
 /// `offboard_scim_requests_total` (see [`FAMILIES`] for its labels and meaning).
 pub const SCIM_REQUESTS_TOTAL: &str = "offboard_scim_requests_total";
 /// `offboard_store_group_commits_total` (see [`FAMILIES`] for its labels and meaning).
@@ -120,13 +122,19 @@ pub const FAMILIES: &[Family] = &[
         name: WEBHOOKS_TOTAL,
         kind: Kind::Counter,
         labels: &["source", "outcome"],
-        help: "Webhook requests by configured source (or unknown) and outcome: accepted, duplicate, ping, challenge, bad_signature, stale, too_large, unreadable, unmappable, conflict, unknown_source, store_error.",
+        help: "Webhook requests by configured source (or unknown) and outcome: accepted, duplicate, ping, challenge, bad_signature, stale, too_large, unreadable, unmappable, conflict, unknown_source, store_unavailable, store_error.",
+    },
+    Family {
+        name: STORE_UNAVAILABLE_TOTAL,
+        kind: Kind::Counter,
+        labels: &["surface"],
+        help: "Requests answered 503 store_unavailable because the store did not answer within [store] unavailable_after_ms or could not take writes, by surface: webhooks, scim, admin, readyz.",
     },
     Family {
         name: SCIM_REQUESTS_TOTAL,
         kind: Kind::Counter,
         labels: &["operation", "outcome"],
-        help: "SCIM requests by operation (discovery, create, get, list, replace, patch, delete; auth for a request refused before it reached one) and outcome: ok, deprovisioned, reactivated, unauthorized, invalid, not_found, uniqueness, precondition_failed, store_error.",
+        help: "SCIM requests by operation (discovery, create, get, list, replace, patch, delete; auth for a request refused before it reached one) and outcome: ok, deprovisioned, reactivated, unauthorized, invalid, not_found, uniqueness, precondition_failed, store_unavailable, store_error.",
     },
     Family {
         name: STORE_GROUP_COMMITS_TOTAL,
@@ -266,6 +274,10 @@ fn install() -> PrometheusHandle {
     ::metrics::counter!(STORE_GROUP_COMMIT_REQUESTS_TOTAL).increment(0);
     ::metrics::counter!(CRM_BUDGET_SLOTS_DROPPED_TOTAL).increment(0);
     ::metrics::counter!(CRM_BUDGET_ERRORS_TOTAL).increment(0);
+    // An outage alert must see 0 before it sees 1.
+    for surface in ["webhooks", "scim", "admin", "readyz"] {
+        ::metrics::counter!(STORE_UNAVAILABLE_TOTAL, "surface" => surface).increment(0);
+    }
     handle
 }
 

@@ -31,6 +31,7 @@ pub async fn serve(sources: Vec<Source>, max_body: usize, dir: TempDir) -> Recei
     store.migrate().await.expect("migrate the store");
     let state = IngestState {
         store: store.clone(),
+        store_deadline: Duration::from_secs(1),
         sources: Arc::new(Sources::from_sources(sources)),
         max_attempts: 3,
         wake: None,
@@ -42,6 +43,7 @@ pub async fn serve(sources: Vec<Source>, max_body: usize, dir: TempDir) -> Recei
         http::ingest_router(state, max_body).merge(http::health_router(HealthState {
             store: store.clone(),
             metrics: http::metrics_handle(),
+            store_deadline: Duration::from_secs(1),
         })),
         Duration::from_secs(10),
     );

@@ -43,6 +43,8 @@ pub struct HealthState {
     pub store: SharedStore,
     /// Renders `/metrics` from the process-wide recorder.
     pub metrics: PrometheusHandle,
+    /// `[store] unavailable_after_ms`: `/readyz` answers 503 once it passes.
+    pub store_deadline: Duration,
 }
 
 /// Routes every role serves: `/healthz`, `/readyz`, `/metrics`.
@@ -57,9 +59,13 @@ pub fn health_router(state: HealthState) -> Router {
         .with_state(state)
 }
 
+/// Ready when the store answers, migrated, within the deadline a request has: a
+/// load balancer then stops sending what could not be stored, and sends again
+/// as soon as the store is back.
 async fn readyz(State(state): State<HealthState>) -> Response {
-    match state.store.ready().await {
+    match crate::store::within(state.store_deadline, state.store.ready()).await {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(e) if e.is_unavailable() => ApiError::store_unavailable("readyz", &e).into_response(),
         Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string())
             .into_response(),
     }

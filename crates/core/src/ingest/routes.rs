@@ -5,7 +5,7 @@
 //! Every request ends in exactly one `offboard_webhooks_total{source,outcome}`
 //! increment. Outcomes: `accepted`, `duplicate`, `ping`, `challenge`,
 //! `bad_signature`, `stale`, `too_large`, `unreadable`, `unmappable`, `conflict`,
-//! `unknown_source`, `store_error`. The `source` label is a configured name (or
+//! `unknown_source`, `store_unavailable`, `store_error`. The `source` label is a configured name (or
 //! `unknown`), never anything a sender chose.
 
 use std::sync::Arc;
@@ -28,7 +28,7 @@ use super::{
 use crate::{
     domain::SharedClock,
     error::ApiError,
-    store::{IngestOutcome, NewEvent, SharedStore},
+    store::{IngestOutcome, NewEvent, SharedStore, within},
 };
 
 /// What the webhook route needs.
@@ -38,6 +38,8 @@ pub struct IngestState {
     pub store: SharedStore,
     /// The configured sources, by route name; built once at start-up.
     pub sources: Arc<Sources>,
+    /// `[store] unavailable_after_ms`: past it, 503 `store_unavailable`.
+    pub store_deadline: std::time::Duration,
     /// `[worker] max_attempts` for new jobs.
     pub max_attempts: u32,
     /// Wakes a local worker when a job was stored (none for receiver-only processes).
@@ -166,10 +168,17 @@ pub async fn receive(
         .iter()
         .map(|e| e.event.employee.email.to_string())
         .collect();
-    let results = state.store.ingest(new).await.map_err(|e| {
-        outcome(name, "store_error");
-        ApiError::internal(e)
-    })?;
+    let results = within(state.store_deadline, state.store.ingest(new))
+        .await
+        .map_err(|e| {
+            if e.is_unavailable() {
+                outcome(name, "store_unavailable");
+                ApiError::store_unavailable("webhooks", &e)
+            } else {
+                outcome(name, "store_error");
+                ApiError::internal(e)
+            }
+        })?;
     for (r, employee) in results.iter().zip(&employees) {
         match r {
             IngestOutcome::Accepted { event_id, job_id } => {

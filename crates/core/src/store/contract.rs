@@ -60,6 +60,64 @@ pub enum StoreError {
     /// nothing of it was stored (every request in the group gets this error).
     #[error("group commit: {0}")]
     GroupCommit(Arc<StoreError>),
+    /// No answer within the time a request may wait for the store.
+    #[error("the store did not answer within {0:?}")]
+    Unavailable(Duration),
+}
+
+impl StoreError {
+    /// The store is away or cannot take writes (PostgreSQL down or refusing
+    /// connections, the pool exhausted, SQLite's disk full, its file read-only or
+    /// locked past the busy timeout) rather than refusing this request: the caller
+    /// answers 503 and is asked again later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::GroupCommit(inner) => inner.is_unavailable(),
+            Self::Database(e) => database_unavailable(e),
+            _ => false,
+        }
+    }
+}
+
+fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // SQLite (primary result codes; extended codes keep them in the low
+            // byte): BUSY 5, LOCKED 6, READONLY 8, IOERR 10, FULL 13, CANTOPEN 14.
+            // PostgreSQL: class 08 connection exceptions, 53 insufficient
+            // resources (53100 disk full), 57P01–57P03 shutting down / starting.
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                code.parse::<i64>()
+                    .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+            } else {
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Runs a store call for someone waiting on an answer (a webhook, an identity
+/// provider, a probe, an operator): past `deadline` it is
+/// [`StoreError::Unavailable`]. What the call had started still completes or
+/// rolls back in the store; the caller only stops waiting, so a 2xx is never
+/// sent for what was not stored, and a retry of what was is a duplicate.
+pub async fn within<T>(
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(deadline, call)
+        .await
+        .unwrap_or(Err(StoreError::Unavailable(deadline)))
 }
 
 /// A verified, mapped event ready to be stored with its job.

@@ -27,14 +27,14 @@ mod rows;
 mod rules;
 pub mod sqlite;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use offboard_domain::{SharedClock, SystemClock};
 
 pub use contract::{
     AuditEntry, Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent,
     Outcome, Reservation, ScimUser, ScimUserPage, ScimUserQuery, ScimUserValues, ScimWrite,
-    ScimWriteOutcome, SharedStore, StoreError,
+    ScimWriteOutcome, SharedStore, StoreError, within,
 };
 
 use crate::config::StoreConfig;
@@ -56,6 +56,15 @@ pub async fn open_configured_with_clock(
     config: &StoreConfig,
     clock: SharedClock,
 ) -> Result<SharedStore, StoreError> {
+    let answer_within = Duration::from_millis(config.unavailable_after_ms);
+    if is_postgres(&config.url) {
+        // A request waits for a connection no longer than it may wait for the
+        // store at all: with the database down or every connection busy, it is
+        // told so (503) instead of queueing.
+        return Ok(Arc::new(
+            postgres::PgStore::open_bounded(&config.url, clock, answer_within).await?,
+        ));
+    }
     open_with_clock(
         &config.url,
         &config.sqlite_synchronous,
@@ -63,6 +72,10 @@ pub async fn open_configured_with_clock(
         clock,
     )
     .await
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// [`open`], choosing whether SQLite groups concurrent ingests into one commit
@@ -88,7 +101,7 @@ pub async fn open_with_clock(
         Ok(Arc::new(
             sqlite::SqliteStore::open_with_clock(url, synchronous, group_commit, clock).await?,
         ))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    } else if is_postgres(url) {
         Ok(Arc::new(
             postgres::PgStore::open_with_clock(url, clock).await?,
         ))

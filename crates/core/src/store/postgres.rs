@@ -191,13 +191,24 @@ impl PgStore {
 
     /// [`PgStore::open`], reading "now" from `clock`.
     pub async fn open_with_clock(url: &str, clock: SharedClock) -> Result<Self, StoreError> {
+        Self::open_bounded(url, clock, Duration::from_secs(10)).await
+    }
+
+    /// [`PgStore::open_with_clock`], where no call waits longer than `acquire` for
+    /// a connection (`[store] unavailable_after_ms`): past it the call fails with
+    /// `PoolTimedOut`, which [`StoreError::is_unavailable`] names.
+    pub async fn open_bounded(
+        url: &str,
+        clock: SharedClock,
+        acquire: Duration,
+    ) -> Result<Self, StoreError> {
         let mut opts = PgConnectOptions::from_str(url)?;
         if opts.get_application_name().is_none() {
             opts = opts.application_name("offboard");
         }
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire)
             .connect_with(opts.clone())
             .await?;
         let listen_pool = PgPoolOptions::new()

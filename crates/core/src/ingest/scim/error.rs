@@ -21,6 +21,8 @@ pub struct ScimError {
     pub scim_type: Option<ScimType>,
     /// What went wrong, for a person.
     pub detail: String,
+    /// `Retry-After` seconds, when the provider should come back.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ScimError {
@@ -29,6 +31,23 @@ impl ScimError {
             status,
             scim_type,
             detail: detail.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// 503 with `Retry-After: 1`: the store did not answer in time or cannot take
+    /// writes; nothing was changed, and identity providers retry.
+    pub fn unavailable(cause: &crate::store::StoreError) -> Self {
+        tracing::warn!(error = %cause, "store unavailable: answering 503");
+        metrics::counter!(crate::metrics::STORE_UNAVAILABLE_TOTAL, "surface" => "scim")
+            .increment(1);
+        Self {
+            retry_after_secs: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "the store is unavailable; nothing was changed; retry shortly",
+            )
         }
     }
 
@@ -141,6 +160,7 @@ impl ScimError {
             (StatusCode::NOT_FOUND, _) => "not_found",
             (StatusCode::CONFLICT, _) => "uniqueness",
             (StatusCode::PRECONDITION_FAILED, _) => "precondition_failed",
+            (StatusCode::SERVICE_UNAVAILABLE, _) => "store_unavailable",
             (s, _) if s.is_server_error() && s != StatusCode::NOT_IMPLEMENTED => "store_error",
             _ => "invalid",
         }
@@ -159,6 +179,9 @@ impl IntoResponse for ScimError {
         let mut response = (self.status, text).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, secs.into());
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,

@@ -33,7 +33,7 @@ use crate::{
     domain::{Email, SharedClock},
     store::{
         IngestOutcome, ScimUser, ScimUserQuery, ScimUserValues, ScimWrite, ScimWriteOutcome,
-        SharedStore,
+        SharedStore, within,
     },
 };
 
@@ -42,6 +42,8 @@ use crate::{
 pub struct ScimState {
     /// Where users, and the events their changes make, are stored.
     pub store: SharedStore,
+    /// `[store] unavailable_after_ms`: past it, 503 with `Retry-After`.
+    pub store_deadline: std::time::Duration,
     /// `[scim] token_env`: the bearer token, compared in constant time.
     pub token: Arc<Secret>,
     /// How a change becomes an event.
@@ -159,7 +161,11 @@ fn params(
 }
 
 fn store_error(e: crate::store::StoreError) -> ScimError {
-    ScimError::internal(e)
+    if e.is_unavailable() {
+        ScimError::unavailable(&e)
+    } else {
+        ScimError::internal(e)
+    }
 }
 
 /// `GET /ServiceProviderConfig`.
@@ -272,9 +278,7 @@ async fn get(
 }
 
 async fn find(state: &ScimState, id: &str) -> Result<ScimUser, ScimError> {
-    state
-        .store
-        .scim_user(id)
+    within(state.store_deadline, state.store.scim_user(id))
         .await
         .map_err(store_error)?
         .ok_or_else(|| ScimError::not_found(format!("no user {id:?}")))
@@ -331,7 +335,10 @@ async fn create(
         values: Some(values),
         event: None,
     };
-    match state.store.scim_write(write).await.map_err(store_error)? {
+    match within(state.store_deadline, state.store.scim_write(write))
+        .await
+        .map_err(store_error)?
+    {
         ScimWriteOutcome::Written {
             user: Some(user), ..
         } => {
@@ -429,7 +436,10 @@ async fn change(
             values: after,
             event,
         };
-        match state.store.scim_write(write).await.map_err(store_error)? {
+        match within(state.store_deadline, state.store.scim_write(write))
+            .await
+            .map_err(store_error)?
+        {
             ScimWriteOutcome::Written { user, event } => {
                 let outcome = announce(state, id, lifecycle, event.as_ref());
                 let response = match user {
@@ -522,18 +532,19 @@ async fn resolve_manager(state: &ScimState, reference: &str) -> Result<Option<St
         .map_err(store_error)?;
     let manager = match by_id {
         Some(m) => Some(m),
-        None => state
-            .store
-            .scim_users(&ScimUserQuery {
+        None => within(
+            state.store_deadline,
+            state.store.scim_users(&ScimUserQuery {
                 external_id: Some(reference.to_owned()),
                 limit: 1,
                 ..ScimUserQuery::default()
-            })
-            .await
-            .map_err(store_error)?
-            .users
-            .into_iter()
-            .next(),
+            }),
+        )
+        .await
+        .map_err(store_error)?
+        .users
+        .into_iter()
+        .next(),
     };
     Ok(manager
         .map(|m| event::manager_email(&m))
