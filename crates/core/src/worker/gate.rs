@@ -24,7 +24,10 @@ use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::{crm::calls::WriteGate, store::SharedStore};
+use crate::{
+    crm::calls::WriteGate,
+    store::{Lease, SharedStore},
+};
 
 /// How often a waiting write looks again at the store and the lease.
 const RECHECK: Duration = Duration::from_millis(200);
@@ -33,6 +36,10 @@ const RECHECK: Duration = Duration::from_millis(200);
 pub struct LeaseGate {
     store: SharedStore,
     job_id: String,
+    /// Which worker and attempt the intents are written by, so the trail shows
+    /// that two runs never wrote at the same time.
+    owner: String,
+    attempt: u32,
     lease: Duration,
     /// Until when the lease is known to be held (monotonic): the start of the last
     /// renewal that succeeded, plus the lease.
@@ -43,10 +50,10 @@ pub struct LeaseGate {
 }
 
 impl LeaseGate {
-    /// The gate of a run whose lease of length `lease` was granted at `granted`.
+    /// The gate of the run that holds `held`, a lease of length `lease` granted at `granted`.
     pub fn new(
         store: SharedStore,
-        job_id: String,
+        held: &Lease,
         lease: Duration,
         granted: Instant,
         lost: CancellationToken,
@@ -54,7 +61,9 @@ impl LeaseGate {
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
-            job_id,
+            job_id: held.job_id.clone(),
+            owner: held.owner.clone(),
+            attempt: held.attempt,
             lease,
             held_until: Mutex::new(granted + lease),
             renewed: Notify::new(),
@@ -123,7 +132,12 @@ impl WriteGate for LeaseGate {
                 self.pause().await?;
                 continue;
             }
-            let intent = json!({ "method": method, "path": path });
+            let intent = json!({
+                "method": method,
+                "path": path,
+                "worker": self.owner,
+                "attempt": self.attempt,
+            });
             // In a task of its own: the write then finishes (and gives the store's
             // connection back) even while the caller is not being polled — a step
             // that drives several calls in a FuturesUnordered writes checkpoints

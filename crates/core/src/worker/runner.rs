@@ -193,7 +193,7 @@ impl Worker {
             let lost = CancellationToken::new();
             let gate = LeaseGate::new(
                 self.store.clone(),
-                job.id.clone(),
+                &lease,
                 self.settings.lease,
                 // The claim was sent before this instant: the lease runs from then at the latest.
                 claimed_at,
