@@ -152,7 +152,25 @@ impl SqliteStore {
     }
 
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+        begin_immediate(&self.writer).await
+    }
+}
+
+/// `BEGIN IMMEDIATE` on the one writer connection. A COMMIT that failed (the disk
+/// full, the file read-only) can leave that connection inside its transaction,
+/// refusing every later BEGIN even once the disk has room again; it is then closed
+/// (the pool opens a fresh one) and the BEGIN tried once more, so the store
+/// recovers by itself.
+async fn begin_immediate(writer: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    match writer.begin_with("BEGIN IMMEDIATE").await {
+        Err(sqlx::Error::InvalidSavePointStatement) => {
+            tracing::warn!(
+                "the SQLite writer connection was left inside a failed transaction: reopening it"
+            );
+            writer.acquire().await?.close().await?;
+            Ok(writer.begin_with("BEGIN IMMEDIATE").await?)
+        }
+        other => Ok(other?),
     }
 }
 
@@ -231,7 +249,7 @@ async fn commit_group_batched(
     requests: &[&[NewEvent]],
     now: i64,
 ) -> Result<GroupAnswers, StoreError> {
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = begin_immediate(writer).await?;
 
     // (source, event id) → (body sha, its first job) for every id already stored.
     let mut keys: Vec<(&str, &str)> = requests
@@ -380,7 +398,7 @@ async fn commit_group_savepoints(
     requests: &[&[NewEvent]],
     now: i64,
 ) -> Result<GroupAnswers, StoreError> {
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = begin_immediate(writer).await?;
     let mut answers = Vec::with_capacity(requests.len());
     for events in requests {
         let mut savepoint = (&mut tx).begin().await?;
