@@ -308,6 +308,16 @@ async fn webhooks_and_readiness_answer_within_the_bound_while_the_database_is_do
     for client in clients {
         client.await.expect("a client task panicked");
     }
+    // The admin API says the same.
+    let admin = timed(http.get(format!("{base}/api/v1/jobs")).bearer_auth(ADMIN)).await;
+    assert_eq!(admin.status, 503, "{}", admin.body);
+    assert_eq!(admin.body["error"]["code"], "store_unavailable");
+    assert_eq!(admin.retry_after.as_deref(), Some("1"));
+    assert!(
+        admin.took <= BOUND + SLACK,
+        "the admin API took {:?}",
+        admin.took
+    );
     let answers = std::mem::take(&mut *answers.lock().expect("lock"));
     let slowest = answers
         .iter()
@@ -403,22 +413,29 @@ async fn a_worker_stops_writing_during_an_outage_and_its_audit_is_complete_after
         ..SandboxOptions::default()
     })
     .await;
-    let dir = config(
-        &pg,
-        &sandbox.base_url(),
-        "[worker]\nlease_secs = 6\npoll_interval_ms = 100\nverify_interval_secs = 1\n",
-    );
-    let text = std::fs::read_to_string(&dir.config).expect("read config");
-    std::fs::write(
-        &dir.config,
-        text.replace(
-            "[crm]\n",
-            "[crm]\nrequests_per_second = 50\nmax_in_flight = 8\nadmin_email = \"admin@example.com\"\n",
-        ),
-    )
-    .expect("write config");
+    let worker_config = || {
+        let dir = config(
+            &pg,
+            &sandbox.base_url(),
+            "[worker]\nlease_secs = 6\npoll_interval_ms = 100\nverify_interval_secs = 1\n",
+        );
+        let text = std::fs::read_to_string(&dir.config).expect("read config");
+        std::fs::write(
+            &dir.config,
+            text.replace(
+                "[crm]\n",
+                "[crm]\nrequests_per_second = 50\nmax_in_flight = 8\nadmin_email = \"admin@example.com\"\n",
+            ),
+        )
+        .expect("write config");
+        dir
+    };
+    // Two workers on one database: after the outage either may take the job over.
+    let dir = worker_config();
     let port = port_of(&dir);
     let mut server = serve(&dir.config, port, "all").await;
+    let other_dir = worker_config();
+    let mut other = serve(&other_dir.config, port_of(&other_dir), "worker").await;
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let body = termination("outage-jane", "jane.doe@example.com");
@@ -479,6 +496,7 @@ async fn a_worker_stops_writing_during_an_outage_and_its_audit_is_complete_after
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     server.kill();
+    other.kill();
 
     // The exact end state.
     for resource in offboard_core::domain::Resource::ALL {
@@ -495,6 +513,7 @@ async fn a_worker_stops_writing_during_an_outage_and_its_audit_is_complete_after
     let mut intents: HashMap<(String, String), usize> = HashMap::new();
     let mut results: HashMap<(String, String), usize> = HashMap::new();
     let mut attempts = Vec::new();
+    let mut workers = std::collections::BTreeSet::new();
     for entry in &job.audit {
         let key = || {
             (
@@ -509,6 +528,12 @@ async fn a_worker_stops_writing_during_an_outage_and_its_audit_is_complete_after
             "crm.intent" => {
                 *intents.entry(key()).or_default() += 1;
                 attempts.push(entry.detail["attempt"].as_u64().unwrap_or(0));
+                workers.insert(
+                    entry.detail["worker"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
             }
             "crm.call" if entry.detail["method"] != "GET" => {
                 *results.entry(key()).or_default() += 1;
@@ -536,9 +561,10 @@ async fn a_worker_stops_writing_during_an_outage_and_its_audit_is_complete_after
         "intents of two attempts interleave: {attempts:?}"
     );
     eprintln!(
-        "outage mid-offboarding: {at_stop} CRM writes before the stop, {} in the 4 s after; {} writes in all, {} attempts, every one in the audit",
+        "outage mid-offboarding: {at_stop} CRM writes before the stop, {} in the 4 s after; {} writes in all, {} attempts by {} worker(s), every one in the audit",
         after_4s - at_stop,
         seen.values().sum::<usize>(),
-        attempts.last().copied().unwrap_or(0)
+        attempts.last().copied().unwrap_or(0),
+        workers.len()
     );
 }
