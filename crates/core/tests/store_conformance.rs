@@ -27,7 +27,7 @@ use offboard_core::{
     domain::{Clock, JobKind, JobState, ManualClock, OffboardingEvent},
     store::{
         Claimed, IngestOutcome, JobFilter, Lease, NewEvent, Outcome, Reservation, ScimUser,
-        ScimUserQuery, ScimUserValues, ScimWrite, ScimWriteOutcome, SharedStore, StoreError,
+        ScimUserQuery, ScimUserValues, ScimWrite, ScimWriteOutcome, SharedStore, StoreError, Via,
     },
 };
 use serde_json::json;
@@ -1031,24 +1031,24 @@ async fn jobs_for_filters_by_state_newest_first(store: SharedStore, _clock: Manu
 
 async fn operator_actions_follow_state_rules(store: SharedStore, clock: ManualClock) {
     assert!(matches!(
-        store.retry("no-such-job").await,
+        store.retry("no-such-job", Via::Api).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        store.cancel("no-such-job", "x").await,
+        store.cancel("no-such-job", "x", Via::Cli).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        store.approve("no-such-job").await,
+        store.approve("no-such-job", Via::Api).await,
         Err(StoreError::NotFound(_))
     ));
 
     // queued: cancel yes; retry and approve no.
     let q = ingest(&store, new_event("evt-q", "q@example.com")).await;
-    assert_wrong_state(store.retry(&q).await, "retry queued");
-    assert_wrong_state(store.approve(&q).await, "approve queued");
+    assert_wrong_state(store.retry(&q, Via::Api).await, "retry queued");
+    assert_wrong_state(store.approve(&q, Via::Api).await, "approve queued");
     let job = store
-        .cancel(&q, "cancelled by operator (test)")
+        .cancel(&q, "cancelled by operator (test)", Via::Console)
         .await
         .expect("cancel queued");
     assert_eq!(job.state, JobState::Cancelled);
@@ -1057,10 +1057,13 @@ async fn operator_actions_follow_state_rules(store: SharedStore, clock: ManualCl
         Some("cancelled by operator (test)"),
         "the operator's reason is kept"
     );
-    assert_wrong_state(store.cancel(&q, "again").await, "cancel cancelled");
-    assert_wrong_state(store.approve(&q).await, "approve cancelled");
+    assert_wrong_state(
+        store.cancel(&q, "again", Via::Cli).await,
+        "cancel cancelled",
+    );
+    assert_wrong_state(store.approve(&q, Via::Api).await, "approve cancelled");
     // cancelled → retry → queued.
-    let job = store.retry(&q).await.expect("retry cancelled");
+    let job = store.retry(&q, Via::Cli).await.expect("retry cancelled");
     assert_eq!(job.state, JobState::Queued);
     assert_eq!(job.last_error, None);
     let detail = store.get_job(&q).await.expect("get").expect("job");
@@ -1071,6 +1074,9 @@ async fn operator_actions_follow_state_rules(store: SharedStore, clock: ManualCl
         detail.audit[0].detail["reason"],
         "cancelled by operator (test)"
     );
+    // Where each action came from is in its entry: one argument, both backends.
+    assert_eq!(detail.audit[0].detail["via"], "console");
+    assert_eq!(detail.audit[1].detail["via"], "cli");
 
     // needs_review → approve → queued + approved.
     let c = claim_one(&store, "w", LEASE).await;
@@ -1084,7 +1090,7 @@ async fn operator_actions_follow_state_rules(store: SharedStore, clock: ManualCl
         )
         .await
         .expect("needs review");
-    let job = store.approve(&q).await.expect("approve");
+    let job = store.approve(&q, Via::Api).await.expect("approve");
     assert_eq!(job.state, JobState::Queued);
     assert!(job.approved);
     let c = claim_one(&store, "w", LEASE).await;
@@ -1113,7 +1119,7 @@ async fn operator_actions_follow_state_rules(store: SharedStore, clock: ManualCl
         .expect("failed");
     let failed = store.get_job(&q).await.expect("get").expect("job").job;
     assert_eq!((failed.state, failed.failures), (JobState::Failed, 1));
-    let job = store.retry(&q).await.expect("retry failed");
+    let job = store.retry(&q, Via::Api).await.expect("retry failed");
     assert_eq!((job.state, job.failures), (JobState::Queued, 0));
     assert_eq!(job.last_error, None);
 
@@ -1123,9 +1129,9 @@ async fn operator_actions_follow_state_rules(store: SharedStore, clock: ManualCl
         .finish(&c.lease, Outcome::Succeeded)
         .await
         .expect("succeed");
-    assert_wrong_state(store.retry(&q).await, "retry succeeded");
-    assert_wrong_state(store.cancel(&q, "x").await, "cancel succeeded");
-    assert_wrong_state(store.approve(&q).await, "approve succeeded");
+    assert_wrong_state(store.retry(&q, Via::Api).await, "retry succeeded");
+    assert_wrong_state(store.cancel(&q, "x", Via::Cli).await, "cancel succeeded");
+    assert_wrong_state(store.approve(&q, Via::Api).await, "approve succeeded");
 
     // needs_review can be retried and cancelled too.
     let r = ingest(&store, new_event("evt-r", "r@example.com")).await;
@@ -1140,7 +1146,7 @@ async fn operator_actions_follow_state_rules(store: SharedStore, clock: ManualCl
         .await
         .expect("review");
     assert_eq!(
-        store.retry(&r).await.expect("retry review").state,
+        store.retry(&r, Via::Api).await.expect("retry review").state,
         JobState::Queued
     );
     let c = claim_one(&store, "w", LEASE).await;
@@ -1154,7 +1160,11 @@ async fn operator_actions_follow_state_rules(store: SharedStore, clock: ManualCl
         .await
         .expect("review");
     assert_eq!(
-        store.cancel(&r, "no").await.expect("cancel review").state,
+        store
+            .cancel(&r, "no", Via::Cli)
+            .await
+            .expect("cancel review")
+            .state,
         JobState::Cancelled
     );
 }
@@ -1165,7 +1175,10 @@ async fn operator_cancel_of_a_running_job_fences_the_worker(
 ) {
     let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
     let c = claim_one(&store, "w", LEASE).await;
-    let job = store.cancel(&job_id, "stop").await.expect("cancel running");
+    let job = store
+        .cancel(&job_id, "stop", Via::Cli)
+        .await
+        .expect("cancel running");
     assert_eq!(job.state, JobState::Cancelled);
     assert_eq!(job.lease_owner, None);
     assert_lease_lost(store.heartbeat(&c.lease, LEASE).await, "heartbeat");
@@ -1543,7 +1556,10 @@ async fn seats_pending_counts_requested_unverified_seat_changes(
     let pending = store.seats_pending().await.expect("pending");
     assert_eq!(pending.get("deactivate"), Some(&1), "{pending:?}");
     assert_eq!(pending.get("delete"), Some(&1), "{pending:?}");
-    store.cancel(&ids[0], "operator").await.expect("cancel");
+    store
+        .cancel(&ids[0], "operator", Via::Cli)
+        .await
+        .expect("cancel");
     let pending = store.seats_pending().await.expect("pending");
     assert_eq!(pending.get("deactivate"), None, "{pending:?}");
     assert_eq!(pending.get("delete"), Some(&1), "{pending:?}");
@@ -1695,7 +1711,10 @@ async fn postgres_wait_for_work_wakes_on_another_replicas_ingest() {
     let waiter = tokio::spawn(async move { worker.wait_for_work(Duration::from_secs(20)).await });
     // As above: the waiter must be waiting before the approval.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    receiver.approve(&c.job.id).await.expect("approve");
+    receiver
+        .approve(&c.job.id, Via::Api)
+        .await
+        .expect("approve");
     assert!(waiter.await.expect("waiter"), "woken by approve");
 
     // Nothing happening: the timeout is the answer.

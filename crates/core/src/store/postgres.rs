@@ -53,7 +53,7 @@ use super::{
     contract::{
         IngestOutcome, Job, JobDetail, JobFilter, Lease, NewEvent, Outcome, Reservation,
         SEATS_PENDING_SQL, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome,
-        StoreError,
+        StoreError, Via,
     },
     postgres_budget::{PgBudget, SharedBudgetOptions},
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
@@ -677,7 +677,7 @@ impl Statements for PgStore {
         decode_detail(&row, &checkpoints, &audit).map(Some)
     }
 
-    async fn operate(&self, id: &str, op: Operation<'_>) -> StoreResult<Job> {
+    async fn operate(&self, id: &str, op: Operation<'_>, via: Via) -> StoreResult<Job> {
         let now = self.now();
         let change = op.change(now);
         let (rewrite_error, error) = change.last_error();
@@ -689,8 +689,8 @@ impl Statements for PgStore {
                 .fetch_optional(&mut *tx)
                 .await?;
         let from = op.check(id, state)?;
-        // The update and its audit entry (with the operator's reason, which also says
-        // API or CLI) in one statement.
+        // The update and its audit entry (with where the action came from and the
+        // operator's reason) in one statement.
         sqlx::query(
             "WITH changed AS ( \
                  UPDATE jobs SET state = $2, run_at = COALESCE($3, run_at), \
@@ -710,7 +710,7 @@ impl Statements for PgStore {
         .bind(change.approve)
         .bind(now)
         .bind(op.audit_kind())
-        .bind(op.audit_detail(from).to_string())
+        .bind(op.audit_detail(from, via).to_string())
         .execute(&mut *tx)
         .await?;
         let row = sqlx::query(JOB_BY_ID).bind(id).fetch_one(&mut *tx).await?;

@@ -18,7 +18,7 @@ use super::{
     contract::{
         Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, Outcome,
         Reservation, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome,
-        StoreError,
+        StoreError, Via,
     },
     rows::{self, duration_ms, ms},
     rules::{self, Operation},
@@ -113,8 +113,9 @@ pub trait Statements: Send + Sync + 'static {
     async fn select_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>>;
     /// One job with its checkpoints and audit trail, from one snapshot.
     async fn select_detail(&self, id: &str) -> StoreResult<Option<JobDetail>>;
-    /// Applies an operator action the job's state allows (see [`Operation::check`]).
-    async fn operate(&self, id: &str, op: Operation<'_>) -> StoreResult<Job>;
+    /// Applies an operator action the job's state allows (see [`Operation::check`])
+    /// and audits it with `via` ([`Operation::audit_detail`]), in one transaction.
+    async fn operate(&self, id: &str, op: Operation<'_>, via: Via) -> StoreResult<Job>;
     /// Jobs per state.
     async fn count_states(&self) -> StoreResult<BTreeMap<JobState, u64>>;
     /// `run_at` of the oldest due job (Unix ms).
@@ -266,16 +267,16 @@ impl<S: Statements> JobStore for S {
         self.select_detail(id).await
     }
 
-    async fn retry(&self, id: &str) -> StoreResult<Job> {
-        self.operate(id, Operation::Retry).await
+    async fn retry(&self, id: &str, via: Via) -> StoreResult<Job> {
+        self.operate(id, Operation::Retry, via).await
     }
 
-    async fn cancel(&self, id: &str, reason: &str) -> StoreResult<Job> {
-        self.operate(id, Operation::Cancel(reason)).await
+    async fn cancel(&self, id: &str, reason: &str, via: Via) -> StoreResult<Job> {
+        self.operate(id, Operation::Cancel(reason), via).await
     }
 
-    async fn approve(&self, id: &str) -> StoreResult<Job> {
-        self.operate(id, Operation::Approve).await
+    async fn approve(&self, id: &str, via: Via) -> StoreResult<Job> {
+        self.operate(id, Operation::Approve, via).await
     }
 
     async fn count_by_state(&self) -> StoreResult<BTreeMap<JobState, u64>> {

@@ -38,7 +38,7 @@ use super::{
     contract::{
         IngestOutcome, Job, JobDetail, JobFilter, Lease, NewEvent, Outcome, Reservation,
         SEATS_PENDING_SQL, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome,
-        StoreError,
+        StoreError, Via,
     },
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
     rows::{
@@ -762,7 +762,7 @@ impl Statements for SqliteStore {
         Ok(Some(detail))
     }
 
-    async fn operate(&self, id: &str, op: Operation<'_>) -> StoreResult<Job> {
+    async fn operate(&self, id: &str, op: Operation<'_>, via: Via) -> StoreResult<Job> {
         let now = self.now();
         let change = op.change(now);
         let (rewrite_error, error) = change.last_error();
@@ -790,8 +790,8 @@ impl Statements for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         let job = decode_job(&row)?;
-        // The operator's reason (which also says API or CLI) belongs in the trail.
-        let detail = op.audit_detail(from).to_string();
+        // Where the action came from (API, CLI, console) and the reason belong in the trail.
+        let detail = op.audit_detail(from, via).to_string();
         sqlx::query("INSERT INTO audit (job_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")
             .bind(id)
             .bind(now)
