@@ -737,7 +737,7 @@ async fn approve_is_confirmed_checked_for_csrf_and_audited_via_console() {
         entries[0]["detail"],
         json!({ "from": "needs_review", "via": "console" })
     );
-    let after = console.ok(&done.location()).await;
+    let after = console.ok(done.location()).await;
     assert!(after.contains("Approved. The job is queued"), "{after}");
 
     // A second approval finds the job moved on: 409, nothing changed.
