@@ -738,7 +738,7 @@ async fn approve_is_confirmed_checked_for_csrf_and_audited_via_console() {
         json!({ "from": "needs_review", "via": "console" })
     );
     let after = console.ok(done.location()).await;
-    assert!(after.contains("Approved. The job is queued"), "{after}");
+    assert!(after.contains("You approved this job"), "{after}");
 
     // A second approval finds the job moved on: 409, nothing changed.
     let again = console.post(&path, &[("csrf", &csrf)]).await;

@@ -198,8 +198,12 @@ pub(crate) async fn perform(
 /// The line the job page shows after an action went through.
 pub(crate) fn done_message(done: &str) -> Option<&'static str> {
     match done.parse::<OperatorAction>().ok()? {
-        OperatorAction::Approve => Some("Approved. The job is queued and will proceed."),
-        OperatorAction::Retry => Some("Queued again. The job resumes from its checkpoints."),
-        OperatorAction::Cancel => Some("Cancelled. Nothing more will be done for this job."),
+        OperatorAction::Approve => {
+            Some("You approved this job: it went back to the queue to proceed.")
+        }
+        OperatorAction::Retry => Some(
+            "You retried this job: it went back to the queue and resumes from its checkpoints.",
+        ),
+        OperatorAction::Cancel => Some("You cancelled this job: nothing more will be done for it."),
     }
 }

@@ -22,7 +22,7 @@ use super::{
     view::{Show, age, is_moving, job_href, state_badge, time_tag},
 };
 use crate::{
-    domain::Resource,
+    domain::{JobState, Resource},
     policy::Decision,
     store::{AuditEntry, JobDetail},
 };
@@ -244,8 +244,8 @@ fn live(state: &ConsoleState, detail: &JobDetail, now: DateTime<Utc>) -> Markup 
                     dt { "Next run" } dd { (time_tag(job.run_at)) }
                 }
                 dt { "Action" } dd { (job.action.as_deref().unwrap_or("not decided yet")) }
-                @if let Some(e) = &job.last_error {
-                    dt { "Reason" } dd { (show.text(e)) }
+                @if let (Some(e), Some(what)) = (&job.last_error, error_label(job.state)) {
+                    dt { (what) } dd { (show.text(e)) }
                 }
                 @if let Some(t) = cp.get(TARGET) {
                     dt { "Records go to" } dd { (t.get("email").and_then(Value::as_str).map(|e| show.email(e)).unwrap_or_else(|| show.json(t))) }
@@ -281,6 +281,18 @@ fn live(state: &ConsoleState, detail: &JobDetail, now: DateTime<Utc>) -> Markup 
             }
             (actions::buttons(&job.id, job.state, &who))
         }
+    }
+}
+
+/// What `last_error` means in `state`; `None` once the job succeeded (an
+/// approval or a retry keeps the old text, which no longer says anything).
+fn error_label(state: JobState) -> Option<&'static str> {
+    match state {
+        JobState::NeedsReview => Some("Why it waits"),
+        JobState::Failed => Some("Error"),
+        JobState::Cancelled => Some("Why it stopped"),
+        JobState::Queued | JobState::Running | JobState::Scheduled => Some("Last problem"),
+        JobState::Succeeded => None,
     }
 }
 
