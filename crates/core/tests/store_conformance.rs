@@ -1504,12 +1504,15 @@ async fn count_by_state_and_queue_lag(store: SharedStore, _clock: ManualClock) {
 }
 
 /// `seats_pending` (the `offboard_seats_pending_admin_action` gauge): active jobs
-/// with a reserved action and a `seat_requested_at` checkpoint, per action.
+/// with a reserved action and a `seat_requested_at` checkpoint, per action; and
+/// `seat_waits`, the same jobs listed (the console's waiting seats).
 async fn seats_pending_counts_requested_unverified_seat_changes(
     store: SharedStore,
     clock: ManualClock,
 ) {
     assert!(store.seats_pending().await.expect("pending").is_empty());
+    assert!(store.seat_waits(10).await.expect("waits").is_empty());
+    let asked = clock.now();
     let later = clock.now() + chrono::Duration::hours(1);
     // (email, action, seat requested?, how the run ends)
     let runs = [
@@ -1536,7 +1539,13 @@ async fn seats_pending_counts_requested_unverified_seat_changes(
         assert_eq!(granted, Reservation::Granted);
         if requested {
             store
-                .put_checkpoint(&c.lease, "seat_requested_at", &json!(clock.now()))
+                .put_checkpoint(&c.lease, "seat_requested_at", &json!(asked))
+                .await
+                .expect("checkpoint");
+        }
+        if i == 0 {
+            store
+                .put_checkpoint(&c.lease, "admin_task_id", &json!(101641))
                 .await
                 .expect("checkpoint");
         }
@@ -1556,6 +1565,14 @@ async fn seats_pending_counts_requested_unverified_seat_changes(
     let pending = store.seats_pending().await.expect("pending");
     assert_eq!(pending.get("deactivate"), Some(&1), "{pending:?}");
     assert_eq!(pending.get("delete"), Some(&1), "{pending:?}");
+    let waits = store.seat_waits(10).await.expect("waits");
+    let listed: Vec<_> = waits.iter().map(|w| w.job.id.clone()).collect();
+    assert_eq!(listed, [ids[0].clone(), ids[1].clone()], "oldest job first");
+    assert_eq!(waits[0].requested_at, asked);
+    assert_eq!(waits[0].admin_task, Some(json!(101641)));
+    assert_eq!(waits[1].admin_task, None);
+    assert_eq!(waits[1].job.state, JobState::NeedsReview);
+    assert_eq!(store.seat_waits(1).await.expect("waits").len(), 1);
     store
         .cancel(&ids[0], "operator", Via::Cli)
         .await
@@ -1563,6 +1580,9 @@ async fn seats_pending_counts_requested_unverified_seat_changes(
     let pending = store.seats_pending().await.expect("pending");
     assert_eq!(pending.get("deactivate"), None, "{pending:?}");
     assert_eq!(pending.get("delete"), Some(&1), "{pending:?}");
+    let waits = store.seat_waits(10).await.expect("waits");
+    assert_eq!(waits.len(), 1, "a cancelled job waits for nothing");
+    assert_eq!(waits[0].job.id, ids[1]);
 }
 
 async fn claim_one_of(store: &SharedStore) -> Claimed {

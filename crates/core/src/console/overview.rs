@@ -3,9 +3,7 @@
 //! long, and the latest failures with their error.
 
 use axum::extract::State;
-use chrono::{DateTime, Utc};
 use maud::{Markup, html};
-use serde_json::Value;
 
 use super::{
     actions,
@@ -15,32 +13,14 @@ use super::{
     state::ConsoleState,
     view::{Show, age, job_href, state_badge, state_label, time_tag},
 };
-use crate::{
-    domain::JobState,
-    store::{Job, JobFilter},
-};
+use crate::{domain::JobState, store::JobFilter};
 
 /// Rows of the review queue shown (the job list pages through the rest).
 const REVIEW_ROWS: u32 = 50;
 /// Latest failures shown.
 const FAILURE_ROWS: u32 = 10;
-/// Jobs looked at for a requested, unverified seat change: verification polls
-/// run as `scheduled` (or briefly `queued`/`running`) jobs.
-const SEAT_CANDIDATES: u32 = 50;
-
-/// The checkpoint the seat step writes when it asks the CRM's admin (the key is
-/// frozen: `worker/checkpoint.rs` `SEAT_REQUESTED`; the store's seat metric reads
-/// it by the same name).
-const SEAT_REQUESTED: &str = "seat_requested_at";
-/// The admin task's id in the CRM, checkpointed once the task exists.
-const ADMIN_TASK: &str = "admin_task_id";
-
-/// A seat change the CRM's admin was asked for and the CRM does not show yet.
-struct SeatWait {
-    job: Job,
-    since: DateTime<Utc>,
-    task: Option<Value>,
-}
+/// Waiting seats shown.
+const SEAT_ROWS: u32 = 100;
 
 /// `GET /console`
 pub(crate) async fn overview(
@@ -59,7 +39,8 @@ pub(crate) async fn overview(
     let failed = store
         .list_jobs(&in_state(JobState::Failed, FAILURE_ROWS))
         .await?;
-    let seats = seat_waits(&state).await?;
+    let mut seats = store.seat_waits(SEAT_ROWS).await?;
+    seats.sort_by_key(|w| w.requested_at);
 
     let body = html! {
         section aria-labelledby="counts" {
@@ -111,9 +92,9 @@ pub(crate) async fn overview(
                             tr {
                                 td { a href=(job_href(&w.job.id)) { (show.email(&w.job.employee_email)) } }
                                 td { (w.job.action.as_deref().unwrap_or("-")) }
-                                td { (time_tag(w.since)) }
-                                td { (age(now, w.since)) }
-                                td { @if let Some(t) = &w.task { code { (show.json(t)) } } @else { "-" } }
+                                td { (time_tag(w.requested_at)) }
+                                td { (age(now, w.requested_at)) }
+                                td { @if let Some(t) = &w.admin_task { code { (show.json(t)) } } @else { "-" } }
                                 td { (state_badge(w.job.state)) }
                             }
                         }
@@ -153,33 +134,4 @@ fn in_state(state: JobState, limit: u32) -> JobFilter {
         limit: Some(limit),
         ..JobFilter::default()
     }
-}
-
-/// Active jobs with a requested seat change, longest waiting first. Read from
-/// each candidate's checkpoints: the store counts these (`seats_pending`, for the
-/// metric) but lists them only as jobs.
-async fn seat_waits(state: &ConsoleState) -> Result<Vec<SeatWait>, ConsoleError> {
-    let mut candidates = Vec::new();
-    for s in [JobState::Scheduled, JobState::Queued, JobState::Running] {
-        candidates.extend(state.store.list_jobs(&in_state(s, SEAT_CANDIDATES)).await?);
-    }
-    let mut waits = Vec::new();
-    for job in candidates {
-        let Some(detail) = state.store.get_job(&job.id).await? else {
-            continue;
-        };
-        let since = detail
-            .checkpoints
-            .get(SEAT_REQUESTED)
-            .and_then(|v| serde_json::from_value::<DateTime<Utc>>(v.clone()).ok());
-        if let Some(since) = since {
-            waits.push(SeatWait {
-                task: detail.checkpoints.get(ADMIN_TASK).cloned(),
-                job: detail.job,
-                since,
-            });
-        }
-    }
-    waits.sort_by_key(|w| w.since);
-    Ok(waits)
 }

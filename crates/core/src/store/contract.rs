@@ -256,6 +256,18 @@ pub struct JobDetail {
     pub audit: Vec<AuditEntry>,
 }
 
+/// A seat change the CRM's admin was asked for (the job's checkpoint
+/// `seat_requested_at`) that the job has not verified yet: it is still active.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeatWait {
+    /// The job that asked.
+    pub job: Job,
+    /// When it asked (the verification deadline counts from here).
+    pub requested_at: DateTime<Utc>,
+    /// The admin task's id in the CRM (checkpoint `admin_task_id`), once created.
+    pub admin_task: Option<Value>,
+}
+
 /// Filters for listing jobs.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
@@ -538,6 +550,10 @@ pub trait JobStore: Send + Sync + 'static {
     /// requested from the CRM admin (checkpoint `seat_requested_at`) and not yet
     /// verified, counted per reserved action (`deactivate`, `delete`). For metrics.
     async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError>;
+    /// The same jobs as [`JobStore::seats_pending`] counts (active, seat change
+    /// requested), each with when it asked, oldest job first, at most `limit`: the
+    /// console's "seats waiting for the CRM admin", in one query.
+    async fn seat_waits(&self, limit: u32) -> Result<Vec<SeatWait>, StoreError>;
 
     /// One SCIM user by id.
     async fn scim_user(&self, id: &str) -> Result<Option<ScimUser>, StoreError>;

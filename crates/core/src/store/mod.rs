@@ -34,7 +34,7 @@ use offboard_domain::{SharedClock, SystemClock};
 pub use contract::{
     AuditEntry, Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent,
     OperatorAction, Outcome, Reservation, ScimUser, ScimUserPage, ScimUserQuery, ScimUserValues,
-    ScimWrite, ScimWriteOutcome, SharedStore, StoreError, Via,
+    ScimWrite, ScimWriteOutcome, SeatWait, SharedStore, StoreError, Via,
 };
 
 use crate::config::StoreConfig;

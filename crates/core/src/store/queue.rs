@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::{
     contract::{
         Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, Outcome,
-        Reservation, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome,
+        Reservation, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome, SeatWait,
         StoreError, Via,
     },
     rows::{self, duration_ms, ms},
@@ -122,6 +122,8 @@ pub trait Statements: Send + Sync + 'static {
     async fn oldest_due(&self, now: i64) -> StoreResult<Option<i64>>;
     /// Requested, unverified seat changes per action.
     async fn count_seats_pending(&self) -> StoreResult<BTreeMap<String, u64>>;
+    /// Those seat changes' jobs with their request time, oldest job first.
+    async fn select_seat_waits(&self, limit: u32) -> StoreResult<Vec<SeatWait>>;
     /// One SCIM user by id.
     async fn scim_select(&self, id: &str) -> StoreResult<Option<ScimUser>>;
     /// The page and total count [`ScimUserQuery`] asks for.
@@ -290,6 +292,10 @@ impl<S: Statements> JobStore for S {
 
     async fn seats_pending(&self) -> StoreResult<BTreeMap<String, u64>> {
         self.count_seats_pending().await
+    }
+
+    async fn seat_waits(&self, limit: u32) -> StoreResult<Vec<SeatWait>> {
+        self.select_seat_waits(limit).await
     }
 
     async fn scim_user(&self, id: &str) -> StoreResult<Option<ScimUser>> {

@@ -38,7 +38,7 @@ use super::{
     contract::{
         IngestOutcome, Job, JobDetail, JobFilter, Lease, NewEvent, Outcome, Reservation,
         SEATS_PENDING_SQL, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome,
-        StoreError, Via,
+        SeatWait, StoreError, Via,
     },
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
     rows::{
@@ -921,6 +921,18 @@ impl Statements for SqliteStore {
             .fetch_all(&self.reader)
             .await?;
         rows::tally_actions(&rows)
+    }
+
+    async fn select_seat_waits(&self, limit: u32) -> StoreResult<Vec<SeatWait>> {
+        // The checkpoint keys are worker/checkpoint.rs's SEAT_REQUESTED and
+        // ADMIN_TASK (frozen names); the states are SEATS_PENDING_SQL's.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS},                (SELECT value FROM checkpoints c WHERE c.job_id = jobs.id AND c.key = 'seat_requested_at') AS seat_requested_at,                (SELECT value FROM checkpoints c WHERE c.job_id = jobs.id AND c.key = 'admin_task_id') AS admin_task_id              FROM jobs              WHERE state IN ('queued', 'running', 'scheduled', 'needs_review')                AND EXISTS (SELECT 1 FROM checkpoints c WHERE c.job_id = jobs.id AND c.key = 'seat_requested_at')              ORDER BY id LIMIT ?1"
+        )))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(rows::decode_seat_wait).collect()
     }
 
     fn clock(&self) -> &SharedClock {
