@@ -583,13 +583,33 @@ async fn the_job_list_filters_by_state_employee_and_date_and_pages() {
         .ok(&format!("/console/jobs?since={today}&state="))
         .await;
     assert_eq!(all.matches("<tr>").count() - 1, 50);
-    for bad in ["/console/jobs?state=bogus", "/console/jobs?since=yesterday"] {
-        assert_eq!(
-            console.get(bad).await.status,
-            StatusCode::BAD_REQUEST,
-            "{bad}"
+    for bad in [
+        "/console/jobs?state=bogus",
+        "/console/jobs?since=yesterday",
+        "/console/jobs?state=queued&state=failed",
+    ] {
+        let page = console.get(bad).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            page.body.starts_with("<!DOCTYPE html>"),
+            "a page, not plain text: {}",
+            page.body
         );
+        assert_security_headers(&page, bad);
     }
+    // A path under /console that is no page: a 404 page, and only in a session.
+    let page = console.get("/console/nothing/here").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert_security_headers(&page, "404");
+    let stranger = page_of(
+        client()
+            .get(format!("{}/console/nothing/here", app.addr))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(stranger.location(), "/console/sign-in");
 }
 
 #[tokio::test]

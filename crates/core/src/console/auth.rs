@@ -10,7 +10,10 @@
 
 use axum::{
     Form,
-    extract::{FromRequestParts, Query, State, rejection::FormRejection},
+    extract::{
+        FromRequestParts, Query, State,
+        rejection::{FormRejection, QueryRejection},
+    },
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Redirect, Response},
 };
@@ -127,9 +130,16 @@ pub(crate) struct SignInQuery {
 /// `GET /console/sign-in`: the form (or the overview, when already signed in).
 pub(crate) async fn sign_in_page(
     State(state): State<ConsoleState>,
-    Query(q): Query<SignInQuery>,
+    query: Result<Query<SignInQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
+    let q = query.ok().map_or(
+        SignInQuery {
+            expired: None,
+            signed_out: None,
+        },
+        |Query(q)| q,
+    );
     if let Some(Ok(_)) = session_of(&headers, &state) {
         return Redirect::to("/console").into_response();
     }

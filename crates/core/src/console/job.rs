@@ -7,7 +7,7 @@
 //! JavaScript a `<noscript>` refresh reloads the page. A settled job's live part
 //! carries no polling, so refreshing stops by itself.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, State, rejection::QueryRejection};
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -71,8 +71,10 @@ pub(crate) async fn page_of(
     State(state): State<ConsoleState>,
     signed: Signed,
     Path(id): Path<String>,
-    Query(q): Query<JobQuery>,
+    query: Result<Query<JobQuery>, QueryRejection>,
 ) -> Result<Markup, ConsoleError> {
+    // The query only carries the notice after an action: a bad one just shows none.
+    let q = query.ok().map_or(JobQuery { done: None }, |Query(q)| q);
     let detail = load(&state, &id).await?;
     let job = &detail.job;
     let show = Show {

@@ -2,7 +2,7 @@
 //! creation date, a page at a time (the store's `list_jobs` and its id cursor,
 //! like `GET /api/v1/jobs`).
 
-use axum::extract::{Query, State};
+use axum::extract::{Query, State, rejection::QueryRejection};
 use chrono::{NaiveDate, TimeZone, Utc};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -78,8 +78,10 @@ impl ListQuery {
 pub(crate) async fn list(
     State(state): State<ConsoleState>,
     signed: Signed,
-    Query(q): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Markup, ConsoleError> {
+    // A repeated or mistyped parameter is a page that says so, not axum's plain text.
+    let Query(q) = query.map_err(|e| ConsoleError::BadRequest(e.body_text()))?;
     let filter = q.filter()?;
     let jobs = state.store.list_jobs(&filter).await?;
     let show = Show {

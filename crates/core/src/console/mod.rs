@@ -57,6 +57,7 @@ pub fn router(state: ConsoleState) -> Router {
         )
         .route("/console/assets/console.css", get(assets::css))
         .route("/console/assets/htmx.min.js", get(assets::htmx))
+        .route("/console/{*rest}", get(error::no_such_page))
         .layer(middleware::map_response(headers::secure))
         .with_state(state)
 }
