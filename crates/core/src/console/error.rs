@@ -32,12 +32,6 @@ pub(crate) enum ConsoleError {
     Store(StoreError),
 }
 
-/// `/console/…` paths that are no page: a 404 page (inside a session, like
-/// every console route).
-pub(crate) async fn no_such_page(_signed: super::auth::Signed) -> ConsoleError {
-    ConsoleError::NotFound("no such console page".to_owned())
-}
-
 impl From<StoreError> for ConsoleError {
     fn from(e: StoreError) -> Self {
         match e {

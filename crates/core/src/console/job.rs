@@ -259,7 +259,8 @@ fn live(state: &ConsoleState, detail: &JobDetail, now: DateTime<Utc>) -> Markup 
                             "asked of the CRM admin at " (time_tag(at)) ", waiting for " (age(now, at))
                             @if let Some(task) = cp.get(ADMIN_TASK) { " (task " code { (show.json(task)) } ")" }
                         }
-                        (None, false) => "not requested yet",
+                        (None, false) if moving => "not requested yet",
+                        (None, false) => "no seat change was requested",
                     }
                 }
                 dt { "Updated" } dd { (time_tag(job.updated_at)) }

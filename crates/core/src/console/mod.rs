@@ -7,9 +7,9 @@
 //! takes, [`headers`] puts the security headers on every response, [`overview`],
 //! [`jobs`] and [`job`] are the pages, [`actions`] the buttons, confirmations and
 //! POSTs, [`layout`] the page shell, [`view`] how values are shown (and redacted),
-//! [`assets`] the stylesheet and vendored htmx, [`error`] the error pages,
-//! [`state`] what they share. This file only declares them and composes the
-//! router.
+//! [`assets`] the stylesheet and vendored htmx, [`error`] the error pages and
+//! [`missing`] the 404 for unknown paths, [`state`] what they share. This file
+//! only declares them and composes the router.
 //!
 //! Architecture invariants:
 //! - no page or action without a session: every handler but the sign-in form and
@@ -30,6 +30,7 @@ mod headers;
 mod job;
 mod jobs;
 mod layout;
+mod missing;
 mod overview;
 mod session;
 mod state;
@@ -57,7 +58,7 @@ pub fn router(state: ConsoleState) -> Router {
         )
         .route("/console/assets/console.css", get(assets::css))
         .route("/console/assets/htmx.min.js", get(assets::htmx))
-        .route("/console/{*rest}", get(error::no_such_page))
+        .route("/console/{*rest}", get(missing::no_such_page))
         .layer(middleware::map_response(headers::secure))
         .with_state(state)
 }
