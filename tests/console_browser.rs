@@ -5,9 +5,9 @@
 //! to `succeeded` by itself (htmx polling its live part) while the test plays the
 //! Sell admin who deletes the seat, and signs out.
 //!
-//! Screenshots of the overview and of the job page are kept in
+//! Screenshots (sign-in, overview, confirmation, job page, job list) are kept in
 //! `$CARGO_TARGET_TMPDIR/console-*.png` (`target/tmp/` by default); `docs/` holds
-//! a copy of each for the README.
+//! a copy of the overview and the job page for the README.
 //!
 //! Under `CI=true` a missing browser or driver fails the test (`.ci/run` installs
 //! them with apt-get); elsewhere the test says it skipped.
@@ -223,9 +223,17 @@ async fn a_person_approves_a_capped_deletion_and_watches_it_finish() {
     field.send_keys("not the token").await.unwrap();
     click(&c, &button("Sign in")).await;
     wait_for_text(&c, "That is not the admin token").await;
-    let field = c.find(Locator::Id(&field_id)).await.unwrap();
-    field.send_keys(ADMIN_TOKEN).await.unwrap();
-    click(&c, &button("Sign in")).await;
+    screenshot(&c, "console-sign-in.png").await;
+    // By keyboard this time: the field has the focus, Enter submits.
+    let focused = c.active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("id").await.unwrap().as_deref(),
+        Some(field_id.as_str())
+    );
+    focused
+        .send_keys(&format!("{ADMIN_TOKEN}\u{E007}"))
+        .await
+        .unwrap();
 
     // The overview: the capped deletion waits in the review queue, with its reason.
     wait_for_text(&c, "Waiting for review (1)").await;
@@ -244,6 +252,7 @@ async fn a_person_approves_a_capped_deletion_and_watches_it_finish() {
     )
     .await;
     wait_for_text(&c, "A deletion cannot be undone").await;
+    screenshot(&c, "console-confirm.png").await;
     click(&c, &button("Yes, approve")).await;
     wait_for_text(&c, "You approved this job").await;
     let job = app.job(&sam).await;
@@ -270,6 +279,13 @@ async fn a_person_approves_a_capped_deletion_and_watches_it_finish() {
     assert!(live.text().await.unwrap().contains("succeeded"));
     assert_eq!(live.attr("hx-get").await.unwrap(), None, "polling stopped");
     screenshot(&c, "console-job.png").await;
+
+    // The job list finds it by state.
+    c.goto(&format!("{}/console/jobs?state=succeeded", app.addr))
+        .await
+        .unwrap();
+    wait_for_text(&c, "sam.seller@example.com").await;
+    screenshot(&c, "console-jobs.png").await;
 
     // Signing out ends it: the console is closed again.
     click(&c, &button("Sign out")).await;
