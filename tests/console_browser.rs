@@ -3,7 +3,9 @@
 //! in with the admin token, finds a capped deletion in the `needs_review` queue,
 //! approves it through the confirmation page, watches the job page follow the job
 //! to `succeeded` by itself (htmx polling its live part) while the test plays the
-//! Sell admin who deletes the seat, and signs out.
+//! Sell admin who deletes the seat, and signs out; signed in again, the session
+//! runs out (on the app's clock) while a job page polls, and the browser lands on
+//! the sign-in form.
 //!
 //! Screenshots (sign-in, overview, confirmation, job page, job list) are kept in
 //! `$CARGO_TARGET_TMPDIR/console-*.png` (`target/tmp/` by default); `docs/` holds
@@ -195,11 +197,12 @@ async fn a_person_approves_a_capped_deletion_and_watches_it_finish() {
         )
         .await;
     // Something else for the overview to show: a seat waiting for the admin.
-    app.accept(
-        "msg_lee",
-        &termination("evt_lee", "lee.hold@example.com", "voluntary", true, false),
-    )
-    .await;
+    let lee = app
+        .accept(
+            "msg_lee",
+            &termination("evt_lee", "lee.hold@example.com", "voluntary", true, false),
+        )
+        .await;
     app.run_jobs().await;
     assert_eq!(app.job(&sam).await["state"], "needs_review");
     app.advance(chrono::Duration::minutes(42));
@@ -294,6 +297,23 @@ async fn a_person_approves_a_capped_deletion_and_watches_it_finish() {
         .await
         .unwrap();
     wait_for_text(&c, "Admin token").await;
+
+    // A session that expires while a page polls: the next poll sends the whole
+    // page to the sign-in form (HX-Redirect), not a fragment into the old page.
+    let field = c.find(Locator::Id(&field_id)).await.unwrap();
+    field
+        .send_keys(&format!("{ADMIN_TOKEN}\u{E007}"))
+        .await
+        .unwrap();
+    wait_for_text(&c, "Jobs per state").await;
+    c.goto(&format!("{}/console/jobs/{lee}", app.addr))
+        .await
+        .unwrap();
+    wait_for_text(&c, "refreshes by itself").await;
+    app.advance(chrono::Duration::hours(9));
+    wait_for_text(&c, "Your session expired. Sign in again.").await;
+    let url = c.current_url().await.unwrap();
+    assert_eq!(url.path(), "/console/sign-in", "{url}");
 
     c.close().await.unwrap();
     eprintln!("browser test: {:.1} s", started.elapsed().as_secs_f64());
