@@ -307,6 +307,22 @@ async fn retry_cancel_approve_move_jobs_and_refuse_wrong_states() {
     // The operator's actions are in the audit trail.
     let audit = json_ok(&offboard(&f.config, &["show", &f.queued, "--json"]))["audit"].to_string();
     assert!(audit.contains("cancelled by operator (CLI)"), "{audit}");
+    let shown = json_ok(&offboard(&f.config, &["show", &f.queued, "--json"]));
+    let operator: Vec<&serde_json::Value> = shown["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["kind"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("operator."))
+        })
+        .collect();
+    assert!(!operator.is_empty());
+    assert!(
+        operator.iter().all(|a| a["detail"]["via"] == "cli"),
+        "every CLI action says via cli: {operator:?}"
+    );
 
     // Unknown ids: exit 1, and the message says so.
     for op in ["show", "retry", "cancel", "approve"] {

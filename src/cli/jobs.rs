@@ -11,7 +11,7 @@ use offboard_core::{
     config::Config,
     domain::JobState,
     http::admin::{detail_json, summary},
-    store::{Job, JobFilter},
+    store::{Job, JobFilter, Via},
 };
 
 #[derive(Debug, Subcommand)]
@@ -113,20 +113,24 @@ pub(super) async fn run(config_path: &Path, command: JobsCommand) -> Result<(), 
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             }
         }
-        JobsCommand::Retry { id, json } => {
-            report(&store.retry(&id).await.map_err(op_failed)?, json, redact)
-        }
+        JobsCommand::Retry { id, json } => report(
+            &store.retry(&id, Via::Cli).await.map_err(op_failed)?,
+            json,
+            redact,
+        ),
         JobsCommand::Cancel { id, json } => report(
             &store
-                .cancel(&id, "cancelled by operator (CLI)")
+                .cancel(&id, "cancelled by operator (CLI)", Via::Cli)
                 .await
                 .map_err(op_failed)?,
             json,
             redact,
         ),
-        JobsCommand::Approve { id, json } => {
-            report(&store.approve(&id).await.map_err(op_failed)?, json, redact)
-        }
+        JobsCommand::Approve { id, json } => report(
+            &store.approve(&id, Via::Cli).await.map_err(op_failed)?,
+            json,
+            redact,
+        ),
     }
     Ok(())
 }

@@ -90,6 +90,18 @@ async fn list_show_cancel_retry() {
         .await
         .unwrap();
     assert_eq!(retried["state"], "queued");
+    let job = app.job(&id).await;
+    let operator: Vec<&Value> = job["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "operator.cancel" || a["kind"] == "operator.retry")
+        .collect();
+    assert_eq!(operator.len(), 2, "{job:#}");
+    assert!(
+        operator.iter().all(|a| a["detail"]["via"] == "api"),
+        "{operator:?}"
+    );
     let bad_state = app.admin_get("/api/v1/jobs?state=bogus").await;
     assert_eq!(bad_state.status(), 400);
     assert_eq!(app.admin_get("/api/v1/jobs/nope").await.status(), 404);

@@ -8,6 +8,7 @@ mod hubspot;
 mod salesforce;
 
 mod admin;
+mod console;
 mod offboarding;
 mod pipedrive;
 mod policy_flow;

@@ -2,8 +2,8 @@
 //! the integration tests all start the service through here, so what they test is
 //! what runs in production.
 //!
-//! `--role` gates the parts: a receiver serves webhooks and the admin API; a worker
-//! runs jobs; both serve `/healthz`, `/readyz` and `/metrics`.
+//! `--role` gates the parts: a receiver serves webhooks, the admin API and the ops
+//! console; a worker runs jobs; both serve `/healthz`, `/readyz` and `/metrics`.
 //!
 //! It is also where `store/` and `crm/` meet: the CRM client's rate budget comes
 //! from the store when the store is shared between processes (PostgreSQL), so N
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{Config, ConfigError},
+    console::{self, ConsoleSettings, ConsoleState},
     crm::{ClientBuildError, Crm},
     domain::{SharedClock, SystemClock},
     http::{self, HealthState, admin::AdminState},
@@ -273,6 +274,17 @@ impl Application {
                     config.server.max_body_bytes,
                 ));
             }
+            let token = Arc::new(token);
+            if config.console.enabled {
+                // Beside the admin API and signed in with its token: a console
+                // session is the admin token's, in a form a browser can hold.
+                router = router.merge(console::router(ConsoleState::new(
+                    store.clone(),
+                    token.clone(),
+                    ConsoleSettings::from_config(&config.console, config.privacy.redact_emails),
+                    clock.clone(),
+                )));
+            }
             let ingest = IngestState {
                 store: store.clone(),
                 store_deadline,
@@ -285,7 +297,7 @@ impl Application {
                 .merge(http::ingest_router(ingest, config.server.max_body_bytes))
                 .merge(http::admin::router(AdminState {
                     store: store.clone(),
-                    token: Arc::new(token),
+                    token,
                     redact_emails: config.privacy.redact_emails,
                 }));
         }

@@ -46,6 +46,8 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// `[privacy]`: e-mail redaction in logs and API output.
     pub privacy: PrivacyConfig,
+    /// `[console]`: the ops console under `/console` (DESIGN.md §11).
+    pub console: ConsoleConfig,
     /// `[scim]`: the SCIM 2.0 service provider under `/scim/v2`; absent, there is none.
     #[serde(default)]
     pub scim: Option<ScimConfig>,
@@ -325,6 +327,25 @@ pub struct PrivacyConfig {
     pub redact_emails: bool,
 }
 
+/// `[console]` (DESIGN.md §11): the ops console a receiver serves under
+/// `/console`, signed in with the admin token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Serve `/console` at all (receiver role only).
+    pub enabled: bool,
+    /// How long a sign-in lasts; the cookie carries its expiry, signed.
+    pub session_hours: u64,
+    /// Drops the cookie's `Secure` flag, for plain-HTTP use on localhost only:
+    /// browsers send a `Secure` cookie over HTTPS alone.
+    pub insecure_cookie: bool,
+    /// Sign-in attempts accepted per minute by one process, from every client
+    /// together (the burst too); more are answered 429 before the token is compared.
+    pub sign_in_per_minute: u32,
+    /// Seconds between the job page's refreshes while the job is still moving.
+    pub refresh_secs: u64,
+}
+
 /// `[scim]` (DESIGN.md §10)
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -459,6 +480,15 @@ impl Config {
         }
         if self.worker.concurrency == 0 {
             return bad("worker.concurrency", "must be at least 1");
+        }
+        if !(1..=24 * 30).contains(&self.console.session_hours) {
+            return bad("console.session_hours", "must be between 1 and 720");
+        }
+        if self.console.sign_in_per_minute == 0 {
+            return bad("console.sign_in_per_minute", "must be at least 1");
+        }
+        if self.console.refresh_secs == 0 {
+            return bad("console.refresh_secs", "must be at least 1");
         }
         if let Some(scim) = &self.scim {
             if offboard_domain::TerminationKind::parse(&scim.termination_kind).is_none() {

@@ -4,11 +4,13 @@
 //! The data flows one way: [`ingest`] (verify, map, dedupe) → [`store`] (durable
 //! events and jobs) → [`worker`] (plan, reassign, seat step, verify) → [`policy`]
 //! (pure decisions) and [`crm`] (the vendor seam). [`app`] wires them into a
-//! running service; [`cli`] is the command line. See ARCHITECTURE.md.
+//! running service; [`cli`] is the command line. [`console`] is the ops console
+//! people use beside the admin API. See ARCHITECTURE.md.
 #![deny(missing_docs)]
 
 pub mod app;
 pub mod config;
+pub mod console;
 pub mod crm;
 pub mod error;
 pub mod http;

@@ -36,6 +36,9 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     // The worker is started by the app and never reaches back into the receiver.
     ("worker", &["ingest", "http", "app"]),
     ("http", &["worker", "app"]),
+    // The console reads and operates the store, like the admin API: it never calls
+    // the CRM, runs a job or takes a webhook, and the app mounts it, not `http`.
+    ("console", &["worker", "crm", "ingest", "http", "app"]),
     (
         "config",
         &["store", "worker", "ingest", "http", "crm", "app"],

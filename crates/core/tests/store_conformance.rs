@@ -27,7 +27,7 @@ use offboard_core::{
     domain::{Clock, JobKind, JobState, ManualClock, OffboardingEvent},
     store::{
         Claimed, IngestOutcome, JobFilter, Lease, NewEvent, Outcome, Reservation, ScimUser,
-        ScimUserQuery, ScimUserValues, ScimWrite, ScimWriteOutcome, SharedStore, StoreError,
+        ScimUserQuery, ScimUserValues, ScimWrite, ScimWriteOutcome, SharedStore, StoreError, Via,
     },
 };
 use serde_json::json;
@@ -1031,24 +1031,24 @@ async fn jobs_for_filters_by_state_newest_first(store: SharedStore, _clock: Manu
 
 async fn operator_actions_follow_state_rules(store: SharedStore, clock: ManualClock) {
     assert!(matches!(
-        store.retry("no-such-job").await,
+        store.retry("no-such-job", Via::Api).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        store.cancel("no-such-job", "x").await,
+        store.cancel("no-such-job", "x", Via::Cli).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        store.approve("no-such-job").await,
+        store.approve("no-such-job", Via::Api).await,
         Err(StoreError::NotFound(_))
     ));
 
     // queued: cancel yes; retry and approve no.
     let q = ingest(&store, new_event("evt-q", "q@example.com")).await;
-    assert_wrong_state(store.retry(&q).await, "retry queued");
-    assert_wrong_state(store.approve(&q).await, "approve queued");
+    assert_wrong_state(store.retry(&q, Via::Api).await, "retry queued");
+    assert_wrong_state(store.approve(&q, Via::Api).await, "approve queued");
     let job = store
-        .cancel(&q, "cancelled by operator (test)")
+        .cancel(&q, "cancelled by operator (test)", Via::Console)
         .await
         .expect("cancel queued");
     assert_eq!(job.state, JobState::Cancelled);
@@ -1057,10 +1057,13 @@ async fn operator_actions_follow_state_rules(store: SharedStore, clock: ManualCl
         Some("cancelled by operator (test)"),
         "the operator's reason is kept"
     );
-    assert_wrong_state(store.cancel(&q, "again").await, "cancel cancelled");
-    assert_wrong_state(store.approve(&q).await, "approve cancelled");
+    assert_wrong_state(
+        store.cancel(&q, "again", Via::Cli).await,
+        "cancel cancelled",
+    );
+    assert_wrong_state(store.approve(&q, Via::Api).await, "approve cancelled");
     // cancelled → retry → queued.
-    let job = store.retry(&q).await.expect("retry cancelled");
+    let job = store.retry(&q, Via::Cli).await.expect("retry cancelled");
     assert_eq!(job.state, JobState::Queued);
     assert_eq!(job.last_error, None);
     let detail = store.get_job(&q).await.expect("get").expect("job");
@@ -1071,6 +1074,9 @@ async fn operator_actions_follow_state_rules(store: SharedStore, clock: ManualCl
         detail.audit[0].detail["reason"],
         "cancelled by operator (test)"
     );
+    // Where each action came from is in its entry: one argument, both backends.
+    assert_eq!(detail.audit[0].detail["via"], "console");
+    assert_eq!(detail.audit[1].detail["via"], "cli");
 
     // needs_review → approve → queued + approved.
     let c = claim_one(&store, "w", LEASE).await;
@@ -1084,7 +1090,7 @@ async fn operator_actions_follow_state_rules(store: SharedStore, clock: ManualCl
         )
         .await
         .expect("needs review");
-    let job = store.approve(&q).await.expect("approve");
+    let job = store.approve(&q, Via::Api).await.expect("approve");
     assert_eq!(job.state, JobState::Queued);
     assert!(job.approved);
     let c = claim_one(&store, "w", LEASE).await;
@@ -1113,7 +1119,7 @@ async fn operator_actions_follow_state_rules(store: SharedStore, clock: ManualCl
         .expect("failed");
     let failed = store.get_job(&q).await.expect("get").expect("job").job;
     assert_eq!((failed.state, failed.failures), (JobState::Failed, 1));
-    let job = store.retry(&q).await.expect("retry failed");
+    let job = store.retry(&q, Via::Api).await.expect("retry failed");
     assert_eq!((job.state, job.failures), (JobState::Queued, 0));
     assert_eq!(job.last_error, None);
 
@@ -1123,9 +1129,9 @@ async fn operator_actions_follow_state_rules(store: SharedStore, clock: ManualCl
         .finish(&c.lease, Outcome::Succeeded)
         .await
         .expect("succeed");
-    assert_wrong_state(store.retry(&q).await, "retry succeeded");
-    assert_wrong_state(store.cancel(&q, "x").await, "cancel succeeded");
-    assert_wrong_state(store.approve(&q).await, "approve succeeded");
+    assert_wrong_state(store.retry(&q, Via::Api).await, "retry succeeded");
+    assert_wrong_state(store.cancel(&q, "x", Via::Cli).await, "cancel succeeded");
+    assert_wrong_state(store.approve(&q, Via::Api).await, "approve succeeded");
 
     // needs_review can be retried and cancelled too.
     let r = ingest(&store, new_event("evt-r", "r@example.com")).await;
@@ -1140,7 +1146,7 @@ async fn operator_actions_follow_state_rules(store: SharedStore, clock: ManualCl
         .await
         .expect("review");
     assert_eq!(
-        store.retry(&r).await.expect("retry review").state,
+        store.retry(&r, Via::Api).await.expect("retry review").state,
         JobState::Queued
     );
     let c = claim_one(&store, "w", LEASE).await;
@@ -1154,7 +1160,11 @@ async fn operator_actions_follow_state_rules(store: SharedStore, clock: ManualCl
         .await
         .expect("review");
     assert_eq!(
-        store.cancel(&r, "no").await.expect("cancel review").state,
+        store
+            .cancel(&r, "no", Via::Cli)
+            .await
+            .expect("cancel review")
+            .state,
         JobState::Cancelled
     );
 }
@@ -1165,7 +1175,10 @@ async fn operator_cancel_of_a_running_job_fences_the_worker(
 ) {
     let job_id = ingest(&store, new_event("evt-1", "jane@example.com")).await;
     let c = claim_one(&store, "w", LEASE).await;
-    let job = store.cancel(&job_id, "stop").await.expect("cancel running");
+    let job = store
+        .cancel(&job_id, "stop", Via::Cli)
+        .await
+        .expect("cancel running");
     assert_eq!(job.state, JobState::Cancelled);
     assert_eq!(job.lease_owner, None);
     assert_lease_lost(store.heartbeat(&c.lease, LEASE).await, "heartbeat");
@@ -1491,12 +1504,15 @@ async fn count_by_state_and_queue_lag(store: SharedStore, _clock: ManualClock) {
 }
 
 /// `seats_pending` (the `offboard_seats_pending_admin_action` gauge): active jobs
-/// with a reserved action and a `seat_requested_at` checkpoint, per action.
+/// with a reserved action and a `seat_requested_at` checkpoint, per action; and
+/// `seat_waits`, the same jobs listed (the console's waiting seats).
 async fn seats_pending_counts_requested_unverified_seat_changes(
     store: SharedStore,
     clock: ManualClock,
 ) {
     assert!(store.seats_pending().await.expect("pending").is_empty());
+    assert!(store.seat_waits(10).await.expect("waits").is_empty());
+    let asked = clock.now();
     let later = clock.now() + chrono::Duration::hours(1);
     // (email, action, seat requested?, how the run ends)
     let runs = [
@@ -1523,7 +1539,13 @@ async fn seats_pending_counts_requested_unverified_seat_changes(
         assert_eq!(granted, Reservation::Granted);
         if requested {
             store
-                .put_checkpoint(&c.lease, "seat_requested_at", &json!(clock.now()))
+                .put_checkpoint(&c.lease, "seat_requested_at", &json!(asked))
+                .await
+                .expect("checkpoint");
+        }
+        if i == 0 {
+            store
+                .put_checkpoint(&c.lease, "admin_task_id", &json!(101641))
                 .await
                 .expect("checkpoint");
         }
@@ -1543,10 +1565,24 @@ async fn seats_pending_counts_requested_unverified_seat_changes(
     let pending = store.seats_pending().await.expect("pending");
     assert_eq!(pending.get("deactivate"), Some(&1), "{pending:?}");
     assert_eq!(pending.get("delete"), Some(&1), "{pending:?}");
-    store.cancel(&ids[0], "operator").await.expect("cancel");
+    let waits = store.seat_waits(10).await.expect("waits");
+    let listed: Vec<_> = waits.iter().map(|w| w.job.id.clone()).collect();
+    assert_eq!(listed, [ids[0].clone(), ids[1].clone()], "oldest job first");
+    assert_eq!(waits[0].requested_at, asked);
+    assert_eq!(waits[0].admin_task, Some(json!(101641)));
+    assert_eq!(waits[1].admin_task, None);
+    assert_eq!(waits[1].job.state, JobState::NeedsReview);
+    assert_eq!(store.seat_waits(1).await.expect("waits").len(), 1);
+    store
+        .cancel(&ids[0], "operator", Via::Cli)
+        .await
+        .expect("cancel");
     let pending = store.seats_pending().await.expect("pending");
     assert_eq!(pending.get("deactivate"), None, "{pending:?}");
     assert_eq!(pending.get("delete"), Some(&1), "{pending:?}");
+    let waits = store.seat_waits(10).await.expect("waits");
+    assert_eq!(waits.len(), 1, "a cancelled job waits for nothing");
+    assert_eq!(waits[0].job.id, ids[1]);
 }
 
 async fn claim_one_of(store: &SharedStore) -> Claimed {
@@ -1695,7 +1731,10 @@ async fn postgres_wait_for_work_wakes_on_another_replicas_ingest() {
     let waiter = tokio::spawn(async move { worker.wait_for_work(Duration::from_secs(20)).await });
     // As above: the waiter must be waiting before the approval.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    receiver.approve(&c.job.id).await.expect("approve");
+    receiver
+        .approve(&c.job.id, Via::Api)
+        .await
+        .expect("approve");
     assert!(waiter.await.expect("waiter"), "woken by approve");
 
     // Nothing happening: the timeout is the answer.

@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::{
     config::Secret,
     domain::JobState,
-    store::{Job, JobFilter, SharedStore},
+    store::{Job, JobFilter, SharedStore, Via},
 };
 
 /// What the admin routes need.
@@ -173,7 +173,7 @@ async fn retry_job(
     State(state): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let job = state.store.retry(&id).await?;
+    let job = state.store.retry(&id, Via::Api).await?;
     Ok(Json(summary(&job, state.redact_emails)))
 }
 
@@ -183,7 +183,7 @@ async fn cancel_job(
 ) -> Result<Json<Value>, ApiError> {
     let job = state
         .store
-        .cancel(&id, "cancelled by operator (API)")
+        .cancel(&id, "cancelled by operator (API)", Via::Api)
         .await?;
     Ok(Json(summary(&job, state.redact_emails)))
 }
@@ -192,6 +192,6 @@ async fn approve_job(
     State(state): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let job = state.store.approve(&id).await?;
+    let job = state.store.approve(&id, Via::Api).await?;
     Ok(Json(summary(&job, state.redact_emails)))
 }

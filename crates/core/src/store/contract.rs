@@ -314,6 +314,18 @@ pub struct JobDetail {
     pub audit: Vec<AuditEntry>,
 }
 
+/// A seat change the CRM's admin was asked for (the job's checkpoint
+/// `seat_requested_at`) that the job has not verified yet: it is still active.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeatWait {
+    /// The job that asked.
+    pub job: Job,
+    /// When it asked (the verification deadline counts from here).
+    pub requested_at: DateTime<Utc>,
+    /// The admin task's id in the CRM (checkpoint `admin_task_id`), once created.
+    pub admin_task: Option<Value>,
+}
+
 /// Filters for listing jobs.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
@@ -327,6 +339,96 @@ pub struct JobFilter {
     pub limit: Option<u32>,
     /// Return jobs whose id sorts before this one (ids are time-ordered).
     pub before: Option<String>,
+}
+
+/// An operator's verb on one job (DESIGN.md §4's `retry|cancel|approve`). Which
+/// states each applies to is decided here, once: the store refuses the others
+/// (`StoreError::WrongState`), and the console asks [`OperatorAction::allowed_in`]
+/// before it shows a button, so the two cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorAction {
+    /// failed/needs_review/cancelled → queued now, failures reset.
+    Retry,
+    /// Anything not finished → cancelled, with the operator's reason.
+    Cancel,
+    /// needs_review → queued now, past the guard or cap that stopped it.
+    Approve,
+}
+
+impl OperatorAction {
+    /// Every action, in the order a page lists them.
+    pub const ALL: [Self; 3] = [Self::Approve, Self::Retry, Self::Cancel];
+
+    /// The verb, as in errors, routes and the audit kind `operator.<verb>`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Retry => "retry",
+            Self::Cancel => "cancel",
+            Self::Approve => "approve",
+        }
+    }
+
+    /// The states the action applies to.
+    pub fn applies_to(self) -> &'static [JobState] {
+        match self {
+            Self::Retry => &[JobState::Failed, JobState::NeedsReview, JobState::Cancelled],
+            Self::Cancel => &[
+                JobState::Queued,
+                JobState::Running,
+                JobState::Scheduled,
+                JobState::NeedsReview,
+            ],
+            Self::Approve => &[JobState::NeedsReview],
+        }
+    }
+
+    /// Whether the action applies to a job in `state`.
+    pub fn allowed_in(self, state: JobState) -> bool {
+        self.applies_to().contains(&state)
+    }
+}
+
+impl std::str::FromStr for OperatorAction {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| format!("unknown action {s:?} (expected approve, retry or cancel)"))
+    }
+}
+
+/// Where an operator action came from, recorded as `via` in its audit entry
+/// (`operator.<verb>`), so the trail says whether a person used the admin API,
+/// the command line or the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// `POST /api/v1/jobs/{id}/…`.
+    Api,
+    /// `offboard jobs retry|cancel|approve`.
+    Cli,
+    /// The ops console under `/console`.
+    Console,
+}
+
+impl Via {
+    /// The stored spelling: `api`, `cli`, `console`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Cli => "cli",
+            Self::Console => "console",
+        }
+    }
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A SCIM User as offboard keeps it (DESIGN.md §10): what the identity provider
@@ -489,12 +591,15 @@ pub trait JobStore: Send + Sync + 'static {
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
     /// One job with checkpoints and audit.
     async fn get_job(&self, id: &str) -> Result<Option<JobDetail>, StoreError>;
-    /// failed/needs_review/cancelled → queued, failures reset.
-    async fn retry(&self, id: &str) -> Result<Job, StoreError>;
-    /// Any non-terminal state → cancelled.
-    async fn cancel(&self, id: &str, reason: &str) -> Result<Job, StoreError>;
-    /// needs_review → queued with `approved` set.
-    async fn approve(&self, id: &str) -> Result<Job, StoreError>;
+    /// failed/needs_review/cancelled → queued, failures reset. Audited as
+    /// `operator.retry` with `via`.
+    async fn retry(&self, id: &str, via: Via) -> Result<Job, StoreError>;
+    /// Any non-terminal state → cancelled. Audited as `operator.cancel` with the
+    /// reason and `via`.
+    async fn cancel(&self, id: &str, reason: &str, via: Via) -> Result<Job, StoreError>;
+    /// needs_review → queued with `approved` set. Audited as `operator.approve`
+    /// with `via`.
+    async fn approve(&self, id: &str, via: Via) -> Result<Job, StoreError>;
     /// Jobs per state (for metrics).
     async fn count_by_state(&self) -> Result<BTreeMap<JobState, u64>, StoreError>;
     /// Age of the oldest runnable job (queue lag).
@@ -503,6 +608,10 @@ pub trait JobStore: Send + Sync + 'static {
     /// requested from the CRM admin (checkpoint `seat_requested_at`) and not yet
     /// verified, counted per reserved action (`deactivate`, `delete`). For metrics.
     async fn seats_pending(&self) -> Result<BTreeMap<String, u64>, StoreError>;
+    /// The same jobs as [`JobStore::seats_pending`] counts (active, seat change
+    /// requested), each with when it asked, oldest job first, at most `limit`: the
+    /// console's "seats waiting for the CRM admin", in one query.
+    async fn seat_waits(&self, limit: u32) -> Result<Vec<SeatWait>, StoreError>;
 
     /// One SCIM user by id.
     async fn scim_user(&self, id: &str) -> Result<Option<ScimUser>, StoreError>;

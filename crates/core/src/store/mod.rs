@@ -33,8 +33,8 @@ use offboard_domain::{SharedClock, SystemClock};
 
 pub use contract::{
     AuditEntry, Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent,
-    Outcome, Reservation, ScimUser, ScimUserPage, ScimUserQuery, ScimUserValues, ScimWrite,
-    ScimWriteOutcome, SharedStore, StoreError, within,
+    OperatorAction, Outcome, Reservation, ScimUser, ScimUserPage, ScimUserQuery, ScimUserValues,
+    ScimWrite, ScimWriteOutcome, SeatWait, SharedStore, StoreError, Via, within,
 };
 
 use crate::config::StoreConfig;

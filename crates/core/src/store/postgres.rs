@@ -53,7 +53,7 @@ use super::{
     contract::{
         IngestOutcome, Job, JobDetail, JobFilter, Lease, NewEvent, Outcome, Reservation,
         SEATS_PENDING_SQL, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome,
-        StoreError,
+        SeatWait, StoreError, Via,
     },
     postgres_budget::{PgBudget, SharedBudgetOptions},
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
@@ -688,7 +688,7 @@ impl Statements for PgStore {
         decode_detail(&row, &checkpoints, &audit).map(Some)
     }
 
-    async fn operate(&self, id: &str, op: Operation<'_>) -> StoreResult<Job> {
+    async fn operate(&self, id: &str, op: Operation<'_>, via: Via) -> StoreResult<Job> {
         let now = self.now();
         let change = op.change(now);
         let (rewrite_error, error) = change.last_error();
@@ -700,8 +700,8 @@ impl Statements for PgStore {
                 .fetch_optional(&mut *tx)
                 .await?;
         let from = op.check(id, state)?;
-        // The update and its audit entry (with the operator's reason, which also says
-        // API or CLI) in one statement.
+        // The update and its audit entry (with where the action came from and the
+        // operator's reason) in one statement.
         sqlx::query(
             "WITH changed AS ( \
                  UPDATE jobs SET state = $2, run_at = COALESCE($3, run_at), \
@@ -721,7 +721,7 @@ impl Statements for PgStore {
         .bind(change.approve)
         .bind(now)
         .bind(op.audit_kind())
-        .bind(op.audit_detail(from).to_string())
+        .bind(op.audit_detail(from, via).to_string())
         .execute(&mut *tx)
         .await?;
         let row = sqlx::query(JOB_BY_ID).bind(id).fetch_one(&mut *tx).await?;
@@ -865,6 +865,25 @@ impl Statements for PgStore {
     async fn count_seats_pending(&self) -> StoreResult<BTreeMap<String, u64>> {
         let query = sqlx::query(SEATS_PENDING_SQL);
         rows::tally_actions(&query.fetch_all(&self.pool).await?)
+    }
+
+    async fn select_seat_waits(&self, limit: u32) -> StoreResult<Vec<SeatWait>> {
+        // The checkpoint keys are worker/checkpoint.rs's SEAT_REQUESTED and
+        // ADMIN_TASK (frozen names); the states are SEATS_PENDING_SQL's.
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            job_cols!(),
+            ", c.value::text AS seat_requested_at, t.value::text AS admin_task_id FROM ",
+            jobs_with_event!(),
+            " JOIN checkpoints c ON c.job_id = j.id AND c.key = 'seat_requested_at' \
+             LEFT JOIN checkpoints t ON t.job_id = j.id AND t.key = 'admin_task_id' \
+             WHERE j.state IN ('queued', 'running', 'scheduled', 'needs_review') \
+             ORDER BY j.id LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::decode_seat_wait).collect()
     }
 
     async fn wait(&self, max: Duration) -> bool {

@@ -17,8 +17,8 @@ use serde_json::Value;
 use super::{
     contract::{
         Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, Outcome,
-        Reservation, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome,
-        StoreError,
+        Reservation, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome, SeatWait,
+        StoreError, Via,
     },
     rows::{self, duration_ms, ms},
     rules::{self, Operation},
@@ -113,14 +113,17 @@ pub trait Statements: Send + Sync + 'static {
     async fn select_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>>;
     /// One job with its checkpoints and audit trail, from one snapshot.
     async fn select_detail(&self, id: &str) -> StoreResult<Option<JobDetail>>;
-    /// Applies an operator action the job's state allows (see [`Operation::check`]).
-    async fn operate(&self, id: &str, op: Operation<'_>) -> StoreResult<Job>;
+    /// Applies an operator action the job's state allows (see [`Operation::check`])
+    /// and audits it with `via` ([`Operation::audit_detail`]), in one transaction.
+    async fn operate(&self, id: &str, op: Operation<'_>, via: Via) -> StoreResult<Job>;
     /// Jobs per state.
     async fn count_states(&self) -> StoreResult<BTreeMap<JobState, u64>>;
     /// `run_at` of the oldest due job (Unix ms).
     async fn oldest_due(&self, now: i64) -> StoreResult<Option<i64>>;
     /// Requested, unverified seat changes per action.
     async fn count_seats_pending(&self) -> StoreResult<BTreeMap<String, u64>>;
+    /// Those seat changes' jobs with their request time, oldest job first.
+    async fn select_seat_waits(&self, limit: u32) -> StoreResult<Vec<SeatWait>>;
     /// One SCIM user by id.
     async fn scim_select(&self, id: &str) -> StoreResult<Option<ScimUser>>;
     /// The page and total count [`ScimUserQuery`] asks for.
@@ -266,16 +269,16 @@ impl<S: Statements> JobStore for S {
         self.select_detail(id).await
     }
 
-    async fn retry(&self, id: &str) -> StoreResult<Job> {
-        self.operate(id, Operation::Retry).await
+    async fn retry(&self, id: &str, via: Via) -> StoreResult<Job> {
+        self.operate(id, Operation::Retry, via).await
     }
 
-    async fn cancel(&self, id: &str, reason: &str) -> StoreResult<Job> {
-        self.operate(id, Operation::Cancel(reason)).await
+    async fn cancel(&self, id: &str, reason: &str, via: Via) -> StoreResult<Job> {
+        self.operate(id, Operation::Cancel(reason), via).await
     }
 
-    async fn approve(&self, id: &str) -> StoreResult<Job> {
-        self.operate(id, Operation::Approve).await
+    async fn approve(&self, id: &str, via: Via) -> StoreResult<Job> {
+        self.operate(id, Operation::Approve, via).await
     }
 
     async fn count_by_state(&self) -> StoreResult<BTreeMap<JobState, u64>> {
@@ -289,6 +292,10 @@ impl<S: Statements> JobStore for S {
 
     async fn seats_pending(&self) -> StoreResult<BTreeMap<String, u64>> {
         self.count_seats_pending().await
+    }
+
+    async fn seat_waits(&self, limit: u32) -> StoreResult<Vec<SeatWait>> {
+        self.select_seat_waits(limit).await
     }
 
     async fn scim_user(&self, id: &str) -> StoreResult<Option<ScimUser>> {

@@ -15,7 +15,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type, query::Query};
 
 use super::contract::{
     AuditEntry, Job, JobDetail, JobFilter, Lease, NewEvent, Reservation, ScimUser, ScimUserQuery,
-    ScimUserValues, StoreError,
+    ScimUserValues, SeatWait, StoreError,
 };
 use crate::domain::{JobKind, JobState, OffboardingEvent};
 
@@ -241,6 +241,25 @@ pub(crate) fn decode_scim_user(row: &impl Columns) -> Result<ScimUser, StoreErro
 /// Rows of the job columns, in order.
 pub(crate) fn decode_jobs(rows: &[impl Columns]) -> Result<Vec<Job>, StoreError> {
     rows.iter().map(decode_job).collect()
+}
+
+/// A row of the job columns plus `seat_requested_at` and `admin_task_id` (the two
+/// checkpoints' stored JSON, as text; the second may be NULL).
+pub(crate) fn decode_seat_wait(row: &impl Columns) -> Result<SeatWait, StoreError> {
+    let job = decode_job(row)?;
+    let what = |col: &str| format!("job {} checkpoint {col}", job.id);
+    let requested = json(&row.text("seat_requested_at")?, &what("seat_requested_at"))?;
+    let requested_at = serde_json::from_value(requested)
+        .map_err(|e| StoreError::Corrupt(format!("{}: {e}", what("seat_requested_at"))))?;
+    let admin_task = row
+        .opt_text("admin_task_id")?
+        .map(|t| json(&t, &what("admin_task_id")))
+        .transpose()?;
+    Ok(SeatWait {
+        job,
+        requested_at,
+        admin_task,
+    })
 }
 
 /// A row of the job columns (both backends select the same names, with `plan` and

@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::{
     contract::{
-        Claimed, IngestOutcome, Job, Lease, NewEvent, Outcome, Reservation, ScimUser, ScimWrite,
-        ScimWriteOutcome, StoreError,
+        Claimed, IngestOutcome, Job, Lease, NewEvent, OperatorAction, Outcome, Reservation,
+        ScimUser, ScimWrite, ScimWriteOutcome, StoreError, Via,
     },
     rows::{Columns, from_ms},
 };
@@ -131,7 +131,9 @@ pub(crate) fn claimed(job: Job, owner: &str) -> Claimed {
     }
 }
 
-/// An operator's action on one job (API or CLI).
+/// An operator's action on one job (API, CLI or console), with what only some
+/// actions carry (cancel's reason). Which states it applies to is
+/// [`OperatorAction::applies_to`]: one table for the store and the console.
 #[derive(Debug, Clone, Copy)]
 pub enum Operation<'a> {
     /// failed/needs_review/cancelled → queued now, failures reset.
@@ -143,27 +145,18 @@ pub enum Operation<'a> {
 }
 
 impl<'a> Operation<'a> {
-    /// The verb, as in errors and the audit kind `operator.<verb>`.
-    pub fn name(self) -> &'static str {
+    /// The verb without its arguments.
+    pub fn action(self) -> OperatorAction {
         match self {
-            Self::Retry => "retry",
-            Self::Cancel(_) => "cancel",
-            Self::Approve => "approve",
+            Self::Retry => OperatorAction::Retry,
+            Self::Cancel(_) => OperatorAction::Cancel,
+            Self::Approve => OperatorAction::Approve,
         }
     }
 
-    /// The states the action applies to.
-    fn applies_to(self) -> &'static [JobState] {
-        match self {
-            Self::Retry => &[JobState::Failed, JobState::NeedsReview, JobState::Cancelled],
-            Self::Cancel(_) => &[
-                JobState::Queued,
-                JobState::Running,
-                JobState::Scheduled,
-                JobState::NeedsReview,
-            ],
-            Self::Approve => &[JobState::NeedsReview],
-        }
+    /// The verb, as in errors and the audit kind `operator.<verb>`.
+    pub fn name(self) -> &'static str {
+        self.action().as_str()
     }
 
     /// The reason to store in `last_error` (only `cancel` has one).
@@ -180,7 +173,7 @@ impl<'a> Operation<'a> {
         let state = stored
             .parse::<JobState>()
             .map_err(|e| StoreError::Corrupt(format!("job {id} state: {e}")))?;
-        if self.applies_to().contains(&state) {
+        if self.action().allowed_in(state) {
             Ok(state)
         } else {
             Err(StoreError::WrongState {
@@ -213,12 +206,14 @@ impl<'a> Operation<'a> {
         format!("operator.{}", self.name())
     }
 
-    /// The audit detail: the state it left and the operator's reason, which also
-    /// says whether it came from the API or the CLI.
-    pub fn audit_detail(self, from: JobState) -> Value {
+    /// The audit detail: the state it left, where the action came from (`via`:
+    /// `api`, `cli` or `console`) and the operator's reason, if any.
+    pub fn audit_detail(self, from: JobState, via: Via) -> Value {
         match self.reason() {
-            Some(reason) => serde_json::json!({ "from": from.as_str(), "reason": reason }),
-            None => serde_json::json!({ "from": from.as_str() }),
+            Some(reason) => {
+                serde_json::json!({ "from": from.as_str(), "via": via.as_str(), "reason": reason })
+            }
+            None => serde_json::json!({ "from": from.as_str(), "via": via.as_str() }),
         }
     }
 }
@@ -324,6 +319,25 @@ pub(crate) fn check_migrated(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_operator_entry_says_where_it_came_from_and_why() {
+        assert_eq!(
+            Operation::Approve.audit_detail(JobState::NeedsReview, Via::Console),
+            serde_json::json!({ "from": "needs_review", "via": "console" })
+        );
+        assert_eq!(
+            Operation::Cancel("stop").audit_detail(JobState::Queued, Via::Cli),
+            serde_json::json!({ "from": "queued", "via": "cli", "reason": "stop" })
+        );
+        // The check and the console's question are one table.
+        for op in [Operation::Retry, Operation::Cancel("x"), Operation::Approve] {
+            for state in JobState::ALL {
+                let checked = op.check("j", Some(state.as_str().to_owned())).is_ok();
+                assert_eq!(checked, op.action().allowed_in(state), "{op:?} {state}");
+            }
+        }
+    }
 
     #[test]
     fn the_last_retry_gives_up_and_says_after_how_many() {

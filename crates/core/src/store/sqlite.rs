@@ -38,7 +38,7 @@ use super::{
     contract::{
         IngestOutcome, Job, JobDetail, JobFilter, Lease, NewEvent, Outcome, Reservation,
         SEATS_PENDING_SQL, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome,
-        StoreError,
+        SeatWait, StoreError, Via,
     },
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
     rows::{
@@ -780,7 +780,7 @@ impl Statements for SqliteStore {
         Ok(Some(detail))
     }
 
-    async fn operate(&self, id: &str, op: Operation<'_>) -> StoreResult<Job> {
+    async fn operate(&self, id: &str, op: Operation<'_>, via: Via) -> StoreResult<Job> {
         let now = self.now();
         let change = op.change(now);
         let (rewrite_error, error) = change.last_error();
@@ -808,8 +808,8 @@ impl Statements for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         let job = decode_job(&row)?;
-        // The operator's reason (which also says API or CLI) belongs in the trail.
-        let detail = op.audit_detail(from).to_string();
+        // Where the action came from (API, CLI, console) and the reason belong in the trail.
+        let detail = op.audit_detail(from, via).to_string();
         sqlx::query("INSERT INTO audit (job_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")
             .bind(id)
             .bind(now)
@@ -939,6 +939,18 @@ impl Statements for SqliteStore {
             .fetch_all(&self.reader)
             .await?;
         rows::tally_actions(&rows)
+    }
+
+    async fn select_seat_waits(&self, limit: u32) -> StoreResult<Vec<SeatWait>> {
+        // The checkpoint keys are worker/checkpoint.rs's SEAT_REQUESTED and
+        // ADMIN_TASK (frozen names); the states are SEATS_PENDING_SQL's.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS},                (SELECT value FROM checkpoints c WHERE c.job_id = jobs.id AND c.key = 'seat_requested_at') AS seat_requested_at,                (SELECT value FROM checkpoints c WHERE c.job_id = jobs.id AND c.key = 'admin_task_id') AS admin_task_id              FROM jobs              WHERE state IN ('queued', 'running', 'scheduled', 'needs_review')                AND EXISTS (SELECT 1 FROM checkpoints c WHERE c.job_id = jobs.id AND c.key = 'seat_requested_at')              ORDER BY id LIMIT ?1"
+        )))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(rows::decode_seat_wait).collect()
     }
 
     fn clock(&self) -> &SharedClock {
