@@ -128,7 +128,7 @@ pub const FAMILIES: &[Family] = &[
         name: STORE_UNAVAILABLE_TOTAL,
         kind: Kind::Counter,
         labels: &["surface"],
-        help: "Requests answered 503 store_unavailable because the store did not answer within [store] unavailable_after_ms or could not take writes, by surface: webhooks, scim, admin, readyz.",
+        help: "Requests answered 503 store_unavailable because the store did not answer within [store] unavailable_after_ms or could not take writes, by surface: webhooks, scim, admin, console, readyz.",
     },
     Family {
         name: SCIM_REQUESTS_TOTAL,
@@ -275,7 +275,7 @@ fn install() -> PrometheusHandle {
     ::metrics::counter!(CRM_BUDGET_SLOTS_DROPPED_TOTAL).increment(0);
     ::metrics::counter!(CRM_BUDGET_ERRORS_TOTAL).increment(0);
     // An outage alert must see 0 before it sees 1.
-    for surface in ["webhooks", "scim", "admin", "readyz"] {
+    for surface in ["webhooks", "scim", "admin", "console", "readyz"] {
         ::metrics::counter!(STORE_UNAVAILABLE_TOTAL, "surface" => surface).increment(0);
     }
     handle

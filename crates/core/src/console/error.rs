@@ -49,9 +49,19 @@ impl IntoResponse for ConsoleError {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
             Self::Csrf => (StatusCode::FORBIDDEN, "Forbidden"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "Not possible now"),
+            Self::Store(e) if e.is_unavailable() => {
+                (StatusCode::SERVICE_UNAVAILABLE, "Store unavailable")
+            }
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Something failed"),
         };
         let text = match &self {
+            Self::Store(e) if e.is_unavailable() => {
+                tracing::warn!(surface = "console", error = %e, "store unavailable: answering 503");
+                metrics::counter!(crate::metrics::STORE_UNAVAILABLE_TOTAL, "surface" => "console")
+                    .increment(1);
+                "The store is unavailable right now; nothing was changed. Try again in a moment."
+                    .to_owned()
+            }
             Self::Store(e) => {
                 tracing::error!(error = %e, "console: store failed");
                 "The store failed while answering; the server log has the details.".to_owned()
@@ -64,6 +74,12 @@ impl IntoResponse for ConsoleError {
             (notice(NoticeKind::Error, &text))
             p { a href="/console" { "Back to the overview" } }
         };
-        (status, page(title, Shell::default(), body)).into_response()
+        let mut response = (status, page(title, Shell::default(), body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, 1.into());
+        }
+        response
     }
 }
