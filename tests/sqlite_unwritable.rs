@@ -13,17 +13,18 @@ use std::{
     io::Write,
     path::{Path, PathBuf},
     process::Command,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use offboard_core::store::JobFilter;
 use offboard_testkit::{
+    Timed,
     config::ServeConfig,
     free_port,
     process::{self, Process},
-    sign,
+    sign, timed,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 const SECRET: &str = "whsec_c3FsaXRlLXVud3JpdGFibGUtdGVzdA==";
 const BOUND: Duration = Duration::from_millis(1000);
@@ -76,14 +77,7 @@ impl Drop for SmallDisk {
     }
 }
 
-struct Answer {
-    status: u16,
-    retry_after: Option<String>,
-    body: Value,
-    took: Duration,
-}
-
-async fn post(http: &reqwest::Client, base: &str, id: &str) -> Answer {
+async fn post(http: &reqwest::Client, base: &str, id: &str) -> Timed {
     let body = json!({
         "id": id,
         "type": "employee.terminated",
@@ -91,23 +85,14 @@ async fn post(http: &reqwest::Client, base: &str, id: &str) -> Answer {
         "termination": { "kind": "voluntary" },
     })
     .to_string();
-    let started = Instant::now();
-    let resp = sign::post(http, &format!("{base}/webhooks/hr"), SECRET, id, &body)
-        .send()
-        .await
-        .expect("the receiver answers");
-    let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    Answer {
-        status,
-        retry_after,
-        body: resp.json().await.unwrap_or(Value::Null),
-        took: started.elapsed(),
-    }
+    timed(sign::post(
+        http,
+        &format!("{base}/webhooks/hr"),
+        SECRET,
+        id,
+        &body,
+    ))
+    .await
 }
 
 /// Posts `n` webhooks named `prefix-k`; every answer must be a stored 202 or a

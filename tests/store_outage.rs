@@ -25,12 +25,13 @@ use std::{
 use offboard_core::store::{JobFilter, SharedStore};
 use offboard_sandbox::SandboxOptions;
 use offboard_testkit::{
+    Timed,
     config::ServeConfig,
     free_port,
     process::{self, Process},
-    sign,
+    sign, timed,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 const SECRET: &str = "whsec_b3V0YWdlLXRlc3Qtc2VjcmV0LTEyMzQ=";
 const ADMIN: &str = "outage-admin";
@@ -225,32 +226,6 @@ fn termination(id: &str, email: &str) -> String {
     .to_string()
 }
 
-/// One timed request: status, `Retry-After`, JSON body, how long it took.
-struct Answer {
-    status: u16,
-    retry_after: Option<String>,
-    body: Value,
-    took: Duration,
-}
-
-async fn timed(req: reqwest::RequestBuilder) -> Answer {
-    let started = Instant::now();
-    let resp = req.send().await.expect("the receiver answers");
-    let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = resp.json().await.unwrap_or(Value::Null);
-    Answer {
-        status,
-        retry_after,
-        body,
-        took: started.elapsed(),
-    }
-}
-
 async fn open_store(pg: &PrivatePostgres) -> SharedStore {
     offboard_core::store::open(&pg.url(), "full")
         .await
@@ -276,7 +251,7 @@ async fn webhooks_and_readiness_answer_within_the_bound_while_the_database_is_do
 
     pg.down();
     let stopped = Instant::now();
-    let answers: Arc<Mutex<Vec<(String, Answer)>>> = Arc::default();
+    let answers: Arc<Mutex<Vec<(String, Timed)>>> = Arc::default();
     let mut clients = Vec::new();
     for c in 0..4 {
         let (answers, base) = (answers.clone(), base.clone());

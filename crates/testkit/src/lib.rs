@@ -11,7 +11,8 @@
 //!   temp dir.
 //! - [`ingest`]: the receiver's routes in-process over a fresh SQLite store.
 //! - [`sign`]: Standard Webhooks signing the way an HR system sends it.
-//! - [`scrape_metrics`]: the Prometheus text a service exposes.
+//! - [`scrape_metrics`]: the Prometheus text a service exposes; [`timed`]: one
+//!   request with how long its answer took (the outage tests bound it).
 //! - [`sell`]: fixtures backed by the real `offboard-sandbox`, with the
 //!   organisation the API tests are written against; [`pipedrive`]: the same
 //!   organisation as Pipedrive keeps it; [`salesforce`]: the same again with
@@ -28,6 +29,42 @@ pub mod sell;
 pub mod sign;
 
 pub use process::free_port;
+
+/// One answered request, timed: what the outage tests check of each answer.
+#[derive(Debug)]
+pub struct Timed {
+    /// HTTP status.
+    pub status: u16,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
+    /// The JSON body (null when it is not JSON).
+    pub body: serde_json::Value,
+    /// From sending until the whole body arrived.
+    pub took: std::time::Duration,
+}
+
+/// Sends `req` and times it; panics if nothing answers (the tests that use it
+/// expect an answer, a refusal included).
+pub async fn timed(req: reqwest::RequestBuilder) -> Timed {
+    let started = std::time::Instant::now();
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("no answer: {e}"));
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+    Timed {
+        status,
+        retry_after,
+        body,
+        took: started.elapsed(),
+    }
+}
 
 /// The Prometheus text at `BASE/metrics`; panics if the service does not answer,
 /// since every test that scrapes has just used the service.
