@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 
 use offboard_core::{
-    config::{Config, SourceConfig},
+    config::{Config, SCIM_SOURCE, SourceConfig},
     ingest::{
         mapping::{EventIdFrom, Input, Mapping},
         schemes::Spec,
@@ -64,16 +64,31 @@ pub(super) fn run(
 
 /// The listing printed by `offboard sources`.
 pub(crate) fn list(config: &Config) -> String {
-    if config.sources.is_empty() {
+    let mut out = String::new();
+    if config.sources.is_empty() && config.scim.is_none() {
         return "no sources configured (add [[sources]] blocks; see config/sources.example.toml)\n"
             .into();
     }
-    let mut out = String::new();
     for source in &config.sources {
         let _ = writeln!(out, "{}", source.name);
         let _ = writeln!(out, "  route: POST /webhooks/{}", source.name);
         for line in describe(source) {
             let _ = writeln!(out, "  {line}");
+        }
+    }
+    if let Some(scim) = &config.scim {
+        let _ = writeln!(out, "{SCIM_SOURCE} (identity providers: Okta, Entra ID)");
+        let _ = writeln!(
+            out,
+            "  route: /scim/v2 (SCIM 2.0 Users; bearer token from [scim])"
+        );
+        let _ = writeln!(
+            out,
+            "  events: active true → false (PATCH, PUT, DELETE) is employee.terminated of kind {}; false → true is employee.rehired",
+            scim.termination_kind
+        );
+        for (field, pointer) in &scim.map {
+            let _ = writeln!(out, "  map: {field} ← {pointer}");
         }
     }
     out
@@ -197,6 +212,22 @@ scheme = "github"
 name = "broken"
 scheme = "hmac"
 "#;
+
+    #[test]
+    fn list_shows_the_scim_door_and_what_it_makes() {
+        let out = list(
+            &Config::from_toml(
+                "[scim]\ntoken_env = \"X\"\ntermination_kind = \"layoff\"\n[scim.map]\n\"employee.country\" = \"/addresses/0/country\"\n",
+            )
+            .unwrap(),
+        );
+        assert!(out.contains("route: /scim/v2"), "{out}");
+        assert!(out.contains("employee.terminated of kind layoff"), "{out}");
+        assert!(
+            out.contains("map: employee.country ← /addresses/0/country"),
+            "{out}"
+        );
+    }
 
     #[test]
     fn list_says_how_replays_are_caught() {
