@@ -1,13 +1,13 @@
 //! The SQLite store when it cannot write (ARCHITECTURE.md, "a 2xx means the event
 //! is committed"): a real `offboard serve` on a store in a small tmpfs the test
-//! mounts, filled up (disk full), then locked by another connection's exclusive
-//! transaction past the bound. Each webhook is then
+//! mounts, filled up (disk full), locked by another connection's exclusive
+//! transaction past the bound, and made read-only. Each webhook is then
 //! answered 503 `store_unavailable` with `Retry-After` within the bound, or 202
 //! and stored; once space (or writability) returns, webhooks are stored again.
 //!
-//! Needs root to mount; under `CI=true` its absence fails the test. Not covered: a
-//! file made read-only under a running server (root writes through the open
-//! descriptors; a remount is refused while they are open).
+//! Needs root to mount; under `CI=true` its absence fails the test. The read-only
+//! file is made so before the service opens it: under a running service root
+//! writes through the open descriptors, and a remount is refused while they are open.
 
 use std::{
     io::Write,
@@ -131,7 +131,7 @@ async fn burst(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_or_locked_store_is_answered_503_and_nothing_acknowledged_is_lost() {
+async fn a_full_locked_or_read_only_store_is_answered_503_and_nothing_acknowledged_is_lost() {
     let Some(disk) = SmallDisk::mount("4m") else {
         return;
     };
@@ -149,11 +149,18 @@ async fn a_full_or_locked_store_is_answered_503_and_nothing_acknowledged_is_lost
         tail: String::new(),
     }
     .write();
-    let mut server = Process::spawn_capturing(
-        process::serve(env!("CARGO_BIN_EXE_offboard"), &dir.config).args(["--role", "receiver"]),
-    );
+    let start = || async {
+        let mut server = Process::spawn_capturing(
+            process::serve(env!("CARGO_BIN_EXE_offboard"), &dir.config)
+                .args(["--role", "receiver"]),
+        );
+        server
+            .wait_ready(&format!("http://127.0.0.1:{port}"), Duration::from_secs(30))
+            .await;
+        server
+    };
     let base = format!("http://127.0.0.1:{port}");
-    server.wait_ready(&base, Duration::from_secs(30)).await;
+    let mut server = start().await;
     let http = reqwest::Client::new();
     let mut accepted = burst(&server, &http, &base, "before", 3).await.0;
     assert_eq!(accepted.len(), 3);
@@ -210,6 +217,26 @@ async fn a_full_or_locked_store_is_answered_503_and_nothing_acknowledged_is_lost
     accepted.extend(unlocked_ok);
     server.kill();
 
+    // The file made read-only (immutable: root cannot write it either) before the
+    // service opens it: it starts, reads, and refuses every webhook promptly; made
+    // writable again, the restarted service stores them.
+    let db = disk.path().join("offboard.db");
+    chattr("+i", &db);
+    let mut server = start().await;
+    let (ro_ok, ro_refused) = burst(&server, &http, &base, "read-only", 3).await;
+    server.kill();
+    chattr("-i", &db);
+    assert_eq!(
+        (ro_ok.len(), ro_refused),
+        (0, 3),
+        "a read-only store acknowledged a webhook"
+    );
+    let mut server = start().await;
+    let (rw_ok, rw_refused) = burst(&server, &http, &base, "writable", 3).await;
+    assert_eq!((rw_ok.len(), rw_refused), (3, 0), "writes did not resume");
+    accepted.extend(rw_ok);
+    server.kill();
+
     let store = offboard_core::store::open(&dir_url(&disk), "full")
         .await
         .expect("open the store");
@@ -230,8 +257,22 @@ async fn a_full_or_locked_store_is_answered_503_and_nothing_acknowledged_is_lost
         );
     }
     eprintln!(
-        "disk full: {full_refused} of 40 refused; locked: 3 of 3 refused, /readyz {ready_status}; {} acknowledged, all stored",
+        "disk full: {full_refused} of 40 refused; locked: 3 of 3 refused, /readyz {ready_status}; read-only file: 3 of 3 refused; {} acknowledged, all stored",
         accepted.len()
+    );
+}
+
+/// Sets or clears the immutable flag (`chattr +i` / `-i`).
+fn chattr(flag: &str, path: &Path) {
+    let out = Command::new("chattr")
+        .arg(flag)
+        .arg(path)
+        .output()
+        .expect("run chattr");
+    assert!(
+        out.status.success(),
+        "chattr {flag}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
