@@ -603,6 +603,12 @@ async fn deprovision(app: &TestApp, method: Method, path: &str, body: Option<Val
     );
 }
 
+/// Okta's deactivation of user `id`, which must be taken.
+async fn deactivate(app: &TestApp, id: &str) {
+    let okta = patch(json!([{ "op": "replace", "value": { "active": false } }]));
+    deprovision(app, Method::PATCH, &format!("/Users/{id}"), Some(okta)).await;
+}
+
 #[tokio::test]
 async fn every_deprovisioning_shape_makes_exactly_one_job_and_replays_none() {
     let app = scim_app().await;
@@ -688,15 +694,7 @@ async fn every_deprovisioning_shape_makes_exactly_one_job_and_replays_none() {
     // A profile update that leaves `active` out changes nothing about it: no rehire.
     let email = "quiet@example.com";
     let id = create(&app, email, email, "00u-quiet").await;
-    deprovision(
-        &app,
-        Method::PATCH,
-        &format!("/Users/{id}"),
-        Some(patch(
-            json!([{ "op": "replace", "value": { "active": false } }]),
-        )),
-    )
-    .await;
+    deactivate(&app, &id).await;
     let mut profile = user_body(email, email, "00u-quiet");
     profile.as_object_mut().unwrap().remove("active");
     profile["title"] = json!("Alumnus");
@@ -745,15 +743,7 @@ async fn every_deprovisioning_shape_makes_exactly_one_job_and_replays_none() {
     // Deleting a user already inactive offboards no one a second time.
     let email = "inactive@example.com";
     let id = create(&app, email, email, "00u-inactive").await;
-    deprovision(
-        &app,
-        Method::PATCH,
-        &format!("/Users/{id}"),
-        Some(patch(
-            json!([{ "op": "replace", "value": { "active": false } }]),
-        )),
-    )
-    .await;
+    deactivate(&app, &id).await;
     deprovision(&app, Method::DELETE, &format!("/Users/{id}"), None).await;
     assert_eq!(jobs_of(&app, email).await.len(), 1);
     // A user created inactive was never active here: no one to offboard.
@@ -779,17 +769,10 @@ async fn reactivation_is_a_rehire_and_the_manager_comes_from_the_extension() {
     body[ENTERPRISE]["manager"] = json!({ "value": manager });
     let (status, created, _) = scim(&app, Method::POST, "/Users", Some(body)).await;
     assert_eq!(status, 201, "{created}");
-    let path = format!("/Users/{}", created["id"].as_str().unwrap());
+    let id = created["id"].as_str().unwrap();
+    let path = format!("/Users/{id}");
 
-    deprovision(
-        &app,
-        Method::PATCH,
-        &path,
-        Some(patch(
-            json!([{ "op": "replace", "value": { "active": false } }]),
-        )),
-    )
-    .await;
+    deactivate(&app, id).await;
     let (status, back, _) = scim(
         &app,
         Method::PATCH,
