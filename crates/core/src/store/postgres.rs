@@ -58,10 +58,9 @@ use super::{
     postgres_budget::{PgBudget, SharedBudgetOptions},
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
     rows::{
-        self, BindShared, Columns, decode_detail, decode_job, decode_jobs, decode_scim_user,
-        new_id, user_name_key,
+        self, BindShared, Columns, decode_detail, decode_job, decode_jobs, decode_scim_user, new_id,
     },
-    rules::{self, Operation, ScimFound, has_conflict},
+    rules::{self, Operation, has_conflict},
 };
 use crate::domain::{JobKind, JobState};
 use sqlx::migrate::Migrator;
@@ -775,25 +774,13 @@ impl Statements for PgStore {
     async fn scim_apply(&self, write: &ScimWrite) -> StoreResult<ScimWriteOutcome> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        let current = sqlx::query_as::<_, (i64, i64)>(
+        let found = rows::scim_found(
+            &mut tx,
             "SELECT version, created_at FROM scim_users WHERE id = $1 FOR UPDATE",
+            "SELECT id FROM scim_users WHERE user_name_key = $1",
+            write,
         )
-        .bind(&write.id)
-        .fetch_optional(&mut *tx)
         .await?;
-        let name_holder = match &write.values {
-            Some(values) => {
-                sqlx::query_scalar("SELECT id FROM scim_users WHERE user_name_key = $1")
-                    .bind(user_name_key(&values.user_name))
-                    .fetch_optional(&mut *tx)
-                    .await?
-            }
-            None => None,
-        };
-        let found = ScimFound {
-            current,
-            name_holder,
-        };
         if let Some(refused) = rules::scim_refusal(write, &found) {
             tx.rollback().await?;
             return Ok(refused);

@@ -15,7 +15,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type, query::Query};
 
 use super::contract::{
     AuditEntry, Job, JobDetail, JobFilter, Lease, NewEvent, Reservation, ScimUser, ScimUserQuery,
-    ScimUserValues, SeatWait, StoreError,
+    ScimUserValues, ScimWrite, SeatWait, StoreError,
 };
 use crate::domain::{JobKind, JobState, OffboardingEvent};
 
@@ -365,6 +365,63 @@ pub(crate) fn tally_actions(rows: &[impl Columns]) -> Result<BTreeMap<String, u6
 /// How long the oldest runnable job (due at `oldest`, Unix ms) has waited at `now`.
 pub(crate) fn age(now: i64, oldest: Option<i64>) -> Option<Duration> {
     oldest.map(|t| Duration::from_millis(count_u64(now.saturating_sub(t))))
+}
+
+/// What a SCIM write finds stored before it writes: the user's row, if any, and
+/// which user (if any) already holds the new `userName`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ScimFound {
+    /// The user's stored version and creation time (Unix ms).
+    pub current: Option<(i64, i64)>,
+    /// The id of the user whose `userName` equals the new one without case.
+    pub name_holder: Option<String>,
+}
+
+/// Reads, inside a SCIM write's transaction, what [`super::rules::scim_refusal`]
+/// decides on: `current` selects `version, created_at` of the user with id
+/// parameter 1 (PostgreSQL adds `FOR UPDATE`), `holder` the `id` of the user whose
+/// `user_name_key` is parameter 1.
+pub(crate) async fn scim_found<DB>(
+    tx: &mut sqlx::Transaction<'static, DB>,
+    current: &'static str,
+    holder: &'static str,
+    write: &ScimWrite,
+) -> Result<ScimFound, StoreError>
+where
+    DB: Database,
+    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'t> String: Encode<'t, DB>,
+    String: Type<DB>,
+    for<'r> String: Decode<'r, DB>,
+    for<'r> i64: Decode<'r, DB>,
+    i64: Type<DB>,
+    for<'c> &'c str: ColumnIndex<DB::Row>,
+    StoreError: From<sqlx::Error>,
+{
+    let current = match sqlx::query(current)
+        .bind(write.id.clone())
+        .fetch_optional(&mut **tx)
+        .await?
+    {
+        Some(row) => Some((row.try_get("version")?, row.try_get("created_at")?)),
+        None => None,
+    };
+    let name_holder = match &write.values {
+        Some(values) => match sqlx::query(holder)
+            .bind(user_name_key(&values.user_name))
+            .fetch_optional(&mut **tx)
+            .await?
+        {
+            Some(row) => Some(row.try_get("id")?),
+            None => None,
+        },
+        None => None,
+    };
+    Ok(ScimFound {
+        current,
+        name_holder,
+    })
 }
 
 /// The last step of a granted seat reservation on either database: store the row

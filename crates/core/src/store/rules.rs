@@ -11,7 +11,7 @@ use super::{
         Claimed, IngestOutcome, Job, Lease, NewEvent, OperatorAction, Outcome, Reservation,
         ScimUser, ScimWrite, ScimWriteOutcome, StoreError, Via,
     },
-    rows::{Columns, from_ms},
+    rows::{Columns, ScimFound, from_ms},
 };
 use crate::domain::JobState;
 
@@ -316,62 +316,6 @@ pub(crate) fn check_migrated(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_operator_entry_says_where_it_came_from_and_why() {
-        assert_eq!(
-            Operation::Approve.audit_detail(JobState::NeedsReview, Via::Console),
-            serde_json::json!({ "from": "needs_review", "via": "console" })
-        );
-        assert_eq!(
-            Operation::Cancel("stop").audit_detail(JobState::Queued, Via::Cli),
-            serde_json::json!({ "from": "queued", "via": "cli", "reason": "stop" })
-        );
-        // The check and the console's question are one table.
-        for op in [Operation::Retry, Operation::Cancel("x"), Operation::Approve] {
-            for state in JobState::ALL {
-                let checked = op.check("j", Some(state.as_str().to_owned())).is_ok();
-                assert_eq!(checked, op.action().allowed_in(state), "{op:?} {state}");
-            }
-        }
-    }
-
-    #[test]
-    fn the_last_retry_gives_up_and_says_after_how_many() {
-        let retry = || Outcome::Retry {
-            run_at: chrono::Utc::now(),
-            error: "503".into(),
-        };
-        let t = transition(retry(), 1, 3, 0);
-        assert_eq!((t.state, t.failures), (JobState::Scheduled, 2));
-        let t = transition(retry(), 2, 3, 0);
-        assert_eq!(t.state, JobState::Failed);
-        assert_eq!(t.run_at, None);
-        assert_eq!(
-            t.last_error.as_deref(),
-            Some("gave up after 3 attempts: 503")
-        );
-        let t = transition(Outcome::Released, 2, 3, 42);
-        assert_eq!(
-            (t.state, t.run_at, t.failures),
-            (JobState::Queued, Some(42), 2)
-        );
-    }
-}
-
-/// What a SCIM write finds stored before it writes: the user's row, if any, and
-/// which user (if any) already holds the new `userName`.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ScimFound {
-    /// The user's stored version and creation time (Unix ms).
-    pub current: Option<(i64, i64)>,
-    /// The id of the user whose `userName` equals the new one without case.
-    pub name_holder: Option<String>,
-}
-
 /// Whether `write` may go ahead given what is stored: `Some` is the answer that
 /// writes nothing. A create needs a free id and a free `userName`; a change or
 /// delete needs the user at the version the caller read, and a change a
@@ -426,4 +370,50 @@ pub(crate) fn scim_written(
         }),
     };
     Ok(ScimWriteOutcome::Written { user, event })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operator_entry_says_where_it_came_from_and_why() {
+        assert_eq!(
+            Operation::Approve.audit_detail(JobState::NeedsReview, Via::Console),
+            serde_json::json!({ "from": "needs_review", "via": "console" })
+        );
+        assert_eq!(
+            Operation::Cancel("stop").audit_detail(JobState::Queued, Via::Cli),
+            serde_json::json!({ "from": "queued", "via": "cli", "reason": "stop" })
+        );
+        // The check and the console's question are one table.
+        for op in [Operation::Retry, Operation::Cancel("x"), Operation::Approve] {
+            for state in JobState::ALL {
+                let checked = op.check("j", Some(state.as_str().to_owned())).is_ok();
+                assert_eq!(checked, op.action().allowed_in(state), "{op:?} {state}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_last_retry_gives_up_and_says_after_how_many() {
+        let retry = || Outcome::Retry {
+            run_at: chrono::Utc::now(),
+            error: "503".into(),
+        };
+        let t = transition(retry(), 1, 3, 0);
+        assert_eq!((t.state, t.failures), (JobState::Scheduled, 2));
+        let t = transition(retry(), 2, 3, 0);
+        assert_eq!(t.state, JobState::Failed);
+        assert_eq!(t.run_at, None);
+        assert_eq!(
+            t.last_error.as_deref(),
+            Some("gave up after 3 attempts: 503")
+        );
+        let t = transition(Outcome::Released, 2, 3, 42);
+        assert_eq!(
+            (t.state, t.run_at, t.failures),
+            (JobState::Queued, Some(42), 2)
+        );
+    }
 }

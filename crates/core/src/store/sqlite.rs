@@ -43,9 +43,9 @@ use super::{
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
     rows::{
         self, BindShared, Columns, decode_detail, decode_job, decode_jobs, decode_scim_user, ms,
-        new_id, user_name_key,
+        new_id,
     },
-    rules::{self, Operation, ScimFound, Stored, has_conflict},
+    rules::{self, Operation, Stored, has_conflict},
 };
 use crate::domain::{JobKind, JobState};
 
@@ -860,25 +860,13 @@ impl Statements for SqliteStore {
     async fn scim_apply(&self, write: &ScimWrite) -> StoreResult<ScimWriteOutcome> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
-        let current = sqlx::query_as::<_, (i64, i64)>(
-            "SELECT version, created_at FROM scim_users WHERE id = ?",
+        let found = rows::scim_found(
+            &mut tx,
+            "SELECT version, created_at FROM scim_users WHERE id = ?1",
+            "SELECT id FROM scim_users WHERE user_name_key = ?1",
+            write,
         )
-        .bind(&write.id)
-        .fetch_optional(&mut *tx)
         .await?;
-        let name_holder = match &write.values {
-            Some(values) => {
-                sqlx::query_scalar("SELECT id FROM scim_users WHERE user_name_key = ?")
-                    .bind(user_name_key(&values.user_name))
-                    .fetch_optional(&mut *tx)
-                    .await?
-            }
-            None => None,
-        };
-        let found = ScimFound {
-            current,
-            name_holder,
-        };
         if let Some(refused) = rules::scim_refusal(write, &found) {
             tx.rollback().await?;
             return Ok(refused);
