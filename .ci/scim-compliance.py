@@ -17,7 +17,7 @@ could not be run at all.
 
 The token may come from the environment instead (--token-env NAME, default
 OFFBOARD_SCIM_TOKEN). tests/scim_compliance.rs runs this against a real
-`offboard serve`; .ci/scim-tester-setup installs the checker.
+`offboard serve`; .ci/python-tool-setup scim-tester installs the checker.
 """
 
 import argparse
@@ -116,7 +116,7 @@ def main():
         from scim2_tester import Status, check_server
     except ImportError as e:
         print(
-            f"scim-compliance: the checker is not installed ({e}); run .ci/scim-tester-setup",
+            f"scim-compliance: the checker is not installed ({e}); run .ci/python-tool-setup scim-tester",
             file=sys.stderr,
         )
         return 2

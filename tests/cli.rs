@@ -106,6 +106,75 @@ fn policy_explain_prints_json_with_rule_action_guards_and_plan() {
     assert!(v["plan"].is_object());
 }
 
+/// The operator's question: what will the worker do with this leaver? For an
+/// involuntary leaver who is an ordinary user, the worker counts the reportees
+/// and deletes when there are none; explain says the same (and that the count is
+/// still made), and `--reportees N` gives the answer for a manager.
+#[test]
+fn policy_explain_decides_as_the_worker_and_takes_the_reportee_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let event = dir.path().join("event.json");
+    std::fs::write(&event, r#"{"id":"e","type":"employee.terminated","employee":{"email":"a@example.com"},"termination":{"kind":"involuntary"}}"#).unwrap();
+    let user = dir.path().join("user.json");
+    std::fs::write(&user, r#"{"data":{"id":7,"name":"A","email":"a@example.com","status":"active","role":"user","reports_to":3}}"#).unwrap();
+    let explain = |extra: &[&str]| {
+        let mut args = vec![
+            "policy",
+            "explain",
+            "--policy",
+            "config/policy-demo.toml",
+            "--event",
+            event.to_str().unwrap(),
+            "--user",
+            user.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = offboard(&args, &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+
+    let unknown = explain(&[]);
+    assert_eq!(unknown["rule"], "involuntary");
+    assert_eq!(unknown["action"], "delete", "{unknown:#}");
+    let assumptions = unknown["assumptions"].to_string();
+    assert!(assumptions.contains("--reportees"), "{assumptions}");
+    let checks = unknown["checked_at_run_time"].to_string();
+    assert!(checks.contains("read again"), "{checks}");
+
+    let none = explain(&["--reportees", "0"]);
+    assert_eq!(none["action"], "delete");
+    assert_eq!(none["assumptions"], serde_json::json!([]), "{none:#}");
+
+    let manager = explain(&["--reportees", "2"]);
+    assert_eq!(manager["action"], "review", "{manager:#}");
+    let guard = manager["guards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["guard"] == "never_delete_manager_with_reportees")
+        .unwrap();
+    assert_eq!(guard["changed"], true);
+
+    // A count only means something for a known user.
+    let out = offboard(
+        &[
+            "policy",
+            "explain",
+            "--policy",
+            "config/policy-demo.toml",
+            "--event",
+            event.to_str().unwrap(),
+            "--reportees",
+            "1",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--user"), "{}", stderr(&out));
+}
+
 #[test]
 fn serve_refuses_bad_configs_with_exit_2_and_the_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,7 +10,7 @@
 //! `$CARGO_TARGET_TMPDIR/scim-compliance.txt`.
 //!
 //! The checker runs on the Python named by `OFFBOARD_SCIM_TESTER_PYTHON`, else on
-//! the venv `.ci/scim-tester-setup` makes in the target directory. Without either,
+//! the venv `.ci/python-tool-setup scim-tester` makes in the target directory. Without either,
 //! a developer's run prints that it skipped and passes; under CI (`CI` set to
 //! anything but `false` or `0`) it fails instead, so a green CI ran the checker.
 
@@ -21,53 +21,16 @@ use std::{
 };
 
 use offboard_testkit::process::{self, Process, free_port};
+use offboard_testkit::python_tool::{PythonTool, under_ci};
 
-const PYTHON_ENV: &str = "OFFBOARD_SCIM_TESTER_PYTHON";
 const SCIM_TOKEN: &str = "scim-compliance-token-5b1e07";
 const ADMIN_TOKEN: &str = "scim-compliance-admin-9d2c44";
 const CRM_TOKEN: &str = "scim-compliance-crm-unused";
-const INSTALL: &str = "install it with `bash .ci/scim-tester-setup` (a venv under the target directory, \
-                       from PyPI), or point OFFBOARD_SCIM_TESTER_PYTHON at a Python that has \
-                       .ci/scim-tester-requirements.txt installed";
-
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-/// `$CARGO_TARGET_TMPDIR` is `<target dir>/tmp`; the setup script's venv sits beside it.
-fn default_venv_python() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap_or_else(|| Path::new("target"))
-        .join("scim-tester-venv/bin/python")
-}
-
-/// The Python that has the checker, or why there is none.
-fn checker_python() -> Result<PathBuf, String> {
-    let (python, explicit) = match std::env::var_os(PYTHON_ENV) {
-        Some(p) if !p.is_empty() => (PathBuf::from(p), true),
-        _ => (default_venv_python(), false),
-    };
-    let probe = Command::new(&python)
-        .args(["-c", "import scim2_tester, scim2_client.engines.httpx2"])
-        .output();
-    match probe {
-        Ok(out) if out.status.success() => Ok(python),
-        Ok(out) => Err(format!(
-            "{} cannot import scim2-tester: {}",
-            python.display(),
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or_default()
-        )),
-        Err(e) if explicit => Err(format!("{PYTHON_ENV}={}: {e}", python.display())),
-        Err(_) => Err(format!(
-            "{PYTHON_ENV} is unset and {} does not exist",
-            python.display()
-        )),
-    }
-}
+const CHECKER: PythonTool = PythonTool {
+    name: "scim-tester",
+    python_env: "OFFBOARD_SCIM_TESTER_PYTHON",
+    import_check: "import scim2_tester, scim2_client.engines.httpx2",
+};
 
 fn write_config(dir: &Path, port: u16) -> PathBuf {
     std::fs::write(
@@ -104,14 +67,15 @@ token_env = "SCIM_COMPLIANCE_SCIM_TOKEN"
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scim2_tester_finds_no_unexpected_failure() {
-    let python = match checker_python() {
+    let python = match CHECKER.python(env!("CARGO_TARGET_TMPDIR")) {
         Ok(p) => p,
         Err(why) => {
+            let install = CHECKER.install_hint();
             assert!(
                 !under_ci(),
-                "the SCIM compliance checker must run under CI: {why}; {INSTALL}"
+                "the SCIM compliance checker must run under CI: {why}; {install}"
             );
-            eprintln!("skipped: the SCIM compliance checker is not installed ({why}); {INSTALL}");
+            eprintln!("skipped: the SCIM compliance checker is not installed ({why}); {install}");
             return;
         }
     };

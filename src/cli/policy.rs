@@ -34,6 +34,14 @@ pub(super) enum PolicyCommand {
         /// The CRM user, as Sell's API returns it (`{"data":{…}}` or the bare object).
         #[arg(long)]
         user: Option<PathBuf>,
+        /// How many active CRM users report to that user (the worker counts them;
+        /// without this, explain decides as the worker does when it counts none).
+        #[arg(long, requires = "user")]
+        reportees: Option<u64>,
+        /// How many open records the user owns (for rules that match on
+        /// `owned_open_records`).
+        #[arg(long, requires = "user")]
+        open_records: Option<u64>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -78,6 +86,8 @@ pub(super) fn run(config_path: &Path, command: PolicyCommand) -> Result<(), CliE
             policy,
             event,
             user,
+            reportees,
+            open_records,
             json,
         } => {
             let path = path_or_config(policy)?;
@@ -92,12 +102,14 @@ pub(super) fn run(config_path: &Path, command: PolicyCommand) -> Result<(), CliE
             let facts = Facts {
                 event: &event,
                 user: user.as_ref(),
-                owned_open_records: None,
-                active_reportees: None,
+                owned_open_records: open_records,
+                active_reportees: reportees,
                 crm,
                 now: chrono::Utc::now(),
             };
-            let decision = loaded.decide(&facts);
+            // The worker's decision for these facts, with the counts it reads at
+            // run time taken as it finds them when it goes ahead.
+            let decision = loaded.decide_ahead(&facts);
             if json {
                 println!("{}", explain_json(&decision));
             } else {

@@ -283,3 +283,113 @@ async fn an_admin_who_never_acts_sends_the_job_to_review_at_the_verify_deadline(
         "no second task"
     );
 }
+
+/// A termination of `email` that takes effect well after the test clock's start,
+/// so the job decides, then waits, and the test can change the facts meanwhile.
+fn later_termination(id: &str, email: &str, kind: &str, legal_hold: bool) -> String {
+    serde_json::json!({
+        "id": id,
+        "type": "employee.terminated",
+        "occurred_at": "2026-12-01T10:00:00Z",
+        "employee": { "id": "E11", "email": email, "manager_email": "max.manager@example.com" },
+        "termination": { "effective_at": "2030-01-15T17:00:00Z", "kind": kind, "rehire_eligible": false },
+        "legal_hold": legal_hold
+    })
+    .to_string()
+}
+
+/// The tests' policy, with every action at the effective time.
+async fn spawn_app_acting_at_the_effective_time() -> TestApp {
+    spawn_app_with(Options {
+        policy: POLICY.replace("at = \"now\"", "at = \"effective\""),
+        ..Options::default()
+    })
+    .await
+}
+
+/// The `facts.fresh` entry: what the seat step read right before acting.
+fn fresh_read(job: &serde_json::Value) -> serde_json::Value {
+    audit(job, "facts.fresh")
+        .last()
+        .map(|a| a["detail"]["read"].clone())
+        .unwrap_or_else(|| panic!("no facts.fresh in the audit: {job:#}"))
+}
+
+/// The decision to delete Sam was made while he was an ordinary user; he was made
+/// a CRM admin before the effective time. The delete rests on the role read right
+/// before it, not on the one read at the start: refused, nothing deleted.
+#[tokio::test]
+async fn a_rep_made_admin_after_the_decision_is_not_deleted() {
+    let app = spawn_app_acting_at_the_effective_time().await;
+    let id = app
+        .accept(
+            "m1",
+            &later_termination("e1", "sam.seller@example.com", "involuntary", false),
+        )
+        .await;
+    app.run_jobs().await;
+    let job = app.job(&id).await;
+    assert_eq!(job["action"], "delete", "{job:#}");
+    assert_eq!(job["state"], "scheduled", "waits for the effective time");
+
+    app.sell()
+        .set_role(11, offboard_core::domain::UserRole::Admin)
+        .await
+        .unwrap();
+    app.advance_to_run_at(&id).await;
+    app.run_jobs().await;
+    let job = app.job(&id).await;
+    assert_eq!(job["state"], "needs_review", "{job:#}");
+    assert!(
+        job["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("admin"),
+        "{job:#}"
+    );
+    assert_eq!(fresh_read(&job)["user"]["role"], "admin");
+    assert!(
+        sell::created_tasks(&app.sell()).await.is_empty(),
+        "no one was asked to delete"
+    );
+    assert!(app.sell().user(11).await.unwrap().deleted_at.is_none());
+}
+
+/// A legal hold for the same employee arrived (as a second event) after the job
+/// decided to delete: the newest event wins, the delete is refused, and the
+/// audit names the event that was read.
+#[tokio::test]
+async fn a_legal_hold_that_arrives_later_stops_the_delete() {
+    let app = spawn_app_acting_at_the_effective_time().await;
+    let first = app
+        .accept(
+            "m1",
+            &later_termination("e1", "sam.seller@example.com", "involuntary", false),
+        )
+        .await;
+    app.run_jobs().await;
+    assert_eq!(app.job(&first).await["action"], "delete");
+
+    let hold = app
+        .accept(
+            "m2",
+            &later_termination("e2", "sam.seller@example.com", "involuntary", true),
+        )
+        .await;
+    app.advance_to_run_at(&first).await;
+    app.run_jobs().await;
+    let job = app.job(&first).await;
+    assert_eq!(job["state"], "needs_review", "{job:#}");
+    assert!(
+        job["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("legal hold"),
+        "{job:#}"
+    );
+    let read = fresh_read(&job);
+    assert_eq!(read["newer_event"]["job_id"], hold.as_str(), "{read:#}");
+    assert_eq!(read["newer_event"]["legal_hold"], true);
+    let tasks = sell::created_tasks(&app.sell()).await;
+    assert!(tasks.iter().all(|t| !t.contains("DELETE")), "{tasks:?}");
+}

@@ -121,6 +121,20 @@ async fn dry_run_plans_and_audits_but_sends_no_write() {
         sell::owned(&app.sell(), Resource::Leads, 10).await.0 > 0,
         "nothing moved"
     );
+    // Reads are allowed in a dry run: the facts a real run would rest on before
+    // the seat change were read and audited all the same.
+    let fresh = audit(&job, "facts.fresh")
+        .next()
+        .unwrap_or_else(|| panic!("no fresh read in a dry run: {job:#}"));
+    assert_eq!(
+        fresh["detail"]["read"]["user"]["status"], "active",
+        "{fresh:#}"
+    );
+    assert!(
+        fresh["detail"]["read"]["open_records_counted"]
+            .as_str()
+            .is_some_and(|s| s.contains("dry run"))
+    );
 }
 
 const EFFECTIVE_POLICY: &str = r#"

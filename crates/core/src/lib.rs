@@ -13,6 +13,7 @@ pub mod config;
 pub mod console;
 pub mod crm;
 pub mod error;
+pub mod extract;
 pub mod http;
 pub mod ingest;
 pub mod metrics;

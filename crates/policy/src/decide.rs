@@ -39,6 +39,35 @@ impl Policy {
         d
     }
 
+    /// The decision the worker will take, for an operator (`policy explain`) who
+    /// knows the CRM user but not how many people report to them: the worker
+    /// counts active reportees before it decides, and goes ahead as decided when
+    /// the count is zero, so an unknown count is taken as zero here and said so in
+    /// the assumptions (any reportee at run time → `needs_review`; the worker
+    /// counts again right before a delete). Everything else stays as given: an
+    /// unknown user or open-record count is still an assumption that can only make
+    /// the decision safer. The worker itself knows every count and calls
+    /// [`Policy::decide`].
+    pub fn decide_ahead(&self, facts: &Facts<'_>) -> Decision {
+        if facts.user.is_none() || facts.active_reportees.is_some() {
+            return self.decide(facts);
+        }
+        let known = Facts {
+            active_reportees: Some(0),
+            ..facts.clone()
+        };
+        let mut d = self.decide(&known);
+        if d.action == Action::Delete || d.delete_at.is_some() {
+            d.assumptions.push(format!(
+                "{REPORTEES_NOT_GIVEN}: decided as the worker does when it counts none; if it counts any, the delete waits in needs_review"
+            ));
+            for g in d.guards.iter_mut().filter(|g| g.guard == GUARD_REPORTEES) {
+                g.detail = format!("{REPORTEES_NOT_GIVEN}: taken as 0; counted at run time");
+            }
+        }
+        d
+    }
+
     /// Decides the follow-up job of a `delete_after` rule when its time has come.
     ///
     /// The rules are matched again with the facts as they are now, so a policy
@@ -153,6 +182,9 @@ impl Policy {
         d
     }
 }
+
+/// How [`Policy::decide_ahead`] words a reportee count the operator did not give.
+const REPORTEES_NOT_GIVEN: &str = "active_reportees not given (--reportees)";
 
 /// What a policy that lists no `reassign` moves: everything the CRM has, or,
 /// where the CRM is not known (an explain without a config), the four resources

@@ -161,9 +161,11 @@ pub const GUARD_CRM_CANNOT_DELETE: &str = "crm_cannot_delete";
 
 /// Guards the worker applies when it acts, with fresh facts; `explain` lists them so
 /// a reader knows the decision is not the last word.
-pub const RUNTIME_GUARDS: [&str; 4] = [
-    "delete only after a fresh count shows zero open records still owned",
+pub const RUNTIME_GUARDS: [&str; 6] = [
+    "the CRM user's active reportees are counted before deciding (any → a delete waits in needs_review)",
+    "right before the seat changes, the user (role, status), the open records, the reportees and the newest event for the employee are read again and audited, in a dry run too",
+    "delete only if that fresh read shows no open records still owned, no active reportees, not an admin and no legal hold (a hold that arrived later wins)",
     "reassign only to an active user (else the fallback owner, else needs_review)",
-    "a rehire or cancelled termination before the action runs cancels it",
+    "a rehire or cancelled termination before the seat changes leaves the seat as it is",
     "over max_deletions_per_hour / max_offboardings_per_hour, the job waits for approval",
 ];

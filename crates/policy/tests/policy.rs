@@ -676,7 +676,7 @@ fn explain_names_rule_guards_plan_and_assumptions() {
         "CHANGED",
         "2 active reportees: delete → review",
         "checked at run time:",
-        "zero open records",
+        "no open records still owned",
         "at 2026-12-15T17:00:00Z (termination.effective_at)",
         "leads     → the manager",
         "reassign:   to the manager: employee.manager_email if active",

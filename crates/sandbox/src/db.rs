@@ -12,7 +12,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 
 use super::seed::{Contact, Deal, Lead, Seed, Stage, Task, Ticket, User};
-use offboard_domain::{Resource, UserStatus};
+use offboard_domain::{Resource, UserRole, UserStatus};
 
 /// A stored record and its version (Sell's `meta.version`, bumped per write).
 #[derive(Debug, Clone)]
@@ -443,6 +443,16 @@ impl Db {
         let user = self.user_mut(id)?;
         if user.status != status {
             user.status = status;
+            user.updated_at = at.to_owned();
+        }
+        Ok(user.clone())
+    }
+
+    /// What an admin's change of a user's role in the CRM's settings does.
+    pub fn set_role(&mut self, id: i64, role: UserRole, at: &str) -> Result<User, ControlError> {
+        let user = self.user_mut(id)?;
+        if user.role != role {
+            user.role = role;
             user.updated_at = at.to_owned();
         }
         Ok(user.clone())

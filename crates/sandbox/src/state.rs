@@ -23,7 +23,7 @@ use super::{
     salesforce::SfState,
     seed::{Seed, User},
 };
-use offboard_domain::UserStatus;
+use offboard_domain::{UserRole, UserStatus};
 
 /// How the CRM-shaped routes behave (from [`SandboxOptions`](super::SandboxOptions)).
 #[derive(Debug, Clone)]
@@ -176,6 +176,12 @@ impl SandboxState {
             .write()
             .await
             .set_status(id, UserStatus::Active, &now())
+    }
+
+    /// What an admin's change of a role in the user settings does (a rep made an
+    /// admin while their offboarding waits, say).
+    pub async fn set_role(&self, id: i64, role: UserRole) -> Result<User, ControlError> {
+        self.inner.db.write().await.set_role(id, role, &now())
     }
 
     /// What an admin's "Delete" does: sets `deleted_at`, after which the API

@@ -24,6 +24,7 @@ pub mod config;
 pub mod ingest;
 pub mod pipedrive;
 pub mod process;
+pub mod python_tool;
 pub mod salesforce;
 pub mod sell;
 pub mod sign;

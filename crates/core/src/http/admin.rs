@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, Request, State, rejection::QueryRejection},
+    extract::{Request, State},
     http::header::AUTHORIZATION,
     middleware::{self, Next},
     response::Response,
@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::extract::{ApiPath, ApiQuery};
 use crate::{
     config::Secret,
     domain::JobState,
@@ -46,6 +47,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/jobs/{id}/retry", post(retry_job))
         .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
         .route("/api/v1/jobs/{id}/approve", post(approve_job))
+        .method_not_allowed_fallback(crate::extract::method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }
@@ -79,12 +81,15 @@ struct ListQuery {
 
 async fn list_jobs(
     State(state): State<AdminState>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let bad = |code, msg: String| ApiError::new(axum::http::StatusCode::BAD_REQUEST, code, msg);
-    // axum's own rejection is a text/plain 400; every error offboard sends is the
-    // JSON envelope, so a repeated or mistyped parameter says so in it.
-    let Query(q) = query.map_err(|e| bad("invalid_query", e.body_text()))?;
+    if q.limit.is_some_and(|l| l > JobFilter::MAX_LIMIT) {
+        return Err(bad(
+            "invalid_query",
+            format!("limit: at most {} jobs per page", JobFilter::MAX_LIMIT),
+        ));
+    }
     let filter = JobFilter {
         state: q
             .state
@@ -103,7 +108,7 @@ async fn list_jobs(
         limit: q.limit,
         before: q.cursor,
     };
-    let limit = filter.limit.unwrap_or(100).min(1000) as usize;
+    let limit = filter.page_size() as usize;
     let jobs = state.store.list_jobs(&filter).await?;
     let next_cursor = (jobs.len() == limit)
         .then(|| jobs.last().map(|j| j.id.clone()))
@@ -130,7 +135,7 @@ pub fn summary(job: &Job, redact: bool) -> Value {
 
 async fn show_job(
     State(state): State<AdminState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let detail = state
         .store
@@ -171,7 +176,7 @@ pub fn detail_json(detail: &crate::store::JobDetail, redact: bool) -> Value {
 
 async fn retry_job(
     State(state): State<AdminState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let job = state.store.retry(&id, Via::Api).await?;
     Ok(Json(summary(&job, state.redact_emails)))
@@ -179,7 +184,7 @@ async fn retry_job(
 
 async fn cancel_job(
     State(state): State<AdminState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let job = state
         .store
@@ -190,7 +195,7 @@ async fn cancel_job(
 
 async fn approve_job(
     State(state): State<AdminState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let job = state.store.approve(&id, Via::Api).await?;
     Ok(Json(summary(&job, state.redact_emails)))

@@ -56,6 +56,7 @@ pub fn health_router(state: HealthState) -> Router {
         )
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
+        .method_not_allowed_fallback(crate::extract::method_not_allowed)
         .with_state(state)
 }
 

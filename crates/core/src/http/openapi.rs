@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 /// Every route offboard serves: (method, path as in the OpenAPI document).
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/webhooks/{source}"),
+    ("get", "/webhooks/{source}"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -43,9 +44,53 @@ fn operate(op: &str, what: &str) -> Value {
     })
 }
 
+/// Statuses any operation may answer besides its own, each in the error envelope:
+/// the request timeout, a server fault, and (where the store is read or written)
+/// the store being away.
+fn add_common_statuses(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let uses_store = !STORELESS.contains(&path.as_str());
+        let Some(operations) = item.as_object_mut() else {
+            continue;
+        };
+        for operation in operations.values_mut() {
+            let Some(responses) = operation["responses"].as_object_mut() else {
+                continue;
+            };
+            responses.entry("408").or_insert_with(|| {
+                error_response("the request took longer than server.request_timeout_secs")
+            });
+            responses
+                .entry("500")
+                .or_insert_with(|| error_response("internal error; see the server log"));
+            if uses_store {
+                responses.entry("503").or_insert_with(|| {
+                    json!({
+                        "description": "store_unavailable: the store did not answer within [store] unavailable_after_ms; nothing was stored; retry after Retry-After seconds",
+                        "headers": { "Retry-After": { "schema": { "type": "integer" } } },
+                        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+                    })
+                });
+            }
+        }
+    }
+}
+
+/// Paths whose answer never waits on the store.
+const STORELESS: &[&str] = &["/healthz", "/metrics", "/api/v1/openapi.json"];
+
 /// The OpenAPI 3.1 description of the admin API, served at
 /// `GET /api/v1/openapi.json`; `tests/api` checks it against the real routes.
 pub fn document() -> Value {
+    let mut doc = described();
+    add_common_statuses(&mut doc);
+    doc
+}
+
+fn described() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -86,7 +131,21 @@ pub fn document() -> Value {
             }
         },
         "paths": {
-            "/webhooks/{source}": { "post": {
+            "/webhooks/{source}": { "get": {
+                "operationId": "verifyWebhookSource",
+                "summary": "Answer Okta's one-time verification request (static_token sources only)",
+                "parameters": [
+                    { "name": "source", "in": "path", "required": true, "schema": { "type": "string" } },
+                    { "name": "x-okta-verification-challenge", "in": "header", "schema": { "type": "string" } }
+                ],
+                "responses": {
+                    "200": { "description": "the challenge echoed", "content": { "application/json": { "schema": { "type": "object", "required": ["verification"], "properties": { "verification": { "type": "string" } } } } } },
+                    "400": error_response("the challenge header is missing"),
+                    "401": error_response("the source's token is missing or wrong"),
+                    "404": error_response("unknown source"),
+                    "405": error_response("this source's scheme has no verification request: webhooks are POSTed")
+                }
+            }, "post": {
                 "operationId": "receiveWebhook",
                 "summary": "Receive a signed HR webhook",
                 "parameters": [{ "name": "source", "in": "path", "required": true, "schema": { "type": "string" } }],
@@ -101,7 +160,7 @@ pub fn document() -> Value {
                     "413": error_response("body larger than server.max_body_bytes")
                 }
             } },
-            "/healthz": { "get": { "operationId": "healthz", "summary": "Liveness", "responses": { "200": { "description": "alive" } } } },
+            "/healthz": { "get": { "operationId": "healthz", "summary": "Liveness", "responses": { "200": { "description": "alive", "content": { "application/json": { "schema": { "type": "object", "required": ["status"], "properties": { "status": { "const": "ok" } } } } } } } } },
             "/readyz": { "get": { "operationId": "readyz", "summary": "Store reachable and migrated",
                 "responses": { "200": { "description": "ready" }, "503": error_response("not ready") } } },
             "/metrics": { "get": { "operationId": "metrics", "summary": "Prometheus metrics",
@@ -116,7 +175,7 @@ pub fn document() -> Value {
                     { "name": "state", "in": "query", "schema": { "$ref": "#/components/schemas/JobState" } },
                     { "name": "employee", "in": "query", "schema": { "type": "string" } },
                     { "name": "since", "in": "query", "schema": { "type": "string", "format": "date-time" } },
-                    { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 0, "maximum": 1000 } },
+                    { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 0, "maximum": crate::store::JobFilter::MAX_LIMIT } },
                     { "name": "cursor", "in": "query", "schema": { "type": "string" } }
                 ],
                 "responses": {

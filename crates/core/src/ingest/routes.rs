@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, State, rejection::BytesRejection},
+    extract::{State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -28,6 +28,7 @@ use super::{
 use crate::{
     domain::SharedClock,
     error::ApiError,
+    extract::ApiPath,
     store::{IngestOutcome, NewEvent, SharedStore, within},
 };
 
@@ -73,7 +74,7 @@ fn ping_response(source: &str) -> Response {
 /// `DefaultBodyLimit`, so the signature is checked on exactly what was sent.
 pub async fn receive(
     State(state): State<IngestState>,
-    Path(source_name): Path<String>,
+    ApiPath(source_name): ApiPath<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -201,13 +202,13 @@ pub async fn receive(
 /// `{"verification": "<x-okta-verification-challenge>"}`; 405 for other schemes.
 pub async fn challenge(
     State(state): State<IngestState>,
-    Path(source_name): Path<String>,
+    ApiPath(source_name): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let source = find(&state, &source_name)?;
     let name = source.config.name.as_str();
     match source.scheme.verification_challenge(&headers) {
-        None => Ok(method_not_allowed().await),
+        None => Ok(no_verification_request()),
         Some(Err(VerifyError::MissingHeader(h))) if h == CHALLENGE_HEADER => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "missing_challenge",
@@ -230,12 +231,24 @@ pub async fn challenge(
     }
 }
 
-/// Any other method on a webhook route: JSON 405 with `Allow`.
+/// Any other method on a webhook route: JSON 405; axum adds the route's `Allow`
+/// (GET, HEAD, POST).
 pub async fn method_not_allowed() -> Response {
-    let mut r = ApiError::new(
+    ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "webhooks are POSTed here (GET only answers Okta's verification challenge on static_token sources)",
+    )
+    .into_response()
+}
+
+/// A GET on a source whose scheme has no verification request: 405, and for
+/// this source only POST is allowed.
+fn no_verification_request() -> Response {
+    let mut r = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "webhooks are POSTed here; this source's scheme has no verification request to answer on GET",
     )
     .into_response();
     r.headers_mut()

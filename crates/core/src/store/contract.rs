@@ -335,10 +335,26 @@ pub struct JobFilter {
     pub employee: Option<String>,
     /// Created at or after.
     pub since: Option<DateTime<Utc>>,
-    /// Page size (default 100).
+    /// Page size ([`JobFilter::DEFAULT_LIMIT`] when unset, at most
+    /// [`JobFilter::MAX_LIMIT`]).
     pub limit: Option<u32>,
     /// Return jobs whose id sorts before this one (ids are time-ordered).
     pub before: Option<String>,
+}
+
+impl JobFilter {
+    /// A page when no limit is given.
+    pub const DEFAULT_LIMIT: u32 = 100;
+    /// The largest page the store returns; the admin API refuses a larger `limit`
+    /// (and its OpenAPI document says so) rather than answering fewer silently.
+    pub const MAX_LIMIT: u32 = 1000;
+
+    /// How many jobs one page holds.
+    pub fn page_size(&self) -> u32 {
+        self.limit
+            .unwrap_or(Self::DEFAULT_LIMIT)
+            .min(Self::MAX_LIMIT)
+    }
 }
 
 /// An operator's verb on one job (DESIGN.md §4's `retry|cancel|approve`). Which

@@ -152,7 +152,7 @@ where
             .bind(filter.employee.clone())
             .bind(filter.since.map(ms))
             .bind(filter.before.clone())
-            .bind(i64::from(filter.limit.unwrap_or(100).min(1000)))
+            .bind(i64::from(filter.page_size()))
     }
 
     fn fenced_value(self, lease: &Lease, name: &str, value: &Value, now: i64) -> Self {

@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     config::SeatExecutor,
-    crm::{CrmId, CrmUser, NewTask, Resource, SeatAbility, SeatChange, UserRole},
+    crm::{CrmId, CrmUser, NewTask, SeatAbility, SeatChange, UserRole},
     policy::{Action, Decision},
     store::Outcome,
 };
@@ -73,8 +73,10 @@ pub(super) async fn guard_own_seat(
 }
 
 /// Runs the last safety checks and changes the seat, or asks the admin to
-/// (called by the offboard step once the records are moved). Needs review when a
-/// deletion's fresh preconditions fail or nobody can be asked.
+/// (called by the offboard step once the records are moved). Everything the
+/// change rests on is read again first and put in the audit trail (in a dry run
+/// too: reads are allowed). Needs review when a newer event called the leaving
+/// off, when a deletion's fresh preconditions fail, or when nobody can be asked.
 pub(super) async fn request(
     ctx: &mut Ctx<'_>,
     action: Action,
@@ -82,16 +84,41 @@ pub(super) async fn request(
     decision: &Decision,
     target: &Target,
 ) -> Result<Step<()>, JobError> {
+    let fresh = facts::before_seat_change(ctx, &user.id, &decision.reassign).await?;
+    ctx.audit(
+        "facts.fresh",
+        json!({ "before": change_for(action).as_str(), "read": fresh.audit_json(ctx.settings.dry_run) }),
+    )
+    .await?;
+    if let Some(newer) = fresh.called_off() {
+        let review = Review::CalledOff {
+            event_type: newer.event.event_type.as_str(),
+            job_id: newer.job_id.clone(),
+        };
+        runtime_guard(ctx, "newer_event", true, review.to_string()).await?;
+        return Ok(Step::NeedsReview(review));
+    }
+    let Some(now_user) = fresh.user.as_ref() else {
+        ctx.audit(
+            "seat.skipped",
+            json!({ "reason": "the CRM user no longer exists", "crm_user_id": user.id }),
+        )
+        .await?;
+        return Ok(Step::Done(()));
+    };
     if action == Action::Delete {
-        if let Step::NeedsReview(refusal) = delete_preconditions(ctx, user).await? {
-            ctx.audit(
-                "guard.runtime",
-                json!({ "guard": "delete_preconditions", "changed": true, "detail": refusal.to_string() }),
-            )
-            .await?;
+        if let Some(refusal) = delete_refusal(&fresh, now_user, &ctx.job.event) {
+            runtime_guard(ctx, "delete_preconditions", true, refusal.to_string()).await?;
             return Ok(Step::NeedsReview(Review::DeleteRefused(refusal)));
         }
-        ctx.audit("guard.runtime", json!({ "guard": "delete_preconditions", "changed": false, "detail": "no open records, no active reportees, not an admin" })).await?;
+        runtime_guard(
+            ctx,
+            "delete_preconditions",
+            false,
+            "read fresh: no open records, no active reportees, not an admin, no legal hold"
+                .to_owned(),
+        )
+        .await?;
     }
     let change = change_for(action);
     match executor_for(ctx, change) {
@@ -107,6 +134,19 @@ pub(super) async fn request(
         ctx.audit("notify", json!({ "to": who, "what": format!("{} requested for CRM user {}", action.as_str(), user.id), "delivery": "recorded in the audit trail" })).await?;
     }
     Ok(Step::Done(()))
+}
+
+async fn runtime_guard(
+    ctx: &Ctx<'_>,
+    guard: &str,
+    changed: bool,
+    detail: String,
+) -> Result<(), JobError> {
+    ctx.audit(
+        "guard.runtime",
+        json!({ "guard": guard, "changed": changed, "detail": detail }),
+    )
+    .await
 }
 
 /// Makes the change through the CRM's API (repeating it after a crash is
@@ -125,40 +165,23 @@ pub(super) async fn change_by_api(
     .await
 }
 
-/// A deletion is permanent: re-check, fresh from the CRM, what DESIGN.md §7 demands.
-async fn delete_preconditions(
-    ctx: &Ctx<'_>,
+/// A deletion is permanent: what DESIGN.md §7 demands, on the facts just read.
+fn delete_refusal(
+    fresh: &facts::Fresh,
     user: &CrmUser,
-) -> Result<Step<(), DeleteRefusal>, JobError> {
+    event: &crate::domain::OffboardingEvent,
+) -> Option<DeleteRefusal> {
     if user.role == UserRole::Admin {
-        return Ok(Step::NeedsReview(DeleteRefusal::Admin));
+        Some(DeleteRefusal::Admin)
+    } else if fresh.legal_hold(event) {
+        Some(DeleteRefusal::LegalHold)
+    } else if fresh.open > 0 {
+        Some(DeleteRefusal::OpenRecords(fresh.open))
+    } else if fresh.reportees > 0 {
+        Some(DeleteRefusal::ActiveReportees(fresh.reportees))
+    } else {
+        None
     }
-    if ctx.job.event.legal_hold {
-        return Ok(Step::NeedsReview(DeleteRefusal::LegalHold));
-    }
-    if ctx.settings.dry_run {
-        return Ok(Step::Done(()));
-    }
-    // Closed deals may stay with a deleted user, so only what deletion forbids counts.
-    let open = facts::open_owned(
-        ctx,
-        &user.id,
-        &[
-            Resource::Leads,
-            Resource::Contacts,
-            Resource::Organizations,
-            Resource::Deals,
-        ],
-    )
-    .await?;
-    if open > 0 {
-        return Ok(Step::NeedsReview(DeleteRefusal::OpenRecords(open)));
-    }
-    let reportees = facts::active_reportees(ctx, &user.id).await?;
-    if reportees > 0 {
-        return Ok(Step::NeedsReview(DeleteRefusal::ActiveReportees(reportees)));
-    }
-    Ok(Step::Done(()))
 }
 
 fn task_content(

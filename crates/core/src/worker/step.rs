@@ -79,6 +79,17 @@ pub(crate) enum Review {
     /// A guard of DESIGN.md §7, re-checked fresh just before asking for a deletion.
     #[error("{0}")]
     DeleteRefused(DeleteRefusal),
+    /// Read fresh before the seat change: a newer event for the employee (a
+    /// rehire, a cancelled termination) calls the leaving off.
+    #[error(
+        "{event_type} arrived for this employee after this job was created (job {job_id}): the seat is left as it is, and that event's job cancels this one when it runs"
+    )]
+    CalledOff {
+        /// The newer event's type.
+        event_type: &'static str,
+        /// The job it made.
+        job_id: String,
+    },
     /// `crm.admin_email` is not configured.
     #[error("crm.admin_email is not set: nobody can be asked to change the seat")]
     NoAdminEmail,
