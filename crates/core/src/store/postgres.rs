@@ -26,8 +26,12 @@
 //! The CRM rate budget the replicas share lives next door, in
 //! [`super::postgres_budget`], on this store's pool ([`JobStore::shared_crm_budget`](super::JobStore::shared_crm_budget)).
 //!
-//! Durability of a 2xx follows the server's `synchronous_commit` (default `on`); the
-//! `synchronous` argument of [`super::open`] is SQLite's and is ignored here.
+//! A 2xx is answered after `COMMIT` returns, and every session asks for
+//! `synchronous_commit=on` at start-up, so the commit returns only once its WAL is
+//! flushed — whatever the server's or the database's default says (an operator
+//! who set it `off` for other applications cannot weaken offboard's ack;
+//! `tests/durable_ack.rs` checks the order in the system calls). The `synchronous`
+//! argument of [`super::open`] is SQLite's and is ignored here.
 
 use std::{
     collections::BTreeMap,
@@ -205,6 +209,7 @@ impl PgStore {
         if opts.get_application_name().is_none() {
             opts = opts.application_name("offboard");
         }
+        opts = opts.options([("synchronous_commit", "on")]);
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(acquire)
