@@ -35,17 +35,8 @@ impl Harness {
     fn new(group_commit: bool) -> Harness {
         let port = free_port();
         let dir = ServeConfig {
-            port,
-            store_url: None,
-            // A receiver never calls the CRM: its URL points at a closed port.
-            crm_base_url: "http://127.0.0.1:9".into(),
-            webhook_secret: SECRET.into(),
-            admin_token: "durability-admin".into(),
-            sell_token: "durability-crm".into(),
-            policy: "version = 1\n[defaults]\nfallback_owner = \"ops@example.com\"\n[[rules]]\nname = \"all\"\naction = \"deactivate\"\n".into(),
             store_extra: format!("sqlite_group_commit = {group_commit}"),
-            crm_extra: String::new(),
-            tail: String::new(),
+            ..ServeConfig::receiver(port, SECRET, "durability-admin")
         }
         .write();
         Harness { dir, port }

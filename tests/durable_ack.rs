@@ -265,16 +265,9 @@ async fn traced_receiver(dir: &ServiceDir, port: u16) -> String {
 
 fn service(port: u16, store_url: Option<String>, store_extra: &str) -> ServiceDir {
     ServeConfig {
-        port,
         store_url,
-        crm_base_url: "http://127.0.0.1:9".into(),
-        webhook_secret: SECRET.into(),
-        admin_token: "durable-ack-admin".into(),
-        sell_token: "durable-ack-crm".into(),
-        policy: "version = 1\n[defaults]\nfallback_owner = \"ops@example.com\"\n[[rules]]\nname = \"all\"\naction = \"deactivate\"\n".into(),
         store_extra: store_extra.into(),
-        crm_extra: String::new(),
-        tail: String::new(),
+        ..ServeConfig::receiver(port, SECRET, "durable-ack-admin")
     }
     .write()
 }

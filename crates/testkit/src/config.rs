@@ -41,6 +41,24 @@ pub struct ServiceDir {
 }
 
 impl ServeConfig {
+    /// A receiver's config on `port`, signing with `webhook_secret`: a SQLite store
+    /// in the dir, a CRM URL on a closed port (a receiver never calls it), and a
+    /// policy that deactivates everyone. Change fields with `..` for more.
+    pub fn receiver(port: u16, webhook_secret: &str, admin_token: &str) -> ServeConfig {
+        ServeConfig {
+            port,
+            store_url: None,
+            crm_base_url: "http://127.0.0.1:9".into(),
+            webhook_secret: webhook_secret.into(),
+            admin_token: admin_token.into(),
+            sell_token: "receiver-never-calls-the-crm".into(),
+            policy: "version = 1\n[defaults]\nfallback_owner = \"ops@example.com\"\n[[rules]]\nname = \"all\"\naction = \"deactivate\"\n".into(),
+            store_extra: String::new(),
+            crm_extra: String::new(),
+            tail: String::new(),
+        }
+    }
+
     /// Writes the config and its secret files into a new temp dir.
     pub fn write(&self) -> ServiceDir {
         let dir = tempfile::tempdir().expect("create a temp dir");

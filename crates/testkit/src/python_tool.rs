@@ -54,6 +54,24 @@ impl PythonTool {
         }
     }
 
+    /// [`python`](Self::python), or `None` after saying that the test skipped —
+    /// only outside CI: under CI a missing tool fails the test (panics).
+    pub fn python_or_skip(&self, target_tmpdir: &str) -> Option<PathBuf> {
+        match self.python(target_tmpdir) {
+            Ok(p) => Some(p),
+            Err(why) => {
+                let install = self.install_hint();
+                assert!(
+                    !under_ci(),
+                    "{} must run under CI: {why}; {install}",
+                    self.name
+                );
+                eprintln!("skipped: {} is not installed ({why}); {install}", self.name);
+                None
+            }
+        }
+    }
+
     /// How to install it, for a skip or failure message.
     pub fn install_hint(&self) -> String {
         format!(
