@@ -393,3 +393,50 @@ async fn a_legal_hold_that_arrives_later_stops_the_delete() {
     let tasks = sell::created_tasks(&app.sell()).await;
     assert!(tasks.iter().all(|t| !t.contains("DELETE")), "{tasks:?}");
 }
+
+/// `seat_first = true` with Sell, whose seat step is a person's: the admin task
+/// goes out before any record moves, its text says the records are being moved
+/// now, and the job finishes once the admin has deactivated the seat.
+#[tokio::test]
+async fn seat_first_asks_the_admin_before_the_first_record_moves() {
+    let app = spawn_app_with(Options {
+        policy: POLICY.replace(
+            "rehire_eligible = true }\naction = \"deactivate\"",
+            "rehire_eligible = true }\naction = \"deactivate\"\nseat_first = true",
+        ),
+        ..Options::default()
+    })
+    .await;
+    let id = app
+        .accept(
+            "m1",
+            &termination("e1", "jane.doe@example.com", "voluntary", true, false),
+        )
+        .await;
+    app.run_jobs().await;
+    let log = app.sell().request_log();
+    let task = log
+        .iter()
+        .position(|e| e.method == "POST" && e.path.starts_with("/v2/tasks"))
+        .unwrap_or_else(|| panic!("no admin task in {log:?}"));
+    let first_move = log
+        .iter()
+        .position(|e| e.method == "PUT")
+        .unwrap_or_else(|| panic!("no record moved: {log:?}"));
+    assert!(
+        task < first_move,
+        "task at request {task}, first move at {first_move}"
+    );
+    let tasks = sell::created_tasks(&app.sell()).await;
+    assert_eq!(tasks.len(), 1);
+    assert!(tasks[0].contains("being reassigned"), "{}", tasks[0]);
+    assert_eq!(
+        sell::owned(&app.sell(), Resource::Leads, 10).await.0,
+        0,
+        "all moved in the same run"
+    );
+
+    app.sell().deactivate(10).await.unwrap();
+    let job = app.run_job_until_settled(&id, 10).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+}

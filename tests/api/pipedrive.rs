@@ -210,3 +210,51 @@ async fn faults_and_a_burst_limit_below_offboards_rate_still_end_exactly() {
     let stats = app.sell().stats();
     assert!(stats.rate_limited > 0, "the burst limit was hit: {stats:?}");
 }
+
+/// `seat_first = true`: Jane's seat is deactivated through the API before any of
+/// her records moves (Pipedrive lets records be reassigned away from a
+/// deactivated user), then every open record moves exactly once and the job
+/// ends with the seat verified.
+#[tokio::test]
+async fn seat_first_deactivates_before_the_first_record_moves() {
+    let base = pipedrive();
+    let app = spawn_app_with(Options {
+        policy: base.policy.replace(
+            "when = { kind = [\"voluntary\", \"retirement\"], rehire_eligible = true }\naction = \"deactivate\"",
+            "when = { kind = [\"voluntary\", \"retirement\"], rehire_eligible = true }\naction = \"deactivate\"\nseat_first = true",
+        ),
+        ..base
+    })
+    .await;
+    let before = app.sell().snapshot().await;
+    let id = app
+        .accept(
+            "msg_sf",
+            &termination("evt_sf", "jane.doe@example.com", "voluntary", true, false),
+        )
+        .await;
+    let job = app.run_job_until_settled(&id, 10).await;
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(job["plan"]["seat_first"], true, "{job:#}");
+    let order = audit(&job, "order").next().unwrap();
+    assert_eq!(
+        order["detail"]["steps"],
+        serde_json::json!(["seat", "records"])
+    );
+
+    let log = app.sell().request_log();
+    let seat = log
+        .iter()
+        .position(|e| e.method == "PUT" && e.path.starts_with(&format!("/api/v1/users/{JANE}")))
+        .unwrap_or_else(|| panic!("no seat change in {log:?}"));
+    let first_record_write = log
+        .iter()
+        .position(|e| e.method != "GET" && !e.path.starts_with("/api/v1/users/"))
+        .unwrap_or_else(|| panic!("no record moved: {log:?}"));
+    assert!(
+        seat < first_record_write,
+        "the seat changed at request {seat}, after the first record write at {first_record_write}"
+    );
+    assert!(!app.sell().user(JANE).await.unwrap().is_active());
+    assert_moved_once(&app.sell(), &before, JANE).await;
+}

@@ -137,6 +137,7 @@ impl Policy {
             assumptions,
             review_reason: None,
             follow_up_delete: false,
+            seat_first: rule.seat_first,
             crm_manager_field: crm.is_none_or(|c| c.manager_field),
         }
     }
@@ -176,6 +177,7 @@ impl Policy {
             assumptions,
             review_reason: Some(reason),
             follow_up_delete: follow_up,
+            seat_first: false,
             crm_manager_field: facts.crm.is_none_or(|c| c.manager_field),
         };
         apply_guards(&mut d, facts);

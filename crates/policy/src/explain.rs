@@ -65,6 +65,28 @@ fn when(d: &Decision) -> String {
     }
 }
 
+/// Which goes first, the seat or the records, in words.
+fn order_words(d: &Decision) -> &'static str {
+    match (d.seat_first, d.action) {
+        (true, Action::Delete) => {
+            "records first, then the seat (seat_first does not apply to a delete: the CRM refuses while records remain)"
+        }
+        (true, _) => {
+            "seat first (seat_first): access is cut, or the admin asked, before any record moves"
+        }
+        (false, _) => "records first, then the seat",
+    }
+}
+
+/// The order as one word for the JSON plan.
+fn order_key(d: &Decision) -> &'static str {
+    if d.seat_goes_first(d.action) {
+        "seat_first"
+    } else {
+        "records_first"
+    }
+}
+
 fn action_words(a: Action) -> &'static str {
     match a {
         Action::Deactivate => "deactivate the seat (reversible)",
@@ -134,6 +156,7 @@ pub fn explain_text(d: &Decision) -> String {
     } else {
         "all records, open and closed"
     };
+    let _ = writeln!(out, "  order:      {}", order_words(d));
     let _ = writeln!(out, "  reassign:   to {}", target_long(d));
     let _ = writeln!(out, "              {scope}");
     let who = target_short(d);
@@ -219,6 +242,7 @@ pub fn explain_json(d: &Decision) -> Value {
             "reassign": d.reassign.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
             "per_resource": per_resource,
             "open_only": d.open_only,
+            "order": order_key(d),
             "notify": d.notify,
             "delete_at": d.delete_at.map(time),
             "review_reason": d.review_reason,
@@ -255,6 +279,7 @@ mod tests {
             assumptions: vec![],
             review_reason: None,
             follow_up_delete: false,
+            seat_first: false,
             crm_manager_field: true,
         }
     }

@@ -41,7 +41,7 @@ const DEFAULT_KEYS: [&str; 6] = [
     "at",
     "notify",
 ];
-const RULE_KEYS: [&str; 9] = [
+const RULE_KEYS: [&str; 10] = [
     "name",
     "when",
     "action",
@@ -51,6 +51,7 @@ const RULE_KEYS: [&str; 9] = [
     "reassign",
     "open_only",
     "notify",
+    "seat_first",
 ];
 const RANGE_KEYS: [&str; 5] = ["gt", "gte", "lt", "lte", "eq"];
 
@@ -102,6 +103,8 @@ pub(super) struct Rule {
     pub reassign: Option<Vec<Resource>>,
     pub open_only: bool,
     pub notify: Vec<Email>,
+    /// Change the seat before moving records (cut access first); never for delete.
+    pub seat_first: bool,
 }
 
 /// A policy file that cannot be used; `Display` is `file:line:col: message`.
@@ -556,6 +559,7 @@ impl<'a> Parser<'a> {
         let mut reassign: Option<(Vec<Resource>, Span<usize>)> = None;
         let mut open_only = None;
         let mut notify = None;
+        let mut seat_first: Option<(bool, Span<usize>)> = None;
         let mut when_span = None;
         for (k, v) in entries(t) {
             match k.get_ref().as_ref() {
@@ -579,6 +583,7 @@ impl<'a> Parser<'a> {
                 "reassign" => reassign = Some((self.resources(v)?, v.span())),
                 "open_only" => open_only = Some(self.boolean(v, "open_only")?),
                 "notify" => notify = Some(self.notify(v)?),
+                "seat_first" => seat_first = Some((self.boolean(v, "seat_first")?, v.span())),
                 _ => return Err(self.unknown_key(k, "[[rules]]", &RULE_KEYS)),
             }
         }
@@ -605,6 +610,16 @@ impl<'a> Parser<'a> {
                 format!(
                     "delete_after only applies to action = \"deactivate\" (deactivate now, delete after the retention period); rule \"{rule_name}\" has action = \"{}\"",
                     action.as_str()
+                ),
+            ));
+        }
+        if let Some((true, span)) = &seat_first
+            && action == Action::Delete
+        {
+            return Err(self.err(
+                span.clone(),
+                format!(
+                    "rule \"{rule_name}\" deletes the seat, so it cannot go first: the CRMs refuse to delete a user who still owns open records; seat_first applies to action = \"deactivate\" (and to \"review\" once approved)"
                 ),
             ));
         }
@@ -661,6 +676,7 @@ impl<'a> Parser<'a> {
             reassign: resources,
             open_only: open_only.unwrap_or(defaults.open_only),
             notify: notify.unwrap_or_else(|| defaults.notify.clone()),
+            seat_first: seat_first.is_some_and(|(on, _)| on),
         };
         Ok((rule, spans))
     }

@@ -134,6 +134,11 @@ pub struct Decision {
     /// This is the follow-up delete of a `delete_after` rule, not the first decision.
     #[serde(default)]
     pub follow_up_delete: bool,
+    /// The rule's `seat_first`: the seat changes before any record moves (access
+    /// cut first). Never for a delete, which the CRMs allow only once the records
+    /// are gone: [`Decision::seat_goes_first`] is the order actually taken.
+    #[serde(default)]
+    pub seat_first: bool,
     /// The CRM's users have a manager field (Sell's `reports_to`, Salesforce's
     /// `ManagerId`); without one, `manager` means the event's `manager_email`
     /// alone. Plans stored before the field existed, and decisions made without
@@ -144,6 +149,14 @@ pub struct Decision {
 
 fn crm_has_manager_field() -> bool {
     true
+}
+
+impl Decision {
+    /// Whether the seat step runs before the records move, when `action` is the
+    /// action finally carried out (a review approved runs as a deactivate).
+    pub fn seat_goes_first(&self, action: Action) -> bool {
+        self.seat_first && action != Action::Delete
+    }
 }
 
 /// Rule name a decision carries when no rule matched.

@@ -61,7 +61,7 @@ fn policy_check_rejects_broken_files_with_positions() {
         ("version = 1\n[defaults]\nfallback_owner = \"ops@example.com\"\nfallback = true\n[[rules]]\nname = \"a\"\naction = \"deactivate\"\n".into(), 4, 1, "unknown key `fallback` in [defaults]"),
         ("version = 1\n[defaults]\nfallback_owner = \"ops\"\n[[rules]]\nname = \"a\"\naction = \"deactivate\"\n".into(), 3, 18, "bad fallback_owner: \"ops\" is not an e-mail address"),
         // rule keys
-        (p("[[rules]]\nname = \"a\"\nacton = \"delete\"\n"), 6, 1, "unknown key `acton` in [[rules]]; expected one of: name, when, action, at, delete_after, reassign_to, reassign, open_only, notify (did you mean `action`?)"),
+        (p("[[rules]]\nname = \"a\"\nacton = \"delete\"\n"), 6, 1, "unknown key `acton` in [[rules]]; expected one of: name, when, action, at, delete_after, reassign_to, reassign, open_only, notify, seat_first (did you mean `action`?)"),
         (p("[[rules]]\nname = \"a\"\n"), 4, 1, "rule \"a\" is missing `action`"),
         (p("[[rules]]\naction = \"review\"\n"), 4, 1, "rule is missing `name`"),
         (p("[[rules]]\nname = \"  \"\naction = \"review\"\n"), 5, 8, "rule `name` is empty"),
@@ -72,6 +72,8 @@ fn policy_check_rejects_broken_files_with_positions() {
         (p("[[rules]]\nname = \"a\"\naction = \"deactivate\"\ndelete_after = \"3mo\"\n"), 7, 16, "bad duration \"3mo\""),
         (p("[[rules]]\nname = \"a\"\naction = \"deactivate\"\ndelete_after = \"0d\"\n"), 7, 16, "must be longer than zero"),
         (p("[[rules]]\nname = \"a\"\naction = \"delete\"\ndelete_after = \"90d\"\n"), 7, 16, "delete_after only applies to action = \"deactivate\""),
+        (p("[[rules]]\nname = \"a\"\naction = \"delete\"\nseat_first = true\n"), 7, 14, "deletes the seat, so it cannot go first"),
+        (p("[[rules]]\nname = \"a\"\naction = \"deactivate\"\nseat_first = \"yes\"\n"), 7, 14, "seat_first"),
         (p("[[rules]]\nname = \"a\"\naction = \"deactivate\"\nreassign_to = \"boss\"\n"), 7, 15, "bad reassign_to \"boss\": expected \"manager\", \"fallback\" or \"user:<email>\""),
         (p("[[rules]]\nname = \"a\"\naction = \"deactivate\"\nreassign_to = \"user:boss\"\n"), 7, 15, "bad reassign_to \"user:boss\": \"boss\" is not an e-mail address"),
         (p("[[rules]]\nname = \"a\"\naction = \"deactivate\"\nreassign = [\"leads\", \"lead\"]\n"), 7, 22, "unknown resource \"lead\" (expected leads, contacts, deals or tasks; organizations and tickets too, where the CRM has them)"),
@@ -736,4 +738,31 @@ fn decisions_round_trip_through_json_storage() {
     let stored = serde_json::to_value(&d).unwrap();
     let back: Decision = serde_json::from_value(stored).unwrap();
     assert_eq!(back, d);
+}
+
+/// `seat_first` is carried into the decision, and explain shows the order taken:
+/// seat first for the deactivate, records first for the follow-up delete of the
+/// same rule.
+#[test]
+fn seat_first_is_in_the_decision_and_in_the_explanation() {
+    let text = with_prelude(
+        "[[rules]]\nname = \"cut access first\"\naction = \"deactivate\"\nseat_first = true\ndelete_after = \"30d\"\n",
+    );
+    let p = Policy::parse(&text, "seat-first.toml").unwrap();
+    let ev = event(json!({}));
+    let d = decide(&p, &ev, &crm());
+    assert!(d.seat_first);
+    assert!(d.seat_goes_first(d.action));
+    assert_eq!(explain_json(&d)["plan"]["order"], "seat_first");
+    assert!(
+        explain_text(&d).contains("order:      seat first"),
+        "{}",
+        explain_text(&d)
+    );
+
+    // The follow-up delete of the same rule reassigns first: the CRMs demand it.
+    let f = follow_up(&p, &ev, &crm());
+    assert_eq!(f.action, Action::Delete);
+    assert!(!f.seat_goes_first(f.action));
+    assert_eq!(explain_json(&f)["plan"]["order"], "records_first");
 }

@@ -108,11 +108,26 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
         return Ok(outcome);
     }
 
-    // 6. Records go to an active owner.
+    // 6. Records go to an active owner; with `seat_first` (never for a delete)
+    // the seat is changed, or the admin asked, before the first record moves.
+    // Asking again after a crash is harmless: an API change finds the seat
+    // already in that state, and the admin task is created once per job.
     let mut target = match reassign::resolve_target(ctx, &decision, &user).await? {
         Step::Done(t) => t,
         Step::NeedsReview(review) => return Ok(review.into()),
     };
+    let seat_first = decision.seat_goes_first(action);
+    ctx.audit(
+        "order",
+        json!({ "seat_first": seat_first, "steps": if seat_first { ["seat", "records"] } else { ["records", "seat"] } }),
+    )
+    .await?;
+    if seat_first
+        && let Step::NeedsReview(review) =
+            seat::request(ctx, action, &user, &decision, &target).await?
+    {
+        return Ok(review.into());
+    }
     if let Step::NeedsReview(review) =
         reassign::reassign_all(ctx, &decision, &user.id, &mut target).await?
     {
@@ -120,8 +135,10 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
     }
     ctx.check_continue()?;
 
-    // 7. The seat.
-    if let Step::NeedsReview(review) = seat::request(ctx, action, &user, &decision, &target).await?
+    // 7. The seat, when it did not go first.
+    if !seat_first
+        && let Step::NeedsReview(review) =
+            seat::request(ctx, action, &user, &decision, &target).await?
     {
         return Ok(review.into());
     }

@@ -209,7 +209,7 @@ fn task_content(
     let crm = ctx.crm.capabilities();
     format!(
         "offboard: please {what} the {vendor} user {name} <{email}> (id {id}) in {path}. \
-         Why: {why}; policy rule {rule:?} decided {action}. Their open records were reassigned to {to}. \
+         Why: {why}; policy rule {rule:?} decided {action}. {records} \
          {consequence} offboard re-checks the user and closes this job once {vendor} shows the change. {marker}",
         vendor = crm.name,
         path = crm.seat_admin_path,
@@ -218,7 +218,14 @@ fn task_content(
         id = user.id,
         rule = decision.rule,
         action = action.as_str(),
-        to = target.email,
+        records = if decision.seat_goes_first(action) {
+            format!(
+                "Their open records are being reassigned to {} now: access is cut first.",
+                target.email
+            )
+        } else {
+            format!("Their open records were reassigned to {}.", target.email)
+        },
         marker = marker(&ctx.job.id),
     )
 }
