@@ -130,6 +130,11 @@ async fn sigkill_during_a_burst(group_commit: bool) {
                 let id = format!("burst-{t}-{k}");
                 match post(&http, &url, &id, &body(&id, "Burst Leaver")).await {
                     Ok((202, _)) => accepted.lock().expect("lock").push(id),
+                    // Without group commit every request waits its turn for the
+                    // one writer; on a loaded machine some wait past
+                    // `[store] unavailable_after_ms` and are refused, honestly:
+                    // not acknowledged, so nothing is owed for them.
+                    Ok((503, answer)) if answer["error"]["code"] == "store_unavailable" => {}
                     Ok((status, answer)) => panic!("{id}: {status} {answer}"),
                     Err(_) => {
                         // The server died with this request in flight: it may or

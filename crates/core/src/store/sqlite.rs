@@ -17,6 +17,14 @@
 //! There is no timer: while one group commits, the next one queues up, so a lone
 //! request pays no extra latency.
 //!
+//! **Checkpoints off the commit path.** By default SQLite copies the WAL back into
+//! the database file inside whichever COMMIT pushes the WAL past 1000 pages, so one
+//! group in a few hundred would wait for that copy and its fsync while every
+//! request queued behind it waits too. With group commit the writer connection
+//! turns that off (`wal_autocheckpoint = 0`) and a background task runs a
+//! `PASSIVE` checkpoint on a reader connection every [`CHECKPOINT_EVERY`]: passive
+//! checkpoints never block the writer, and the WAL stays bounded.
+//!
 //! All writes — the committer's groups and the worker's claims, checkpoints, … —
 //! go through the same one-connection writer pool, whose queue is first come, first
 //! served: the committer holds the connection for one group at a time, so neither
@@ -57,6 +65,15 @@ pub const MAX_GROUP_REQUESTS: usize = 512;
 
 /// Requests waiting for the committer beyond this make `ingest` wait to enqueue.
 const QUEUE_DEPTH: usize = 4096;
+
+/// How often the background checkpointer copies the WAL into the database file
+/// (in this crate's unit tests: never while a test runs, so they see what the
+/// commits alone do).
+pub const CHECKPOINT_EVERY: Duration = if cfg!(test) {
+    Duration::from_secs(3600)
+} else {
+    Duration::from_millis(250)
+};
 
 /// SQLite-backed [`JobStore`](super::JobStore).
 #[derive(Debug, Clone)]
@@ -130,9 +147,14 @@ impl SqliteStore {
                 source,
             })?;
         }
+        let writer_opts = if group_commit {
+            opts.clone().pragma("wal_autocheckpoint", "0")
+        } else {
+            opts.clone()
+        };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(opts.clone())
+            .connect_with(writer_opts)
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
@@ -141,6 +163,7 @@ impl SqliteStore {
         let committer = group_commit.then(|| {
             let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
             tokio::spawn(run_committer(writer.clone(), rx, clock.clone()));
+            tokio::spawn(run_checkpointer(reader.clone(), tx.downgrade()));
             tx
         });
         Ok(Self {
@@ -212,6 +235,35 @@ async fn run_committer(
             }
         }
     }
+}
+
+/// Copies the WAL into the database file every [`CHECKPOINT_EVERY`], beside the
+/// committer rather than inside its commits; ends with the committer (when the
+/// last clone of the store is gone). A checkpoint that fails (a full disk, say)
+/// is retried at the next tick: the data is safe in the WAL meanwhile.
+async fn run_checkpointer(reader: SqlitePool, committer: mpsc::WeakSender<IngestRequest>) {
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + CHECKPOINT_EVERY,
+        CHECKPOINT_EVERY,
+    );
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        if committer.upgrade().is_none() {
+            return;
+        }
+        if let Err(e) = checkpoint_once(&reader).await {
+            tracing::debug!(error = %e, "WAL checkpoint failed; retried at the next tick");
+        }
+    }
+}
+
+/// One `PASSIVE` checkpoint: copies what it can without waiting for anyone.
+async fn checkpoint_once(reader: &SqlitePool) -> Result<(), sqlx::Error> {
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_optional(reader)
+        .await
+        .map(drop)
 }
 
 /// One answer per request of a group, in order.
@@ -1004,6 +1056,40 @@ mod tests {
         ids.sort();
         let by_job = jobs.into_iter().map(|j| (j.id, j.event_id)).collect();
         (ids, by_job)
+    }
+
+    /// With group commit the commits never copy the WAL back themselves (the
+    /// writer's `wal_autocheckpoint` is 0): the database file does not grow until
+    /// a checkpoint like the background checkpointer's runs (which, in unit tests,
+    /// waits an hour).
+    #[tokio::test]
+    async fn the_wal_is_checkpointed_beside_the_commits_not_inside_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("t.db");
+        let url = format!("sqlite://{}", db.display());
+        let store = SqliteStore::open_with(&url, "full", true)
+            .await
+            .expect("open");
+        let autocheckpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&store.writer)
+            .await
+            .expect("pragma");
+        assert_eq!(autocheckpoint, 0, "the writer's commits never checkpoint");
+        store.migrate().await.expect("migrate");
+        checkpoint_once(&store.reader).await.expect("checkpoint");
+        let size = || std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+        let before = size();
+        // Well past SQLite's 1000-page autocheckpoint threshold.
+        let body = "x".repeat(4000);
+        for i in 0..1500 {
+            store
+                .ingest(vec![ev(&format!("e{i}"), &format!("{i}{body}"))])
+                .await
+                .expect("ingest");
+        }
+        assert_eq!(size(), before, "a commit copied the WAL into the file");
+        checkpoint_once(&store.reader).await.expect("checkpoint");
+        assert!(size() > before, "the checkpoint copied nothing");
     }
 
     /// The batched path and the savepoint path give the same answers and store the
