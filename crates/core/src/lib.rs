@@ -16,6 +16,8 @@ pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod notify;
+pub mod signing;
 pub mod store;
 pub mod telemetry;
 pub mod worker;

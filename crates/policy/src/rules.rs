@@ -33,15 +33,16 @@ const SUPPORTED_VERSION: i64 = 1;
 const MAX_RETENTION_DAYS: i64 = 3650;
 
 const TOP_KEYS: [&str; 3] = ["version", "defaults", "rules"];
-const DEFAULT_KEYS: [&str; 6] = [
+const DEFAULT_KEYS: [&str; 7] = [
     "reassign_to",
     "fallback_owner",
     "reassign",
     "open_only",
     "at",
     "notify",
+    "notify_new_owners",
 ];
-const RULE_KEYS: [&str; 9] = [
+const RULE_KEYS: [&str; 10] = [
     "name",
     "when",
     "action",
@@ -51,6 +52,7 @@ const RULE_KEYS: [&str; 9] = [
     "reassign",
     "open_only",
     "notify",
+    "notify_new_owners",
 ];
 const RANGE_KEYS: [&str; 5] = ["gt", "gte", "lt", "lte", "eq"];
 
@@ -72,6 +74,8 @@ pub(super) struct Defaults {
     pub open_only: bool,
     pub at: Timing,
     pub notify: Vec<Email>,
+    /// Tell each new owner what they received (default true).
+    pub notify_new_owners: bool,
 }
 
 impl Default for Defaults {
@@ -83,6 +87,7 @@ impl Default for Defaults {
             open_only: true,
             at: Timing::Effective,
             notify: Vec::new(),
+            notify_new_owners: true,
         }
     }
 }
@@ -102,6 +107,7 @@ pub(super) struct Rule {
     pub reassign: Option<Vec<Resource>>,
     pub open_only: bool,
     pub notify: Vec<Email>,
+    pub notify_new_owners: bool,
 }
 
 /// A policy file that cannot be used; `Display` is `file:line:col: message`.
@@ -449,6 +455,9 @@ impl<'a> Parser<'a> {
                 "open_only" => d.open_only = self.boolean(v, "open_only")?,
                 "at" => d.at = self.timing(v)?,
                 "notify" => d.notify = self.notify(v)?,
+                "notify_new_owners" => {
+                    d.notify_new_owners = self.boolean(v, "notify_new_owners")?;
+                }
                 _ => return Err(self.unknown_key(k, "[defaults]", &DEFAULT_KEYS)),
             }
         }
@@ -556,6 +565,7 @@ impl<'a> Parser<'a> {
         let mut reassign: Option<(Vec<Resource>, Span<usize>)> = None;
         let mut open_only = None;
         let mut notify = None;
+        let mut notify_new_owners = None;
         let mut when_span = None;
         for (k, v) in entries(t) {
             match k.get_ref().as_ref() {
@@ -579,6 +589,9 @@ impl<'a> Parser<'a> {
                 "reassign" => reassign = Some((self.resources(v)?, v.span())),
                 "open_only" => open_only = Some(self.boolean(v, "open_only")?),
                 "notify" => notify = Some(self.notify(v)?),
+                "notify_new_owners" => {
+                    notify_new_owners = Some(self.boolean(v, "notify_new_owners")?);
+                }
                 _ => return Err(self.unknown_key(k, "[[rules]]", &RULE_KEYS)),
             }
         }
@@ -661,6 +674,7 @@ impl<'a> Parser<'a> {
             reassign: resources,
             open_only: open_only.unwrap_or(defaults.open_only),
             notify: notify.unwrap_or_else(|| defaults.notify.clone()),
+            notify_new_owners: notify_new_owners.unwrap_or(defaults.notify_new_owners),
         };
         Ok((rule, spans))
     }
