@@ -44,11 +44,19 @@ pub fn mac(key: &[u8], id: &str, ts: i64, body: &[u8]) -> Result<Hmac<Sha256>, K
 /// The `webhook-signature` value for one key: `v1,<base64 MAC>`.
 pub fn signature(key: &[u8], id: &str, ts: i64, body: &[u8]) -> Result<String, KeyError> {
     let mac = mac(key, id, ts, body)?;
-    Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+    Ok(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 /// The three headers a Standard Webhooks sender puts on a request.
-pub fn headers(key: &[u8], id: &str, ts: i64, body: &[u8]) -> Result<[(&'static str, String); 3], KeyError> {
+pub fn headers(
+    key: &[u8],
+    id: &str,
+    ts: i64,
+    body: &[u8],
+) -> Result<[(&'static str, String); 3], KeyError> {
     Ok([
         ("webhook-id", id.to_owned()),
         ("webhook-timestamp", ts.to_string()),
@@ -64,8 +72,13 @@ mod tests {
     fn the_published_vector() {
         let key = key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         assert_eq!(
-            signature(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#)
-                .unwrap(),
+            signature(
+                &key,
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                br#"{"test": 2432232314}"#
+            )
+            .unwrap(),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
         assert_eq!(super::key("whsec_!!"), Err(KeyError::WhsecNotBase64));

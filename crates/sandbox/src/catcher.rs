@@ -333,7 +333,11 @@ async fn smtp_session(stream: TcpStream, caught: Arc<Mutex<Caught<CaughtMail>>>)
             mail.to.push(address(&command[8..]));
             "250 OK\r\n".into()
         } else if upper == "DATA" {
-            if write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await.is_err() {
+            if write
+                .write_all(b"354 end with <CRLF>.<CRLF>\r\n")
+                .await
+                .is_err()
+            {
                 return;
             }
             let mut data = String::new();
@@ -346,7 +350,10 @@ async fn smtp_session(stream: TcpStream, caught: Arc<Mutex<Caught<CaughtMail>>>)
                 if l == ".\r\n" || l == ".\n" {
                     break;
                 }
-                let l = l.strip_prefix('.').filter(|_| l.starts_with("..")).unwrap_or(&l);
+                let l = l
+                    .strip_prefix('.')
+                    .filter(|_| l.starts_with(".."))
+                    .unwrap_or(&l);
                 data.push_str(l);
             }
             if let Some(CatcherFault::Status(_)) = fault {
@@ -376,7 +383,11 @@ fn address(arg: &str) -> String {
         .strip_prefix('<')
         .and_then(|a| a.split_once('>'))
         .map_or(arg, |(a, _)| a);
-    inner.split_whitespace().next().unwrap_or_default().to_owned()
+    inner
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// One HTTP request as the hook catcher received it.
@@ -526,9 +537,9 @@ async fn http_session(stream: TcpStream, caught: Arc<Mutex<Caught<CaughtRequest>
         };
         let answer = match fault {
             Some(CatcherFault::Drop) => return,
-            Some(CatcherFault::Status(code)) => format!(
-                "HTTP/1.1 {code} Failing\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            ),
+            Some(CatcherFault::Status(code)) => {
+                format!("HTTP/1.1 {code} Failing\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            }
             None => "HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n".to_owned(),
         };
         if write.write_all(answer.as_bytes()).await.is_err() || fault.is_some() {

@@ -10,23 +10,14 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+#[cfg(doc)]
+use super::settings::EVENTS;
 use super::settings::Settings;
 use crate::{
     config::WebhookFormat,
     domain::JobState,
     store::{Channel, Job, NewNotification},
 };
-
-/// Every event type, in the order a job meets them; `[[notify.webhooks]] events`
-/// chooses among them.
-pub const EVENTS: [&str; 6] = [
-    "job.decided",
-    "records.reassigned",
-    "seat.requested",
-    "seat.verified",
-    "job.needs_review",
-    "job.failed",
-];
 
 /// Who the policy says to tell, from the decision.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -44,7 +35,11 @@ impl Audience {
         Self {
             notify: plan["notify"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default(),
             new_owners: plan["notify_new_owners"].as_bool().unwrap_or(true),
         }
@@ -186,7 +181,11 @@ impl Notifier {
         };
         let mut out = Vec::new();
         let body = webhook_body(job, cause, now);
-        for endpoint in s.webhooks.iter().filter(|e| e.events.iter().any(|x| x == event)) {
+        for endpoint in s
+            .webhooks
+            .iter()
+            .filter(|e| e.events.iter().any(|x| x == event))
+        {
             let message = match endpoint.format {
                 WebhookFormat::Standard => body.clone(),
                 WebhookFormat::Slack => json!({ "text": summary(job, cause) }),
@@ -201,7 +200,12 @@ impl Notifier {
             });
         }
         if s.email.is_some() {
-            for (to, mail) in mails(job, audience, cause, s.admin_email.as_ref().map(|e| e.as_str())) {
+            for (to, mail) in mails(
+                job,
+                audience,
+                cause,
+                s.admin_email.as_ref().map(|e| e.as_str()),
+            ) {
                 out.push(NewNotification {
                     id: notification_id(&job.id, &key, Channel::Email, &to),
                     event: event.to_owned(),
@@ -248,7 +252,13 @@ fn webhook_body(job: &Job, cause: &Cause, now: DateTime<Utc>) -> Value {
 
 fn leaver(job: &Job) -> String {
     let email = job.event.employee.email.as_str();
-    match job.event.employee.name.as_deref().filter(|n| !n.trim().is_empty()) {
+    match job
+        .event
+        .employee
+        .name
+        .as_deref()
+        .filter(|n| !n.trim().is_empty())
+    {
         Some(name) => format!("{name} <{email}>"),
         None => email.to_owned(),
     }
@@ -259,7 +269,10 @@ fn summary(job: &Job, cause: &Cause) -> String {
     let who = leaver(job);
     match cause {
         Cause::Decided { rule, action, .. } => {
-            format!("offboard decided to {action} {who} (rule {rule:?}); job {}", job.id)
+            format!(
+                "offboard decided to {action} {who} (rule {rule:?}); job {}",
+                job.id
+            )
         }
         Cause::Reassigned { to, moved, crm } => format!(
             "offboard moved {} {crm} records of {who} to {to} ({}); job {}",
@@ -273,16 +286,27 @@ fn summary(job: &Job, cause: &Cause) -> String {
             crm,
             ..
         } => match executor.as_str() {
-            "api" => format!("offboard made the {action} of {who} through {crm}'s API; job {}", job.id),
-            _ => format!("offboard asked the {crm} admin to {action} {who}; job {}", job.id),
+            "api" => format!(
+                "offboard made the {action} of {who} through {crm}'s API; job {}",
+                job.id
+            ),
+            _ => format!(
+                "offboard asked the {crm} admin to {action} {who}; job {}",
+                job.id
+            ),
         },
         Cause::SeatVerified { action, crm } => {
             format!("{crm} shows the {action} of {who}: done; job {}", job.id)
         }
         Cause::NeedsReview { reason } => {
-            format!("the offboarding of {who} needs review: {reason}; job {}", job.id)
+            format!(
+                "the offboarding of {who} needs review: {reason}; job {}",
+                job.id
+            )
         }
-        Cause::Failed { error } => format!("the offboarding of {who} failed: {error}; job {}", job.id),
+        Cause::Failed { error } => {
+            format!("the offboarding of {who} failed: {error}; job {}", job.id)
+        }
     }
 }
 
@@ -308,7 +332,12 @@ struct Mail {
 
 /// The e-mails a cause sends: (recipient, content), one per address (compared
 /// without case; the CRM admin's version wins over the policy's).
-fn mails(job: &Job, audience: &Audience, cause: &Cause, admin: Option<&str>) -> Vec<(String, Mail)> {
+fn mails(
+    job: &Job,
+    audience: &Audience,
+    cause: &Cause,
+    admin: Option<&str>,
+) -> Vec<(String, Mail)> {
     let who = leaver(job);
     let mut out: Vec<(String, Mail)> = Vec::new();
     let add = |to: &str, mail: Mail, out: &mut Vec<(String, Mail)>| {
@@ -343,7 +372,10 @@ fn mails(job: &Job, audience: &Audience, cause: &Cause, admin: Option<&str>) -> 
                 lines.push(format!("They are in {crm} under your name now."));
                 add(
                     to,
-                    to_policy(format!("offboard: {total} {crm} records of {who} are now yours"), lines),
+                    to_policy(
+                        format!("offboard: {total} {crm} records of {who} are now yours"),
+                        lines,
+                    ),
                     &mut out,
                 );
             }
@@ -374,7 +406,9 @@ fn mails(job: &Job, audience: &Audience, cause: &Cause, admin: Option<&str>) -> 
                     action.to_uppercase()
                 )];
                 if let Some(task) = task {
-                    lines.push(format!("The task offboard created in {crm} for you says: {task}"));
+                    lines.push(format!(
+                        "The task offboard created in {crm} for you says: {task}"
+                    ));
                 }
                 lines.push(format!(
                     "offboard checks {crm} and closes the job once it shows the change."
@@ -403,11 +437,17 @@ fn mails(job: &Job, audience: &Audience, cause: &Cause, admin: Option<&str>) -> 
         }
         Cause::NeedsReview { .. } | Cause::Failed { .. } => {
             let subject = match cause {
-                Cause::NeedsReview { .. } => format!("offboard: the offboarding of {who} needs review"),
+                Cause::NeedsReview { .. } => {
+                    format!("offboard: the offboarding of {who} needs review")
+                }
                 _ => format!("offboard: the offboarding of {who} failed"),
             };
             for a in &audience.notify {
-                add(a, to_policy(subject.clone(), vec![summary(job, cause)]), &mut out);
+                add(
+                    a,
+                    to_policy(subject.clone(), vec![summary(job, cause)]),
+                    &mut out,
+                );
             }
         }
     }
@@ -440,7 +480,10 @@ fn render(subject: String, lines: Vec<String>, footer: &str) -> Mail {
     if in_list {
         html.push_str("</ul>");
     }
-    html.push_str(&format!("<p><small>{}</small></p></body></html>", escape(footer)));
+    html.push_str(&format!(
+        "<p><small>{}</small></p></body></html>",
+        escape(footer)
+    ));
     Mail {
         subject,
         text,
@@ -471,9 +514,18 @@ mod tests {
     #[test]
     fn ids_are_stable_per_cause_and_recipient() {
         let a = notification_id("j1", "seat.requested", Channel::Email, "Legal@Example.com");
-        assert_eq!(a, notification_id("j1", "seat.requested", Channel::Email, "legal@example.com"));
-        assert_ne!(a, notification_id("j1", "seat.verified", Channel::Email, "legal@example.com"));
-        assert_ne!(a, notification_id("j2", "seat.requested", Channel::Email, "legal@example.com"));
+        assert_eq!(
+            a,
+            notification_id("j1", "seat.requested", Channel::Email, "legal@example.com")
+        );
+        assert_ne!(
+            a,
+            notification_id("j1", "seat.verified", Channel::Email, "legal@example.com")
+        );
+        assert_ne!(
+            a,
+            notification_id("j2", "seat.requested", Channel::Email, "legal@example.com")
+        );
         assert!(a.starts_with("ntf_") && a.len() == 36, "{a}");
     }
 
@@ -484,8 +536,20 @@ mod tests {
             vec!["<script>x</script> & co".into(), "  • 3 deals".into()],
             "f",
         );
-        assert!(mail.html.contains("&lt;script&gt;x&lt;/script&gt; &amp; co"), "{}", mail.html);
-        assert!(mail.html.contains("<ul><li>3 deals</li></ul>"), "{}", mail.html);
-        assert!(mail.text.contains("<script>"), "plain text stays as written");
+        assert!(
+            mail.html
+                .contains("&lt;script&gt;x&lt;/script&gt; &amp; co"),
+            "{}",
+            mail.html
+        );
+        assert!(
+            mail.html.contains("<ul><li>3 deals</li></ul>"),
+            "{}",
+            mail.html
+        );
+        assert!(
+            mail.text.contains("<script>"),
+            "plain text stays as written"
+        );
     }
 }

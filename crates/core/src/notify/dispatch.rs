@@ -124,7 +124,9 @@ impl Dispatcher {
                     "delivered"
                 }
                 Ok(false) => {
-                    tracing::warn!("notification delivered after its claim lapsed; another worker may send it again (same id)");
+                    tracing::warn!(
+                        "notification delivered after its claim lapsed; another worker may send it again (same id)"
+                    );
                     "delivered"
                 }
                 Err(e) => {
@@ -174,11 +176,15 @@ impl Dispatcher {
                 email::send(email, id, message, s.timeout).await
             }
             Channel::Webhook => {
-                let endpoint = s.webhooks.iter().find(|e| e.name == target).ok_or_else(|| {
-                    SendError::NotConfigured(format!(
-                        "webhook endpoint {target:?} is not configured any more"
-                    ))
-                })?;
+                let endpoint = s
+                    .webhooks
+                    .iter()
+                    .find(|e| e.name == target)
+                    .ok_or_else(|| {
+                        SendError::NotConfigured(format!(
+                            "webhook endpoint {target:?} is not configured any more"
+                        ))
+                    })?;
                 let now = self.clock.now().timestamp();
                 webhook::send(&self.http, endpoint, id, message, now).await
             }

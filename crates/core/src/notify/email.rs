@@ -73,9 +73,8 @@ fn transport(
     channel: &EmailChannel,
     timeout: Duration,
 ) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
-    let params = || {
-        TlsParameters::new(channel.host.clone()).map_err(|e| SendError::Smtp(e.to_string()))
-    };
+    let params =
+        || TlsParameters::new(channel.host.clone()).map_err(|e| SendError::Smtp(e.to_string()));
     let tls = match channel.tls {
         TlsMode::Opportunistic => Tls::Opportunistic(params()?),
         TlsMode::Required => Tls::Required(params()?),

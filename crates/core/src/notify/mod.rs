@@ -22,7 +22,7 @@ mod email;
 mod settings;
 mod webhook;
 
-pub use compose::{Audience, Cause, EVENTS, Notifier};
+pub use compose::{Audience, Cause, Notifier};
 pub use dispatch::Dispatcher;
 pub use email::SendError;
-pub use settings::{EmailChannel, Endpoint, Settings, TlsMode};
+pub use settings::{EVENTS, EmailChannel, Endpoint, Settings, TlsMode};

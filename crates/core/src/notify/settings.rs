@@ -13,6 +13,17 @@ use crate::{
     store::DeliveryRetry,
 };
 
+/// Every event type, in the order a job meets them; `[[notify.webhooks]] events`
+/// chooses among them.
+pub const EVENTS: [&str; 6] = [
+    "job.decided",
+    "records.reassigned",
+    "seat.requested",
+    "seat.verified",
+    "job.needs_review",
+    "job.failed",
+];
+
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsMode {
@@ -118,7 +129,10 @@ impl Settings {
             ));
         }
         if n.give_up_after_hours == 0 {
-            return Err(bad("notify.give_up_after_hours", "must be at least 1".into()));
+            return Err(bad(
+                "notify.give_up_after_hours",
+                "must be at least 1".into(),
+            ));
         }
         if n.timeout_secs == 0 {
             return Err(bad("notify.timeout_secs", "must be at least 1".into()));
@@ -131,23 +145,23 @@ impl Settings {
                 return Err(bad(&key("name"), "must not be empty".into()));
             }
             if webhooks.iter().any(|e| e.name == w.name) {
-                return Err(bad(&key("name"), format!("duplicate endpoint name {:?}", w.name)));
+                return Err(bad(
+                    &key("name"),
+                    format!("duplicate endpoint name {:?}", w.name),
+                ));
             }
             let url = url::Url::parse(&w.url)
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
                 .ok_or_else(|| bad(&key("url"), "expected an http:// or https:// URL".into()))?;
             let events = match &w.events {
-                None => super::compose::EVENTS.iter().map(|e| (*e).to_owned()).collect(),
+                None => EVENTS.iter().map(|e| (*e).to_owned()).collect(),
                 Some(list) => {
                     for e in list {
-                        if !super::compose::EVENTS.contains(&e.as_str()) {
+                        if !EVENTS.contains(&e.as_str()) {
                             return Err(bad(
                                 &key("events"),
-                                format!(
-                                    "unknown event {e:?} (expected {})",
-                                    super::compose::EVENTS.join(", ")
-                                ),
+                                format!("unknown event {e:?} (expected {})", EVENTS.join(", ")),
                             ));
                         }
                     }
@@ -190,8 +204,8 @@ impl Settings {
 
 fn email_channel(c: &crate::config::EmailConfig) -> Result<EmailChannel, ConfigError> {
     let bad = |key: &str, why: String| ConfigError::Invalid(format!("notify.email.{key}: {why}"));
-    let url = url::Url::parse(&c.smtp_url)
-        .map_err(|e| bad("smtp_url", format!("not a URL: {e}")))?;
+    let url =
+        url::Url::parse(&c.smtp_url).map_err(|e| bad("smtp_url", format!("not a URL: {e}")))?;
     let host = url
         .host_str()
         .filter(|h| !h.is_empty())

@@ -23,7 +23,10 @@ pub(super) async fn send(
     let mut request = http
         .post(endpoint.url.clone())
         .header("content-type", "application/json")
-        .header("user-agent", concat!("offboard/", env!("CARGO_PKG_VERSION")));
+        .header(
+            "user-agent",
+            concat!("offboard/", env!("CARGO_PKG_VERSION")),
+        );
     for (name, value) in headers {
         request = request.header(name, value);
     }
@@ -36,7 +39,10 @@ pub(super) async fn send(
     if status.is_success() {
         Ok(())
     } else {
-        Err(SendError::Webhook(format!("{} answered {status}", endpoint.name)))
+        Err(SendError::Webhook(format!(
+            "{} answered {status}",
+            endpoint.name
+        )))
     }
 }
 

@@ -23,6 +23,7 @@
 //!   its delivery results are fenced by its own lease (id + owner + attempt).
 
 mod contract;
+mod outbox;
 pub mod postgres;
 pub mod postgres_budget;
 mod queue;
@@ -35,11 +36,10 @@ use std::{sync::Arc, time::Duration};
 use offboard_domain::{SharedClock, SystemClock};
 
 pub use contract::{
-    AuditEntry, Channel, Claimed, ClaimedNotification, DeliveryLease, DeliveryRetry,
-    IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, NewNotification,
-    Notification, NotificationState, OperatorAction, Outcome, Reservation, ScimUser, ScimUserPage,
-    ScimUserQuery, ScimUserValues, ScimWrite, ScimWriteOutcome, SeatWait, SharedStore, StoreError,
-    Via, within,
+    AuditEntry, Channel, Claimed, ClaimedNotification, DeliveryLease, DeliveryRetry, IngestOutcome,
+    Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, NewNotification, Notification,
+    NotificationState, OperatorAction, Outcome, Reservation, ScimUser, ScimUserPage, ScimUserQuery,
+    ScimUserValues, ScimWrite, ScimWriteOutcome, SeatWait, SharedStore, StoreError, Via, within,
 };
 
 use crate::config::StoreConfig;

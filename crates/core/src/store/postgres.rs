@@ -56,6 +56,7 @@ use super::{
         SEATS_PENDING_SQL, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome,
         SeatWait, StoreError, Via,
     },
+    outbox,
     postgres_budget::{PgBudget, SharedBudgetOptions},
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
     rows::{
@@ -162,7 +163,7 @@ macro_rules! notification_cols {
     };
 }
 
-/// One notice of a step (see [`rows::insert_notices`]).
+/// One notice of a step (see [`outbox::insert_notices`]).
 const NOTICE_INSERT: &str = "INSERT INTO notifications (id, job_id, event, channel, target, \
      message, state, attempts, next_at, created_at, updated_at) \
      VALUES ($1, $2, $3, $4, $5, $6::json, 'pending', 0, $7, $7, $7) ON CONFLICT (id) DO NOTHING";
@@ -175,13 +176,13 @@ const NOTICE_AUDIT: &str =
 const NOTICE_AUDIT_DELIVERED: &str =
     "INSERT INTO audit (job_id, at, kind, detail) VALUES ($1, $2, 'notify.delivered', $3::json)";
 
-/// A delivered attempt, fenced by its lease (see [`rows::record_delivered`]).
+/// A delivered attempt, fenced by its lease (see [`outbox::record_delivered`]).
 const NOTICE_DELIVERED: &str = "UPDATE notifications SET state = 'delivered', delivered_at = $4, \
      last_error = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = $4 \
      WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND state = 'sending' \
      RETURNING job_id, event, channel, target";
 
-/// What a failed attempt's decision reads, fenced and locked (see [`rows::record_failed`]).
+/// What a failed attempt's decision reads, fenced and locked (see [`outbox::record_failed`]).
 const NOTICE_LEASED: &str = "SELECT job_id, event, channel, target, attempts, created_at \
      FROM notifications WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND state = 'sending' \
      FOR UPDATE";
@@ -520,7 +521,7 @@ impl Statements for PgStore {
         .execute(&mut *tx)
         .await?;
         let notices = rules::notices_for(notices, to.state);
-        rows::insert_notices(
+        outbox::insert_notices(
             &mut tx,
             NOTICE_INSERT,
             NOTICE_AUDIT,
@@ -582,8 +583,15 @@ impl Statements for PgStore {
             .await?;
         let held = done.rows_affected() > 0;
         if held {
-            rows::insert_notices(&mut tx, NOTICE_INSERT, NOTICE_AUDIT, &lease.job_id, notices, now)
-                .await?;
+            outbox::insert_notices(
+                &mut tx,
+                NOTICE_INSERT,
+                NOTICE_AUDIT,
+                &lease.job_id,
+                notices,
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(held)
@@ -621,8 +629,15 @@ impl Statements for PgStore {
             .await?;
         let held = done.rows_affected() > 0;
         if held {
-            rows::insert_notices(&mut tx, NOTICE_INSERT, NOTICE_AUDIT, &lease.job_id, notices, now)
-                .await?;
+            outbox::insert_notices(
+                &mut tx,
+                NOTICE_INSERT,
+                NOTICE_AUDIT,
+                &lease.job_id,
+                notices,
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(held)
@@ -1026,7 +1041,7 @@ impl Statements for PgStore {
     async fn mark_delivered(&self, lease: &DeliveryLease) -> StoreResult<bool> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        let held = rows::record_delivered(
+        let held = outbox::record_delivered(
             &mut tx,
             NOTICE_DELIVERED,
             NOTICE_AUDIT_DELIVERED,
@@ -1046,7 +1061,7 @@ impl Statements for PgStore {
     ) -> StoreResult<Option<NotificationState>> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        let state = rows::record_failed(
+        let state = outbox::record_failed(
             &mut tx,
             NOTICE_LEASED,
             NOTICE_FAILED,

@@ -114,7 +114,10 @@ pub(crate) fn after_failed_delivery(
     let extra = (wait as f64 * 0.25 * jitter.clamp(0.0, 1.0)) as i64;
     AfterFailure {
         state: NotificationState::Pending,
-        next_at: now.saturating_add(wait).saturating_add(extra).min(give_up_at),
+        next_at: now
+            .saturating_add(wait)
+            .saturating_add(extra)
+            .min(give_up_at),
     }
 }
 
@@ -481,7 +484,10 @@ mod tests {
         assert_eq!(after(20, t(10), 0.0).next_at, t(10 + 3600), "capped at max");
         // Never scheduled past the give-up time, and a failure there is final.
         assert_eq!(after(20, t(24 * 3600 - 5), 0.0).next_at, t(24 * 3600));
-        assert_eq!(after(20, t(24 * 3600 - 5), 0.0).state, NotificationState::Pending);
+        assert_eq!(
+            after(20, t(24 * 3600 - 5), 0.0).state,
+            NotificationState::Pending
+        );
         assert_eq!(after(21, t(24 * 3600), 0.0).state, NotificationState::Dead);
     }
 

@@ -41,6 +41,7 @@ use super::{
         SEATS_PENDING_SQL, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome,
         SeatWait, StoreError, Via,
     },
+    outbox,
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
     rows::{
         self, BindShared, Columns, NOTIFICATION_COLUMNS, decode_detail, decode_job, decode_jobs,
@@ -481,7 +482,7 @@ const SCIM_WHERE: &str = "(?1 IS NULL OR user_name_key = ?1) AND (?2 IS NULL OR 
 /// `WHERE` fragment that fences a write to the lease holder.
 const FENCE: &str = "id = ?1 AND lease_owner = ?2 AND attempt = ?3 AND state = 'running'";
 
-/// One notice of a step (see [`rows::insert_notices`]).
+/// One notice of a step (see [`outbox::insert_notices`]).
 const NOTICE_INSERT: &str = "INSERT INTO notifications (id, job_id, event, channel, target, \
      message, state, attempts, next_at, created_at, updated_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7, ?7) ON CONFLICT (id) DO NOTHING";
@@ -490,7 +491,7 @@ const NOTICE_INSERT: &str = "INSERT INTO notifications (id, job_id, event, chann
 const NOTICE_AUDIT: &str =
     "INSERT INTO audit (job_id, at, kind, detail) VALUES (?1, ?2, 'notify.queued', ?3)";
 
-/// A delivered attempt, fenced by its lease (see [`rows::record_delivered`]).
+/// A delivered attempt, fenced by its lease (see [`outbox::record_delivered`]).
 const NOTICE_DELIVERED: &str = "UPDATE notifications SET state = 'delivered', delivered_at = ?4, \
      last_error = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?4 \
      WHERE id = ?1 AND lease_owner = ?2 AND attempts = ?3 AND state = 'sending' \
@@ -500,7 +501,7 @@ const NOTICE_DELIVERED: &str = "UPDATE notifications SET state = 'delivered', de
 const NOTICE_AUDIT_DELIVERED: &str =
     "INSERT INTO audit (job_id, at, kind, detail) VALUES (?1, ?2, 'notify.delivered', ?3)";
 
-/// What a failed attempt's decision reads, fenced by its lease (see [`rows::record_failed`]).
+/// What a failed attempt's decision reads, fenced by its lease (see [`outbox::record_failed`]).
 const NOTICE_LEASED: &str = "SELECT job_id, event, channel, target, attempts, created_at \
      FROM notifications WHERE id = ?1 AND lease_owner = ?2 AND attempts = ?3 AND state = 'sending'";
 
@@ -628,7 +629,7 @@ impl Statements for SqliteStore {
         .execute(&mut *tx)
         .await?;
         let notices = rules::notices_for(notices, to.state);
-        rows::insert_notices(
+        outbox::insert_notices(
             &mut tx,
             NOTICE_INSERT,
             NOTICE_AUDIT,
@@ -679,8 +680,15 @@ impl Statements for SqliteStore {
         .await?;
         let held = done.rows_affected() > 0;
         if held {
-            rows::insert_notices(&mut tx, NOTICE_INSERT, NOTICE_AUDIT, &lease.job_id, notices, now)
-                .await?;
+            outbox::insert_notices(
+                &mut tx,
+                NOTICE_INSERT,
+                NOTICE_AUDIT,
+                &lease.job_id,
+                notices,
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(held)
@@ -705,8 +713,15 @@ impl Statements for SqliteStore {
         .await?;
         let held = done.rows_affected() > 0;
         if held {
-            rows::insert_notices(&mut tx, NOTICE_INSERT, NOTICE_AUDIT, &lease.job_id, notices, now)
-                .await?;
+            outbox::insert_notices(
+                &mut tx,
+                NOTICE_INSERT,
+                NOTICE_AUDIT,
+                &lease.job_id,
+                notices,
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(held)
@@ -1051,8 +1066,14 @@ impl Statements for SqliteStore {
     async fn mark_delivered(&self, lease: &DeliveryLease) -> StoreResult<bool> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
-        let held = rows::record_delivered(&mut tx, NOTICE_DELIVERED, NOTICE_AUDIT_DELIVERED, lease, now)
-            .await?;
+        let held = outbox::record_delivered(
+            &mut tx,
+            NOTICE_DELIVERED,
+            NOTICE_AUDIT_DELIVERED,
+            lease,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(held)
     }
@@ -1065,7 +1086,7 @@ impl Statements for SqliteStore {
     ) -> StoreResult<Option<NotificationState>> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
-        let state = rows::record_failed(
+        let state = outbox::record_failed(
             &mut tx,
             NOTICE_LEASED,
             NOTICE_FAILED,

@@ -164,7 +164,8 @@ impl<'a> Ctx<'a> {
                 .map(Audience::from_plan)
                 .unwrap_or_default()
         });
-        self.notifier.compose(self.job, &audience, cause, self.now())
+        self.notifier
+            .compose(self.job, &audience, cause, self.now())
     }
 
     /// [`Ctx::set_checkpoint`] and `notices` in one store transaction: the

@@ -181,7 +181,9 @@ impl Worker {
                 .await
                 .is_err()
         {
-            tracing::warn!("notification delivery did not stop within the lease; its claims will lapse");
+            tracing::warn!(
+                "notification delivery did not stop within the lease; its claims will lapse"
+            );
         }
     }
 

@@ -95,8 +95,8 @@ impl SignatureScheme for StandardWebhooks {
 
     fn sign(&self, input: &SignInput<'_>) -> Result<Vec<(String, String)>, SignError> {
         let key = self.keys.first().ok_or(SignError::NoSecret)?;
-        let headers = signing::headers(key, input.message_id, input.now, input.body)
-            .map_err(sign_error)?;
+        let headers =
+            signing::headers(key, input.message_id, input.now, input.body).map_err(sign_error)?;
         Ok(headers
             .into_iter()
             .map(|(name, value)| (name.to_owned(), value))
