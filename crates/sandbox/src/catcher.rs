@@ -61,9 +61,10 @@ pub struct CaughtMail {
 }
 
 impl CaughtMail {
-    /// A header of the message (the first with this name, unfolded), if present.
+    /// A header of the message (the first with this name, unfolded, with RFC 2047
+    /// `=?utf-8?b?…?=` words decoded), if present.
     pub fn header(&self, name: &str) -> Option<String> {
-        header_in(&self.data, name)
+        header_in(split_head(&self.data).0, name).map(|v| decode_words(&v))
     }
 
     /// The decoded bodies of the message's parts whose `Content-Type` starts
@@ -92,6 +93,29 @@ impl CaughtMail {
             }
         }
     }
+}
+
+/// Decodes base64 encoded-words (`=?charset?b?…?=`, what `lettre` writes for
+/// non-ASCII header text); other text is kept as it is.
+fn decode_words(value: &str) -> String {
+    let mut out = String::new();
+    for (i, word) in value.split(' ').enumerate() {
+        let decoded = word
+            .strip_prefix("=?")
+            .and_then(|w| w.strip_suffix("?="))
+            .and_then(|w| {
+                let mut parts = w.splitn(3, '?');
+                let (_charset, enc, text) = (parts.next()?, parts.next()?, parts.next()?);
+                enc.eq_ignore_ascii_case("b").then_some(text)
+            })
+            .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        if i > 0 && decoded.is_none() {
+            out.push(' ');
+        }
+        out.push_str(decoded.as_deref().unwrap_or(word));
+    }
+    out
 }
 
 fn split_head(text: &str) -> (&str, &str) {

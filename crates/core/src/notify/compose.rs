@@ -428,7 +428,7 @@ fn mails(
                 add(
                     a,
                     to_policy(
-                        format!("offboard: {who} — {action} done in {crm}"),
+                        format!("offboard: {who}: {action} done in {crm}"),
                         vec![summary(job, cause)],
                     ),
                     &mut out,
