@@ -259,12 +259,15 @@ async fn notifications_by_webhook_are_signed_filtered_and_formatted() {
 
     // The signed endpoint got only its events, each verified by standardwebhooks,
     // each under its notification's id.
-    let verified = seen.lock().unwrap();
-    assert_eq!(verified.refused, 0);
-    let mut types: Vec<&str> = verified.accepted.iter().map(|(_, t)| t.as_str()).collect();
+    let (accepted, refused) = {
+        let v = seen.lock().unwrap();
+        (v.accepted.clone(), v.refused)
+    };
+    assert_eq!(refused, 0);
+    let mut types: Vec<&str> = accepted.iter().map(|(_, t)| t.as_str()).collect();
     types.sort();
     assert_eq!(types, ["records.reassigned", "seat.requested"]);
-    for (webhook_id, event) in &verified.accepted {
+    for (webhook_id, event) in &accepted {
         let n = by_event(&job, event)
             .into_iter()
             .find(|n| n["target"] == "ops")
@@ -282,7 +285,6 @@ async fn notifications_by_webhook_are_signed_filtered_and_formatted() {
         reassigned["message"]["data"]["to"],
         "max.manager@example.com"
     );
-    drop(verified);
 
     // The Slack endpoint got every event so far as {"text": …}, signed too.
     let chat = slack.accepted();

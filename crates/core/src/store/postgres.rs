@@ -197,8 +197,7 @@ const NOTICE_ATTEMPT_AUDIT: &str =
 
 /// Claims up to `$4` due notifications for `$1` at `$3` (now), leased until `$2`;
 /// `SKIP LOCKED` keeps replicas off each other's rows.
-const CLAIM_NOTIFICATIONS: &str = concat!(
-    "WITH picked AS (
+const CLAIM_NOTIFICATIONS: &str = "WITH picked AS (
         SELECT id FROM notifications
         WHERE (state = 'pending' AND next_at <= $3) OR (state = 'sending' AND lease_expires_at < $3)
         ORDER BY next_at, id
@@ -209,8 +208,7 @@ const CLAIM_NOTIFICATIONS: &str = concat!(
         lease_expires_at = $2, updated_at = $3
     FROM picked WHERE n.id = picked.id
     RETURNING n.id, n.job_id, n.event, n.channel, n.target, n.message::text AS message, n.state,
-        n.attempts, n.next_at, n.last_error, n.delivered_at, n.created_at, n.updated_at"
-);
+        n.attempts, n.next_at, n.last_error, n.delivered_at, n.created_at, n.updated_at";
 
 /// PostgreSQL-backed [`JobStore`](super::JobStore).
 #[derive(Debug, Clone)]
