@@ -492,3 +492,30 @@ async fn notification_addresses_are_redacted_in_the_api() {
     assert_eq!(mail.messages().len(), 3);
     let _ = json!(null);
 }
+
+#[tokio::test]
+async fn notifications_skip_new_owners_when_the_policy_says_so() {
+    let mail = MailCatcher::start().await.unwrap();
+    let app = spawn_app_with(Options {
+        policy: policy().replace(
+            "open_only = true\n",
+            "open_only = true\nnotify_new_owners = false\n",
+        ),
+        extra_config: format!("[notify]\n{}", email_config(&mail)),
+        ..Options::default()
+    })
+    .await;
+    let id = app
+        .accept(
+            "msg_q1",
+            &termination("evt_q1", SAM, "voluntary", true, false),
+        )
+        .await;
+    app.run_jobs().await;
+    let job = app.job(&id).await;
+    assert!(by_event(&job, "records.reassigned").is_empty(), "{job:#}");
+    let mut to: Vec<String> = mail.messages().iter().flat_map(|m| m.to.clone()).collect();
+    to.sort();
+    assert_eq!(to, ["admin@example.com", "legal@example.com"]);
+    assert_eq!(job["checkpoints"]["reassigned"]["moved"]["leads"], 40);
+}

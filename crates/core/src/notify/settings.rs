@@ -242,3 +242,82 @@ fn email_channel(c: &crate::config::EmailConfig) -> Result<EmailChannel, ConfigE
         id_domain,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(notify: &str) -> Result<Settings, ConfigError> {
+        Settings::from_config(&Config::from_toml(notify)?)
+    }
+
+    #[test]
+    fn nothing_is_configured_by_default() {
+        let s = settings("").unwrap();
+        assert!(!s.enabled());
+        assert_eq!(s.retry.give_up_after, Duration::from_secs(24 * 3600));
+    }
+
+    #[test]
+    fn every_mistake_names_its_key() {
+        let cases = [
+            (
+                "[notify.email]\nsmtp_url = \"http://mail\"\nfrom = \"a@b.c\"",
+                "notify.email.smtp_url",
+            ),
+            (
+                "[notify.email]\nsmtp_url = \"smtp://u:p@mail\"\nfrom = \"a@b.c\"",
+                "must not carry credentials",
+            ),
+            (
+                "[notify.email]\nsmtp_url = \"smtp://mail\"\nfrom = \"nobody\"",
+                "notify.email.from",
+            ),
+            (
+                "[notify.email]\nsmtp_url = \"smtp://mail\"\nfrom = \"a@b.c\"\nusername_env = \"OFFBOARD_TEST_SURELY_UNSET_USER\"",
+                "notify.email.username_env",
+            ),
+            (
+                "[[notify.webhooks]]\nname = \"x\"\nurl = \"ftp://h\"\nsecret_env = \"PATH\"",
+                "notify.webhooks[0].url",
+            ),
+            (
+                "[[notify.webhooks]]\nname = \"x\"\nurl = \"http://h\"\nsecret_env = \"PATH\"\nevents = [\"seat.done\"]",
+                "unknown event \"seat.done\"",
+            ),
+            (
+                "[[notify.webhooks]]\nname = \"x\"\nurl = \"http://h\"\nsecret_env = \"OFFBOARD_TEST_SURELY_UNSET_SECRET\"",
+                "notify.webhooks[0].secret_env",
+            ),
+            (
+                "[notify]\ngive_up_after_hours = 0",
+                "notify.give_up_after_hours",
+            ),
+        ];
+        for (toml, want) in cases {
+            let err = settings(toml).unwrap_err().to_string();
+            assert!(err.contains(want), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn smtp_urls_choose_tls_and_ports() {
+        let s = settings("[notify.email]\nsmtp_url = \"smtp://mail.internal\"\nfrom = \"offboard <o@example.com>\"").unwrap();
+        let e = s.email.unwrap();
+        assert_eq!(
+            (e.port, e.tls, e.id_domain.as_str()),
+            (587, TlsMode::Opportunistic, "example.com")
+        );
+        let s = settings("[notify.email]\nsmtp_url = \"smtp://mail:2525\"\nrequire_tls = true\nfrom = \"o@example.com\"").unwrap();
+        assert_eq!(
+            s.email.map(|e| (e.port, e.tls)),
+            Some((2525, TlsMode::Required))
+        );
+        let s = settings("[notify.email]\nsmtp_url = \"smtps://mail\"\nfrom = \"o@example.com\"")
+            .unwrap();
+        assert_eq!(
+            s.email.map(|e| (e.port, e.tls)),
+            Some((465, TlsMode::Implicit))
+        );
+    }
+}
