@@ -519,3 +519,55 @@ async fn notifications_skip_new_owners_when_the_policy_says_so() {
     assert_eq!(to, ["admin@example.com", "legal@example.com"]);
     assert_eq!(job["checkpoints"]["reassigned"]["moved"]["leads"], 40);
 }
+
+#[tokio::test]
+async fn notifications_by_email_are_retried_after_a_451_and_a_dropped_connection() {
+    let mail = MailCatcher::start().await.unwrap();
+    let app = app_with(format!("[notify]\n{}", email_config(&mail))).await;
+    // The first conversation ends in 451 after DATA, the second is dropped after
+    // the greeting; the third one is accepted.
+    mail.fail_next(&[CatcherFault::Status(451), CatcherFault::Drop]);
+    let id = app
+        .accept(
+            "msg_m1",
+            &termination("evt_m1", SAM, "voluntary", true, false),
+        )
+        .await;
+    app.run_jobs().await;
+    let pending: Vec<Value> = notifications(&app.job(&id).await)
+        .into_iter()
+        .filter(|n| n["state"] == "pending")
+        .collect();
+    assert_eq!(pending.len(), 2, "two deliveries failed at first");
+    assert_eq!(mail.messages().len(), 1);
+    for _ in 0..3 {
+        app.advance(chrono::Duration::minutes(2));
+        app.worker.deliver_notifications().await;
+    }
+    let job = app.job(&id).await;
+    assert!(
+        notifications(&job)
+            .iter()
+            .all(|n| n["state"] == "delivered"),
+        "{job:#}"
+    );
+    assert_eq!(mail.failed(), 2);
+    let caught = mail.messages();
+    assert_eq!(caught.len(), 3, "each delivered once");
+    let mut ids: Vec<String> = caught
+        .iter()
+        .filter_map(|m| m.header("message-id"))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3);
+    let retried = audit(&job, "notify.retry").collect::<Vec<_>>();
+    assert_eq!(retried.len(), 2);
+    assert!(
+        retried.iter().any(|a| a["detail"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("451")),
+        "{retried:#?}"
+    );
+}
