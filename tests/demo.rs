@@ -68,6 +68,26 @@ fn assert_deactivated_by_api_never_deleted(stdout: &str, vendor: &str) {
 #[test]
 fn demo_runs_to_a_correct_final_table() {
     let stdout = demo(&[]);
+    // The notifications it sent, as its local SMTP and webhook catchers got them.
+    let delivered = stdout
+        .lines()
+        .find(|l| l.starts_with("Notifications: "))
+        .unwrap_or_else(|| panic!("no notifications line:\n{stdout}"));
+    let words: Vec<&str> = delivered.split_whitespace().collect();
+    assert_eq!(words[1], words[3], "all delivered: {delivered}");
+    assert!(
+        stdout.contains("to max.manager@example.com") && stdout.contains("are now yours"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("to admin@example.com") && stdout.contains("please DELETE"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("to legal@example.com"), "{stdout}");
+    assert!(
+        stdout.contains("offboard decided to deactivate"),
+        "{stdout}"
+    );
     let jane = row(&stdout, "jane.doe@example.com");
     assert!(
         has(&jane, "deactivate") && has(&jane, "inactive") && jane.last().unwrap() == "succeeded",

@@ -6,7 +6,9 @@
 //! progress while records move, plays the CRM admin's part where the CRM's API
 //! cannot change seats (Sell: deactivate/delete in the UI; Pipedrive needs no
 //! one: offboard sets `active_flag` itself), and ends with a table per leaver
-//! that it checks against the sandbox's own state.
+//! that it checks against the sandbox's own state. The notifications offboard
+//! sends (DESIGN.md §13) go to a local SMTP catcher and webhook catcher the demo
+//! starts on loopback, and are printed as they were received.
 
 use std::{
     collections::BTreeMap,
@@ -25,10 +27,14 @@ use offboard_core::{
     crm::{Capabilities, Resource, SeatAbility, capabilities_of},
     ingest::schemes::StandardWebhooks,
 };
-use offboard_sandbox::{Sandbox, SandboxCrm, SandboxOptions, Seed};
+use offboard_sandbox::{
+    Sandbox, SandboxCrm, SandboxOptions, Seed,
+    catcher::{HookCatcher, MailCatcher},
+};
 
 const DEMO_POLICY: &str = include_str!("../../config/policy-demo.toml");
 const WEBHOOK_SECRET: &str = "whsec_ZGVtby1zZWNyZXQtZm9yLW9mZmJvYXJkLWRlbW8=";
+const OUTBOUND_SECRET: &str = "whsec_ZGVtby1vdXRib3VuZC13ZWJob29rLXNlY3JldA==";
 const DEADLINE: Duration = Duration::from_secs(90);
 
 /// One leaver of the demo.
@@ -129,7 +135,15 @@ pub(super) async fn run(keep: bool, crm: SandboxCrm) -> Result<(), CliError> {
             .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?;
         Ok(path)
     };
+    // Where notifications go: stand-ins for a mail server and a chat webhook.
+    let mail = MailCatcher::start()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the demo's SMTP catcher: {e}"))?;
+    let hook = HookCatcher::start()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the demo's webhook catcher: {e}"))?;
     let policy = write("policy.toml", DEMO_POLICY)?;
+    let outbound = write("outbound-secret", OUTBOUND_SECRET)?;
     let secrets = write("webhook-secrets", WEBHOOK_SECRET)?;
     let sell_token = write("sell-token", &sandbox_token)?;
     let admin_token_file = write("admin-token", &admin_token)?;
@@ -158,7 +172,21 @@ token_file = "{admin_token_file}"
 [worker]
 verify_interval_secs = 1
 poll_interval_ms = 100
+[notify]
+retry_base_secs = 1
+[notify.email]
+smtp_url = "{smtp}"
+from = "offboard@example.com"
+[[notify.webhooks]]
+name = "demo-chat"
+url = "{hook}"
+secret_env = ""
+secret_file = "{outbound}"
+format = "slack"
 "#,
+        smtp = mail.url(),
+        hook = hook.url(),
+        outbound = outbound.display(),
         db = dir.path().join("offboard.db").display(),
         kind = crm.as_str(),
         sell = sandbox.base_url(),
@@ -171,7 +199,7 @@ poll_interval_ms = 100
     let base = format!("http://{}", app.local_addr());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    let result = drive(
+    let mut result = drive(
         &base,
         &admin_token,
         &sandbox,
@@ -179,6 +207,9 @@ poll_interval_ms = 100
         started,
     )
     .await;
+    if result.is_ok() {
+        result = show_notifications(&base, &admin_token, &mail, &hook).await;
+    }
     if keep && result.is_ok() {
         println!("\nStill running (Ctrl-C to stop):");
         println!("  offboard:      {base}   (admin token: {admin_token})");
@@ -459,6 +490,84 @@ async fn drive(
         Err(anyhow::anyhow!(
             "the demo's final state is wrong:\n  {}",
             problems.join("\n  ")
+        )
+        .into())
+    }
+}
+
+/// Waits until every job's notifications are delivered (or given up on), then
+/// prints what the demo's SMTP catcher and webhook catcher received.
+async fn show_notifications(
+    base: &str,
+    admin_token: &str,
+    mail: &MailCatcher,
+    hook: &HookCatcher,
+) -> Result<(), CliError> {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut listed: Vec<Value> = Vec::new();
+    loop {
+        let jobs: Value = http
+            .get(format!("{base}/api/v1/jobs"))
+            .bearer_auth(admin_token)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("list jobs: {e}"))?
+            .json()
+            .await
+            .map_err(|e| anyhow::anyhow!("list jobs: {e}"))?;
+        listed.clear();
+        for j in jobs["jobs"].as_array().into_iter().flatten() {
+            let id = j["id"].as_str().unwrap_or_default();
+            let job: Value = http
+                .get(format!("{base}/api/v1/jobs/{id}"))
+                .bearer_auth(admin_token)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("read job: {e}"))?
+                .json()
+                .await
+                .map_err(|e| anyhow::anyhow!("read job: {e}"))?;
+            listed.extend(job["notifications"].as_array().cloned().unwrap_or_default());
+        }
+        let open = listed
+            .iter()
+            .filter(|n| !matches!(n["state"].as_str(), Some("delivered" | "dead")))
+            .count();
+        if open == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let delivered = listed.iter().filter(|n| n["state"] == "delivered").count();
+    println!(
+        "\nNotifications: {delivered} of {} delivered, each written with the step that caused it and sent from the outbox.",
+        listed.len()
+    );
+    println!(
+        "  E-mail, as the demo's SMTP server on {} received it:",
+        mail.addr()
+    );
+    for m in mail.messages() {
+        println!(
+            "    to {:<26} {}",
+            m.to.join(", "),
+            m.header("subject").unwrap_or_default()
+        );
+    }
+    println!(
+        "  Webhook (format = \"slack\"), as the demo's receiver at {} got it:",
+        hook.url()
+    );
+    for r in hook.accepted() {
+        println!("    {}", r.json()["text"].as_str().unwrap_or_default());
+    }
+    if delivered == listed.len() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "{} notifications were not delivered",
+            listed.len() - delivered
         )
         .into())
     }

@@ -111,6 +111,7 @@ pub(super) async fn run(config_path: &Path, command: JobsCommand) -> Result<(), 
                 println!("{v}");
             } else {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                print_notifications(&v);
             }
         }
         JobsCommand::Retry { id, json } => report(
@@ -140,6 +141,31 @@ fn report(job: &Job, json: bool, redact: bool) {
         println!("{}", summary(job, redact));
     } else {
         println!("job {} is now {}", job.id, job.state);
+    }
+}
+
+/// The job's notifications as a table under the JSON (from the same, already
+/// redacted, value).
+fn print_notifications(detail: &serde_json::Value) {
+    let Some(list) = detail["notifications"].as_array().filter(|l| !l.is_empty()) else {
+        return;
+    };
+    println!("\nnotifications:");
+    println!(
+        "  {:<18}  {:<8}  {:<32}  {:<9}  {:>8}  last error",
+        "event", "channel", "to", "state", "attempts"
+    );
+    for n in list {
+        let text = |k: &str| n[k].as_str().unwrap_or("-").to_owned();
+        println!(
+            "  {:<18}  {:<8}  {:<32}  {:<9}  {:>8}  {}",
+            text("event"),
+            text("channel"),
+            text("target"),
+            text("state"),
+            n["attempts"].as_u64().unwrap_or(0),
+            n["last_error"].as_str().unwrap_or(""),
+        );
     }
 }
 

@@ -307,6 +307,11 @@ impl TestApp {
         self.worker.run_until_idle().await
     }
 
+    /// The app's "now".
+    pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: chrono::Duration) {
         self.clock.advance(by);

@@ -9,6 +9,7 @@ mod salesforce;
 
 mod admin;
 mod console;
+mod notifications;
 mod offboarding;
 mod pipedrive;
 mod policy_flow;

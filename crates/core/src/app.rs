@@ -223,6 +223,12 @@ impl Application {
             None
         };
         let settings = WorkerSettings::from_config(&config)?;
+        // Only a worker sends notifications, so only a worker needs their secrets.
+        let notifier = if role != Role::Receiver {
+            crate::notify::Notifier::new(crate::notify::Settings::from_config(&config)?)
+        } else {
+            crate::notify::Notifier::disabled()
+        };
         if role != Role::Receiver
             && settings.admin_email.is_none()
             && settings.seat_executor == crate::config::SeatExecutor::Manual
@@ -250,7 +256,9 @@ impl Application {
 
         let policy = Arc::new(CurrentPolicy::new(policy));
         let worker = (role != Role::Receiver).then(|| {
-            Worker::new(store.clone(), crm, policy.clone(), settings).with_clock(clock.clone())
+            Worker::new(store.clone(), crm, policy.clone(), settings)
+                .with_clock(clock.clone())
+                .with_notifier(notifier)
         });
 
         let metrics = http::metrics_handle();

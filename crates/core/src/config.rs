@@ -51,6 +51,118 @@ pub struct Config {
     /// `[scim]`: the SCIM 2.0 service provider under `/scim/v2`; absent, there is none.
     #[serde(default)]
     pub scim: Option<ScimConfig>,
+    /// `[notify]`: e-mail and outbound webhooks (DESIGN.md §13), and how failed
+    /// deliveries are retried. Without `[notify.email]` or `[[notify.webhooks]]`
+    /// nothing is sent.
+    pub notify: NotifyConfig,
+}
+
+/// `[notify]` (DESIGN.md §13): the channels notifications are sent by, and the
+/// delivery retries. The worker validates it into `notify::Settings` at start-up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// The wait after a delivery's first failure; it doubles per further failure
+    /// (plus up to a quarter of jitter).
+    pub retry_base_secs: u64,
+    /// The longest wait between two attempts.
+    pub retry_max_secs: u64,
+    /// A notification still undelivered this long after its cause is given up on:
+    /// it stays visible as `dead` (API, `jobs show`, audit trail, metrics).
+    pub give_up_after_hours: u64,
+    /// Seconds one delivery attempt (an SMTP conversation, a webhook POST) may take.
+    pub timeout_secs: u64,
+    /// `[notify.email]`: SMTP; absent, no e-mail is sent.
+    #[serde(default)]
+    pub email: Option<EmailConfig>,
+    /// `[[notify.webhooks]]`: signed outbound webhooks; none by default.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// `[notify.email]`: the SMTP server notifications are sent through.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// `smtp://host[:port]` (STARTTLS when the server offers it; default port 587)
+    /// or `smtps://host[:port]` (TLS from the first byte; default port 465). No
+    /// credentials in the URL: they come from `username_env`/`password_env`.
+    pub smtp_url: String,
+    /// Env var holding the SMTP user name (unset: no authentication).
+    pub username_env: Option<String>,
+    /// File holding the SMTP user name.
+    pub username_file: Option<PathBuf>,
+    /// Env var holding the SMTP password (required with a user name).
+    pub password_env: Option<String>,
+    /// File holding the SMTP password.
+    pub password_file: Option<PathBuf>,
+    /// The sender: `offboard@example.com` or `offboard <offboard@example.com>`.
+    pub from: String,
+    /// On `smtp://`, refuse to send unless the server offers STARTTLS.
+    #[serde(default)]
+    pub require_tls: bool,
+}
+
+/// `[[notify.webhooks]]`: one endpoint that receives signed events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Unique among the endpoints; what the job's notifications name as their target.
+    pub name: String,
+    /// Where events are POSTed (`https://`, or `http://` for internal relays).
+    pub url: String,
+    /// Env var holding the signing secret (`whsec_…`).
+    pub secret_env: Option<String>,
+    /// File holding it.
+    pub secret_file: Option<PathBuf>,
+    /// The event types this endpoint receives; unset: all of them.
+    pub events: Option<Vec<String>>,
+    /// `standard` (the event as JSON) or `slack` (incoming-webhook JSON `{"text": …}`).
+    #[serde(default)]
+    pub format: WebhookFormat,
+}
+
+/// `[[notify.webhooks]] format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// `{"type", "timestamp", "data"}`, as Standard Webhooks suggests.
+    #[default]
+    Standard,
+    /// A Slack incoming webhook: `{"text": "…"}`.
+    Slack,
+}
+
+impl EmailConfig {
+    /// The SMTP user name and password, or `None` when no user name is configured;
+    /// a user name without a password is a [`ConfigError::Secret`].
+    pub fn credentials(&self) -> Result<Option<(Secret, Secret)>, ConfigError> {
+        if self.username_env.is_none() && self.username_file.is_none() {
+            return Ok(None);
+        }
+        let user = read_named(
+            "notify.email",
+            ("username_env", self.username_env.as_deref()),
+            ("username_file", self.username_file.as_deref()),
+        )?;
+        let password = read_named(
+            "notify.email",
+            ("password_env", self.password_env.as_deref()),
+            ("password_file", self.password_file.as_deref()),
+        )?;
+        Ok(Some((user, password)))
+    }
+}
+
+impl WebhookConfig {
+    /// The endpoint's signing secret (`notify.webhooks[index].secret_env` or `_file`).
+    pub fn secret(&self, index: usize) -> Result<Secret, ConfigError> {
+        read_named(
+            &format!("notify.webhooks[{index}]"),
+            ("secret_env", self.secret_env.as_deref()),
+            ("secret_file", self.secret_file.as_deref()),
+        )
+    }
 }
 
 /// `[server]`
@@ -601,16 +713,21 @@ fn read_secret(
     env: Option<&str>,
     file: Option<&Path>,
 ) -> Result<Secret, ConfigError> {
-    let env_key = if section.starts_with("sources") {
-        "secrets_env"
+    let (env_key, file_key) = if section.starts_with("sources") {
+        ("secrets_env", "secrets_file")
     } else {
-        "token_env"
+        ("token_env", "token_file")
     };
-    let file_key = if section.starts_with("sources") {
-        "secrets_file"
-    } else {
-        "token_file"
-    };
+    read_named(section, (env_key, env), (file_key, file))
+}
+
+/// Reads a secret from the env var named by `section.<env key>` (first) or the
+/// file named by `section.<file key>`, trimmed; errors name the key, never the value.
+fn read_named(
+    section: &str,
+    (env_key, env): (&str, Option<&str>),
+    (file_key, file): (&str, Option<&Path>),
+) -> Result<Secret, ConfigError> {
     if let Some(var) = env.filter(|v| !v.trim().is_empty()) {
         return match std::env::var(var) {
             Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim().to_owned())),

@@ -17,6 +17,8 @@ pub mod extract;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod notify;
+pub mod signing;
 pub mod store;
 pub mod telemetry;
 pub mod worker;

@@ -100,6 +100,11 @@ pub const SEATS_TOTAL: &str = "offboard_seats_total";
 /// `offboard_seats_pending_admin_action` (see [`FAMILIES`] for its labels and meaning).
 pub const SEATS_PENDING_ADMIN_ACTION: &str = "offboard_seats_pending_admin_action";
 
+/// `offboard_notifications_total` (see [`FAMILIES`] for its labels and meaning).
+pub const NOTIFICATIONS_TOTAL: &str = "offboard_notifications_total";
+/// `offboard_notifications_pending` (see [`FAMILIES`] for its labels and meaning).
+pub const NOTIFICATIONS_PENDING: &str = "offboard_notifications_pending";
+
 /// Buckets for request latencies (HTTP served and CRM calls), in seconds.
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -238,6 +243,18 @@ pub const FAMILIES: &[Family] = &[
         labels: &["action"],
         help: "Active jobs whose seat change was requested from the CRM admin and is not verified yet, by action (read at scrape time).",
     },
+    Family {
+        name: NOTIFICATIONS_TOTAL,
+        kind: Kind::Counter,
+        labels: &["channel", "outcome"],
+        help: "Notification delivery attempts by this process, by channel (email, webhook) and outcome: delivered, retry (failed, tried again later), dead (failed and given up on).",
+    },
+    Family {
+        name: NOTIFICATIONS_PENDING,
+        kind: Kind::Gauge,
+        labels: &["channel"],
+        help: "Notifications in the outbox not delivered and not given up on yet, by channel (read at scrape time).",
+    },
 ];
 
 /// The family named `name`, if offboard exports it.
@@ -274,6 +291,13 @@ fn install() -> PrometheusHandle {
     ::metrics::counter!(STORE_GROUP_COMMIT_REQUESTS_TOTAL).increment(0);
     ::metrics::counter!(CRM_BUDGET_SLOTS_DROPPED_TOTAL).increment(0);
     ::metrics::counter!(CRM_BUDGET_ERRORS_TOTAL).increment(0);
+    // A delivery alert must see 0 before it sees 1.
+    for channel in ["email", "webhook"] {
+        for outcome in ["delivered", "retry", "dead"] {
+            ::metrics::counter!(NOTIFICATIONS_TOTAL, "channel" => channel, "outcome" => outcome)
+                .increment(0);
+        }
+    }
     // An outage alert must see 0 before it sees 1.
     for surface in ["webhooks", "scim", "admin", "console", "readyz"] {
         ::metrics::counter!(STORE_UNAVAILABLE_TOTAL, "surface" => surface).increment(0);

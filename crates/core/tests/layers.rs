@@ -1,6 +1,6 @@
 //! The core's module graph, read from its source: no two modules import each other
 //! (at any level of nesting), and the data's path `ingest → store → worker → crm`
-//! only points forward. ARCHITECTURE.md states these invariants; this test is what
+//! only points forward (`notify`, the delivery side, comes after the worker). ARCHITECTURE.md states these invariants; this test is what
 //! keeps them, because the compiler allows cycles between modules of one crate.
 //!
 //! A parent's own file (`store/mod.rs`) counts as a module among its children: a
@@ -27,29 +27,54 @@ use std::{
 /// Top-level modules that a module must never reach, by module. Everything else
 /// is allowed as long as the graph stays acyclic.
 const FORBIDDEN: &[(&str, &[&str])] = &[
-    // The store keeps events, jobs and audit; it knows no CRM, worker or route.
-    ("store", &["crm", "worker", "ingest", "http", "app"]),
+    // The store keeps events, jobs, audit and the notification outbox; it knows no
+    // CRM, worker, route or delivery channel.
+    (
+        "store",
+        &["crm", "worker", "ingest", "http", "app", "notify"],
+    ),
     // A CRM client only talks to its vendor.
-    ("crm", &["store", "worker", "ingest", "http", "app"]),
+    (
+        "crm",
+        &["store", "worker", "ingest", "http", "app", "notify"],
+    ),
     // Ingest verifies, maps and stores: it never calls the CRM or runs jobs.
-    ("ingest", &["crm", "worker", "http", "app"]),
+    ("ingest", &["crm", "worker", "http", "app", "notify"]),
     // The worker is started by the app and never reaches back into the receiver.
+    // It may use `notify` (the delivery side comes after it in the data flow).
     ("worker", &["ingest", "http", "app"]),
-    ("http", &["worker", "app"]),
+    // Notifications are downstream of the worker: they read the store's outbox and
+    // send; they never run a job, take a webhook, call the CRM or serve a route.
+    // (`signing` is shared with ingest as a leaf, not through `ingest`.)
+    (
+        "notify",
+        &["worker", "ingest", "http", "crm", "app", "console"],
+    ),
+    // The Standard Webhooks definition is a leaf both directions share.
+    (
+        "signing",
+        &[
+            "store", "worker", "ingest", "http", "crm", "app", "notify", "console", "config",
+        ],
+    ),
+    ("http", &["worker", "app", "notify"]),
     // The console reads and operates the store, like the admin API: it never calls
     // the CRM, runs a job or takes a webhook, and the app mounts it, not `http`.
-    ("console", &["worker", "crm", "ingest", "http", "app"]),
+    (
+        "console",
+        &["worker", "crm", "ingest", "http", "app", "notify"],
+    ),
     (
         "config",
-        &["store", "worker", "ingest", "http", "crm", "app"],
+        &["store", "worker", "ingest", "http", "crm", "app", "notify"],
     ),
     (
         "metrics",
-        &["store", "worker", "ingest", "http", "crm", "app"],
+        &["store", "worker", "ingest", "http", "crm", "app", "notify"],
     ),
     (
         "telemetry",
-        &["store", "worker", "ingest", "http", "crm", "app"],
+        &["store", "worker", "ingest", "http", "crm", "app", "notify"],
     ),
 ];
 

@@ -26,8 +26,9 @@ use chrono::{DateTime, Utc};
 use offboard_core::{
     domain::{Clock, JobKind, JobState, ManualClock, OffboardingEvent},
     store::{
-        Claimed, IngestOutcome, JobFilter, Lease, NewEvent, Outcome, Reservation, ScimUser,
-        ScimUserQuery, ScimUserValues, ScimWrite, ScimWriteOutcome, SharedStore, StoreError, Via,
+        Channel, Claimed, DeliveryRetry, IngestOutcome, JobFilter, Lease, NewEvent,
+        NewNotification, NotificationState, Outcome, Reservation, ScimUser, ScimUserQuery,
+        ScimUserValues, ScimWrite, ScimWriteOutcome, SharedStore, StoreError, Via,
     },
 };
 use serde_json::json;
@@ -212,6 +213,8 @@ conformance! {
         scim_user_names_are_unique_without_case,
         scim_users_list_filters_and_pages,
         scim_change_and_its_event_are_one_transaction,
+        notifications_are_written_with_their_cause,
+        notification_delivery_is_leased_retried_and_given_up,
     ],
     unmigrated: [ready_fails_before_migrate],
 }
@@ -2208,4 +2211,311 @@ async fn scim_change_and_its_event_are_one_transaction(store: SharedStore, _cloc
         .await
         .expect("list jobs");
     assert_eq!(jobs.len(), 2, "no job beyond the two ingested: {jobs:?}");
+}
+
+// ---------------------------------------------------------------------------------
+// The notification outbox (DESIGN.md §13)
+// ---------------------------------------------------------------------------------
+
+fn notice(id: &str, event: &str, only_if: Option<JobState>) -> NewNotification {
+    NewNotification {
+        id: id.to_owned(),
+        event: event.to_owned(),
+        channel: Channel::Webhook,
+        target: "ops".to_owned(),
+        message: json!({ "type": event }),
+        only_if,
+    }
+}
+
+/// The audit kinds of a job's trail that start with `notify.`.
+async fn notify_audit(store: &SharedStore, job_id: &str) -> Vec<String> {
+    let detail = store.get_job(job_id).await.expect("get").expect("job");
+    detail
+        .audit
+        .iter()
+        .filter(|a| a.kind.starts_with("notify."))
+        .map(|a| format!("{} {}", a.kind, a.detail["id"].as_str().unwrap_or("?")))
+        .collect()
+}
+
+async fn notifications_are_written_with_their_cause(store: SharedStore, clock: ManualClock) {
+    let job_id = ingest(&store, new_event("evt-n", "jane@example.com")).await;
+    let old = claim_expired(&store, &clock, "worker-a").await;
+    store
+        .set_plan_with(
+            &old.lease,
+            "deactivate",
+            &json!({}),
+            &[notice("ntf_plan", "job.decided", None)],
+        )
+        .await
+        .expect("plan with its notice");
+    let seat = [notice("ntf_seat", "seat.requested", None)];
+    store
+        .put_checkpoint_with(&old.lease, "seat_requested_at", &json!("t"), &seat)
+        .await
+        .expect("checkpoint with its notice");
+    // The same cause written again (a step repeated) adds nothing, not even audit.
+    store
+        .put_checkpoint_with(&old.lease, "seat_requested_at", &json!("t"), &seat)
+        .await
+        .expect("checkpoint again");
+    let detail = store.get_job(&job_id).await.expect("get").expect("job");
+    let ids: Vec<&str> = detail.notifications.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(ids, ["ntf_plan", "ntf_seat"]);
+    assert!(
+        detail
+            .notifications
+            .iter()
+            .all(|n| n.state == NotificationState::Pending
+                && n.attempts == 0
+                && n.job_id == job_id
+                && n.next_at == t0() + chrono::Duration::milliseconds(1))
+    );
+    assert_eq!(
+        detail.notifications[1].message,
+        json!({ "type": "seat.requested" })
+    );
+    assert_eq!(
+        notify_audit(&store, &job_id).await,
+        ["notify.queued ntf_plan", "notify.queued ntf_seat"]
+    );
+
+    // A worker that lost its lease writes neither the step nor its notices.
+    store.requeue_expired().await.expect("requeue");
+    let new = claim_one(&store, "worker-b", LEASE).await;
+    assert_lease_lost(
+        store
+            .put_checkpoint_with(
+                &old.lease,
+                "k",
+                &json!(1),
+                &[notice("ntf_stale", "x", None)],
+            )
+            .await,
+        "stale checkpoint with notice",
+    );
+    assert_lease_lost(
+        store
+            .finish_with(
+                &old.lease,
+                Outcome::Succeeded,
+                &[notice("ntf_stale2", "x", None)],
+            )
+            .await,
+        "stale finish with notice",
+    );
+
+    // The finish writes the notices its resulting state keeps.
+    let review_only = notice(
+        "ntf_review",
+        "job.needs_review",
+        Some(JobState::NeedsReview),
+    );
+    let failed_only = notice("ntf_failed", "job.failed", Some(JobState::Failed));
+    store
+        .finish_with(
+            &new.lease,
+            Outcome::NeedsReview {
+                reason: "look".into(),
+            },
+            &[review_only, failed_only, notice("ntf_always", "x", None)],
+        )
+        .await
+        .expect("finish with notices");
+    let detail = store.get_job(&job_id).await.expect("get").expect("job");
+    let ids: BTreeSet<&str> = detail.notifications.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from(["ntf_plan", "ntf_seat", "ntf_review", "ntf_always"]),
+        "no stale or unkept notice"
+    );
+    assert_eq!(state_of(&store, &job_id).await, JobState::NeedsReview);
+
+    // A last retry becomes `failed`, and its failure notice is kept then.
+    let job_b = ingest(&store, {
+        let mut ev = new_event("evt-n2", "max@example.com");
+        ev.max_attempts = 1;
+        ev
+    })
+    .await;
+    let c = claim_one(&store, "w", LEASE).await;
+    let failed_only = notice("ntf_b_failed", "job.failed", Some(JobState::Failed));
+    store
+        .finish_with(
+            &c.lease,
+            Outcome::Retry {
+                run_at: clock.now(),
+                error: "503".into(),
+            },
+            &[failed_only],
+        )
+        .await
+        .expect("last retry");
+    assert_eq!(state_of(&store, &job_b).await, JobState::Failed);
+    let detail = store.get_job(&job_b).await.expect("get").expect("job");
+    assert_eq!(detail.notifications.len(), 1);
+    assert_eq!(detail.notifications[0].event, "job.failed");
+}
+
+async fn notification_delivery_is_leased_retried_and_given_up(
+    store: SharedStore,
+    clock: ManualClock,
+) {
+    let retry = DeliveryRetry {
+        base: Duration::from_secs(30),
+        max: Duration::from_secs(3600),
+        give_up_after: Duration::from_secs(3600),
+    };
+    let job_id = ingest(&store, new_event("evt-d", "jane@example.com")).await;
+    let c = claim_one(&store, "w", LEASE).await;
+    store
+        .put_checkpoint_with(
+            &c.lease,
+            "reassigned",
+            &json!({}),
+            &[
+                notice("ntf_a", "records.reassigned", None),
+                notice("ntf_b", "seat.requested", None),
+            ],
+        )
+        .await
+        .expect("notices");
+    assert_eq!(
+        store
+            .notifications_pending()
+            .await
+            .expect("pending")
+            .get(&Channel::Webhook),
+        Some(&2)
+    );
+
+    // Claimed once: a second claimer gets neither while the lease holds.
+    let mut claimed = store
+        .claim_notifications("sender-1", 10, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    claimed.sort_by(|a, b| a.notification.id.cmp(&b.notification.id));
+    assert_eq!(claimed.len(), 2);
+    assert!(
+        claimed
+            .iter()
+            .all(|c| c.notification.state == NotificationState::Sending
+                && c.lease.attempt == 1
+                && c.notification.attempts == 1)
+    );
+    assert!(
+        store
+            .claim_notifications("sender-2", 10, Duration::from_secs(60))
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+
+    // a: delivered. A result under a stale lease is refused.
+    let a = &claimed[0].lease;
+    let mut stale = a.clone();
+    stale.owner = "sender-2".into();
+    assert!(!store.notification_delivered(&stale).await.expect("stale"));
+    assert!(store.notification_delivered(a).await.expect("delivered"));
+    assert!(
+        !store.notification_delivered(a).await.expect("twice"),
+        "a result is recorded once"
+    );
+
+    // b: fails, waits its backoff (30 s, up to a quarter more), then is due again.
+    let b = &claimed[1].lease;
+    assert_eq!(
+        store
+            .notification_failed(b, "503 from ops", &retry)
+            .await
+            .expect("failed"),
+        Some(NotificationState::Pending)
+    );
+    assert!(
+        store
+            .claim_notifications("sender-1", 10, LEASE)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "not before its backoff"
+    );
+    clock.advance(chrono::Duration::seconds(38));
+    let again = store
+        .claim_notifications("sender-2", 10, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].lease.attempt, 2);
+    assert_eq!(
+        again[0].notification.last_error.as_deref(),
+        Some("503 from ops")
+    );
+
+    // A claim whose lease lapsed (a crashed sender) is claimed again, and the old
+    // claim's result no longer counts.
+    clock.advance(chrono::Duration::seconds(61));
+    let third = store
+        .claim_notifications("sender-3", 10, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0].lease.attempt, 3);
+    assert_eq!(
+        store
+            .notification_failed(&again[0].lease, "late", &retry)
+            .await
+            .expect("late"),
+        None
+    );
+
+    // Past the give-up time, a failure is final: dead, visible, never claimed again.
+    clock.advance(chrono::Duration::hours(2));
+    assert_eq!(
+        store
+            .notification_failed(&third[0].lease, "still down", &retry)
+            .await
+            .expect("failed"),
+        Some(NotificationState::Dead)
+    );
+    clock.advance(chrono::Duration::hours(48));
+    assert!(
+        store
+            .claim_notifications("sender-1", 10, LEASE)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    let detail = store.get_job(&job_id).await.expect("get").expect("job");
+    let by_id = |id: &str| {
+        detail
+            .notifications
+            .iter()
+            .find(|n| n.id == id)
+            .expect("stored")
+    };
+    assert_eq!(by_id("ntf_a").state, NotificationState::Delivered);
+    assert!(by_id("ntf_a").delivered_at.is_some());
+    assert_eq!(by_id("ntf_b").state, NotificationState::Dead);
+    assert_eq!(by_id("ntf_b").attempts, 3);
+    assert_eq!(by_id("ntf_b").last_error.as_deref(), Some("still down"));
+    assert_eq!(
+        notify_audit(&store, &job_id).await,
+        [
+            "notify.queued ntf_a",
+            "notify.queued ntf_b",
+            "notify.delivered ntf_a",
+            "notify.retry ntf_b",
+            "notify.dead ntf_b",
+        ]
+    );
+    assert_eq!(
+        store
+            .notifications_pending()
+            .await
+            .expect("pending")
+            .get(&Channel::Webhook),
+        Some(&0)
+    );
 }

@@ -133,6 +133,7 @@ impl Policy {
             reassign: rule.reassign.clone().unwrap_or_else(|| every_resource(crm)),
             open_only: rule.open_only,
             notify: rule.notify.iter().map(|e| e.as_str().to_owned()).collect(),
+            notify_new_owners: rule.notify_new_owners,
             guards: Vec::new(),
             assumptions,
             review_reason: None,
@@ -173,6 +174,7 @@ impl Policy {
                 .iter()
                 .map(|e| e.as_str().to_owned())
                 .collect(),
+            notify_new_owners: defaults.notify_new_owners,
             guards: Vec::new(),
             assumptions,
             review_reason: Some(reason),

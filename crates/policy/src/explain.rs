@@ -188,6 +188,9 @@ pub fn explain_text(d: &Decision) -> String {
     } else {
         let _ = writeln!(out, "  notify:     {}", d.notify.join(", "));
     }
+    if !d.notify_new_owners {
+        let _ = writeln!(out, "  new owners: not told (notify_new_owners = false)");
+    }
 
     let _ = writeln!(out, "\nassumptions:");
     if d.assumptions.is_empty() {
@@ -244,6 +247,7 @@ pub fn explain_json(d: &Decision) -> Value {
             "open_only": d.open_only,
             "order": order_key(d),
             "notify": d.notify,
+            "notify_new_owners": d.notify_new_owners,
             "delete_at": d.delete_at.map(time),
             "review_reason": d.review_reason,
         },
@@ -271,6 +275,7 @@ mod tests {
             reassign: vec![Resource::Leads],
             open_only: false,
             notify: vec!["n@example.com".into()],
+            notify_new_owners: true,
             guards: vec![GuardOutcome {
                 guard: "never_delete_admin".into(),
                 changed: true,

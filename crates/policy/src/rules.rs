@@ -33,15 +33,16 @@ const SUPPORTED_VERSION: i64 = 1;
 const MAX_RETENTION_DAYS: i64 = 3650;
 
 const TOP_KEYS: [&str; 3] = ["version", "defaults", "rules"];
-const DEFAULT_KEYS: [&str; 6] = [
+const DEFAULT_KEYS: [&str; 7] = [
     "reassign_to",
     "fallback_owner",
     "reassign",
     "open_only",
     "at",
     "notify",
+    "notify_new_owners",
 ];
-const RULE_KEYS: [&str; 10] = [
+const RULE_KEYS: [&str; 11] = [
     "name",
     "when",
     "action",
@@ -51,6 +52,7 @@ const RULE_KEYS: [&str; 10] = [
     "reassign",
     "open_only",
     "notify",
+    "notify_new_owners",
     "seat_first",
 ];
 const RANGE_KEYS: [&str; 5] = ["gt", "gte", "lt", "lte", "eq"];
@@ -73,6 +75,8 @@ pub(super) struct Defaults {
     pub open_only: bool,
     pub at: Timing,
     pub notify: Vec<Email>,
+    /// Tell each new owner what they received (default true).
+    pub notify_new_owners: bool,
 }
 
 impl Default for Defaults {
@@ -84,6 +88,7 @@ impl Default for Defaults {
             open_only: true,
             at: Timing::Effective,
             notify: Vec::new(),
+            notify_new_owners: true,
         }
     }
 }
@@ -103,6 +108,7 @@ pub(super) struct Rule {
     pub reassign: Option<Vec<Resource>>,
     pub open_only: bool,
     pub notify: Vec<Email>,
+    pub notify_new_owners: bool,
     /// Change the seat before moving records (cut access first); never for delete.
     pub seat_first: bool,
 }
@@ -452,6 +458,9 @@ impl<'a> Parser<'a> {
                 "open_only" => d.open_only = self.boolean(v, "open_only")?,
                 "at" => d.at = self.timing(v)?,
                 "notify" => d.notify = self.notify(v)?,
+                "notify_new_owners" => {
+                    d.notify_new_owners = self.boolean(v, "notify_new_owners")?;
+                }
                 _ => return Err(self.unknown_key(k, "[defaults]", &DEFAULT_KEYS)),
             }
         }
@@ -559,6 +568,7 @@ impl<'a> Parser<'a> {
         let mut reassign: Option<(Vec<Resource>, Span<usize>)> = None;
         let mut open_only = None;
         let mut notify = None;
+        let mut notify_new_owners = None;
         let mut seat_first: Option<(bool, Span<usize>)> = None;
         let mut when_span = None;
         for (k, v) in entries(t) {
@@ -583,6 +593,9 @@ impl<'a> Parser<'a> {
                 "reassign" => reassign = Some((self.resources(v)?, v.span())),
                 "open_only" => open_only = Some(self.boolean(v, "open_only")?),
                 "notify" => notify = Some(self.notify(v)?),
+                "notify_new_owners" => {
+                    notify_new_owners = Some(self.boolean(v, "notify_new_owners")?);
+                }
                 "seat_first" => seat_first = Some((self.boolean(v, "seat_first")?, v.span())),
                 _ => return Err(self.unknown_key(k, "[[rules]]", &RULE_KEYS)),
             }
@@ -676,6 +689,7 @@ impl<'a> Parser<'a> {
             reassign: resources,
             open_only: open_only.unwrap_or(defaults.open_only),
             notify: notify.unwrap_or_else(|| defaults.notify.clone()),
+            notify_new_owners: notify_new_owners.unwrap_or(defaults.notify_new_owners),
             seat_first: seat_first.is_some_and(|(on, _)| on),
         };
         Ok((rule, spans))

@@ -123,8 +123,13 @@ pub struct Decision {
     pub reassign: Vec<Resource>,
     /// Leave closed deals and completed tasks with the leaver.
     pub open_only: bool,
-    /// Extra people to tell (e-mail addresses); audited, not sent by the CRM.
+    /// Extra people to tell (e-mail addresses), by e-mail when `[notify.email]` is
+    /// configured (DESIGN.md §13).
     pub notify: Vec<String>,
+    /// Tell each new owner of moved records what they received. Plans stored
+    /// before the field existed say yes, the default.
+    #[serde(default = "yes")]
+    pub notify_new_owners: bool,
     /// Each hard guard, in order.
     pub guards: Vec<GuardOutcome>,
     /// CRM facts that were missing and what the decision assumed instead.
@@ -157,6 +162,10 @@ impl Decision {
     pub fn seat_goes_first(&self, action: Action) -> bool {
         self.seat_first && action != Action::Delete
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Rule name a decision carries when no rule matched.

@@ -61,7 +61,7 @@ fn policy_check_rejects_broken_files_with_positions() {
         ("version = 1\n[defaults]\nfallback_owner = \"ops@example.com\"\nfallback = true\n[[rules]]\nname = \"a\"\naction = \"deactivate\"\n".into(), 4, 1, "unknown key `fallback` in [defaults]"),
         ("version = 1\n[defaults]\nfallback_owner = \"ops\"\n[[rules]]\nname = \"a\"\naction = \"deactivate\"\n".into(), 3, 18, "bad fallback_owner: \"ops\" is not an e-mail address"),
         // rule keys
-        (p("[[rules]]\nname = \"a\"\nacton = \"delete\"\n"), 6, 1, "unknown key `acton` in [[rules]]; expected one of: name, when, action, at, delete_after, reassign_to, reassign, open_only, notify, seat_first (did you mean `action`?)"),
+        (p("[[rules]]\nname = \"a\"\nacton = \"delete\"\n"), 6, 1, "unknown key `acton` in [[rules]]; expected one of: name, when, action, at, delete_after, reassign_to, reassign, open_only, notify, notify_new_owners, seat_first (did you mean `action`?)"),
         (p("[[rules]]\nname = \"a\"\n"), 4, 1, "rule \"a\" is missing `action`"),
         (p("[[rules]]\naction = \"review\"\n"), 4, 1, "rule is missing `name`"),
         (p("[[rules]]\nname = \"  \"\naction = \"review\"\n"), 5, 8, "rule `name` is empty"),
@@ -564,6 +564,29 @@ fn decision_carries_the_rules_settings() {
     let d = decide(&p, &ev, &crm());
     assert_eq!(d.notify, ["hr@example.com"]);
     assert_eq!(d.at, Timing::Now);
+}
+
+#[test]
+fn new_owners_are_told_unless_the_policy_says_not() {
+    let ev = event(json!({"termination": {"kind": "other"}}));
+    let d = decide(&policy(), &ev, &crm());
+    assert!(d.notify_new_owners, "the default");
+    let quiet = Policy::parse(
+        "version = 1\n[defaults]\nfallback_owner = \"ops@example.com\"\nnotify_new_owners = false\n[[rules]]\nname = \"loud\"\nwhen = { kind = \"other\" }\naction = \"deactivate\"\nnotify_new_owners = true\n[[rules]]\nname = \"rest\"\naction = \"deactivate\"\n",
+        "quiet.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        decide(&quiet, &ev, &crm()).notify_new_owners,
+        "a rule overrides [defaults]"
+    );
+    let ev = event(json!({"termination": {"kind": "voluntary"}}));
+    assert!(!decide(&quiet, &ev, &crm()).notify_new_owners);
+    // Plans stored before the field existed read as the default.
+    let mut stored = serde_json::to_value(decide(&policy(), &ev, &crm())).unwrap();
+    stored.as_object_mut().unwrap().remove("notify_new_owners");
+    let back: Decision = serde_json::from_value(stored).unwrap();
+    assert!(back.notify_new_owners);
 }
 
 #[test]

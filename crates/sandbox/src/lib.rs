@@ -43,6 +43,7 @@
 
 #![deny(missing_docs)]
 
+pub mod catcher;
 mod conn;
 mod control;
 mod db;

@@ -167,6 +167,7 @@ pub fn detail_json(detail: &crate::store::JobDetail, redact: bool) -> Value {
         "updated_at": job.updated_at,
         "checkpoints": detail.checkpoints,
         "audit": detail.audit,
+        "notifications": detail.notifications,
     });
     if redact {
         crate::telemetry::redact_emails_in(&mut v);

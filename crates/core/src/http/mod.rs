@@ -89,6 +89,12 @@ async fn render_metrics(State(state): State<HealthState>) -> Response {
                 .set(n as f64);
         }
     }
+    if let Ok(pending) = state.store.notifications_pending().await {
+        for (channel, n) in pending {
+            metrics::gauge!(crate::metrics::NOTIFICATIONS_PENDING, "channel" => channel.as_str())
+                .set(n as f64);
+        }
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

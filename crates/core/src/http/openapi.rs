@@ -116,12 +116,33 @@ fn described() -> Value {
                     }
                 },
                 "JobDetail": {
-                    "type": "object", "required": ["id", "state", "attempt", "event", "plan", "checkpoints", "audit"],
+                    "type": "object", "required": ["id", "state", "attempt", "event", "plan", "checkpoints", "audit", "notifications"],
                     "properties": {
                         "id": { "type": "string" }, "state": { "$ref": "#/components/schemas/JobState" }, "attempt": { "type": "integer" },
                         "event": { "type": "object" }, "plan": { "type": ["object", "null"] }, "checkpoints": { "type": "object" },
                         "audit": { "type": "array", "items": { "type": "object", "required": ["at", "kind", "detail"],
-                            "properties": { "at": { "type": "string", "format": "date-time" }, "kind": { "type": "string" }, "detail": {} } } }
+                            "properties": { "at": { "type": "string", "format": "date-time" }, "kind": { "type": "string" }, "detail": {} } } },
+                        "notifications": { "type": "array", "items": { "$ref": "#/components/schemas/Notification" },
+                            "description": "What the job's steps told people (DESIGN.md §13), oldest first, each with its delivery state." }
+                    }
+                },
+                "Notification": {
+                    "type": "object",
+                    "required": ["id", "job_id", "event", "channel", "target", "message", "state", "attempts", "next_at", "created_at", "updated_at"],
+                    "properties": {
+                        "id": { "type": "string", "description": "Stable per cause and recipient; sent as webhook-id and in the e-mail's Message-ID." },
+                        "job_id": { "type": "string" },
+                        "event": { "type": "string", "enum": ["job.decided", "records.reassigned", "seat.requested", "seat.verified", "job.needs_review", "job.failed"] },
+                        "channel": { "type": "string", "enum": ["email", "webhook"] },
+                        "target": { "type": "string", "description": "The address (redacted with [privacy] redact_emails), or the webhook endpoint's name." },
+                        "message": { "type": "object", "description": "What is sent: subject, text and html; or the webhook's JSON body." },
+                        "state": { "type": "string", "enum": ["pending", "sending", "delivered", "dead"] },
+                        "attempts": { "type": "integer" },
+                        "next_at": { "type": "string", "format": "date-time" },
+                        "last_error": { "type": ["string", "null"] },
+                        "delivered_at": { "type": ["string", "null"], "format": "date-time" },
+                        "created_at": { "type": "string", "format": "date-time" },
+                        "updated_at": { "type": "string", "format": "date-time" }
                     }
                 },
                 "Accepted": {

@@ -312,6 +312,172 @@ pub struct JobDetail {
     pub checkpoints: BTreeMap<String, Value>,
     /// The job's history, oldest first.
     pub audit: Vec<AuditEntry>,
+    /// The notifications the job's steps caused, oldest first, each with its
+    /// delivery state.
+    pub notifications: Vec<Notification>,
+}
+
+/// How a notification travels (DESIGN.md §13).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// SMTP, `[notify.email]`; the target is the address.
+    Email,
+    /// A signed HTTP POST, `[[notify.webhooks]]`; the target is the endpoint's name.
+    Webhook,
+}
+
+impl Channel {
+    /// The stored spelling and the metrics label: `email`, `webhook`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Webhook => "webhook",
+        }
+    }
+
+    /// Every channel.
+    pub const ALL: [Self; 2] = [Self::Email, Self::Webhook];
+}
+
+impl std::str::FromStr for Channel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown channel {s:?}"))
+    }
+}
+
+/// Where a notification is in its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationState {
+    /// Waiting for its next attempt (`next_at`).
+    Pending,
+    /// A worker holds it and is sending it (until its lease lapses).
+    Sending,
+    /// The receiver accepted it (a 2xx, or the SMTP server's 250 after DATA).
+    Delivered,
+    /// Given up on after `[notify] give_up_after_hours`; it stays visible.
+    Dead,
+}
+
+impl NotificationState {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sending => "sending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// Every state.
+    pub const ALL: [Self; 4] = [Self::Pending, Self::Sending, Self::Delivered, Self::Dead];
+}
+
+impl std::str::FromStr for NotificationState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown notification state {s:?}"))
+    }
+}
+
+/// A notification a step causes, written in the same transaction as the step's own
+/// write ([`JobStore::set_plan_with`], [`JobStore::put_checkpoint_with`],
+/// [`JobStore::finish_with`]). Writing one whose `id` is stored already inserts
+/// nothing: one cause, one row, however often the step is repeated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotification {
+    /// Stable for its cause and recipient (`ntf_…`); sent as `webhook-id` and in
+    /// the `Message-ID`.
+    pub id: String,
+    /// The event type, e.g. `seat.requested` (DESIGN.md §13).
+    pub event: String,
+    /// E-mail or webhook.
+    pub channel: Channel,
+    /// The address, or the webhook endpoint's configured name.
+    pub target: String,
+    /// What is sent, rendered now (subject and bodies, or the webhook's JSON body),
+    /// so a retry sends exactly the same message.
+    pub message: Value,
+    /// Written only if the finish leaves the job in this state (a last retry ends
+    /// `failed`, which only the finish's transaction knows); `None`: always.
+    pub only_if: Option<JobState>,
+}
+
+/// A stored notification.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notification {
+    /// The stable id.
+    pub id: String,
+    /// The job whose step caused it.
+    pub job_id: String,
+    /// The event type.
+    pub event: String,
+    /// E-mail or webhook.
+    pub channel: Channel,
+    /// The address or the endpoint's name.
+    pub target: String,
+    /// What is sent.
+    pub message: Value,
+    /// Where its delivery is.
+    pub state: NotificationState,
+    /// Deliveries started so far.
+    pub attempts: u32,
+    /// Not sent before this.
+    pub next_at: DateTime<Utc>,
+    /// The last failed attempt's error.
+    pub last_error: Option<String>,
+    /// When the receiver accepted it.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When its cause was written.
+    pub created_at: DateTime<Utc>,
+    /// The last change of its state.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The right to record the result of one delivery attempt of one notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryLease {
+    /// The notification.
+    pub id: String,
+    /// The worker sending it.
+    pub owner: String,
+    /// The attempt it was claimed for.
+    pub attempt: u32,
+}
+
+/// A notification claimed for one delivery attempt.
+#[derive(Debug, Clone)]
+pub struct ClaimedNotification {
+    /// As stored, `sending`, with this attempt counted.
+    pub notification: Notification,
+    /// What the result is fenced by.
+    pub lease: DeliveryLease,
+}
+
+/// When failed deliveries are tried again, and when they are given up on
+/// (`[notify]`): the store decides with it, once for both backends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeliveryRetry {
+    /// The wait after the first failure; it doubles per further failure.
+    pub base: Duration,
+    /// The longest wait between two attempts.
+    pub max: Duration,
+    /// From the notification's creation: a failure after this is final (`dead`),
+    /// and no retry is scheduled later than this.
+    pub give_up_after: Duration,
 }
 
 /// A seat change the CRM's admin was asked for (the job's checkpoint
@@ -558,18 +724,51 @@ pub trait JobStore: Send + Sync + 'static {
     /// Extends a lease; `LeaseLost` if it is no longer held.
     async fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<(), StoreError>;
     /// Ends a run (fenced).
-    async fn finish(&self, lease: &Lease, outcome: Outcome) -> Result<(), StoreError>;
+    async fn finish(&self, lease: &Lease, outcome: Outcome) -> Result<(), StoreError> {
+        self.finish_with(lease, outcome, &[]).await
+    }
+    /// [`JobStore::finish`] and the notifications the run's end causes, in one
+    /// transaction (fenced); a notification with `only_if` is written only when
+    /// the job ends in that state.
+    async fn finish_with(
+        &self,
+        lease: &Lease,
+        outcome: Outcome,
+        notices: &[NewNotification],
+    ) -> Result<(), StoreError>;
     /// Puts jobs whose lease expired back to `queued`; returns how many.
     async fn requeue_expired(&self) -> Result<u64, StoreError>;
 
     /// Saves the decision and final action (fenced).
-    async fn set_plan(&self, lease: &Lease, action: &str, plan: &Value) -> Result<(), StoreError>;
+    async fn set_plan(&self, lease: &Lease, action: &str, plan: &Value) -> Result<(), StoreError> {
+        self.set_plan_with(lease, action, plan, &[]).await
+    }
+    /// [`JobStore::set_plan`] and the notifications the decision causes, in one
+    /// transaction (fenced: a lost lease writes neither).
+    async fn set_plan_with(
+        &self,
+        lease: &Lease,
+        action: &str,
+        plan: &Value,
+        notices: &[NewNotification],
+    ) -> Result<(), StoreError>;
     /// Saves one checkpoint (fenced).
     async fn put_checkpoint(
         &self,
         lease: &Lease,
         key: &str,
         value: &Value,
+    ) -> Result<(), StoreError> {
+        self.put_checkpoint_with(lease, key, value, &[]).await
+    }
+    /// [`JobStore::put_checkpoint`] and the notifications the step it records
+    /// causes, in one transaction (fenced).
+    async fn put_checkpoint_with(
+        &self,
+        lease: &Lease,
+        key: &str,
+        value: &Value,
+        notices: &[NewNotification],
     ) -> Result<(), StoreError>;
     /// Appends audit entries (not fenced: history stays true even from a late worker).
     async fn audit(&self, job_id: &str, entries: &[(String, Value)]) -> Result<(), StoreError>;
@@ -636,6 +835,30 @@ pub trait JobStore: Send + Sync + 'static {
     /// Creates, changes or deletes a SCIM user and stores the event it makes, in one
     /// transaction: both or neither.
     async fn scim_write(&self, write: ScimWrite) -> Result<ScimWriteOutcome, StoreError>;
+
+    /// Claims up to `n` notifications that are due (pending past `next_at`, or
+    /// `sending` under a lapsed lease) for `owner`, for one attempt each, leased
+    /// for `lease`.
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        n: usize,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedNotification>, StoreError>;
+    /// Records that the receiver accepted the claimed notification (audited as
+    /// `notify.delivered`). `false` when the lease no longer holds (nothing written).
+    async fn notification_delivered(&self, lease: &DeliveryLease) -> Result<bool, StoreError>;
+    /// Records a failed attempt: the notification is `pending` again at its next
+    /// backoff, or `dead` once `retry` says to give up (audited as `notify.retry` or
+    /// `notify.dead`). The new state, or `None` when the lease no longer holds.
+    async fn notification_failed(
+        &self,
+        lease: &DeliveryLease,
+        error: &str,
+        retry: &DeliveryRetry,
+    ) -> Result<Option<NotificationState>, StoreError>;
+    /// Notifications not delivered and not dead yet, per channel (for metrics).
+    async fn notifications_pending(&self) -> Result<BTreeMap<Channel, u64>, StoreError>;
 
     /// Waits until new work may be runnable or `max` has passed, whichever comes first;
     /// `true` when woken early. An idle worker calls this between claims instead of

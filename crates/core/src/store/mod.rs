@@ -17,9 +17,13 @@
 //! - `(source, event_id)` is unique; the same id with another body is a conflict;
 //! - every write a worker makes for a job is fenced by its [`Lease`] (owner + attempt),
 //!   so a worker whose lease expired cannot overwrite a newer attempt;
-//! - at most one job per employee e-mail is `running` at a time.
+//! - at most one job per employee e-mail is `running` at a time;
+//! - a notification is written in the transaction of the step that causes it,
+//!   under an id that makes a second write of the same cause insert nothing, and
+//!   its delivery results are fenced by its own lease (id + owner + attempt).
 
 mod contract;
+mod outbox;
 pub mod postgres;
 pub mod postgres_budget;
 mod queue;
@@ -32,9 +36,10 @@ use std::{sync::Arc, time::Duration};
 use offboard_domain::{SharedClock, SystemClock};
 
 pub use contract::{
-    AuditEntry, Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent,
-    OperatorAction, Outcome, Reservation, ScimUser, ScimUserPage, ScimUserQuery, ScimUserValues,
-    ScimWrite, ScimWriteOutcome, SeatWait, SharedStore, StoreError, Via, within,
+    AuditEntry, Channel, Claimed, ClaimedNotification, DeliveryLease, DeliveryRetry, IngestOutcome,
+    Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, NewNotification, Notification,
+    NotificationState, OperatorAction, Outcome, Reservation, ScimUser, ScimUserPage, ScimUserQuery,
+    ScimUserValues, ScimWrite, ScimWriteOutcome, SeatWait, SharedStore, StoreError, Via, within,
 };
 
 use crate::config::StoreConfig;

@@ -55,14 +55,17 @@ use tokio::{sync::Notify, task::JoinHandle};
 
 use super::{
     contract::{
-        IngestOutcome, Job, JobDetail, JobFilter, Lease, NewEvent, Outcome, Reservation,
+        Channel, DeliveryLease, DeliveryRetry, IngestOutcome, Job, JobDetail, JobFilter, Lease,
+        NewEvent, NewNotification, Notification, NotificationState, Outcome, Reservation,
         SEATS_PENDING_SQL, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome,
         SeatWait, StoreError, Via,
     },
+    outbox,
     postgres_budget::{PgBudget, SharedBudgetOptions},
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
     rows::{
-        self, BindShared, Columns, decode_detail, decode_job, decode_jobs, decode_scim_user, new_id,
+        self, BindShared, Columns, decode_detail, decode_job, decode_jobs, decode_notification,
+        decode_scim_user, new_id,
     },
     rules::{self, Operation, has_conflict},
 };
@@ -155,6 +158,61 @@ const CLAIM: &str = concat!(
     RETURNING ",
     job_cols!()
 );
+
+/// The notification columns (`rows::NOTIFICATION_COLUMNS`, with `message` as text).
+macro_rules! notification_cols {
+    () => {
+        "id, job_id, event, channel, target, message::text AS message, state, attempts, \
+         next_at, last_error, delivered_at, created_at, updated_at"
+    };
+}
+
+/// One notice of a step (see [`outbox::insert_notices`]).
+const NOTICE_INSERT: &str = "INSERT INTO notifications (id, job_id, event, channel, target, \
+     message, state, attempts, next_at, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6::json, 'pending', 0, $7, $7, $7) ON CONFLICT (id) DO NOTHING";
+
+/// Its `notify.queued` line.
+const NOTICE_AUDIT: &str =
+    "INSERT INTO audit (job_id, at, kind, detail) VALUES ($1, $2, 'notify.queued', $3::json)";
+
+/// A delivered attempt's line.
+const NOTICE_AUDIT_DELIVERED: &str =
+    "INSERT INTO audit (job_id, at, kind, detail) VALUES ($1, $2, 'notify.delivered', $3::json)";
+
+/// A delivered attempt, fenced by its lease (see [`outbox::record_delivered`]).
+const NOTICE_DELIVERED: &str = "UPDATE notifications SET state = 'delivered', delivered_at = $4, \
+     last_error = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = $4 \
+     WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND state = 'sending' \
+     RETURNING job_id, event, channel, target";
+
+/// What a failed attempt's decision reads, fenced and locked (see [`outbox::record_failed`]).
+const NOTICE_LEASED: &str = "SELECT job_id, event, channel, target, attempts, created_at \
+     FROM notifications WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND state = 'sending' \
+     FOR UPDATE";
+
+/// What it writes.
+const NOTICE_FAILED: &str = "UPDATE notifications SET state = $2, next_at = $3, last_error = $4, \
+     lease_owner = NULL, lease_expires_at = NULL, updated_at = $5 WHERE id = $1";
+
+/// The line it adds to the trail (`notify.retry` or `notify.dead`).
+const NOTICE_ATTEMPT_AUDIT: &str =
+    "INSERT INTO audit (job_id, at, kind, detail) VALUES ($1, $2, $3, $4::json)";
+
+/// Claims up to `$4` due notifications for `$1` at `$3` (now), leased until `$2`;
+/// `SKIP LOCKED` keeps replicas off each other's rows.
+const CLAIM_NOTIFICATIONS: &str = "WITH picked AS (
+        SELECT id FROM notifications
+        WHERE (state = 'pending' AND next_at <= $3) OR (state = 'sending' AND lease_expires_at < $3)
+        ORDER BY next_at, id
+        LIMIT $4
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE notifications n SET state = 'sending', attempts = n.attempts + 1, lease_owner = $1,
+        lease_expires_at = $2, updated_at = $3
+    FROM picked WHERE n.id = picked.id
+    RETURNING n.id, n.job_id, n.event, n.channel, n.target, n.message::text AS message, n.state,
+        n.attempts, n.next_at, n.last_error, n.delivered_at, n.created_at, n.updated_at";
 
 /// PostgreSQL-backed [`JobStore`](super::JobStore).
 #[derive(Debug, Clone)]
@@ -432,7 +490,12 @@ impl Statements for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn end_run(&self, lease: &Lease, outcome: Outcome) -> StoreResult<bool> {
+    async fn end_run(
+        &self,
+        lease: &Lease,
+        outcome: Outcome,
+        notices: &[NewNotification],
+    ) -> StoreResult<bool> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         // The row lock holds off a concurrent requeue or operator cancel until we commit.
@@ -459,6 +522,16 @@ impl Statements for PgStore {
         .bind(to.last_error.as_deref().map(pg_text))
         .bind(now)
         .execute(&mut *tx)
+        .await?;
+        let notices = rules::notices_for(notices, to.state);
+        outbox::insert_notices(
+            &mut tx,
+            NOTICE_INSERT,
+            NOTICE_AUDIT,
+            &lease.job_id,
+            &notices,
+            now,
+        )
         .await?;
         if to.state == JobState::Queued {
             notify(&mut tx).await?;
@@ -494,19 +567,46 @@ impl Statements for PgStore {
         Ok(rows::count_u64(n))
     }
 
-    async fn write_plan(&self, lease: &Lease, action: &str, plan: &Value) -> StoreResult<bool> {
+    async fn write_plan(
+        &self,
+        lease: &Lease,
+        action: &str,
+        plan: &Value,
+        notices: &[NewNotification],
+    ) -> StoreResult<bool> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
         let update = sqlx::query(concat!(
             "UPDATE jobs SET action = $4, plan = $5::json, updated_at = $6 WHERE ",
             fence!()
         ));
         let done = update
-            .fenced_value(lease, action, plan, self.now())
-            .execute(&self.pool)
+            .fenced_value(lease, action, plan, now)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        let held = done.rows_affected() > 0;
+        if held {
+            outbox::insert_notices(
+                &mut tx,
+                NOTICE_INSERT,
+                NOTICE_AUDIT,
+                &lease.job_id,
+                notices,
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(held)
     }
 
-    async fn write_checkpoint(&self, lease: &Lease, key: &str, v: &Value) -> StoreResult<bool> {
+    async fn write_checkpoint(
+        &self,
+        lease: &Lease,
+        key: &str,
+        v: &Value,
+        notices: &[NewNotification],
+    ) -> StoreResult<bool> {
         // FOR SHARE makes a concurrent requeue wait for this insert, and re-checks the
         // fence if one committed first, so a stale worker can't overwrite a key that the
         // next attempt has already written.
@@ -517,11 +617,33 @@ impl Statements for PgStore {
             " FOR SHARE \
              ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
         ));
+        let now = self.now();
+        if notices.is_empty() {
+            let done = upsert
+                .fenced_value(lease, key, v, now)
+                .execute(&self.pool)
+                .await?;
+            return Ok(done.rows_affected() > 0);
+        }
+        let mut tx = self.pool.begin().await?;
         let done = upsert
-            .fenced_value(lease, key, v, self.now())
-            .execute(&self.pool)
+            .fenced_value(lease, key, v, now)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        let held = done.rows_affected() > 0;
+        if held {
+            outbox::insert_notices(
+                &mut tx,
+                NOTICE_INSERT,
+                NOTICE_AUDIT,
+                &lease.job_id,
+                notices,
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(held)
     }
 
     async fn append_audit(&self, job_id: &str, entries: &[(String, Value)]) -> StoreResult<()> {
@@ -688,8 +810,16 @@ impl Statements for PgStore {
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
+        let notifications = sqlx::query(concat!(
+            "SELECT ",
+            notification_cols!(),
+            " FROM notifications WHERE job_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
-        decode_detail(&row, &checkpoints, &audit).map(Some)
+        decode_detail(&row, &checkpoints, &audit, &notifications).map(Some)
     }
 
     async fn operate(&self, id: &str, op: Operation<'_>, via: Via) -> StoreResult<Job> {
@@ -892,6 +1022,71 @@ impl Statements for PgStore {
             settings.clone(),
             SharedBudgetOptions::for_rate(settings.requests_per_second),
         )))
+    }
+
+    async fn claim_due_notifications(
+        &self,
+        owner: &str,
+        n: usize,
+        until: i64,
+        now: i64,
+    ) -> StoreResult<Vec<Notification>> {
+        let rows = sqlx::query(CLAIM_NOTIFICATIONS)
+            .bind(owner)
+            .bind(until)
+            .bind(now)
+            .bind(i64::try_from(n).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_notification).collect()
+    }
+
+    async fn mark_delivered(&self, lease: &DeliveryLease) -> StoreResult<bool> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let held = outbox::record_delivered(
+            &mut tx,
+            NOTICE_DELIVERED,
+            NOTICE_AUDIT_DELIVERED,
+            lease,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(held)
+    }
+
+    async fn mark_failed(
+        &self,
+        lease: &DeliveryLease,
+        error: &str,
+        retry: &DeliveryRetry,
+    ) -> StoreResult<Option<NotificationState>> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let state = outbox::record_failed(
+            &mut tx,
+            NOTICE_LEASED,
+            NOTICE_FAILED,
+            NOTICE_ATTEMPT_AUDIT,
+            lease,
+            error,
+            retry,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(state)
+    }
+
+    async fn count_notifications_pending(&self) -> StoreResult<BTreeMap<Channel, u64>> {
+        let rows = sqlx::query(
+            "SELECT channel, COUNT(*) AS n FROM notifications \
+             WHERE state IN ('pending', 'sending') GROUP BY channel",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows::tally_channels(&rows)
     }
 
     fn clock(&self) -> &SharedClock {

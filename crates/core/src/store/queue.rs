@@ -16,9 +16,10 @@ use serde_json::Value;
 
 use super::{
     contract::{
-        Claimed, IngestOutcome, Job, JobDetail, JobFilter, JobStore, Lease, NewEvent, Outcome,
-        Reservation, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome, SeatWait,
-        StoreError, Via,
+        Channel, Claimed, ClaimedNotification, DeliveryLease, DeliveryRetry, IngestOutcome, Job,
+        JobDetail, JobFilter, JobStore, Lease, NewEvent, NewNotification, Notification,
+        NotificationState, Outcome, Reservation, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite,
+        ScimWriteOutcome, SeatWait, StoreError, Via,
     },
     rows::{self, duration_ms, ms},
     rules::{self, Operation},
@@ -90,14 +91,55 @@ pub trait Statements: Send + Sync + 'static {
     async fn claim_due(&self, round: Round<'_>) -> StoreResult<Vec<Job>>;
     /// Moves the lease's end to `until` (Unix ms).
     async fn extend_lease(&self, lease: &Lease, until: i64) -> StoreResult<bool>;
-    /// Ends the run as `outcome` decides (see [`rules::transition`]).
-    async fn end_run(&self, lease: &Lease, outcome: Outcome) -> StoreResult<bool>;
+    /// Ends the run as `outcome` decides (see [`rules::transition`]), writing the
+    /// notices [`rules::notices_for`] the new state keeps, in one transaction.
+    async fn end_run(
+        &self,
+        lease: &Lease,
+        outcome: Outcome,
+        notices: &[NewNotification],
+    ) -> StoreResult<bool>;
     /// Requeues (and audits) running jobs whose lease lapsed; how many.
     async fn requeue_lapsed(&self) -> StoreResult<u64>;
-    /// Saves the plan and final action.
-    async fn write_plan(&self, lease: &Lease, action: &str, plan: &Value) -> StoreResult<bool>;
-    /// Saves one checkpoint.
-    async fn write_checkpoint(&self, lease: &Lease, key: &str, v: &Value) -> StoreResult<bool>;
+    /// Saves the plan and final action, and `notices` with them.
+    async fn write_plan(
+        &self,
+        lease: &Lease,
+        action: &str,
+        plan: &Value,
+        notices: &[NewNotification],
+    ) -> StoreResult<bool>;
+    /// Saves one checkpoint, and `notices` with it.
+    async fn write_checkpoint(
+        &self,
+        lease: &Lease,
+        key: &str,
+        v: &Value,
+        notices: &[NewNotification],
+    ) -> StoreResult<bool>;
+    /// Leases up to `n` due notifications to `owner` until `until`, counting the
+    /// attempt, oldest due first (Unix ms; `now` decides what is due).
+    async fn claim_due_notifications(
+        &self,
+        owner: &str,
+        n: usize,
+        until: i64,
+        now: i64,
+    ) -> StoreResult<Vec<Notification>>;
+    /// Marks the leased notification delivered and audits it; `false` when the
+    /// lease no longer holds.
+    async fn mark_delivered(&self, lease: &DeliveryLease) -> StoreResult<bool>;
+    /// In one transaction: reads under the lease what [`rules::after_failed_delivery`]
+    /// needs, writes what it decides with `error`, audits it; `None` when the lease
+    /// no longer holds.
+    async fn mark_failed(
+        &self,
+        lease: &DeliveryLease,
+        error: &str,
+        retry: &DeliveryRetry,
+    ) -> StoreResult<Option<NotificationState>>;
+    /// Notifications pending or sending, per channel.
+    async fn count_notifications_pending(&self) -> StoreResult<BTreeMap<Channel, u64>>;
     /// Appends audit entries in order, all or none.
     async fn append_audit(&self, job_id: &str, entries: &[(String, Value)]) -> StoreResult<()>;
     /// The follow-up job of `kind` (created if missing, due `at`, Unix ms);
@@ -188,20 +230,40 @@ impl<S: Statements> JobStore for S {
         fenced(self.extend_lease(lease, until).await?, lease)
     }
 
-    async fn finish(&self, lease: &Lease, outcome: Outcome) -> StoreResult<()> {
-        fenced(self.end_run(lease, outcome).await?, lease)
+    async fn finish_with(
+        &self,
+        lease: &Lease,
+        outcome: Outcome,
+        notices: &[NewNotification],
+    ) -> StoreResult<()> {
+        fenced(self.end_run(lease, outcome, notices).await?, lease)
     }
 
     async fn requeue_expired(&self) -> StoreResult<u64> {
         self.requeue_lapsed().await
     }
 
-    async fn set_plan(&self, lease: &Lease, action: &str, plan: &Value) -> StoreResult<()> {
-        fenced(self.write_plan(lease, action, plan).await?, lease)
+    async fn set_plan_with(
+        &self,
+        lease: &Lease,
+        action: &str,
+        plan: &Value,
+        notices: &[NewNotification],
+    ) -> StoreResult<()> {
+        fenced(self.write_plan(lease, action, plan, notices).await?, lease)
     }
 
-    async fn put_checkpoint(&self, lease: &Lease, key: &str, value: &Value) -> StoreResult<()> {
-        fenced(self.write_checkpoint(lease, key, value).await?, lease)
+    async fn put_checkpoint_with(
+        &self,
+        lease: &Lease,
+        key: &str,
+        value: &Value,
+        notices: &[NewNotification],
+    ) -> StoreResult<()> {
+        fenced(
+            self.write_checkpoint(lease, key, value, notices).await?,
+            lease,
+        )
     }
 
     async fn audit(&self, job_id: &str, entries: &[(String, Value)]) -> StoreResult<()> {
@@ -308,6 +370,41 @@ impl<S: Statements> JobStore for S {
 
     async fn scim_write(&self, write: ScimWrite) -> StoreResult<ScimWriteOutcome> {
         self.scim_apply(&write).await
+    }
+
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        n: usize,
+        lease: Duration,
+    ) -> StoreResult<Vec<ClaimedNotification>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let now = self.now();
+        let until = now.saturating_add(duration_ms(lease));
+        let claimed = self.claim_due_notifications(owner, n, until, now).await?;
+        Ok(claimed
+            .into_iter()
+            .map(|n| rules::claimed_notification(n, owner))
+            .collect())
+    }
+
+    async fn notification_delivered(&self, lease: &DeliveryLease) -> StoreResult<bool> {
+        self.mark_delivered(lease).await
+    }
+
+    async fn notification_failed(
+        &self,
+        lease: &DeliveryLease,
+        error: &str,
+        retry: &DeliveryRetry,
+    ) -> StoreResult<Option<NotificationState>> {
+        self.mark_failed(lease, error, retry).await
+    }
+
+    async fn notifications_pending(&self) -> StoreResult<BTreeMap<Channel, u64>> {
+        self.count_notifications_pending().await
     }
 
     async fn wait_for_work(&self, max: Duration) -> bool {

@@ -14,8 +14,9 @@ use serde_json::Value;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type, query::Query};
 
 use super::contract::{
-    AuditEntry, Job, JobDetail, JobFilter, Lease, NewEvent, Reservation, ScimUser, ScimUserQuery,
-    ScimUserValues, ScimWrite, SeatWait, StoreError,
+    AuditEntry, Channel, Job, JobDetail, JobFilter, Lease, NewEvent, Notification,
+    NotificationState, Reservation, ScimUser, ScimUserQuery, ScimUserValues, ScimWrite, SeatWait,
+    StoreError,
 };
 use crate::domain::{JobKind, JobState, OffboardingEvent};
 
@@ -305,12 +306,59 @@ pub(crate) fn decode_job(row: &impl Columns) -> Result<Job, StoreError> {
     })
 }
 
-/// A job, its checkpoints (`key`, `value` as text) and its audit trail (`at`,
-/// `kind`, `detail` as text, in trail order) as one [`JobDetail`].
+/// The notification columns both backends select, in this order (`message` as text).
+pub(crate) const NOTIFICATION_COLUMNS: &str = "id, job_id, event, channel, target, message, \
+    state, attempts, next_at, last_error, delivered_at, created_at, updated_at";
+
+/// A row of [`NOTIFICATION_COLUMNS`].
+pub(crate) fn decode_notification(row: &impl Columns) -> Result<Notification, StoreError> {
+    let id = row.text("id")?;
+    let what = |col: &str| format!("notification {id} {col}");
+    let corrupt =
+        |col: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{}: {e}", what(col)));
+    let time = |col: &str| from_ms(row.int(col)?, &what(col));
+    let delivered_at = row
+        .opt_int("delivered_at")?
+        .map(|v| from_ms(v, &what("delivered_at")))
+        .transpose()?;
+    Ok(Notification {
+        job_id: row.text("job_id")?,
+        event: row.text("event")?,
+        channel: Channel::from_str(&row.text("channel")?).map_err(|e| corrupt("channel", &e))?,
+        target: row.text("target")?,
+        message: json(&row.text("message")?, &what("message"))?,
+        state: NotificationState::from_str(&row.text("state")?)
+            .map_err(|e| corrupt("state", &e))?,
+        attempts: count_u32(row.int("attempts")?, &what("attempts"))?,
+        next_at: time("next_at")?,
+        last_error: row.opt_text("last_error")?,
+        delivered_at,
+        created_at: time("created_at")?,
+        updated_at: time("updated_at")?,
+        id,
+    })
+}
+
+/// Rows of (`channel`, `n`) as a count for every channel, zero where no row says
+/// otherwise (a channel this build doesn't know is left out).
+pub(crate) fn tally_channels(rows: &[impl Columns]) -> Result<BTreeMap<Channel, u64>, StoreError> {
+    let mut out: BTreeMap<Channel, u64> = Channel::ALL.into_iter().map(|c| (c, 0)).collect();
+    for row in rows {
+        if let Ok(channel) = Channel::from_str(&row.text("channel")?) {
+            out.insert(channel, count_u64(row.int("n")?));
+        }
+    }
+    Ok(out)
+}
+
+/// A job, its checkpoints (`key`, `value` as text), its audit trail (`at`,
+/// `kind`, `detail` as text, in trail order) and its notifications
+/// ([`NOTIFICATION_COLUMNS`], oldest first) as one [`JobDetail`].
 pub(crate) fn decode_detail<R: Columns>(
     job: &R,
     checkpoints: &[R],
     audit: &[R],
+    notifications: &[R],
 ) -> Result<JobDetail, StoreError> {
     let job = decode_job(job)?;
     let checkpoints = checkpoints
@@ -335,10 +383,15 @@ pub(crate) fn decode_detail<R: Columns>(
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
+    let notifications = notifications
+        .iter()
+        .map(decode_notification)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(JobDetail {
         job,
         checkpoints,
         audit,
+        notifications,
     })
 }
 

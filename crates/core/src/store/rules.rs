@@ -8,10 +8,11 @@ use serde_json::Value;
 
 use super::{
     contract::{
-        Claimed, IngestOutcome, Job, Lease, NewEvent, OperatorAction, Outcome, Reservation,
-        ScimUser, ScimWrite, ScimWriteOutcome, StoreError, Via,
+        Claimed, ClaimedNotification, DeliveryLease, DeliveryRetry, IngestOutcome, Job, Lease,
+        NewEvent, NewNotification, Notification, NotificationState, OperatorAction, Outcome,
+        Reservation, ScimUser, ScimWrite, ScimWriteOutcome, StoreError, Via,
     },
-    rows::{Columns, ScimFound, from_ms},
+    rows::{Columns, ScimFound, duration_ms, from_ms},
 };
 use crate::domain::JobState;
 
@@ -63,6 +64,98 @@ pub(crate) fn transition(
         Outcome::Cancelled { reason } => t(JobState::Cancelled, None, failures, Some(reason)),
         Outcome::Released => t(JobState::Queued, Some(now), failures, None),
     }
+}
+
+/// The notifications a run's end writes when it leaves the job in `state`: those
+/// without a condition, and those whose `only_if` is that state.
+pub(crate) fn notices_for(notices: &[NewNotification], state: JobState) -> Vec<NewNotification> {
+    notices
+        .iter()
+        .filter(|n| n.only_if.is_none_or(|s| s == state))
+        .cloned()
+        .collect()
+}
+
+/// What a failed delivery attempt does to its notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AfterFailure {
+    /// `Pending` (tried again at `next_at`) or `Dead` (given up on).
+    pub state: NotificationState,
+    /// The next attempt's time (Unix ms); for a dead one, unchanged.
+    pub next_at: i64,
+}
+
+/// The decision after attempt number `attempts` of a notification created at
+/// `created_at` failed at `now` (all Unix ms): a failure at or past the give-up
+/// time is final; otherwise the next attempt waits `base · 2^(attempts-1)`, at
+/// most `max`, plus `jitter` (0..=1) of a quarter more so many failed deliveries
+/// don't return in lockstep, and never later than the give-up time, so the last
+/// attempt happens at it.
+pub(crate) fn after_failed_delivery(
+    attempts: i64,
+    created_at: i64,
+    now: i64,
+    retry: &DeliveryRetry,
+    jitter: f64,
+) -> AfterFailure {
+    let give_up_at = created_at.saturating_add(duration_ms(retry.give_up_after));
+    if now >= give_up_at {
+        return AfterFailure {
+            state: NotificationState::Dead,
+            next_at: now,
+        };
+    }
+    let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    let base = duration_ms(retry.base).max(1);
+    let wait = base
+        .saturating_mul(1i64 << doublings)
+        .min(duration_ms(retry.max).max(1));
+    // A quarter more at most; `jitter` outside 0..=1 is clamped.
+    let extra = (wait as f64 * 0.25 * jitter.clamp(0.0, 1.0)) as i64;
+    AfterFailure {
+        state: NotificationState::Pending,
+        next_at: now
+            .saturating_add(wait)
+            .saturating_add(extra)
+            .min(give_up_at),
+    }
+}
+
+/// A claimed notification with the lease its result is fenced by.
+pub(crate) fn claimed_notification(n: Notification, owner: &str) -> ClaimedNotification {
+    ClaimedNotification {
+        lease: DeliveryLease {
+            id: n.id.clone(),
+            owner: owner.to_owned(),
+            attempt: n.attempts,
+        },
+        notification: n,
+    }
+}
+
+/// The audit detail of a notification's step: `notify.queued` when written,
+/// `notify.delivered`, `notify.retry` or `notify.dead` after an attempt. Names the
+/// id, event, channel and recipient (an address is redacted where output is).
+pub(crate) fn notice_audit(
+    id: &str,
+    event: &str,
+    channel: &str,
+    target: &str,
+    attempt: Option<i64>,
+    error: Option<&str>,
+    next_at: Option<i64>,
+) -> Value {
+    let mut v = serde_json::json!({ "id": id, "event": event, "channel": channel, "to": target });
+    if let Some(a) = attempt {
+        v["attempt"] = a.into();
+    }
+    if let Some(e) = error {
+        v["error"] = e.into();
+    }
+    if let Some(at) = next_at.and_then(chrono::DateTime::from_timestamp_millis) {
+        v["next_at"] = serde_json::json!(at);
+    }
+    v
 }
 
 /// What is stored already under an event's `(source, id)`: its body hash and the
@@ -375,6 +468,28 @@ pub(crate) fn scim_written(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_delivery_backs_off_doubling_then_gives_up_at_the_deadline() {
+        let retry = DeliveryRetry {
+            base: std::time::Duration::from_secs(30),
+            max: std::time::Duration::from_secs(3600),
+            give_up_after: std::time::Duration::from_secs(24 * 3600),
+        };
+        let t = |s: i64| s * 1000;
+        let after = |attempts, now, jitter| after_failed_delivery(attempts, 0, now, &retry, jitter);
+        assert_eq!(after(1, t(10), 0.0).next_at, t(40));
+        assert_eq!(after(2, t(10), 0.0).next_at, t(70));
+        assert_eq!(after(2, t(10), 1.0).next_at, t(10 + 60 + 15));
+        assert_eq!(after(20, t(10), 0.0).next_at, t(10 + 3600), "capped at max");
+        // Never scheduled past the give-up time, and a failure there is final.
+        assert_eq!(after(20, t(24 * 3600 - 5), 0.0).next_at, t(24 * 3600));
+        assert_eq!(
+            after(20, t(24 * 3600 - 5), 0.0).state,
+            NotificationState::Pending
+        );
+        assert_eq!(after(21, t(24 * 3600), 0.0).state, NotificationState::Dead);
+    }
 
     #[test]
     fn an_operator_entry_says_where_it_came_from_and_why() {

@@ -44,14 +44,16 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     contract::{
-        IngestOutcome, Job, JobDetail, JobFilter, Lease, NewEvent, Outcome, Reservation,
+        Channel, DeliveryLease, DeliveryRetry, IngestOutcome, Job, JobDetail, JobFilter, Lease,
+        NewEvent, NewNotification, Notification, NotificationState, Outcome, Reservation,
         SEATS_PENDING_SQL, ScimUser, ScimUserPage, ScimUserQuery, ScimWrite, ScimWriteOutcome,
         SeatWait, StoreError, Via,
     },
+    outbox,
     queue::{Round, SeatRequest, Statements, StoreResult, Sweep},
     rows::{
-        self, BindShared, Columns, decode_detail, decode_job, decode_jobs, decode_scim_user, ms,
-        new_id,
+        self, BindShared, Columns, NOTIFICATION_COLUMNS, decode_detail, decode_job, decode_jobs,
+        decode_notification, decode_scim_user, ms, new_id,
     },
     rules::{self, Operation, Stored, has_conflict},
 };
@@ -532,6 +534,37 @@ const SCIM_WHERE: &str = "(?1 IS NULL OR user_name_key = ?1) AND (?2 IS NULL OR 
 /// `WHERE` fragment that fences a write to the lease holder.
 const FENCE: &str = "id = ?1 AND lease_owner = ?2 AND attempt = ?3 AND state = 'running'";
 
+/// One notice of a step (see [`outbox::insert_notices`]).
+const NOTICE_INSERT: &str = "INSERT INTO notifications (id, job_id, event, channel, target, \
+     message, state, attempts, next_at, created_at, updated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7, ?7) ON CONFLICT (id) DO NOTHING";
+
+/// Its `notify.queued` line.
+const NOTICE_AUDIT: &str =
+    "INSERT INTO audit (job_id, at, kind, detail) VALUES (?1, ?2, 'notify.queued', ?3)";
+
+/// A delivered attempt, fenced by its lease (see [`outbox::record_delivered`]).
+const NOTICE_DELIVERED: &str = "UPDATE notifications SET state = 'delivered', delivered_at = ?4, \
+     last_error = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?4 \
+     WHERE id = ?1 AND lease_owner = ?2 AND attempts = ?3 AND state = 'sending' \
+     RETURNING job_id, event, channel, target";
+
+/// Its `notify.delivered` line.
+const NOTICE_AUDIT_DELIVERED: &str =
+    "INSERT INTO audit (job_id, at, kind, detail) VALUES (?1, ?2, 'notify.delivered', ?3)";
+
+/// What a failed attempt's decision reads, fenced by its lease (see [`outbox::record_failed`]).
+const NOTICE_LEASED: &str = "SELECT job_id, event, channel, target, attempts, created_at \
+     FROM notifications WHERE id = ?1 AND lease_owner = ?2 AND attempts = ?3 AND state = 'sending'";
+
+/// What it writes.
+const NOTICE_FAILED: &str = "UPDATE notifications SET state = ?2, next_at = ?3, last_error = ?4, \
+     lease_owner = NULL, lease_expires_at = NULL, updated_at = ?5 WHERE id = ?1";
+
+/// The line it adds to the trail (`notify.retry` or `notify.dead`).
+const NOTICE_ATTEMPT_AUDIT: &str =
+    "INSERT INTO audit (job_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)";
+
 /// The statements behind [`JobStore`](super::JobStore) (implemented in `queue.rs`). Writes open with
 /// `BEGIN IMMEDIATE` on the one writer connection; reads use the reader pool.
 #[async_trait]
@@ -614,7 +647,12 @@ impl Statements for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn end_run(&self, lease: &Lease, outcome: Outcome) -> StoreResult<bool> {
+    async fn end_run(
+        &self,
+        lease: &Lease,
+        outcome: Outcome,
+        notices: &[NewNotification],
+    ) -> StoreResult<bool> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
         let held = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -642,6 +680,16 @@ impl Statements for SqliteStore {
         .bind(&lease.job_id)
         .execute(&mut *tx)
         .await?;
+        let notices = rules::notices_for(notices, to.state);
+        outbox::insert_notices(
+            &mut tx,
+            NOTICE_INSERT,
+            NOTICE_AUDIT,
+            &lease.job_id,
+            &notices,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -667,30 +715,68 @@ impl Statements for SqliteStore {
         Ok(u64::try_from(ids.len()).unwrap_or(u64::MAX))
     }
 
-    async fn write_plan(&self, lease: &Lease, action: &str, plan: &Value) -> StoreResult<bool> {
+    async fn write_plan(
+        &self,
+        lease: &Lease,
+        action: &str,
+        plan: &Value,
+        notices: &[NewNotification],
+    ) -> StoreResult<bool> {
+        let now = self.now();
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET action = ?4, plan = ?5, updated_at = ?6 WHERE {FENCE}"
         )))
-        .fenced_value(lease, action, plan, self.now())
+        .fenced_value(lease, action, plan, now)
         .execute(&mut *tx)
         .await?;
+        let held = done.rows_affected() > 0;
+        if held {
+            outbox::insert_notices(
+                &mut tx,
+                NOTICE_INSERT,
+                NOTICE_AUDIT,
+                &lease.job_id,
+                notices,
+                now,
+            )
+            .await?;
+        }
         tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        Ok(held)
     }
 
-    async fn write_checkpoint(&self, lease: &Lease, key: &str, v: &Value) -> StoreResult<bool> {
+    async fn write_checkpoint(
+        &self,
+        lease: &Lease,
+        key: &str,
+        v: &Value,
+        notices: &[NewNotification],
+    ) -> StoreResult<bool> {
+        let now = self.now();
         let mut tx = self.write_tx().await?;
         // Under `BEGIN IMMEDIATE` nothing changes between the fence check and the write.
         let done = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO checkpoints (job_id, key, value, updated_at) \
              SELECT id, ?4, ?5, ?6 FROM jobs WHERE {FENCE} \
              ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
-        ))).fenced_value(lease, key, v, self.now())
+        ))).fenced_value(lease, key, v, now)
         .execute(&mut *tx)
         .await?;
+        let held = done.rows_affected() > 0;
+        if held {
+            outbox::insert_notices(
+                &mut tx,
+                NOTICE_INSERT,
+                NOTICE_AUDIT,
+                &lease.job_id,
+                notices,
+                now,
+            )
+            .await?;
+        }
         tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        Ok(held)
     }
 
     async fn append_audit(&self, job_id: &str, entries: &[(String, Value)]) -> StoreResult<()> {
@@ -827,7 +913,13 @@ impl Statements for SqliteStore {
             .bind(id)
             .fetch_all(&mut *tx)
             .await?;
-        let detail = decode_detail(&job, &checkpoints, &audit)?;
+        let notifications = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE job_id = ? ORDER BY created_at, id"
+        )))
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let detail = decode_detail(&job, &checkpoints, &audit, &notifications)?;
         tx.commit().await?;
         Ok(Some(detail))
     }
@@ -991,6 +1083,84 @@ impl Statements for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(rows::decode_seat_wait).collect()
+    }
+
+    async fn claim_due_notifications(
+        &self,
+        owner: &str,
+        n: usize,
+        until: i64,
+        now: i64,
+    ) -> StoreResult<Vec<Notification>> {
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE notifications SET state = 'sending', attempts = attempts + 1, \
+               lease_owner = ?1, lease_expires_at = ?2, updated_at = ?3 \
+             WHERE id IN (SELECT id FROM notifications \
+               WHERE (state = 'pending' AND next_at <= ?3) OR (state = 'sending' AND lease_expires_at < ?3) \
+               ORDER BY next_at, id LIMIT ?4) \
+             RETURNING {NOTIFICATION_COLUMNS}"
+        )))
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
+        let claimed = rows
+            .iter()
+            .map(decode_notification)
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn mark_delivered(&self, lease: &DeliveryLease) -> StoreResult<bool> {
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        let held = outbox::record_delivered(
+            &mut tx,
+            NOTICE_DELIVERED,
+            NOTICE_AUDIT_DELIVERED,
+            lease,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(held)
+    }
+
+    async fn mark_failed(
+        &self,
+        lease: &DeliveryLease,
+        error: &str,
+        retry: &DeliveryRetry,
+    ) -> StoreResult<Option<NotificationState>> {
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        let state = outbox::record_failed(
+            &mut tx,
+            NOTICE_LEASED,
+            NOTICE_FAILED,
+            NOTICE_ATTEMPT_AUDIT,
+            lease,
+            error,
+            retry,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(state)
+    }
+
+    async fn count_notifications_pending(&self) -> StoreResult<BTreeMap<Channel, u64>> {
+        let rows = sqlx::query(
+            "SELECT channel, COUNT(*) AS n FROM notifications \
+             WHERE state IN ('pending', 'sending') GROUP BY channel",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows::tally_channels(&rows)
     }
 
     fn clock(&self) -> &SharedClock {

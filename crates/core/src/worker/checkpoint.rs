@@ -77,6 +77,19 @@ pub(crate) const ADMIN_TASK: Key<CrmId> = Key::new("admin_task_id");
 /// and its presence means only verification is left to do.
 pub(crate) const SEAT_REQUESTED: Key<DateTime<Utc>> = Key::new("seat_requested_at");
 
+/// Every resource's records are with their new owner: who, and how many moved per
+/// resource. Written once, with the `records.reassigned` notifications.
+pub(crate) const REASSIGNED: Key<Reassigned> = Key::new("reassigned");
+
+/// The value of [`REASSIGNED`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Reassigned {
+    /// The new owner's e-mail.
+    pub to: String,
+    /// Records moved, by resource name.
+    pub moved: std::collections::BTreeMap<String, u64>,
+}
+
 /// The jobs a reversal cancelled (their ids), so a rerun does not cancel again.
 pub(crate) const CANCELLED_JOBS: Key<Vec<String>> = Key::new("cancelled_jobs");
 
@@ -145,6 +158,7 @@ mod tests {
         assert_eq!(ADMIN_TASK.name(), "admin_task_id");
         assert_eq!(SEAT_REQUESTED.name(), "seat_requested_at");
         assert_eq!(CANCELLED_JOBS.name(), "cancelled_jobs");
+        assert_eq!(REASSIGNED.name(), "reassigned");
         for r in Resource::ALL {
             assert_eq!(reassign(r).name(), format!("reassign.{r}"));
         }

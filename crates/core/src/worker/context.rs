@@ -14,8 +14,9 @@ use super::{checkpoint::Key, settings::WorkerSettings};
 use crate::{
     crm::{Crm, CrmError},
     domain::Clock,
+    notify::{Audience, Cause, Notifier},
     policy::Policy,
-    store::{Job, JobStore, Lease, StoreError},
+    store::{Job, JobStore, Lease, NewNotification, StoreError},
 };
 
 /// Why a run stopped early.
@@ -66,6 +67,13 @@ pub(crate) struct Ctx<'a> {
     /// Listings made moments ago in this run (by the decision step), which the
     /// reassignment's first pass may use instead of listing again.
     pub fresh_listings: std::collections::HashMap<crate::crm::Resource, Vec<crate::crm::Record>>,
+    /// Composes the notifications a step's cause makes (DESIGN.md §13).
+    pub notifier: &'a Notifier,
+    /// Who the decision says to tell, once decided in this run (else read from
+    /// the stored plan).
+    pub audience: Option<Audience>,
+    /// Notifications the run's finish writes with its outcome (`seat.verified`).
+    pub finish_notices: Vec<NewNotification>,
 }
 
 impl<'a> Ctx<'a> {
@@ -83,8 +91,12 @@ impl<'a> Ctx<'a> {
         checkpoints: BTreeMap<String, Value>,
         stop: CancellationToken,
         lost: CancellationToken,
+        notifier: &'a Notifier,
     ) -> Self {
         Self {
+            notifier,
+            audience: None,
+            finish_notices: Vec::new(),
             store,
             crm,
             policy,
@@ -134,6 +146,41 @@ impl<'a> Ctx<'a> {
             .map_err(|e| JobError::Store(StoreError::Corrupt(e.to_string())))?;
         self.store
             .put_checkpoint(self.lease, key.name(), &value)
+            .await?;
+        self.checkpoints.insert(key.name().to_owned(), value);
+        Ok(())
+    }
+
+    /// The notifications `cause` makes for this job, to be written with the step
+    /// that records it; none in a dry run (nothing really happened).
+    pub fn notices(&self, cause: &Cause) -> Vec<NewNotification> {
+        if self.settings.dry_run {
+            return Vec::new();
+        }
+        let audience = self.audience.clone().unwrap_or_else(|| {
+            self.job
+                .plan
+                .as_ref()
+                .map(Audience::from_plan)
+                .unwrap_or_default()
+        });
+        self.notifier
+            .compose(self.job, &audience, cause, self.now())
+    }
+
+    /// [`Ctx::set_checkpoint`] and `notices` in one store transaction: the
+    /// notifications exist exactly when the step they tell of is recorded.
+    pub async fn set_checkpoint_with<T: Serialize + DeserializeOwned>(
+        &mut self,
+        key: Key<T>,
+        value: &T,
+        notices: &[NewNotification],
+    ) -> Result<(), JobError> {
+        let value = key
+            .encode(value)
+            .map_err(|e| JobError::Store(StoreError::Corrupt(e.to_string())))?;
+        self.store
+            .put_checkpoint_with(self.lease, key.name(), &value, notices)
             .await?;
         self.checkpoints.insert(key.name().to_owned(), value);
         Ok(())

@@ -28,6 +28,7 @@ mod current_policy;
 mod dry_run;
 mod facts;
 mod gate;
+mod notices;
 mod offboard;
 mod reassign;
 mod reverse;

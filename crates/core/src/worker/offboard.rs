@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{
     checkpoint as cp,
     context::{Ctx, JobError},
-    facts, reassign, seat,
+    facts, notices, reassign, seat,
     step::{Review, Step},
 };
 use crate::{
@@ -133,6 +133,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
     {
         return Ok(review.into());
     }
+    notices::records_reassigned(ctx, &decision, &target).await?;
     ctx.check_continue()?;
 
     // 7. The seat, when it did not go first.
@@ -143,8 +144,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome, JobError> {
         return Ok(review.into());
     }
     let requested_at = ctx.now();
-    ctx.set_checkpoint(cp::SEAT_REQUESTED, &requested_at)
-        .await?;
+    notices::seat_requested(ctx, action, &user, &decision, &target, requested_at).await?;
     let by = match seat::executor_for(ctx, seat::change_for(action)) {
         SeatExecutor::Api => "made through the CRM's API",
         SeatExecutor::Manual => "requested from the CRM admin",
@@ -191,8 +191,17 @@ async fn decide(ctx: &mut Ctx<'_>, user: &CrmUser) -> Result<Decision, JobError>
     ctx.fresh_listings = listings.into_iter().collect();
     let plan = serde_json::to_value(&decision)
         .map_err(|e| JobError::Store(StoreError::Corrupt(e.to_string())))?;
+    ctx.audience = Some(crate::notify::Audience {
+        notify: decision.notify.clone(),
+        new_owners: decision.notify_new_owners,
+    });
+    let decided = ctx.notices(&crate::notify::Cause::Decided {
+        rule: decision.rule.clone(),
+        action: decision.action.as_str().to_owned(),
+        run_at: decision.run_at,
+    });
     ctx.store
-        .set_plan(ctx.lease, decision.action.as_str(), &plan)
+        .set_plan_with(ctx.lease, decision.action.as_str(), &plan, &decided)
         .await?;
     tracing::info!(
         rule = %decision.rule,
@@ -264,6 +273,7 @@ async fn finish_with_verify(
     }
     metrics::counter!(crate::metrics::SEATS_TOTAL, "action" => action.as_str(), "state" => "verified")
         .increment(1);
+    notices::seat_verified(ctx, action);
     tracing::info!(action = action.as_str(), "seat change verified in the CRM");
     if let (Some(delete_at), Action::Deactivate, JobKind::Offboard) =
         (decision.delete_at, action, ctx.job.kind)

@@ -23,6 +23,7 @@ use super::{
 use crate::{
     crm::{Crm, CrmError, calls},
     domain::{JobKind, SharedClock, SystemClock},
+    notify::{Cause, Dispatcher, Notifier},
     store::{Claimed, Outcome, SharedStore, StoreError},
 };
 
@@ -39,6 +40,7 @@ pub struct Worker {
     settings: Arc<WorkerSettings>,
     clock: SharedClock,
     wake: Arc<Notify>,
+    notifier: Arc<Notifier>,
 }
 
 impl Worker {
@@ -63,7 +65,31 @@ impl Worker {
             settings: Arc::new(settings),
             clock: SystemClock::shared(),
             wake: Arc::new(Notify::new()),
+            notifier: Arc::new(Notifier::disabled()),
         }
+    }
+
+    /// The same worker telling people by the channels `notifier` has (DESIGN.md
+    /// §13): its steps write notifications with the step, and it delivers them.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = Arc::new(notifier);
+        self
+    }
+
+    /// The delivery side of the outbox, on this worker's store, clock and id.
+    pub fn dispatcher(&self) -> Dispatcher {
+        Dispatcher::new(
+            self.store.clone(),
+            self.notifier.clone(),
+            self.clock.clone(),
+            self.settings.id.clone(),
+        )
+    }
+
+    /// Tries every notification that is due now once (a failed one waits for its
+    /// backoff); how many were tried. Tests and the demo drive delivery with this.
+    pub async fn deliver_notifications(&self) -> usize {
+        self.dispatcher().drain().await
     }
 
     /// The same worker reading "now" from `clock`: effective dates, verification
@@ -85,6 +111,14 @@ impl Worker {
         let slots = Arc::new(tokio::sync::Semaphore::new(self.settings.concurrency));
         let jobs_token = CancellationToken::new();
         let mut running = tokio::task::JoinSet::new();
+        // Delivery runs beside the jobs, never inside one: a notification that
+        // cannot be sent holds up nothing.
+        let delivery = self.notifier.settings.enabled().then(|| {
+            tokio::spawn(
+                self.dispatcher()
+                    .run(shutdown.clone(), self.settings.poll_interval),
+            )
+        });
         tracing::info!(worker = %self.settings.id, "worker started");
         loop {
             if shutdown.is_cancelled() {
@@ -142,11 +176,29 @@ impl Worker {
                 "in-flight jobs did not stop within the lease; their leases will expire"
             );
         }
+        if let Some(delivery) = delivery
+            && tokio::time::timeout(self.settings.lease, delivery)
+                .await
+                .is_err()
+        {
+            tracing::warn!(
+                "notification delivery did not stop within the lease; its claims will lapse"
+            );
+        }
     }
 
     /// Runs every job that is runnable now, one claim round at a time, until none is
-    /// left (tests and the demo drive the worker deterministically with this).
+    /// left, then tries every notification that is due (tests and the demo drive
+    /// the worker deterministically with this). Returns the number of job runs.
     pub async fn run_until_idle(&self) -> usize {
+        let ran = self.run_jobs_until_idle().await;
+        if self.notifier.settings.enabled() {
+            self.deliver_notifications().await;
+        }
+        ran
+    }
+
+    async fn run_jobs_until_idle(&self) -> usize {
         let mut ran = 0;
         loop {
             if let Err(e) = self.store.requeue_expired().await {
@@ -279,6 +331,7 @@ impl Worker {
                 checkpoints,
                 stop.clone(),
                 lost.clone(),
+                self.notifier.as_ref(),
             );
             let result = calls::record_gated_calls(tx, gate, async {
                 match job.kind {
@@ -315,7 +368,23 @@ impl Worker {
                 tracing::warn!(error = %e, "could not audit run end");
             }
             metrics::counter!(crate::metrics::JOB_TRANSITIONS_TOTAL, "to" => label).increment(1);
-            match self.store.finish(&lease, outcome).await {
+            // The run's end is a cause too: written with the finish, in its transaction.
+            let mut notices = std::mem::take(&mut ctx.finish_notices);
+            match &outcome {
+                Outcome::NeedsReview { reason } => {
+                    notices.extend(ctx.notices(&Cause::NeedsReview { reason: reason.clone() }));
+                }
+                Outcome::Failed { error } => {
+                    notices.extend(ctx.notices(&Cause::Failed { error: error.clone() }));
+                }
+                // Written only if this retry is the last one (the finish decides).
+                Outcome::Retry { error, .. } => {
+                    let error = format!("gave up after {} attempts: {error}", job.failures.saturating_add(1));
+                    notices.extend(ctx.notices(&Cause::Failed { error }));
+                }
+                _ => {}
+            }
+            match self.store.finish_with(&lease, outcome, &notices).await {
                 Ok(()) => tracing::info!(outcome = label, "run ended"),
                 Err(StoreError::LeaseLost(_)) => tracing::warn!("finished after losing the lease; result discarded"),
                 Err(e) => tracing::error!(error = %e, "could not record the run's outcome; the lease will expire and the job will be retried"),

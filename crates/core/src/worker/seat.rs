@@ -130,9 +130,8 @@ pub(super) async fn request(
             }
         }
     }
-    for who in &decision.notify {
-        ctx.audit("notify", json!({ "to": who, "what": format!("{} requested for CRM user {}", action.as_str(), user.id), "delivery": "recorded in the audit trail" })).await?;
-    }
+    // The policy's `notify` addresses (and the admin, by e-mail) are told with the
+    // `seat_requested_at` checkpoint that records this step (`notices.rs`).
     Ok(Step::Done(()))
 }
 
@@ -184,7 +183,8 @@ fn delete_refusal(
     }
 }
 
-fn task_content(
+/// The admin task's text (also quoted in the admin's e-mail).
+pub(super) fn task_content(
     ctx: &Ctx<'_>,
     action: Action,
     user: &CrmUser,

@@ -1,16 +1,17 @@
 //! Standard Webhooks (standardwebhooks.com): `webhook-id`, `webhook-timestamp`,
 //! `webhook-signature: v1,<base64 HMAC-SHA256("{id}.{ts}.{body}")>` (space-separated
-//! list; unknown versions ignored). Secrets are `whsec_<base64>` or raw bytes.
+//! list; unknown versions ignored). Secrets are `whsec_<base64>` or raw bytes. The
+//! key decoding and the MAC are [`crate::signing`]'s, the one definition the
+//! outbound webhooks of `notify/` sign with too.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 
 use super::contract::{
     BuildError, SignError, SignInput, SignatureScheme, SignedRequest, Verified, VerifyError,
     check_message_id, check_timestamp, header,
 };
-use crate::config::Secret;
+use crate::{config::Secret, signing};
 
 /// The Standard Webhooks scheme with one or more keys.
 pub struct StandardWebhooks {
@@ -33,11 +34,8 @@ impl StandardWebhooks {
         let keys = secrets
             .iter()
             .enumerate()
-            .map(|(i, s)| match s.expose().strip_prefix("whsec_") {
-                Some(b64) => STANDARD
-                    .decode(b64)
-                    .map_err(|_| BuildError::WhsecNotBase64 { position: i + 1 }),
-                None => Ok(s.expose().as_bytes().to_vec()),
+            .map(|(i, s)| {
+                signing::key(s.expose()).map_err(|_| BuildError::WhsecNotBase64 { position: i + 1 })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
@@ -48,19 +46,15 @@ impl StandardWebhooks {
 
     /// Signs like a sender would (used by the demo, tests and the load generator).
     pub fn sign(key_secret: &str, id: &str, ts: i64, body: &[u8]) -> Result<String, SignError> {
-        let key = match key_secret.strip_prefix("whsec_") {
-            Some(b64) => STANDARD
-                .decode(b64)
-                .map_err(|_| SignError::WhsecNotBase64)?,
-            None => key_secret.as_bytes().to_vec(),
-        };
-        let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|_| SignError::KeyRejected)?;
-        mac.update(format!("{id}.{ts}.").as_bytes());
-        mac.update(body);
-        Ok(format!(
-            "v1,{}",
-            STANDARD.encode(mac.finalize().into_bytes())
-        ))
+        let key = signing::key(key_secret).map_err(sign_error)?;
+        signing::signature(&key, id, ts, body).map_err(sign_error)
+    }
+}
+
+fn sign_error(e: signing::KeyError) -> SignError {
+    match e {
+        signing::KeyError::WhsecNotBase64 => SignError::WhsecNotBase64,
+        signing::KeyError::Rejected => SignError::KeyRejected,
     }
 }
 
@@ -81,14 +75,9 @@ impl SignatureScheme for StandardWebhooks {
             return Err(VerifyError::BadSignature);
         }
         for key in &self.keys {
-            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+            let Ok(mac) = signing::mac(key, id, ts, req.body) else {
                 continue;
             };
-            mac.update(id.as_bytes());
-            mac.update(b".");
-            mac.update(ts.to_string().as_bytes());
-            mac.update(b".");
-            mac.update(req.body);
             for sig in &candidates {
                 if mac.clone().verify_slice(sig).is_ok() {
                     return Ok(Verified {
@@ -106,17 +95,12 @@ impl SignatureScheme for StandardWebhooks {
 
     fn sign(&self, input: &SignInput<'_>) -> Result<Vec<(String, String)>, SignError> {
         let key = self.keys.first().ok_or(SignError::NoSecret)?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|_| SignError::KeyRejected)?;
-        mac.update(format!("{}.{}.", input.message_id, input.now).as_bytes());
-        mac.update(input.body);
-        Ok(vec![
-            ("webhook-id".into(), input.message_id.to_owned()),
-            ("webhook-timestamp".into(), input.now.to_string()),
-            (
-                "webhook-signature".into(),
-                format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())),
-            ),
-        ])
+        let headers =
+            signing::headers(key, input.message_id, input.now, input.body).map_err(sign_error)?;
+        Ok(headers
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect())
     }
 }
 
