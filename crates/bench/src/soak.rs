@@ -145,7 +145,7 @@ impl SoakArgs {
                 .is_none_or(|r| r >= 0.0 && r.is_finite()),
             "--reload-every-secs must be 0 (never) or more"
         );
-        anyhow::ensure!(self.lease_secs >= 1, "--lease-secs must be at least 1");
+        anyhow::ensure!(self.lease_secs >= 3, "--lease-secs must be at least 3 (as worker.lease_secs)");
         anyhow::ensure!(
             self.rss_every_secs >= 0.1 && self.rss_every_secs.is_finite(),
             "--rss-every-secs must be at least 0.1"
@@ -425,7 +425,7 @@ async fn soak(
     println!();
     println!("| figure | value |");
     println!("|---|---|");
-    let row = |k: &str, v: String| println!("| {k} | {v} |");
+    let row = |k: &str, v: String| println!("| {k} | {} |", v.replace('|', "\\|"));
     row(
         "load",
         format!(
@@ -473,8 +473,16 @@ async fn soak(
             .join(", "),
     );
     row(
-        "jobs claimed more than once / in a retry's backoff at the end",
-        format!("{} / {}", states.rerun, states.retrying),
+        "runs cut short by a SIGKILL (claims without a run.ended) / jobs they hit",
+        format!("{} / {}", states.cut_runs, states.cut_jobs),
+    );
+    row(
+        "jobs in a retry's backoff after a CRM fault at the end",
+        if states.retrying_why.is_empty() {
+            states.retrying.to_string()
+        } else {
+            format!("{} ({})", states.retrying, states.retrying_why.join("; "))
+        },
     );
     row(
         "worker SIGKILLs / jobs running at the kills / worker processes",

@@ -305,8 +305,13 @@ pub struct States {
     pub by_kind: BTreeMap<(&'static str, &'static str), usize>,
     /// Jobs still waiting out a retry's backoff after a CRM fault when the drain ended.
     pub retrying: usize,
-    /// Jobs claimed more than once (a kill, a retry, the verification run).
-    pub rerun: usize,
+    /// Why the first few of them wait (`last_error`, consecutive failures).
+    pub retrying_why: Vec<String>,
+    /// Runs that never ended: claims without a `run.ended` audit entry (the
+    /// worker was SIGKILLed during them).
+    pub cut_runs: u64,
+    /// Jobs with at least one such run.
+    pub cut_jobs: usize,
 }
 
 fn outcome_result(d: &JobDetail) -> Option<&str> {
@@ -326,8 +331,11 @@ pub fn states(run: &str, jobs: &[JobDetail], drained_at: DateTime<Utc>) -> (Stat
     for d in jobs {
         let job = &d.job;
         *s.by_state.entry(job.state.as_str()).or_default() += 1;
-        if job.attempt > 1 {
-            s.rerun += 1;
+        let ended = d.audit.iter().filter(|e| e.kind == "run.ended").count() as u64;
+        let cut = u64::from(job.attempt).saturating_sub(ended);
+        if cut > 0 {
+            s.cut_runs += cut;
+            s.cut_jobs += 1;
         }
         let Some(i) = leaver_of(run, &job.event_id) else {
             wrong.push(format!("{}: not a soak event", job.event_id));
@@ -355,6 +363,14 @@ pub fn states(run: &str, jobs: &[JobDetail], drained_at: DateTime<Utc>) -> (Stat
         };
         if retrying && ok {
             s.retrying += 1;
+            if s.retrying_why.len() < 3 {
+                s.retrying_why.push(format!(
+                    "{} failures, next run {}: {}",
+                    job.failures,
+                    job.run_at.format("%H:%M:%S"),
+                    job.last_error.as_deref().unwrap_or("?")
+                ));
+            }
         }
         if job.state == JobState::Running {
             stuck.push(format!(
@@ -504,7 +520,8 @@ pub fn decisions(
                 continue;
             };
             *out.by_version.entry(version.to_owned()).or_default() += 1;
-            let near_reload = reloads.iter().any(|r| {
+            // The invalid file's round is no boundary: the version may not change.
+            let near_reload = reloads.iter().filter(|r| r.version.is_some()).any(|r| {
                 let end = r.logged_at.unwrap_or(r.sent_at + chrono::TimeDelta::seconds(5));
                 e.at >= r.sent_at - MARGIN && e.at <= end + MARGIN
             });

@@ -292,7 +292,7 @@ pub async fn run(
         let now = Instant::now();
         if now >= next_rss {
             sample_rss(&procs, started, &mut report.rss);
-            next_rss += chaos.rss_every;
+            next_rss = now + chaos.rss_every;
         }
         if let Some(status) = procs.receiver.exited() {
             report
