@@ -145,7 +145,10 @@ impl SoakArgs {
                 .is_none_or(|r| r >= 0.0 && r.is_finite()),
             "--reload-every-secs must be 0 (never) or more"
         );
-        anyhow::ensure!(self.lease_secs >= 3, "--lease-secs must be at least 3 (as worker.lease_secs)");
+        anyhow::ensure!(
+            self.lease_secs >= 3,
+            "--lease-secs must be at least 3 (as worker.lease_secs)"
+        );
         anyhow::ensure!(
             self.rss_every_secs >= 0.1 && self.rss_every_secs.is_finite(),
             "--rss-every-secs must be at least 0.1"
@@ -177,7 +180,8 @@ impl SoakArgs {
             kill_every,
             reload_every,
             rss_every: Duration::from_secs_f64(self.rss_every_secs),
-            invalid_hold: reload_every.map_or(Duration::ZERO, |r| (r / 2).min(Duration::from_secs(5))),
+            invalid_hold: reload_every
+                .map_or(Duration::ZERO, |r| (r / 2).min(Duration::from_secs(5))),
         }
     }
 
@@ -219,7 +223,9 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
             (d.clone(), None)
         }
         None => {
-            let t = tempfile::Builder::new().prefix("offboard-soak-").tempdir()?;
+            let t = tempfile::Builder::new()
+                .prefix("offboard-soak-")
+                .tempdir()?;
             (t.path().to_owned(), Some(t))
         }
     };
@@ -253,7 +259,11 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let checks = result?;
     let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
     if !failed.is_empty() {
-        bail!("the soak failed {} checks: {}", failed.len(), failed.join("; "));
+        bail!(
+            "the soak failed {} checks: {}",
+            failed.len(),
+            failed.join("; ")
+        );
     }
     Ok(())
 }
@@ -452,7 +462,10 @@ async fn soak(
     );
     row(
         "accepted event ids / jobs stored / lost",
-        format!("{} / {} / {}", stored.accepted_ids, stored.jobs, stored.lost),
+        format!(
+            "{} / {} / {}",
+            stored.accepted_ids, stored.jobs, stored.lost
+        ),
     );
     row(
         "jobs by final state",
@@ -476,6 +489,23 @@ async fn soak(
         "runs cut short by a SIGKILL (claims without a run.ended) / jobs they hit",
         format!("{} / {}", states.cut_runs, states.cut_jobs),
     );
+    if let Some(max) = states.to_success.last() {
+        let q = |p: f64| {
+            let i =
+                ((states.to_success.len() as f64 * p) as usize).min(states.to_success.len() - 1);
+            states.to_success[i].as_secs_f64()
+        };
+        row(
+            "stored → succeeded (p50 / p90 / p99 / max)",
+            format!(
+                "{:.1} / {:.1} / {:.1} / {:.1} s",
+                q(0.5),
+                q(0.9),
+                q(0.99),
+                max.as_secs_f64()
+            ),
+        );
+    }
     row(
         "jobs in a retry's backoff after a CRM fault at the end",
         if states.retrying_why.is_empty() {

@@ -82,10 +82,7 @@ pub async fn load_jobs(store: &SharedStore) -> anyhow::Result<Vec<JobDetail>> {
 
 /// The leaver index in `soak-{run}-{i}`.
 fn leaver_of(run: &str, event_id: &str) -> Option<usize> {
-    event_id
-        .strip_prefix(&format!("soak-{run}-"))?
-        .parse()
-        .ok()
+    event_id.strip_prefix(&format!("soak-{run}-"))?.parse().ok()
 }
 
 /// Webhook figures for the summary.
@@ -177,7 +174,11 @@ pub fn answers(sent: &[Sent]) -> (Answers, Vec<Check>) {
                 if twice.is_empty() {
                     String::new()
                 } else {
-                    format!("; {} ids answered 202 twice{}", twice.len(), examples(&twice))
+                    format!(
+                        "; {} ids answered 202 twice{}",
+                        twice.len(),
+                        examples(&twice)
+                    )
                 }
             ),
         ),
@@ -307,6 +308,9 @@ pub struct States {
     pub retrying: usize,
     /// Why the first few of them wait (`last_error`, consecutive failures).
     pub retrying_why: Vec<String>,
+    /// Stored → `succeeded` (the job's `created_at` to its last `updated_at`) of
+    /// every job that succeeded, sorted.
+    pub to_success: Vec<Duration>,
     /// Runs that never ended: claims without a `run.ended` audit entry (the
     /// worker was SIGKILLed during them).
     pub cut_runs: u64,
@@ -331,6 +335,13 @@ pub fn states(run: &str, jobs: &[JobDetail], drained_at: DateTime<Utc>) -> (Stat
     for d in jobs {
         let job = &d.job;
         *s.by_state.entry(job.state.as_str()).or_default() += 1;
+        if job.state == JobState::Succeeded {
+            s.to_success.push(
+                (job.updated_at - job.created_at)
+                    .to_std()
+                    .unwrap_or_default(),
+            );
+        }
         let ended = d.audit.iter().filter(|e| e.kind == "run.ended").count() as u64;
         let cut = u64::from(job.attempt).saturating_sub(ended);
         if cut > 0 {
@@ -389,6 +400,7 @@ pub fn states(run: &str, jobs: &[JobDetail], drained_at: DateTime<Utc>) -> (Stat
             ));
         }
     }
+    s.to_success.sort();
     let checks = vec![
         check(
             "every job where its leaver's kind says",
@@ -413,15 +425,14 @@ pub fn states(run: &str, jobs: &[JobDetail], drained_at: DateTime<Utc>) -> (Stat
 /// Does the CRM show what the jobs say? Normal leavers that succeeded are
 /// inactive, own no open record and kept their closed ones, with exactly one admin
 /// task; legal-hold leavers are untouched; nobody got two tasks.
-pub async fn crm(
-    run: &str,
-    jobs: &[JobDetail],
-    sandbox: &SandboxState,
-    per_kind: usize,
-) -> Check {
+pub async fn crm(run: &str, jobs: &[JobDetail], sandbox: &SandboxState, per_kind: usize) -> Check {
     let snapshot = sandbox.snapshot().await;
     let mut tasks: HashMap<i64, usize> = HashMap::new();
-    for t in snapshot.tasks.iter().filter(|t| t.owner_id == fleet::ADMIN_ID) {
+    for t in snapshot
+        .tasks
+        .iter()
+        .filter(|t| t.owner_id == fleet::ADMIN_ID)
+    {
         if let Some(user) = fleet::user_named_in(&t.content) {
             *tasks.entry(user).or_default() += 1;
         }
@@ -438,17 +449,13 @@ pub async fn crm(
             continue;
         };
         let counts = sandbox.open_counts(id).await;
-        let open =
-            counts.leads.open + counts.contacts.open + counts.deals.open + counts.tasks.open;
+        let open = counts.leads.open + counts.contacts.open + counts.deals.open + counts.tasks.open;
         let closed = counts.deals.closed + counts.tasks.closed;
         let n_tasks = tasks.get(&id).copied().unwrap_or(0);
         let problem = match (LeaverKind::of(i), d.job.state) {
             (LeaverKind::Normal, JobState::Succeeded) => {
                 checked += 1;
-                (user.status != UserStatus::Inactive
-                    || open != 0
-                    || closed != 2
-                    || n_tasks != 1)
+                (user.status != UserStatus::Inactive || open != 0 || closed != 2 || n_tasks != 1)
                     .then(|| {
                         format!(
                             "{:?}, {open} open, {closed} closed, {n_tasks} admin tasks",
@@ -458,14 +465,8 @@ pub async fn crm(
             }
             (LeaverKind::LegalHold, _) => {
                 checked += 1;
-                (user.status != UserStatus::Active || open != 4 * per_kind || n_tasks != 0).then(
-                    || {
-                        format!(
-                            "{:?}, {open} open, {n_tasks} admin tasks",
-                            user.status
-                        )
-                    },
-                )
+                (user.status != UserStatus::Active || open != 4 * per_kind || n_tasks != 0)
+                    .then(|| format!("{:?}, {open} open, {n_tasks} admin tasks", user.status))
             }
             _ => (n_tasks > 1).then(|| format!("{n_tasks} admin tasks")),
         };
@@ -522,12 +523,15 @@ pub fn decisions(
             *out.by_version.entry(version.to_owned()).or_default() += 1;
             // The invalid file's round is no boundary: the version may not change.
             let near_reload = reloads.iter().filter(|r| r.version.is_some()).any(|r| {
-                let end = r.logged_at.unwrap_or(r.sent_at + chrono::TimeDelta::seconds(5));
+                let end = r
+                    .logged_at
+                    .unwrap_or(r.sent_at + chrono::TimeDelta::seconds(5));
                 e.at >= r.sent_at - MARGIN && e.at <= end + MARGIN
             });
             if reloads.iter().any(|r| {
                 r.version.is_none()
-                    && r.restored_at.is_some_and(|end| e.at >= r.sent_at && e.at <= end)
+                    && r.restored_at
+                        .is_some_and(|end| e.at >= r.sent_at && e.at <= end)
             }) {
                 out.during_invalid += 1;
             }
@@ -553,13 +557,12 @@ pub fn decisions(
     }
     let valid = reloads.iter().filter(|r| r.version.is_some()).count();
     let invalid = reloads.len() - valid;
-    let both_used = out.by_version.contains_key(&versions.0) && out.by_version.contains_key(&versions.1);
+    let both_used =
+        out.by_version.contains_key(&versions.0) && out.by_version.contains_key(&versions.1);
     let checks = vec![
         check(
             "policy reloads answered in every process's log",
-            reloads
-                .iter()
-                .all(|r| r.receiver_logged && r.worker_logged),
+            reloads.iter().all(|r| r.receiver_logged && r.worker_logged),
             format!(
                 "{valid} valid SIGHUPs (\"policy reloaded\"), {invalid} with an invalid file (\"policy reload refused\"); {} not logged by both",
                 reloads
@@ -578,7 +581,13 @@ pub fn decisions(
                     .iter()
                     .map(|(v, n)| format!(
                         "{n} by {} ({v})",
-                        if *v == versions.0 { "A" } else if *v == versions.1 { "B" } else { "?" }
+                        if *v == versions.0 {
+                            "A"
+                        } else if *v == versions.1 {
+                            "B"
+                        } else {
+                            "?"
+                        }
                     ))
                     .collect::<Vec<_>>()
                     .join(", "),
@@ -672,7 +681,10 @@ pub fn rss(
     let receiver = rss_of(samples, Role::Receiver, w);
     let worker = rss_of(samples, Role::Worker, w);
     for (name, r) in [
-        ("receiver RSS steady (drift within the tolerance)", &receiver),
+        (
+            "receiver RSS steady (drift within the tolerance)",
+            &receiver,
+        ),
         ("worker RSS steady across restarts", &worker),
     ] {
         checks.push(match r {

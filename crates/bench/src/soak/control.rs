@@ -232,7 +232,10 @@ impl Processes {
     }
 
     /// SIGTERMs both (worker first) and waits for each to exit; their statuses.
-    pub async fn stop(&mut self, within: Duration) -> Vec<(Role, Option<std::process::ExitStatus>)> {
+    pub async fn stop(
+        &mut self,
+        within: Duration,
+    ) -> Vec<(Role, Option<std::process::ExitStatus>)> {
         let mut out = Vec::new();
         for (role, replica) in [
             (Role::Worker, &mut self.worker),
