@@ -65,6 +65,9 @@ use offboard_sandbox::{Sandbox, SandboxOptions};
 /// Open records of each kind (leads, contacts, deals, tasks) per leaver.
 const PER_KIND: usize = 1;
 
+/// How long past `--drain-secs` a job still moving is waited for.
+const DRAIN_GRACE: Duration = Duration::from_secs(30);
+
 /// Arguments of `offboard bench soak`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SoakArgs {
@@ -101,7 +104,9 @@ pub struct SoakArgs {
     /// `[worker] lease_secs`: how soon a killed worker's jobs are taken up again.
     #[arg(long, default_value_t = 10)]
     pub lease_secs: u64,
-    /// At most this long, after the load, for the worker to finish what it can.
+    /// After the load, wait for the retries due within this many seconds; a job
+    /// still moving at the end of it (a retry that just fired, a verification)
+    /// gets at most 30 s more.
     #[arg(long, default_value_t = 120.0)]
     pub drain_secs: f64,
     /// Read each process's RSS this often, in seconds.
@@ -394,13 +399,14 @@ async fn soak(
     let (mut procs, control) = chaos_task.await.context("the chaos task")?;
 
     // Drain: the worker finishes what it can; a job in a retry's backoff beyond
-    // the bound is where it should be, and waiting would not change it.
+    // the bound is where it should be, and waiting would not change it. One that
+    // is moving at the bound (its retry just fired) is waited for, a little.
     let drain_started = Instant::now();
-    let deadline = drain_started + Duration::from_secs_f64(args.drain_secs);
+    let hard_stop = drain_started + Duration::from_secs_f64(args.drain_secs) + DRAIN_GRACE;
     let deadline_utc =
         Utc::now() + chrono::Duration::milliseconds((args.drain_secs * 1000.0) as i64);
     loop {
-        if drained(&store, deadline_utc).await? || Instant::now() >= deadline {
+        if drained(&store, deadline_utc).await? || Instant::now() >= hard_stop {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -630,7 +636,8 @@ async fn states_line(store: &SharedStore) -> String {
 }
 
 /// Nothing queued or running, and every scheduled job waits out a retry's
-/// backoff past `deadline` (so waiting until then would not change it).
+/// backoff past `deadline` (so waiting until then would not change it); a
+/// verification poll or a retry due before `deadline` is still to be waited for.
 async fn drained(store: &SharedStore, deadline: chrono::DateTime<Utc>) -> anyhow::Result<bool> {
     let counts = store.count_by_state().await?;
     let busy = [JobState::Queued, JobState::Running]
