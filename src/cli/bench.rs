@@ -6,6 +6,7 @@ use offboard_bench::{
     ingest::{self, IngestArgs},
     pacing::{self, PacingArgs},
     scaling::{self, ScalingArgs},
+    soak::{self, SoakArgs},
 };
 
 /// The benchmarks.
@@ -20,6 +21,11 @@ pub(super) enum BenchCommand {
     /// Jobs per second with 1, 2, 3 worker processes on PostgreSQL (and 1 on
     /// SQLite), and what a permit of the shared CRM budget costs.
     Scaling(ScalingArgs),
+    /// A bounded soak: steady webhooks with hostile ones, a faulty CRM, the worker
+    /// SIGKILLed and restarted, policy reloads by SIGHUP; then checks that nothing
+    /// accepted was lost, every job is where it should be, RSS stayed steady and
+    /// nothing panicked (RELIABILITY.md). Exits 1 when a check fails.
+    Soak(SoakArgs),
 }
 
 pub(super) async fn run(command: BenchCommand) -> Result<(), CliError> {
@@ -27,5 +33,6 @@ pub(super) async fn run(command: BenchCommand) -> Result<(), CliError> {
         BenchCommand::Ingest(args) => ingest::run(args).await.map_err(CliError::Failed),
         BenchCommand::Pacing(args) => pacing::run(args).await.map_err(CliError::Failed),
         BenchCommand::Scaling(args) => scaling::run(args).await.map_err(CliError::Failed),
+        BenchCommand::Soak(args) => soak::run(args).await.map_err(CliError::Failed),
     }
 }

@@ -10,15 +10,17 @@
 //!   (`OFFBOARD__SERVER__LISTEN=127.0.0.1:0`).
 //! - [`Replica`]: one `offboard serve --role …` child process; it learns its
 //!   port and the worker's lease-owner id from the log, and is SIGKILLed when
-//!   dropped.
+//!   dropped. [`Replica::spawn_logged`] also keeps everything the child writes in
+//!   files and counts its policy reloads and panics as they are logged (the soak).
 //! - [`play_admin`]: the Sell admin, who deactivates each user an offboard task
 //!   asks about, as soon as the task appears.
 
 use std::{
     collections::HashSet,
-    io::{BufRead, BufReader},
+    fs::File,
+    io::{BufRead, BufReader, LineWriter, Write},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -326,6 +328,8 @@ pub struct Replica {
     /// has read it from the child's log.
     pub port: u16,
     announced: Arc<Mutex<Announced>>,
+    /// The thread copying the child's stdout (joined once it has exited).
+    drained: Option<std::thread::JoinHandle<()>>,
 }
 
 /// What the child's log said about itself.
@@ -333,34 +337,97 @@ pub struct Replica {
 struct Announced {
     port: Option<u16>,
     worker_id: Option<String>,
+    /// "policy reloaded" lines (a SIGHUP with a valid file).
+    reloaded: usize,
+    /// "policy reload refused" lines (a SIGHUP with an invalid file).
+    refused: usize,
+    /// Lines that say "panicked" (offboard logs every panic as one).
+    panics: usize,
 }
+
+/// What a [`Replica`]'s log has said so far (see [`Replica::log_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogCounts {
+    /// "policy reloaded" lines.
+    pub reloaded: usize,
+    /// "policy reload refused" lines.
+    pub refused: usize,
+    /// Lines that say "panicked".
+    pub panics: usize,
+}
+
+/// The log filter [`Replica::spawn`] gives its children: the port and the
+/// worker's id (info), everything else at warnings.
+pub const FLEET_LOG: &str = "warn,offboard::cli::serve=info,offboard_core::worker=info";
 
 impl Replica {
     /// Starts `exe serve --config CONFIG --role ROLE` on a port the child picks
     /// itself (it logs the address it bound), so two children never race for
     /// a port probed in advance.
     pub fn spawn(exe: &Path, config: &Path, role: &str) -> std::io::Result<Replica> {
+        Self::start(exe, config, role, FLEET_LOG, None)
+    }
+
+    /// [`spawn`](Self::spawn) with the log filter `log_filter` (`OFFBOARD_LOG`),
+    /// keeping every line the child writes: stdout in `log`, stderr next to it
+    /// (`log` with the extension `stderr`). Both are complete once the child has
+    /// exited and [`kill`](Self::kill) or [`wait_exit`](Self::wait_exit) returned.
+    pub fn spawn_logged(
+        exe: &Path,
+        config: &Path,
+        role: &str,
+        log_filter: &str,
+        log: &Path,
+    ) -> std::io::Result<Replica> {
+        Self::start(exe, config, role, log_filter, Some(log))
+    }
+
+    fn start(
+        exe: &Path,
+        config: &Path,
+        role: &str,
+        log_filter: &str,
+        log: Option<&Path>,
+    ) -> std::io::Result<Replica> {
+        let stderr = match log {
+            Some(path) => Stdio::from(File::create(path.with_extension("stderr"))?),
+            None => Stdio::inherit(),
+        };
+        let mut sink = match log {
+            Some(path) => Some(LineWriter::new(File::create(path)?)),
+            None => None,
+        };
         let mut child = Command::new(exe)
             .args(["serve", "--log-format", "json", "--role", role, "--config"])
             .arg(config)
             .env("OFFBOARD__SERVER__LISTEN", "127.0.0.1:0")
             // "offboard listening" (info) gives the port, "worker started" (info)
-            // the lease owner; everything else: warnings.
-            .env(
-                "OFFBOARD_LOG",
-                "warn,offboard::cli::serve=info,offboard_core::worker=info",
-            )
+            // the lease owner; the rest is what the caller asked for.
+            .env("OFFBOARD_LOG", log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()?;
         let announced = Arc::new(Mutex::new(Announced::default()));
+        let mut drained = None;
         if let Some(out) = child.stdout.take() {
             let slot = announced.clone();
             // Drains the pipe for the child's whole life (a full pipe would block it).
-            std::thread::spawn(move || {
+            drained = Some(std::thread::spawn(move || {
                 for line in BufReader::new(out).lines() {
                     let Ok(line) = line else { break };
+                    if let Some(sink) = sink.as_mut() {
+                        let _ = writeln!(sink, "{line}");
+                    }
+                    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+                    if line.contains("panicked") {
+                        slot.panics += 1;
+                    }
+                    if line.contains("policy reload refused") {
+                        slot.refused += 1;
+                    } else if line.contains("policy reloaded") {
+                        slot.reloaded += 1;
+                    }
                     let Ok(v) = serde_json::from_str::<Value>(&line) else {
                         continue;
                     };
@@ -370,7 +437,6 @@ impl Replica {
                             .and_then(Value::as_str)
                             .map(str::to_owned)
                     };
-                    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
                     if line.contains("offboard listening") {
                         slot.port = field("addr")
                             .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
@@ -379,13 +445,80 @@ impl Replica {
                         slot.worker_id = field("worker");
                     }
                 }
-            });
+                if let Some(mut sink) = sink {
+                    let _ = sink.flush();
+                }
+            }));
         }
         Ok(Replica {
             child,
             port: 0,
             announced,
+            drained,
         })
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What its log has said so far.
+    pub fn log_counts(&self) -> LogCounts {
+        let a = self.announced.lock().unwrap_or_else(|p| p.into_inner());
+        LogCounts {
+            reloaded: a.reloaded,
+            refused: a.refused,
+            panics: a.panics,
+        }
+    }
+
+    /// Its exit status, if it has exited (without waiting).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Sends `signal` (`HUP`, `TERM`, …) with kill(1), which keeps the crate free
+    /// of a libc binding for the few signals the benchmarks send.
+    pub fn signal(&self, signal: &str) -> std::io::Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "kill -{signal} {} failed: {status}",
+                self.pid()
+            )))
+        }
+    }
+
+    /// Waits up to `within` for the child to exit (after a signal); its status,
+    /// or `None` if it is still running. Once it returns a status, the log files
+    /// are complete.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.exited() {
+                self.finish_log();
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Joins the thread that copies stdout (the child has exited: its pipe closes).
+    fn finish_log(&mut self) {
+        if let Some(t) = self.drained.take() {
+            let _ = t.join();
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -436,10 +569,11 @@ impl Replica {
         }
     }
 
-    /// SIGKILL, and reap.
+    /// SIGKILL, and reap; the log files are complete when it returns.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.finish_log();
     }
 }
 
@@ -476,7 +610,7 @@ pub async fn play_admin(
 }
 
 /// The N of `… (id N) …` in an offboard admin task.
-fn user_named_in(content: &str) -> Option<i64> {
+pub fn user_named_in(content: &str) -> Option<i64> {
     if !content.starts_with("offboard: please") {
         return None;
     }

@@ -29,7 +29,7 @@ use std::{
 
 use anyhow::Context;
 
-pub use server::{Commit, serve_baseline};
+pub use server::{Commit, proc_status_kib, serve_baseline};
 
 use self::{
     events::Pool,

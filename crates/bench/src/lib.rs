@@ -1,6 +1,7 @@
 //! Benchmarks that run from the product binary (`offboard bench …`), so anyone can
-//! reproduce the numbers in BENCHMARKS.md on their own machine. Each reports ratios
-//! against a baseline measured in the same run, never absolute thresholds.
+//! reproduce the numbers in BENCHMARKS.md on their own machine. Each benchmark
+//! reports ratios against a baseline measured in the same run, never absolute
+//! thresholds; the soak checks promises instead (nothing lost, nothing stuck).
 //!
 //! - [`ingest`]: webhook ingest throughput and latency against a bare axum route,
 //!   before and after group commit, with a zero-lost-events check, RSS and start-up.
@@ -9,6 +10,10 @@
 //!   on each CRM.
 //! - [`scaling`]: jobs per second with 1, 2, 3 worker processes on PostgreSQL and
 //!   1 on SQLite, and the cost of a permit from the shared CRM budget.
+//! - [`soak`]: a bounded soak (`offboard bench soak`): webhooks at a steady rate
+//!   with hostile ones among them, a faulty CRM sandbox, the worker SIGKILLed and
+//!   restarted, policy reloads; then checks that nothing accepted was lost and
+//!   every job is where it should be, RSS drift and panics (RELIABILITY.md).
 //! - [`fleet`]: the pieces it runs (a leavers org, a fleet config, `offboard serve`
 //!   child processes, a Sell admin); `tests/replicas.rs` uses them too.
 
@@ -18,3 +23,4 @@ pub mod fleet;
 pub mod ingest;
 pub mod pacing;
 pub mod scaling;
+pub mod soak;
