@@ -41,9 +41,12 @@ pub use mapping::mapping;
 pub use policy::policy_parse;
 pub use signatures::{scheme_verify, signature_headers};
 
+/// A target's body: any bytes in, no panic.
+pub type Target = fn(&[u8]);
+
 /// Every fuzz target by name (the name of its `fuzz/fuzz_targets/<name>.rs` and of
 /// its `fuzz/corpus/<name>/` directory).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("signature_headers", signature_headers),
     ("scheme_verify", scheme_verify),
     ("mapping", mapping),
