@@ -487,7 +487,7 @@ pub(crate) fn retry_after_header(headers: &HeaderMap, now: SystemTime) -> Option
         && secs.is_finite()
         && secs >= 0.0
     {
-        return Some(Duration::from_secs_f64(secs));
+        return Some(seconds(secs));
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     Some(SystemTime::from(at).duration_since(now).unwrap_or_default())
@@ -499,11 +499,25 @@ pub(crate) fn retry_after_header(headers: &HeaderMap, now: SystemTime) -> Option
 pub(crate) fn reset_wait(value: f64, now: SystemTime) -> Duration {
     const UNIX_TIME_THRESHOLD: f64 = 1_000_000_000.0;
     if value >= UNIX_TIME_THRESHOLD {
-        let at = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(value);
-        at.duration_since(now).unwrap_or_default()
+        match SystemTime::UNIX_EPOCH.checked_add(seconds(value)) {
+            Some(at) => at.duration_since(now).unwrap_or_default(),
+            // Later than the clock can say: as long a wait as any.
+            None => Duration::MAX,
+        }
     } else {
-        Duration::from_secs_f64(value)
+        seconds(value)
     }
+}
+
+/// A header's number of seconds as a wait. A number no `Duration` holds (a
+/// vendor's or a proxy's `1e300`) is the longest wait, which the callers cap
+/// (`max_pause`) or hand back (`max_retry_after`); a negative or NaN one is none.
+fn seconds(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value).unwrap_or(if value > 0.0 {
+        Duration::MAX
+    } else {
+        Duration::ZERO
+    })
 }
 
 /// Reads a 2xx answer; an answer that isn't what the vendor documents is permanent.
@@ -713,5 +727,21 @@ mod tests {
         assert!(call.idempotent());
         call.method = Method::POST;
         assert!(!call.idempotent());
+    }
+
+    /// Found by review while writing the `crm_responses` fuzz target (inputs in
+    /// `fuzz/regressions/crm_responses/`): a `Retry-After` or reset of `1e300`
+    /// seconds, or a reset past what the clock can say, panicked in the client.
+    #[test]
+    fn waits_too_long_for_a_duration_are_the_longest_wait() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        for value in ["1e300", "18446744073709551616"] {
+            let h = test_headers(&[("retry-after", value)]);
+            assert_eq!(retry_after_header(&h, now), Some(Duration::MAX), "{value}");
+        }
+        assert_eq!(reset_wait(1e300, now), Duration::MAX);
+        assert_eq!(reset_wait(1e19, now), Duration::MAX);
+        assert_eq!(reset_wait(1.8e9 + 5.0, now), Duration::from_secs(5));
+        assert_eq!(reset_wait(2.5, now), Duration::from_millis(2500));
     }
 }

@@ -787,6 +787,73 @@ pub(super) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
     limits.pause()
 }
 
+/// Reads one answer the way the client does, for the fuzz targets
+/// (`crates/fuzzing`, `fuzz/`), which must reach these private shapes: `body` as
+/// every 2xx answer the client decodes (owner, settings-user and object pages with
+/// their cursors, one owner, one settings user, the ticket pipelines, a batch
+/// update's answer for a few ids, a created task) with what it then asks of them,
+/// and `status`, `body` and `headers` through the error and rate-limit rules.
+/// Returns how many answer shapes `body` decoded as. Nothing here may panic,
+/// whatever HubSpot or a proxy in front of it sends.
+pub fn read_every_answer(status: u16, headers: &HeaderMap, body: &[u8], now: SystemTime) -> usize {
+    let mut decoded = 0;
+    let mut closed = HashSet::new();
+    if let Ok(pipelines) = serde_json::from_slice::<Pipelines>(body) {
+        decoded += 1;
+        closed = closed_ticket_stages(&pipelines);
+    }
+    let settings = serde_json::from_slice::<SettingsUser>(body).ok();
+    decoded += usize::from(settings.is_some());
+    if let Ok(page) = serde_json::from_slice::<Page<Owner>>(body) {
+        decoded += 1;
+        let _ = page.next_after();
+        for owner in page.results {
+            let _ = owner.user();
+            for lookup in [Lookup::Unknown, Lookup::Gone] {
+                let _ = owner.clone().into_user(lookup);
+            }
+            if let Some(user) = &settings {
+                let _ = owner.into_user(Lookup::Found(user));
+            }
+        }
+    }
+    if let Ok(owner) = serde_json::from_slice::<Owner>(body) {
+        decoded += 1;
+        let _ = owner.into_user(Lookup::Unknown);
+    }
+    if let Ok(page) = serde_json::from_slice::<Page<SettingsUser>>(body) {
+        decoded += 1;
+        let _ = page.next_after();
+    }
+    if let Ok(page) = serde_json::from_slice::<Page<RawObject>>(body) {
+        decoded += 1;
+        let _ = page.next_after();
+        for object in page.results {
+            let _ = (object.owner(), object.id.as_i64());
+            for kind in [
+                ObjectType::Contacts,
+                ObjectType::Companies,
+                ObjectType::Deals,
+                ObjectType::Tasks,
+                ObjectType::Tickets,
+            ] {
+                let _ = object.is_open(kind, &closed);
+            }
+            let _ = object.mentions("[offboard job");
+        }
+    }
+    if let Ok(answer) = serde_json::from_slice::<BatchResponse>(body) {
+        decoded += 1;
+        let ids: Vec<CrmId> = ["1", "2", "101"].into_iter().map(CrmId::from).collect();
+        let _ = batch_outcomes(&ids, &answer);
+    }
+    decoded += usize::from(serde_json::from_slice::<RawObject>(body).is_ok());
+    let _ = quota_pause(headers);
+    let error = refusal(error_for(status, body, retry_after(headers, now)));
+    let _ = error.to_string();
+    decoded
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,6 +79,8 @@
 
 mod wire;
 
+pub use self::wire::read_every_answer;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;

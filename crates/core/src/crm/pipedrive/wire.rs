@@ -99,12 +99,15 @@ impl<T> Page<T> {
         if more != Some(true) || got == 0 {
             return None;
         }
-        let next = offset
-            .and_then(|o| o.next_start)
-            .unwrap_or(start + got)
-            // A next_start that does not move forward would loop forever.
-            .max(start + 1);
-        Some(next)
+        // No page starts after the last offset there is: a `start` Pipedrive (or a
+        // proxy) pushed to u64::MAX ends the listing rather than overflowing.
+        let floor = start.checked_add(1)?;
+        let next = match offset.and_then(|o| o.next_start) {
+            Some(next) => next,
+            None => start.checked_add(got)?,
+        };
+        // A next_start that does not move forward would loop forever.
+        Some(next.max(floor))
     }
 }
 
@@ -561,6 +564,60 @@ pub(super) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
     retry_after_header(headers, now).or_else(|| RateLimit::from_headers(headers, now).reset)
 }
 
+/// Reads one answer the way the client does, for the fuzz targets
+/// (`crates/fuzzing`, `fuzz/`), which must reach these private shapes: `body` as
+/// every 2xx answer the client decodes (the `success: false` verdict first; user
+/// and record pages in both paging styles, each page's next cursor or start fed
+/// back as the client feeds it; one user, `me`, a created activity) with what it
+/// then asks of them, and `status`, `body` and `headers` through the error and
+/// rate-limit rules. Returns how many answer shapes `body` decoded as. Nothing here
+/// may panic, whatever Pipedrive or a proxy in front of it sends.
+pub fn read_every_answer(status: u16, headers: &HeaderMap, body: &[u8], now: SystemTime) -> usize {
+    fn paged<T>(page: &Page<T>) {
+        let _ = page.next_cursor();
+        if let Some(start) = page.next_start(0) {
+            let _ = page.next_start(start);
+        }
+    }
+    let mut decoded = 0;
+    if says_unsuccessful(body) {
+        let _ = unsuccessful(200, body);
+    }
+    if let Ok(page) = serde_json::from_slice::<Page<RawUser>>(body) {
+        decoded += 1;
+        paged(&page);
+        for user in page.into_items() {
+            let _ = user.into_user();
+        }
+    }
+    if let Ok(page) = serde_json::from_slice::<Page<RawRecord>>(body) {
+        decoded += 1;
+        paged(&page);
+        for record in page.into_items() {
+            for kind in [
+                RecordKind::Lead,
+                RecordKind::Person,
+                RecordKind::Organization,
+                RecordKind::Deal,
+                RecordKind::Activity,
+            ] {
+                let _ = record.is_open(kind);
+            }
+            let _ = record.mentions("[offboard job");
+        }
+    }
+    if let Ok(single) = serde_json::from_slice::<Single<RawUser>>(body) {
+        decoded += 1;
+        let _ = single.data.map(RawUser::into_user);
+    }
+    decoded += usize::from(serde_json::from_slice::<Single<Me>>(body).is_ok());
+    decoded += usize::from(serde_json::from_slice::<Single<Created>>(body).is_ok());
+    let _ = quota_pause(headers);
+    let error = refusal(error_for(status, body, retry_after(headers, now)));
+    let _ = error.to_string();
+    decoded
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -691,6 +748,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(empty_but_more.next_start(0), None);
+    }
+
+    /// Found by review while writing the `crm_responses` fuzz target (input in
+    /// `fuzz/regressions/crm_responses/`): the client feeds `next_start` back as
+    /// the next page's `start`, and a `next_start` of u64::MAX overflowed there.
+    #[test]
+    fn an_offset_at_the_end_of_u64_ends_the_listing() {
+        let page: Page<RawRecord> = serde_json::from_str(
+            r#"{"data":[{"id":1}],"additional_data":{"more_items_in_collection":true,"next_start":18446744073709551615}}"#,
+        )
+        .unwrap();
+        let start = page.next_start(0).unwrap();
+        assert_eq!(start, u64::MAX);
+        assert_eq!(page.next_start(start), None);
+        let flat: Page<RawRecord> = serde_json::from_str(
+            r#"{"data":[{"id":1}],"additional_data":{"more_items_in_collection":true}}"#,
+        )
+        .unwrap();
+        assert_eq!(flat.next_start(u64::MAX - 1), Some(u64::MAX));
     }
 
     #[test]

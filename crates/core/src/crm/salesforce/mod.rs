@@ -119,6 +119,8 @@
 
 mod wire;
 
+pub use self::wire::read_every_answer;
+
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,

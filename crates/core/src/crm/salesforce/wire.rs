@@ -4,7 +4,7 @@
 //! every rule here is unit-tested without a server. The facts and their sources
 //! are listed in the parent module.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::{
     crm::{
         contract::{CrmError, WriteOutcome},
-        transport::{header_text, status_reason},
+        transport::{header_text, retry_after_header, status_reason},
     },
     domain::{CrmId, CrmUser, UserRole, UserStatus},
 };
@@ -681,6 +681,68 @@ pub(super) fn quota_pause(headers: &HeaderMap) -> Option<Duration> {
     ApiUsage::from_headers(headers)
         .filter(ApiUsage::spent)
         .map(|_| ALLOCATION_PAUSE)
+}
+
+/// Reads one answer the way the client does, for the fuzz targets
+/// (`crates/fuzzing`, `fuzz/`), which must reach these private shapes: `body` as
+/// every 2xx answer the client decodes (user and record query batches with their
+/// locators, the SaveResults of a collection write for a few ids, one SaveResult,
+/// the userinfo answer) with what it then asks of them, and `status`, `body` and
+/// `headers` through the error and limit rules (`Retry-After` is the transport's
+/// reader, as in the client's dialect). Returns how many answer shapes `body`
+/// decoded as. Nothing here may panic, whatever Salesforce or a proxy in front of
+/// it sends.
+pub fn read_every_answer(status: u16, headers: &HeaderMap, body: &[u8], now: SystemTime) -> usize {
+    fn located<T>(page: &QueryPage<T>) {
+        if let Ok(Some(next)) = page.next(None) {
+            let _ = page.next(Some(&next));
+        }
+    }
+    let mut decoded = 0;
+    if let Ok(page) = serde_json::from_slice::<QueryPage<SfUser>>(body) {
+        decoded += 1;
+        located(&page);
+        let wanted = page.records.first().map(|u| u.email().to_owned());
+        if let Some(wanted) = wanted {
+            let _ = pick_by_email(page.records.clone(), &wanted);
+        }
+        for user in page.records {
+            let _ = user.into_user();
+        }
+    }
+    if let Ok(page) = serde_json::from_slice::<QueryPage<SfRecord>>(body) {
+        decoded += 1;
+        located(&page);
+        for record in page.records {
+            let _ = (record.owner(), plausible_id(&record.id));
+            for object in [
+                SObject::Lead,
+                SObject::Contact,
+                SObject::Account,
+                SObject::Opportunity,
+                SObject::Task,
+                SObject::Case,
+            ] {
+                let _ = record.is_open(object);
+            }
+            let _ = record.mentions("[offboard job");
+        }
+    }
+    if let Ok(answer) = serde_json::from_slice::<Vec<SaveResult>>(body) {
+        decoded += 1;
+        let ids: Vec<CrmId> = ["001000000000001AAA", "001000000000002AAA"]
+            .into_iter()
+            .map(CrmId::from)
+            .collect();
+        let _ = collection_outcomes(&ids, &answer);
+    }
+    decoded += usize::from(serde_json::from_slice::<SaveResult>(body).is_ok());
+    decoded += usize::from(serde_json::from_slice::<UserInfo>(body).is_ok());
+    let _ = quota_pause(headers);
+    let retry_after = retry_after_header(headers, now);
+    let error = error_for(status, body, retry_after);
+    let _ = error.to_string();
+    decoded
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@
 
 mod wire;
 
+pub use self::wire::read_every_answer;
+
 use std::{
     collections::HashSet,
     sync::Arc,

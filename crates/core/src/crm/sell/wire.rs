@@ -220,6 +220,41 @@ pub(super) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
     Some(reset_wait(value, now))
 }
 
+/// Reads one answer the way the client does, for the fuzz targets
+/// (`crates/fuzzing`, `fuzz/`), which must reach these private shapes: `body` as
+/// every 2xx answer the client decodes (user, record, stage and task pages, one
+/// user, a created task) with what it then asks of them, and `status`, `body` and
+/// `headers` through the error and `Retry-After` rules. Returns how many answer
+/// shapes `body` decoded as. Nothing here may panic, whatever Sell or a proxy in
+/// front of it sends.
+pub fn read_every_answer(status: u16, headers: &HeaderMap, body: &[u8], now: SystemTime) -> usize {
+    use crate::domain::CrmUser;
+    let mut decoded = 0;
+    if let Ok(page) = serde_json::from_slice::<Page<CrmUser>>(body) {
+        decoded += 1;
+        let _ = page.has_next();
+        for user in page.items {
+            let _ = (user.data.is_active(), user.data.is_deleted());
+        }
+    }
+    if let Ok(page) = serde_json::from_slice::<Page<RawRecord>>(body) {
+        decoded += 1;
+        let _ = page.has_next();
+    }
+    if let Ok(page) = serde_json::from_slice::<Page<RawStage>>(body) {
+        decoded += 1;
+        for stage in page.items {
+            let _ = stage.data.is_closed();
+        }
+    }
+    decoded += usize::from(serde_json::from_slice::<Page<RawTask>>(body).is_ok());
+    decoded += usize::from(serde_json::from_slice::<Single<CrmUser>>(body).is_ok());
+    decoded += usize::from(serde_json::from_slice::<Single<Created>>(body).is_ok());
+    let error = error_for(status, body, retry_after(headers, now));
+    let _ = error.to_string();
+    decoded
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

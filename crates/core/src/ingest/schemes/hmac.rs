@@ -131,6 +131,27 @@ pub enum HmacConfigError {
         /// The configured timestamp header.
         header: String,
     },
+    /// `sources.hmac.prefix` holds what no sender can put at the start of a header
+    /// value: anything but visible ASCII and inner spaces (HTTP drops leading
+    /// whitespace, and control characters or non-ASCII bytes cannot be read as text).
+    #[error(
+        "sources.hmac.prefix: {prefix:?} cannot begin a header value (use visible ASCII; spaces only after the first character)"
+    )]
+    BadPrefix {
+        /// The prefix as written.
+        prefix: String,
+    },
+    /// Two of the signature, timestamp and message-id headers are one header, so
+    /// a request carries it twice and is always refused.
+    #[error("{key}: {name:?} is already the {other}; each needs a header of its own")]
+    SharedHeader {
+        /// The key whose header repeats an earlier one.
+        key: &'static str,
+        /// The header name as written.
+        name: String,
+        /// The role it already has, e.g. `signature header (sources.hmac.header)`.
+        other: &'static str,
+    },
     /// The template signs `{message_id}` but no header carries it.
     #[error(
         "sources.hmac.signed: {signed:?} uses {{message_id}} but sources.hmac.message_id_header is not set"
@@ -307,6 +328,52 @@ fn check_header_name(key: &'static str, name: &str) -> Result<(), HmacConfigErro
         })
 }
 
+/// A sender writes `prefix` first in the header value: it must survive HTTP (no
+/// leading whitespace) and read as text (visible ASCII, and spaces).
+fn check_prefix(prefix: &str) -> Result<(), HmacConfigError> {
+    let sendable = prefix.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    if sendable && !prefix.starts_with(' ') {
+        Ok(())
+    } else {
+        Err(HmacConfigError::BadPrefix {
+            prefix: prefix.to_owned(),
+        })
+    }
+}
+
+/// The signature, timestamp and message-id headers are three headers (names
+/// compare case-insensitively, as HTTP's do).
+fn check_distinct(
+    header: &str,
+    timestamp: Option<&str>,
+    message_id: Option<&str>,
+) -> Result<(), HmacConfigError> {
+    const SIGNATURE: &str = "signature header (sources.hmac.header)";
+    let shared = |key, name: &str, other| HmacConfigError::SharedHeader {
+        key,
+        name: name.to_owned(),
+        other,
+    };
+    if let Some(ts) = timestamp
+        && ts.eq_ignore_ascii_case(header)
+    {
+        return Err(shared("sources.hmac.timestamp_header", ts, SIGNATURE));
+    }
+    if let Some(id) = message_id {
+        if id.eq_ignore_ascii_case(header) {
+            return Err(shared("sources.hmac.message_id_header", id, SIGNATURE));
+        }
+        if timestamp.is_some_and(|ts| ts.eq_ignore_ascii_case(id)) {
+            return Err(shared(
+                "sources.hmac.message_id_header",
+                id,
+                "timestamp header (sources.hmac.timestamp_header)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl HmacSpec {
     /// A preset (or nothing, for `scheme = "hmac"`) overridden by `[sources.hmac]`.
     /// An empty string removes an optional header a preset sets.
@@ -371,6 +438,12 @@ impl HmacSpec {
         if let Some(h) = &message_id_header {
             check_header_name("sources.hmac.message_id_header", h)?;
         }
+        check_prefix(&prefix)?;
+        check_distinct(
+            &header,
+            timestamp_header.as_deref(),
+            message_id_header.as_deref(),
+        )?;
         let signs_ts = parts.contains(&Part::Timestamp);
         match (&timestamp_header, signs_ts) {
             (None, true) => return Err(HmacConfigError::TimestampHeaderMissing { signed }),
@@ -751,6 +824,69 @@ mod tests {
         assert!(bad("{body}", Some("X-Ts")).contains("cannot stop replays"));
         assert!(bad("{body}{message_id}", None).contains("message_id_header"));
         assert!(bad("{body", None).contains("unclosed"));
+    }
+
+    /// The `scheme_verify` fuzz target's sign-then-verify property fails on these
+    /// (hand-written inputs, kept in `fuzz/regressions/scheme_verify/`): the
+    /// settings were accepted, yet no request could ever verify under them.
+    #[test]
+    fn settings_no_request_can_satisfy_are_refused() {
+        let resolve = |o: HmacConfig| {
+            HmacSpec::resolve(
+                None,
+                &HmacConfig {
+                    header: Some("X-Sig".into()),
+                    ..o
+                },
+                300,
+            )
+            .map_err(|e| e.to_string())
+        };
+        let shared = resolve(HmacConfig {
+            signed: Some("{timestamp}{body}".into()),
+            timestamp_header: Some("x-sig".into()),
+            ..HmacConfig::default()
+        })
+        .unwrap_err();
+        assert!(
+            shared.starts_with("sources.hmac.timestamp_header:"),
+            "{shared}"
+        );
+        let shared = resolve(HmacConfig {
+            message_id_header: Some("X-SIG".into()),
+            ..HmacConfig::default()
+        })
+        .unwrap_err();
+        assert!(
+            shared.starts_with("sources.hmac.message_id_header:"),
+            "{shared}"
+        );
+        let shared = resolve(HmacConfig {
+            signed: Some("{timestamp}{message_id}{body}".into()),
+            timestamp_header: Some("X-Ts".into()),
+            message_id_header: Some("x-ts".into()),
+            ..HmacConfig::default()
+        })
+        .unwrap_err();
+        assert!(shared.contains("timestamp header"), "{shared}");
+        for prefix in ["\n", " t=", "\u{e9}=", "t=\t"] {
+            let bad = resolve(HmacConfig {
+                prefix: Some(prefix.into()),
+                ..HmacConfig::default()
+            })
+            .unwrap_err();
+            assert!(bad.starts_with("sources.hmac.prefix:"), "{prefix:?}: {bad}");
+        }
+        for prefix in ["", "sha256=", "t= ", "v1, x"] {
+            assert!(
+                resolve(HmacConfig {
+                    prefix: Some(prefix.into()),
+                    ..HmacConfig::default()
+                })
+                .is_ok(),
+                "{prefix:?}"
+            );
+        }
     }
 
     #[test]
