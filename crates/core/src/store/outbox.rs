@@ -10,6 +10,34 @@ use super::contract::{
     DeliveryLease, DeliveryRetry, NewNotification, NotificationState, StoreError,
 };
 
+/// Ends a fenced step's transaction: when the fence held, the step's notices are
+/// written in it too; then it commits. Returns whether the fence held.
+pub(crate) async fn commit_fenced<DB>(
+    mut tx: sqlx::Transaction<'static, DB>,
+    held: bool,
+    (insert, audit): (&'static str, &'static str),
+    job_id: &str,
+    notices: &[NewNotification],
+    now: i64,
+) -> Result<bool, StoreError>
+where
+    DB: Database,
+    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'t> String: Encode<'t, DB>,
+    String: Type<DB>,
+    for<'t> i64: Encode<'t, DB>,
+    i64: Type<DB>,
+    <DB as Database>::QueryResult: RowsAffected,
+    StoreError: From<sqlx::Error>,
+{
+    if held {
+        insert_notices(&mut tx, insert, audit, job_id, notices, now).await?;
+    }
+    tx.commit().await?;
+    Ok(held)
+}
+
 /// Writes `notices` for `job_id` inside the transaction of the step that causes
 /// them: `insert` stores one row (parameters: id, job id, event, channel, target,
 /// message as text, now; `ON CONFLICT (id) DO NOTHING`), and each row actually

@@ -584,20 +584,15 @@ impl Statements for PgStore {
             .fenced_value(lease, action, plan, now)
             .execute(&mut *tx)
             .await?;
-        let held = done.rows_affected() > 0;
-        if held {
-            outbox::insert_notices(
-                &mut tx,
-                NOTICE_INSERT,
-                NOTICE_AUDIT,
-                &lease.job_id,
-                notices,
-                now,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(held)
+        outbox::commit_fenced(
+            tx,
+            done.rows_affected() > 0,
+            (NOTICE_INSERT, NOTICE_AUDIT),
+            &lease.job_id,
+            notices,
+            now,
+        )
+        .await
     }
 
     async fn write_checkpoint(
@@ -630,20 +625,15 @@ impl Statements for PgStore {
             .fenced_value(lease, key, v, now)
             .execute(&mut *tx)
             .await?;
-        let held = done.rows_affected() > 0;
-        if held {
-            outbox::insert_notices(
-                &mut tx,
-                NOTICE_INSERT,
-                NOTICE_AUDIT,
-                &lease.job_id,
-                notices,
-                now,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(held)
+        outbox::commit_fenced(
+            tx,
+            done.rows_affected() > 0,
+            (NOTICE_INSERT, NOTICE_AUDIT),
+            &lease.job_id,
+            notices,
+            now,
+        )
+        .await
     }
 
     async fn append_audit(&self, job_id: &str, entries: &[(String, Value)]) -> StoreResult<()> {
