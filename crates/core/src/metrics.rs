@@ -192,8 +192,8 @@ pub const FAMILIES: &[Family] = &[
     Family {
         name: CRM_PACING_WAIT_SECONDS,
         kind: Kind::Histogram,
-        labels: &[],
-        help: "How long each CRM call waited for the shared request budget (rate and in-flight limit) before it was sent.",
+        labels: &["lane"],
+        help: "How long each CRM call waited for the shared request budget (rate and in-flight limit) before it was sent, by the lane it queued in (access, deals, records): in a mass layoff access waits least.",
     },
     Family {
         name: CRM_ALLOWED_REQUESTS_PER_SECOND,

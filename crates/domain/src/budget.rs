@@ -4,8 +4,8 @@
 
 use std::{fmt, time::Duration};
 
+use crate::lanes::FairSlot;
 use async_trait::async_trait;
-use tokio::sync::OwnedSemaphorePermit;
 
 /// A shared request budget for one CRM token.
 #[async_trait]
@@ -30,18 +30,27 @@ pub trait RateBudget: Send + Sync + fmt::Debug {
 #[derive(Debug)]
 #[must_use = "the in-flight slot is released as soon as the permit is dropped"]
 pub struct Permit {
-    _slot: Option<OwnedSemaphorePermit>,
+    _slot: Slot,
+}
+
+/// What a permit holds until it is dropped.
+#[derive(Debug)]
+enum Slot {
+    None,
+    Fair(#[allow(dead_code)] FairSlot),
 }
 
 impl Permit {
     /// A permit that holds no slot, for budgets that don't bound concurrency.
     pub fn unbounded() -> Self {
-        Self { _slot: None }
+        Self { _slot: Slot::None }
     }
 
-    /// A permit holding one slot of a semaphore.
-    pub fn from_slot(slot: OwnedSemaphorePermit) -> Self {
-        Self { _slot: Some(slot) }
+    /// A permit holding one slot of a [`FairSlots`](crate::lanes::FairSlots).
+    pub(crate) fn from_fair(slot: FairSlot) -> Self {
+        Self {
+            _slot: Slot::Fair(slot),
+        }
     }
 }
 

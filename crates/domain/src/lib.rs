@@ -12,6 +12,7 @@ mod crm;
 mod email;
 mod event;
 mod job;
+pub mod lanes;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use crm::{

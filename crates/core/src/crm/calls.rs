@@ -14,6 +14,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::domain::lanes::Lane;
+
 /// One HTTP call to the CRM.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
@@ -28,6 +30,13 @@ pub struct CallRecord {
     /// Transport error, when there was no response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The lane it queued in for the token's budget (`lanes::Lane`); absent in
+    /// records written before lanes existed and for calls never sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<Lane>,
+    /// How long it waited for the budget before it was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<u64>,
 }
 
 /// What a write to the CRM waits for. The worker's implementation records the

@@ -31,14 +31,16 @@ use std::{
 
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::{sync::Semaphore, time::Instant};
+use tokio::time::Instant;
 
 pub use offboard_domain::budget::{BudgetSettings, Permit, RateBudget};
+use offboard_domain::lanes::{self, FairSlots};
 
 /// The in-process budget: governor rate limiter + in-flight semaphore + adaptation.
 pub struct LocalBudget {
     limiter: DefaultDirectRateLimiter,
-    slots: Arc<Semaphore>,
+    /// Requests in flight, handed out by lane and fairly over jobs.
+    slots: FairSlots,
     settings: BudgetSettings,
     state: Mutex<Adaptive>,
     /// The allowed rate has been published as a metric (on first use, when the
@@ -61,7 +63,7 @@ impl fmt::Debug for LocalBudget {
         f.debug_struct("LocalBudget")
             .field("settings", &self.settings)
             .field("state", &*self.lock())
-            .field("free_slots", &self.slots.available_permits())
+            .field("free_slots", &self.slots.free())
             .finish()
     }
 }
@@ -77,7 +79,7 @@ impl LocalBudget {
         let slots = settings.max_in_flight.max(1);
         Self {
             limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
-            slots: Arc::new(Semaphore::new(slots)),
+            slots: FairSlots::new(slots),
             settings,
             state: Mutex::new(Adaptive {
                 slowdown: 1,
@@ -129,7 +131,7 @@ impl LocalBudget {
 
     /// Requests holding a permit right now.
     pub fn in_flight(&self) -> usize {
-        self.settings.max_in_flight.max(1) - self.slots.available_permits()
+        self.settings.max_in_flight.max(1) - self.slots.free()
     }
 
     fn lock(&self) -> MutexGuard<'_, Adaptive> {
@@ -149,18 +151,12 @@ impl LocalBudget {
 #[async_trait]
 impl RateBudget for LocalBudget {
     async fn acquire(&self) -> Permit {
-        let started = Instant::now();
         if !self.announced.swap(true, Ordering::Relaxed) {
             self.publish(self.slowdown());
         }
         // Slot first, then rate: a rate cell taken while waiting for a slot would
-        // be spent without a request, and the semaphore is FIFO, so jobs take turns.
-        let slot = match Arc::clone(&self.slots).acquire_owned().await {
-            Ok(slot) => Permit::from_slot(slot),
-            // The semaphore is never closed; if it were, pacing by rate alone is
-            // still safe.
-            Err(_) => Permit::unbounded(),
-        };
+        // be spent without a request. The slots decide who goes next (lanes::).
+        let slot = self.slots.acquire(lanes::current()).await;
         let (pause, slowdown) = {
             let state = self.lock();
             (state.paused_until, state.slowdown)
@@ -171,8 +167,6 @@ impl RateBudget for LocalBudget {
         for _ in 0..slowdown.max(1) {
             self.limiter.until_ready().await;
         }
-        metrics::histogram!(crate::metrics::CRM_PACING_WAIT_SECONDS)
-            .record(started.elapsed().as_secs_f64());
         slot
     }
 

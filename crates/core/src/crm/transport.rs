@@ -32,6 +32,7 @@ use crate::{
         pacing::RateBudget,
         settings::ClientSettings,
     },
+    domain::lanes,
     telemetry,
 };
 
@@ -342,7 +343,12 @@ impl Transport {
         shown: &str,
         deadline: Option<Duration>,
     ) -> Outcome {
+        let ticket = lanes::current();
+        let queued = Instant::now();
         let permit = self.budget.acquire().await;
+        let waited = queued.elapsed();
+        metrics::histogram!(crate::metrics::CRM_PACING_WAIT_SECONDS, "lane" => ticket.lane.as_str())
+            .record(waited.as_secs_f64());
         // The budget may have held the call back for a while since it was admitted.
         if let Some(deadline) = deadline
             && !calls::write_covered(deadline)
@@ -404,6 +410,8 @@ impl Transport {
             status,
             duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             error,
+            lane: Some(ticket.lane),
+            waited_ms: Some(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)),
         });
         let status_label = match &outcome {
             Outcome::Answer { status, .. } => status.as_u16().to_string(),

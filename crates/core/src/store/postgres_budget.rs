@@ -38,7 +38,7 @@ use std::{
     fmt,
     num::NonZeroU32,
     sync::{
-        Arc, Mutex,
+        Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -47,9 +47,12 @@ use std::{
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sqlx::PgPool;
-use tokio::{sync::Semaphore, time::Instant};
+use tokio::time::Instant;
 
-use offboard_domain::budget::{BudgetSettings, Permit, RateBudget};
+use offboard_domain::{
+    budget::{BudgetSettings, Permit, RateBudget},
+    lanes::{self, FairSlots},
+};
 
 /// Reserves `$3` permits for budget `$1`: `$2` the interval in µs at full rate,
 /// `$4` the burst, `$5` `recover_after`. Every `SET` expression sees the row as it
@@ -115,7 +118,9 @@ pub struct PgBudget {
     options: SharedBudgetOptions,
     /// Full-rate spacing of permits, in µs (headroom included).
     interval_us: i64,
-    slots: Arc<Semaphore>,
+    /// Requests in flight from this process, handed out by lane and fairly over
+    /// jobs (the rate is shared through the database).
+    slots: FairSlots,
     /// Start times of permits reserved but not yet handed out (only with
     /// `batch > 1`), earliest first. Locked briefly, never across a round-trip.
     spare: Mutex<VecDeque<Instant>>,
@@ -135,7 +140,7 @@ impl fmt::Debug for PgBudget {
             .field("settings", &self.settings)
             .field("options", &self.options)
             .field("interval_us", &self.interval_us)
-            .field("free_slots", &self.slots.available_permits())
+            .field("free_slots", &self.slots.free())
             .field("degraded", &self.degraded.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
@@ -162,7 +167,7 @@ impl PgBudget {
         Self {
             pool,
             key,
-            slots: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
+            slots: FairSlots::new(settings.max_in_flight),
             spare: Mutex::new(VecDeque::new()),
             fallback: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             degraded: AtomicBool::new(false),
@@ -278,10 +283,7 @@ impl RateBudget for PgBudget {
     async fn acquire(&self) -> Permit {
         // Slot first, then rate: a reserved start time must not be spent waiting for
         // a slot (it would go out late).
-        let slot = match Arc::clone(&self.slots).acquire_owned().await {
-            Ok(slot) => Permit::from_slot(slot),
-            Err(_) => Permit::unbounded(),
-        };
+        let slot = self.slots.acquire(lanes::current()).await;
         let start = self.next_start().await;
         self.report(&start);
         match start {

@@ -31,6 +31,8 @@ fn would(method: &str, path: String) {
         status: None,
         duration_ms: 0,
         error: Some("dry run: not sent".into()),
+        lane: None,
+        waited_ms: None,
     });
 }
 

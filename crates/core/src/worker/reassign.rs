@@ -21,7 +21,10 @@ use super::{
 };
 use crate::{
     crm::{CrmError, CrmId, CrmUser, Record, RecordRef, Resource, WriteOutcome},
-    domain::{Capabilities, Email},
+    domain::{
+        Capabilities, Email,
+        lanes::{self, Lane},
+    },
     policy::{Decision, ReassignTo},
 };
 
@@ -227,7 +230,13 @@ async fn list_pending(
         .map(|((resource, _), cached)| async move {
             match cached {
                 Some(records) => Ok(records),
-                None => crm.list_owned(*resource, leaver).await,
+                None => {
+                    lanes::in_lane(
+                        Lane::for_resource(*resource),
+                        crm.list_owned(*resource, leaver),
+                    )
+                    .await
+                }
             }
         });
     Ok(futures::future::try_join_all(lists).await?)
@@ -336,10 +345,16 @@ async fn move_records(
                 ctx.set_checkpoint(cp::reassign(resource), &*p).await?;
             }
             let owner = owner.clone();
-            in_flight.push(async move {
+            // A call carrying several resources queues in the most urgent one's lane.
+            let lane = batch
+                .iter()
+                .map(|r| Lane::for_resource(r.resource))
+                .min()
+                .unwrap_or(Lane::Records);
+            in_flight.push(lanes::in_lane(lane, async move {
                 let result = crm.reassign_records(&batch, &owner).await;
                 (batch, result)
-            });
+            }));
         }
         let Some((batch, call)) = in_flight.next().await else {
             break;
@@ -385,8 +400,9 @@ async fn move_records(
 
 /// Splits `records` into write calls of at most `records_per_write`, one
 /// resource per call unless the CRM takes mixed calls. Records are grouped by
-/// resource first (in the order resources first appear; rejected records come
-/// back interleaved), so a mixed call holds one run per resource.
+/// resource first (by lane, so open deals go before the rest, then in the order
+/// resources first appear; rejected records come back interleaved), so a mixed
+/// call holds one run per resource.
 fn write_calls(records: &[RecordRef], crm: &Capabilities) -> Vec<Vec<RecordRef>> {
     let mut order: Vec<Resource> = Vec::new();
     for r in records {
@@ -394,6 +410,8 @@ fn write_calls(records: &[RecordRef], crm: &Capabilities) -> Vec<Vec<RecordRef>>
             order.push(r.resource);
         }
     }
+    // Stable: resources of one lane keep their order.
+    order.sort_by_key(|&resource| Lane::for_resource(resource));
     let grouped: Vec<RecordRef> = order
         .iter()
         .flat_map(|&resource| records.iter().filter(move |r| r.resource == resource))
@@ -532,7 +550,7 @@ mod tests {
     }
 
     #[test]
-    fn a_crm_with_mixed_writes_fills_every_call_across_resources() {
+    fn a_crm_with_mixed_writes_fills_every_call_across_resources_deals_first() {
         let mut records = refs(Resource::Leads, 150);
         records.extend(refs(Resource::Deals, 130));
         records.extend(refs(Resource::Tickets, 20));
@@ -540,23 +558,23 @@ mod tests {
         assert_eq!(
             shape(&calls),
             vec![
-                vec![(Resource::Leads, 150), (Resource::Deals, 50)],
-                vec![(Resource::Deals, 80), (Resource::Tickets, 20)],
+                vec![(Resource::Deals, 130), (Resource::Leads, 70)],
+                vec![(Resource::Leads, 80), (Resource::Tickets, 20)],
             ]
         );
     }
 
     #[test]
-    fn other_crms_get_one_resource_per_call() {
+    fn other_crms_get_one_resource_per_call_deals_first() {
         let mut records = refs(Resource::Contacts, 150);
         records.extend(refs(Resource::Deals, 30));
         let calls = write_calls(&records, &hubspot::CAPABILITIES);
         assert_eq!(
             shape(&calls),
             vec![
+                vec![(Resource::Deals, 30)],
                 vec![(Resource::Contacts, 100)],
                 vec![(Resource::Contacts, 50)],
-                vec![(Resource::Deals, 30)],
             ]
         );
     }
@@ -573,8 +591,9 @@ mod tests {
         let calls = write_calls(&interleaved, &salesforce::CAPABILITIES);
         assert_eq!(
             shape(&calls),
-            vec![vec![(Resource::Leads, 4), (Resource::Deals, 4)]]
+            vec![vec![(Resource::Deals, 4), (Resource::Leads, 4)]]
         );
-        assert_eq!(calls[0][..4], leads[..]);
+        assert_eq!(calls[0][..4], deals[..]);
+        assert_eq!(calls[0][4..], leads[..]);
     }
 }

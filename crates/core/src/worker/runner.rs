@@ -22,10 +22,18 @@ use super::{
 };
 use crate::{
     crm::{Crm, CrmError, calls},
-    domain::{JobKind, SharedClock, SystemClock},
+    domain::{JobKind, SharedClock, SystemClock, lanes},
     notify::{Cause, Dispatcher, Notifier},
     store::{Claimed, Outcome, SharedStore, StoreError},
 };
+
+/// The number a job's budget tickets carry: any stable one per job will do.
+fn lane_key(job_id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    job_id.hash(&mut hasher);
+    hasher.finish()
+}
 
 /// How soon a failed renewal or audit write is tried again.
 const RENEW_RETRY: Duration = Duration::from_secs(1);
@@ -333,12 +341,14 @@ impl Worker {
                 lost.clone(),
                 self.notifier.as_ref(),
             );
-            let result = calls::record_gated_calls(tx, gate, async {
+            // The job's CRM requests queue for the shared budget under its own
+            // ticket, so leavers take turns (lanes::).
+            let result = calls::record_gated_calls(tx, gate, lanes::for_job(lane_key(&job.id), async {
                 match job.kind {
                     JobKind::Offboard | JobKind::DeleteAfterRetention => offboard::run(&mut ctx).await,
                     JobKind::Reverse => reverse::run(&mut ctx).await,
                 }
-            })
+            }))
             .await;
             // The sender went with the job's future, so this ends once the calls are stored.
             if let Err(e) = audit_calls.await {
