@@ -4,6 +4,7 @@
 use super::CliError;
 use offboard_bench::{
     ingest::{self, IngestArgs},
+    layoff::{self, LayoffArgs},
     pacing::{self, PacingArgs},
     scaling::{self, ScalingArgs},
     soak::{self, SoakArgs},
@@ -18,6 +19,10 @@ pub(super) enum BenchCommand {
     /// Pacing at Sell's limit against a sequential baseline, and calls per record
     /// moved on each CRM of `--crm`.
     Pacing(PacingArgs),
+    /// A mass layoff in one burst on one CRM token: time until every seat is cut
+    /// and every open deal moved (seat first, records first, a sequential
+    /// client), total time against the calls needed at the rate, 429 share.
+    Layoff(LayoffArgs),
     /// Jobs per second with 1, 2, 3 worker processes on PostgreSQL (and 1 on
     /// SQLite), and what a permit of the shared CRM budget costs.
     Scaling(ScalingArgs),
@@ -31,6 +36,7 @@ pub(super) enum BenchCommand {
 pub(super) async fn run(command: BenchCommand) -> Result<(), CliError> {
     match command {
         BenchCommand::Ingest(args) => ingest::run(args).await.map_err(CliError::Failed),
+        BenchCommand::Layoff(args) => layoff::run(args).await.map_err(CliError::Failed),
         BenchCommand::Pacing(args) => pacing::run(args).await.map_err(CliError::Failed),
         BenchCommand::Scaling(args) => scaling::run(args).await.map_err(CliError::Failed),
         BenchCommand::Soak(args) => soak::run(args).await.map_err(CliError::Failed),

@@ -84,6 +84,27 @@ pub struct Options {
     pub sandbox_rps: Option<u32>,
     /// Share of the sandbox's answers that are faults.
     pub fault_rate: f64,
+    /// `[crm] requests_per_second` and `max_in_flight`, `[worker] concurrency`.
+    pub pacing: Pacing,
+}
+
+/// How fast and how many at once the app talks to the CRM, and how many jobs
+/// its worker runs at once.
+#[derive(Clone, Copy)]
+pub struct Pacing {
+    pub requests_per_second: u32,
+    pub max_in_flight: usize,
+    pub concurrency: usize,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self {
+            requests_per_second: 1000,
+            max_in_flight: 16,
+            concurrency: 4,
+        }
+    }
 }
 
 impl Default for Options {
@@ -96,6 +117,7 @@ impl Default for Options {
             crm: SandboxCrm::Sell,
             sandbox_rps: None,
             fault_rate: 0.0,
+            pacing: Pacing::default(),
         }
     }
 }
@@ -107,6 +129,7 @@ struct Settings {
     extra_config: String,
     sell_token: String,
     crm: SandboxCrm,
+    pacing: Pacing,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -122,6 +145,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         crm,
         sandbox_rps,
         fault_rate,
+        pacing,
     } = opts;
     let sandbox = offboard_testkit::sell::start(SandboxOptions {
         token: Some(SELL_TOKEN.into()),
@@ -139,6 +163,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         extra_config,
         sell_token,
         crm,
+        pacing,
     };
     start(settings, dir, sandbox, db_url, ManualClock::starting_now()).await
 }
@@ -168,13 +193,14 @@ url = "{db_url}"
 kind = "{kind}"
 base_url = "{sell}"
 admin_email = "admin@example.com"
-requests_per_second = 1000
-max_in_flight = 16
+requests_per_second = {rps}
+max_in_flight = {max_in_flight}
 [policy]
 file = "{policy}"
 [admin]
 token_env = "OFFBOARD_TEST_ADMIN"
 [worker]
+concurrency = {concurrency}
 verify_interval_secs = 1
 poll_interval_ms = 50
 lease_secs = 5
@@ -188,6 +214,9 @@ secrets_env = "OFFBOARD_TEST_SECRETS"
         kind = settings.crm.as_str(),
         policy = policy_path.display(),
         extra = settings.extra_config,
+        rps = settings.pacing.requests_per_second,
+        max_in_flight = settings.pacing.max_in_flight,
+        concurrency = settings.pacing.concurrency,
     ))
     .unwrap();
     let crm = offboard_core::crm::client_from_config(

@@ -258,3 +258,118 @@ async fn seat_first_deactivates_before_the_first_record_moves() {
     assert!(!app.sell().user(JANE).await.unwrap().is_active());
     assert_moved_once(&app.sell(), &before, JANE).await;
 }
+
+/// A layoff: six leavers at once on one token with four request slots, paced so
+/// requests queue. Every leaver's seat goes before anyone's leads, people and
+/// tasks, open deals go before them too, each leaver's own deals are written
+/// before their other records, no leaver is starved (all finish), and every CRM
+/// call in the audit trail names the lane it queued in.
+#[tokio::test]
+async fn a_layoff_cuts_every_seat_and_moves_deals_before_other_records() {
+    use offboard_bench::fleet::{POLICY as LAYOFF_POLICY, leaver_event, leavers_seed};
+    const LEAVERS: usize = 6;
+    const IN_FLIGHT: usize = 4;
+    let app = spawn_app_with(Options {
+        crm: SandboxCrm::Pipedrive,
+        seed: leavers_seed(LEAVERS, 5),
+        policy: format!("{LAYOFF_POLICY}seat_first = true\n"),
+        sandbox_rps: Some(100),
+        pacing: Pacing {
+            requests_per_second: 100,
+            max_in_flight: IN_FLIGHT,
+            concurrency: LEAVERS,
+        },
+        extra_config: "[safety]\nmax_offboardings_per_hour = 100\n".into(),
+        ..Options::default()
+    })
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..LEAVERS {
+        ids.push(
+            app.accept(&format!("msg_layoff_{i}"), &leaver_event(i).to_string())
+                .await,
+        );
+    }
+    app.run_jobs().await;
+    for id in &ids {
+        let job = app.run_job_until_settled(id, 10).await;
+        assert_eq!(job["state"], "succeeded", "{job:#}");
+        for call in audit(&job, "crm.call") {
+            let detail = &call["detail"];
+            let (method, path) = (
+                detail["method"].as_str().unwrap(),
+                detail["path"].as_str().unwrap(),
+            );
+            // Reads of records may be the decision's (access) or a confirmation
+            // after moving (their resource's lane); writes have one lane.
+            let expected = match method {
+                "PATCH" if path.starts_with("/api/v2/deals/") => "deals",
+                "PATCH" => "records",
+                _ => continue,
+            };
+            assert_eq!(detail["lane"], expected, "{call}");
+        }
+        let seat = audit(&job, "crm.call")
+            .find(|c| c["detail"]["method"] == "PUT")
+            .unwrap();
+        assert_eq!(seat["detail"]["lane"], "access", "{seat}");
+        // The leaver's own deals are sent before their other records: in the
+        // order of answers a deal can trail at most the calls in flight with it.
+        let writes: Vec<&str> = audit(&job, "crm.call")
+            .filter(|c| c["detail"]["method"] == "PATCH")
+            .map(|c| c["detail"]["lane"].as_str().unwrap())
+            .collect();
+        let last_deal = writes.iter().rposition(|l| *l == "deals").unwrap();
+        assert!(
+            last_deal < 5 + IN_FLIGHT,
+            "a deal was answered after more than {IN_FLIGHT} other records: {writes:?}"
+        );
+    }
+
+    let log = app.sell().request_log();
+    let kind = |path: &str| path.split('/').nth(3).unwrap_or_default().to_owned();
+    let is_write = |e: &&offboard_sandbox::RequestLogEntry| e.method == "PATCH";
+    let other_writes: Vec<u64> = log
+        .iter()
+        .filter(is_write)
+        .filter(|e| kind(&e.path) != "deals")
+        .map(|e| e.seq)
+        .collect();
+    let deal_writes: Vec<u64> = log
+        .iter()
+        .filter(is_write)
+        .filter(|e| kind(&e.path) == "deals")
+        .map(|e| e.seq)
+        .collect();
+    let seats: Vec<u64> = log
+        .iter()
+        .filter(|e| e.method == "PUT" && e.path.starts_with("/api/v1/users/"))
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seats.len(), LEAVERS);
+    assert_eq!(deal_writes.len(), LEAVERS * 5);
+    let last_seat = *seats.iter().max().unwrap();
+    let last_deal = *deal_writes.iter().max().unwrap();
+    let before = |at: u64| other_writes.iter().filter(|&&s| s < at).count();
+    eprintln!(
+        "of {} lead/person/activity writes, {} came before the last seat change and {} before the last deal write",
+        other_writes.len(),
+        before(last_seat),
+        before(last_deal)
+    );
+    // Work-conserving: a slot nobody more urgent waits for goes to the next in
+    // line, so a few records may slip in while every leaver is between calls;
+    // first come, first served let 18 to 52 of these 90 through in trials.
+    assert!(
+        before(last_seat) * 5 < other_writes.len(),
+        "{} of {} lead/person/activity writes came before the last seat change",
+        before(last_seat),
+        other_writes.len()
+    );
+    assert!(
+        before(last_deal) * 5 < other_writes.len(),
+        "{} of {} lead/person/activity writes came before the last deal write",
+        before(last_deal),
+        other_writes.len()
+    );
+}

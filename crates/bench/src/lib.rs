@@ -8,6 +8,9 @@
 //! - [`pacing`]: does one offboarding use the CRM's whole request budget, against a
 //!   sequential one-call-at-a-time client, and what a moved record costs in calls
 //!   on each CRM.
+//! - [`layoff`]: many leavers in one burst on one token: how soon every seat is
+//!   cut and every open deal moved, with seat-first lanes, records first and a
+//!   sequential client, against the calls needed at the CRM's rate.
 //! - [`scaling`]: jobs per second with 1, 2, 3 worker processes on PostgreSQL and
 //!   1 on SQLite, and the cost of a permit from the shared CRM budget.
 //! - [`soak`]: a bounded soak (`offboard bench soak`): webhooks at a steady rate
@@ -21,6 +24,7 @@
 
 pub mod fleet;
 pub mod ingest;
+pub mod layoff;
 pub mod pacing;
 pub mod scaling;
 pub mod soak;
