@@ -59,6 +59,10 @@ pub struct PacingArgs {
     /// are Sell's; every CRM gets a line of calls per record moved.
     #[arg(long, value_delimiter = ',', default_value = "sell", value_parser = SandboxCrm::from_str)]
     pub crm: Vec<SandboxCrm>,
+    /// Write Sell's request log (start, duration, method, path, status; one call
+    /// per line, tab-separated) here, to see where the budget idles.
+    #[arg(long)]
+    pub timeline: Option<std::path::PathBuf>,
 }
 
 /// Runs the benchmark and prints the report.
@@ -291,6 +295,23 @@ async fn sell_report(
         .filter(|e| e.at_ms + e.duration_ms <= task_end_ms)
         .count() as u64;
     let rate = window_calls as f64 / window.as_secs_f64();
+    if let Some(path) = &args.timeline {
+        let lines: String = log
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}\t{}\t{}\t{}\t{}\n",
+                    e.at_ms - first_ms,
+                    e.duration_ms,
+                    e.method,
+                    e.path,
+                    e.status.map_or_else(|| "-".to_owned(), |s| s.to_string())
+                )
+            })
+            .collect();
+        std::fs::write(path, lines)
+            .map_err(|e| anyhow::anyhow!("cannot write the timeline to {}: {e}", path.display()))?;
+    }
     let throttled = stats.rate_limited;
     let lists: u64 = log
         .iter()

@@ -59,8 +59,10 @@ impl Permit {
 pub struct BudgetSettings {
     /// Sustained request rate; 0 is treated as 1.
     pub requests_per_second: u32,
-    /// Requests that may go at once after an idle period; 0 is treated as 1. Keep it
-    /// small: the CRM's limit is a rate, and a burst is what trips it.
+    /// Requests that may go at once (the shared budget's token bucket); the local
+    /// budget lets a late caller catch up this many turns less one (and always a
+    /// couple of milliseconds). 0 is treated as 1. Keep it small: the CRM's limit
+    /// is a rate, and a burst is what trips it.
     pub burst: u32,
     /// Requests in flight at once; 0 is treated as 1.
     pub max_in_flight: usize,

@@ -115,7 +115,8 @@ pub trait Crm: Send + Sync {
     /// What this CRM can do: seat changes by API or by a person, records per write
     /// call, whether users have a manager, which resources exist.
     fn capabilities(&self) -> &Capabilities;
-    /// The user whose e-mail matches (case-insensitively), if any.
+    /// The user whose e-mail matches (case-insensitively), if any, as complete as
+    /// [`Crm::get_user`]'s answer (the worker uses it in place of one).
     async fn find_user_by_email(&self, email: &str) -> Result<Option<CrmUser>, CrmError>;
     /// One user by id; `None` when the CRM no longer has it.
     async fn get_user(&self, id: &CrmId) -> Result<Option<CrmUser>, CrmError>;

@@ -3,7 +3,10 @@
 //! checkpoints to skip work already done and write one after each side effect that
 //! matters.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use chrono::{DateTime, Utc};
 use serde::{Serialize, de::DeserializeOwned};
@@ -12,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{checkpoint::Key, settings::WorkerSettings};
 use crate::{
-    crm::{Crm, CrmError},
-    domain::Clock,
+    crm::{Crm, CrmError, CrmId, CrmUser},
+    domain::{Clock, Email},
     notify::{Audience, Cause, Notifier},
     policy::Policy,
     store::{Job, JobStore, Lease, NewNotification, StoreError},
@@ -67,6 +70,15 @@ pub(crate) struct Ctx<'a> {
     /// Listings made moments ago in this run (by the decision step), which the
     /// reassignment's first pass may use instead of listing again.
     pub fresh_listings: std::collections::HashMap<crate::crm::Resource, Vec<crate::crm::Record>>,
+    /// Open records per resource in listings made after this run's last record
+    /// write (the reassignment's last pass, which found nothing left to move):
+    /// the seat step's fresh reads use them instead of listing again a moment
+    /// later.
+    pub listed_after_writes: HashMap<crate::crm::Resource, usize>,
+    /// Users looked up while the decision step listed records, for the owner and
+    /// admin lookups that follow it (see [`Ctx::find_user_by_email`]), by
+    /// [`Lookup`] key.
+    pub looked_ahead: HashMap<String, Option<CrmUser>>,
     /// Composes the notifications a step's cause makes (DESIGN.md §13).
     pub notifier: &'a Notifier,
     /// Who the decision says to tell, once decided in this run (else read from
@@ -108,6 +120,8 @@ impl<'a> Ctx<'a> {
             stop,
             lost,
             fresh_listings: Default::default(),
+            listed_after_writes: HashMap::new(),
+            looked_ahead: HashMap::new(),
         }
     }
 
@@ -186,6 +200,27 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
+    /// The CRM user with this e-mail: the answer looked up ahead in this run if
+    /// there is one (each is used once, seconds after it was read), else asked now.
+    pub async fn find_user_by_email(&mut self, email: &Email) -> Result<Option<CrmUser>, JobError> {
+        if let Some(found) = self
+            .looked_ahead
+            .remove(&Lookup::Email(email.clone()).key())
+        {
+            return Ok(found);
+        }
+        Ok(self.crm.find_user_by_email(email.as_str()).await?)
+    }
+
+    /// The CRM user with this id, looked up ahead or now (as
+    /// [`Ctx::find_user_by_email`]).
+    pub async fn get_user(&mut self, id: &CrmId) -> Result<Option<CrmUser>, JobError> {
+        if let Some(found) = self.looked_ahead.remove(&Lookup::Id(id.clone()).key()) {
+            return Ok(found);
+        }
+        Ok(self.crm.get_user(id).await?)
+    }
+
     /// Errors out when the run must stop (shutdown or a lost lease).
     pub fn check_continue(&self) -> Result<(), JobError> {
         if self.lost.is_cancelled() {
@@ -196,4 +231,50 @@ impl<'a> Ctx<'a> {
         }
         Ok(())
     }
+}
+
+/// A user the steps after the decision will likely ask the CRM for.
+#[derive(Debug, Clone)]
+pub(crate) enum Lookup {
+    /// By e-mail (owner candidates, the admin).
+    Email(Email),
+    /// By id (the leaver's `reports_to`).
+    Id(CrmId),
+}
+
+impl Lookup {
+    /// E-mail addresses match case-insensitively in every CRM offboard talks to.
+    fn key(&self) -> String {
+        match self {
+            Self::Email(e) => format!("email:{}", e.as_str().to_lowercase()),
+            Self::Id(id) => format!("id:{id}"),
+        }
+    }
+}
+
+/// Makes `lookups` at once; one that fails is left out (the step that needs it
+/// asks again and handles the error there).
+pub(crate) async fn look_ahead(
+    crm: &dyn Crm,
+    lookups: Vec<Lookup>,
+) -> HashMap<String, Option<CrmUser>> {
+    let mut unique: Vec<(String, Lookup)> = Vec::new();
+    for lookup in lookups {
+        let key = lookup.key();
+        if !unique.iter().any(|(k, _)| *k == key) {
+            unique.push((key, lookup));
+        }
+    }
+    let calls = unique.into_iter().map(|(key, lookup)| async move {
+        let found = match &lookup {
+            Lookup::Email(e) => crm.find_user_by_email(e.as_str()).await,
+            Lookup::Id(id) => crm.get_user(id).await,
+        };
+        found.ok().map(|found| (key, found))
+    });
+    futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }

@@ -80,24 +80,30 @@ pub(crate) async fn gather(ctx: &Ctx<'_>, user: &CrmUser) -> Result<Gathered, Jo
     })
 }
 
-/// Open records `owner` holds in those of `resources` the CRM has, listed fresh.
+/// Open records `owner` holds in those of `resources` the CRM has, listed fresh
+/// (all at once), except where the reassignment's last pass listed them after
+/// its last write a moment ago ([`Ctx::listed_after_writes`]).
 pub(crate) async fn open_owned(
     ctx: &Ctx<'_>,
     owner: &CrmId,
     resources: &[Resource],
 ) -> Result<usize, JobError> {
     let mut open = 0;
+    let mut to_list = Vec::new();
     for &resource in resources {
         if !ctx.crm.capabilities().has(resource) {
             continue;
         }
-        open += ctx
-            .crm
-            .list_owned(resource, owner)
-            .await?
-            .iter()
-            .filter(|r| r.open)
-            .count();
+        match ctx.listed_after_writes.get(&resource) {
+            Some(n) => open += n,
+            None => to_list.push(resource),
+        }
+    }
+    let lists = to_list
+        .into_iter()
+        .map(|resource| ctx.crm.list_owned(resource, owner));
+    for listing in futures::future::try_join_all(lists).await? {
+        open += listing.iter().filter(|r| r.open).count();
     }
     Ok(open)
 }
@@ -176,7 +182,7 @@ impl Fresh {
         json!({
             "user": self.user.as_ref().map(|u| json!({ "id": u.id, "role": u.role, "status": u.status, "deleted": u.is_deleted() })),
             "open_records": self.open,
-            "open_records_counted": if dry_run { "resources the plan does not move (dry run: nothing really moved)" } else { "leads, contacts, organizations and deals, listed now" },
+            "open_records_counted": if dry_run { "resources the plan does not move (dry run: nothing really moved)" } else { "leads, contacts, organizations and deals, listed now or by the reassignment's last pass, after its last write" },
             "active_reportees": self.reportees,
             "newer_event": self.newer_event.as_ref().map(|n| json!({
                 "job_id": n.job_id,

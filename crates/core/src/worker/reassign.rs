@@ -80,8 +80,8 @@ pub(super) async fn resolve_target(
     for (via, candidate) in candidates {
         let found = match &candidate {
             Candidate::Missing => None,
-            Candidate::Email(e) => ctx.crm.find_user_by_email(e.as_str()).await?,
-            Candidate::Id(id) => ctx.crm.get_user(id).await?,
+            Candidate::Email(e) => ctx.find_user_by_email(e).await?,
+            Candidate::Id(id) => ctx.get_user(id).await?,
         };
         let verdict = match &found {
             _ if matches!(candidate, Candidate::Missing) => "not given",
@@ -152,7 +152,19 @@ pub(super) async fn reassign_all(
         rounds += 1;
         // Every pending resource is listed at once: the confirming listings after a
         // pass cost one round of latency instead of one per resource.
+        let reused: Vec<bool> = pending
+            .iter()
+            .map(|(r, _)| ctx.fresh_listings.contains_key(r))
+            .collect();
         let listings = list_pending(ctx, &pending, leaver).await?;
+        ctx.listed_after_writes.clear();
+        // Listed now, after every write so far (not the decision's listings).
+        for (((resource, _), records), reused) in pending.iter().zip(&listings).zip(reused) {
+            if !reused {
+                let open = records.iter().filter(|r| r.open).count();
+                ctx.listed_after_writes.insert(*resource, open);
+            }
+        }
         let mut writing: Vec<(Resource, Progress)> = Vec::new();
         let mut todo: Vec<RecordRef> = Vec::new();
         for ((resource, mut progress), records) in pending.into_iter().zip(listings) {
@@ -179,6 +191,9 @@ pub(super) async fn reassign_all(
         // All resources' records in one stream of write calls, so the budget does
         // not idle between resources and, where the CRM takes it, one call
         // carries several resources.
+        if !todo.is_empty() {
+            ctx.listed_after_writes.clear();
+        }
         let owner = target.id.clone();
         let rejected = move_records(ctx, &todo, &owner, &mut writing).await?;
         if let Some(first) = rejected.first() {

@@ -286,7 +286,7 @@ async fn resolve_admin(ctx: &mut Ctx<'_>) -> Result<Step<CrmId>, JobError> {
     let Some(email) = ctx.settings.admin_email.clone() else {
         return Ok(Step::NeedsReview(Review::NoAdminEmail));
     };
-    match ctx.crm.find_user_by_email(email.as_str()).await? {
+    match ctx.find_user_by_email(&email).await? {
         Some(u) if u.is_active() => {
             ctx.set_checkpoint(cp::ADMIN_USER, &u.id).await?;
             Ok(Step::Done(u.id))

@@ -278,9 +278,16 @@ impl Crm for SellClient {
         let Some(endpoint) = list_endpoint(resource) else {
             return Ok(Vec::new());
         };
-        let raw: Vec<RawRecord> = self
-            .all_pages(endpoint, vec![("owner_id", owner.to_string())])
-            .await?;
+        let pages = self.all_pages(endpoint, vec![("owner_id", owner.to_string())]);
+        let raw: Vec<RawRecord> = if resource == Resource::Deals {
+            // The stages are needed once the deals are in; fetching them (when
+            // the cache is cold or old) alongside the pages spares a round trip.
+            let (raw, _) =
+                futures::future::try_join(pages, self.closed_stages(&HashSet::new())).await?;
+            raw
+        } else {
+            pages.await?
+        };
         let closed_stages = if resource == Resource::Deals && !raw.is_empty() {
             let used: HashSet<i64> = raw.iter().filter_map(|r| r.stage_id).collect();
             self.closed_stages(&used).await?
