@@ -159,7 +159,7 @@ pub fn main() -> ExitCode {
         Command::Healthcheck(_) => "warn",
         _ => "info",
     };
-    offboard_core::telemetry::init(cli.log_format.map(LogFormat::from), default_filter);
+    let _log = offboard_core::telemetry::init(cli.log_format.map(LogFormat::from), default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -14,6 +14,7 @@
 //! load (`/proc/<pid>/status` of the server) and the time from spawn to `/readyz`.
 
 mod events;
+mod external;
 mod load;
 mod server;
 
@@ -64,6 +65,11 @@ pub struct IngestArgs {
     /// Which commit modes to measure (the baseline always runs).
     #[arg(long, value_enum, default_value = "both")]
     pub commit: CommitArg,
+    /// Load the servers with `wrk` (another process, on PATH) instead of the
+    /// in-process client: C is the first `--concurrency` value (64 by default
+    /// here), the events per run are `--events`, offboard runs with group commit.
+    #[arg(long)]
+    pub wrk: bool,
     /// Internal: serve the baseline on this address (the benchmark starts it).
     #[arg(long, hide = true)]
     pub serve_baseline: Option<std::net::SocketAddr>,
@@ -94,6 +100,22 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         targets.push(Target::Offboard(Commit::Group));
     }
     let exe = std::env::current_exe().context("cannot find the offboard binary")?;
+    if args.wrk {
+        // The in-process default list starts at C = 1; wrk's case is C = 64.
+        let c = match args.concurrency.as_slice() {
+            [1, 16, 64, 256] => 64,
+            [first, ..] => *first as usize,
+            [] => 64,
+        };
+        return external::run(
+            &exe,
+            c,
+            Duration::from_secs(args.duration_secs),
+            args.events as usize,
+            args.rounds,
+        )
+        .await;
+    }
     run_with(&IngestOptions {
         concurrency: args.concurrency.iter().map(|&c| c as usize).collect(),
         duration: Duration::from_secs(args.duration_secs),
@@ -544,7 +566,7 @@ fn summary(rows: &[Row]) -> String {
 }
 
 /// `2 cores (Intel(R) Xeon(R) Processor)`.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);

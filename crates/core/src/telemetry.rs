@@ -9,6 +9,12 @@
 //! redact their JSON with [`redact_emails_in`]; all three use [`hash_email`], so a
 //! hash in a log line matches the one the admin API shows.
 //!
+//! Lines are written by a thread of their own (`tracing-appender`), not by the
+//! task that logs: a slow reader of stdout (a container runtime's log pipe) then
+//! delays the log, never a webhook's answer. The queue holds [`LOG_QUEUE_LINES`];
+//! only when it is full does logging wait, so no line is dropped. [`init`]'s
+//! guard writes what is queued when the process ends.
+//!
 //! Request and job ids: the HTTP layer opens a `request` span with `request_id`
 //! and the worker a `job` span with `job_id`; JSON lines list every enclosing span
 //! (`spans`, outermost first, and `span`, the innermost), so an id is never hidden
@@ -33,9 +39,18 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// Lines the log writer's queue holds before logging waits for it.
+pub const LOG_QUEUE_LINES: usize = 128_000;
+
+/// Keeps the log writer running; dropping it writes the lines still queued.
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard {
+    _writer: Option<tracing_appender::non_blocking::WorkerGuard>,
+}
+
 /// Installs the global subscriber (once; later calls are ignored). `default_filter`
-/// applies when `OFFBOARD_LOG` is not set.
-pub fn init(format: Option<LogFormat>, default_filter: &str) {
+/// applies when `OFFBOARD_LOG` is not set. Hold the guard until the process ends.
+pub fn init(format: Option<LogFormat>, default_filter: &str) -> LogGuard {
     let filter =
         EnvFilter::try_from_env("OFFBOARD_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
     let format = format.unwrap_or(if std::io::stdout().is_terminal() {
@@ -43,8 +58,13 @@ pub fn init(format: Option<LogFormat>, default_filter: &str) {
     } else {
         LogFormat::Json
     });
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .lossy(false)
+        .thread_name("offboard-log")
+        .finish(LineOut);
     let registry = tracing_subscriber::registry().with(filter);
-    let _ = match format {
+    let installed = match format {
         LogFormat::Json => registry
             .with(
                 fmt::layer()
@@ -52,12 +72,10 @@ pub fn init(format: Option<LogFormat>, default_filter: &str) {
                     .flatten_event(true)
                     .with_current_span(true)
                     .with_span_list(true)
-                    .with_writer(RedactingStdout),
+                    .with_writer(writer),
             )
             .try_init(),
-        LogFormat::Pretty => registry
-            .with(fmt::layer().with_writer(RedactingStdout))
-            .try_init(),
+        LogFormat::Pretty => registry.with(fmt::layer().with_writer(writer)).try_init(),
     };
     // A panic (a handler's, caught by the HTTP layer, or a task's) becomes a log
     // line like any other: JSON, redacted, inside its request's or job's span.
@@ -79,6 +97,10 @@ pub fn init(format: Option<LogFormat>, default_filter: &str) {
         };
         tracing::error!(panic = %message, %location, %backtrace, "panicked");
     }));
+    // A second call installed nothing: its writer is not in use.
+    LogGuard {
+        _writer: installed.is_ok().then_some(guard),
+    }
 }
 
 static REDACT_LOGS: AtomicBool = AtomicBool::new(false);

@@ -110,7 +110,7 @@ async fn render_metrics(State(state): State<HealthState>) -> Response {
 pub fn ingest_router(state: IngestState, max_body_bytes: usize) -> Router {
     Router::new()
         .route(
-            "/webhooks/{source}",
+            WEBHOOK_ROUTE,
             post(crate::ingest::routes::receive)
                 .get(crate::ingest::routes::challenge)
                 .fallback(crate::ingest::routes::method_not_allowed),
@@ -160,6 +160,9 @@ pub fn with_layers(router: Router, timeout: Duration) -> Router {
 /// lines are logged at debug so they don't drown the rest.
 const QUIET_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
+/// The webhook route, as axum's `MatchedPath` names it.
+const WEBHOOK_ROUTE: &str = "/webhooks/{source}";
+
 /// One access line per request (inside the request's span, so it carries the
 /// request id) and one observation of `offboard_http_request_duration_seconds`.
 /// Labels are the route template and known methods only: nothing a client sends
@@ -184,7 +187,10 @@ async fn access_log(req: axum::extract::Request, next: middleware::Next) -> Resp
     )
     .record(elapsed.as_secs_f64());
     let latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-    if quiet {
+    // A webhook's handler logs its own outcome ("webhook stored", "webhook
+    // refused"); a second line per accepted delivery would only double the log.
+    let told = route == WEBHOOK_ROUTE && response.status().is_success();
+    if quiet || told {
         tracing::debug!(%route, status, latency_ms, "request finished");
     } else {
         tracing::info!(%route, status, latency_ms, "request finished");
