@@ -177,6 +177,10 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
 }
 
+/// The longest `[store] keep_finished_days` accepted: beyond it a typo (an extra
+/// digit) is likelier than intent, and `0` already means forever.
+pub const MAX_KEEP_FINISHED_DAYS: u32 = 36_500;
+
 /// `[store]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -191,6 +195,10 @@ pub struct StoreConfig {
     /// How long a request (a webhook, SCIM, the admin API, `/readyz`) waits for the
     /// store before it is answered 503 `store_unavailable` with `Retry-After`.
     pub unavailable_after_ms: u64,
+    /// Days a finished job (succeeded, failed, cancelled) is kept after it finished,
+    /// with its audit trail; then the pruner deletes it, keeping only its event as a
+    /// dedupe tombstone. `0` keeps everything forever.
+    pub keep_finished_days: u32,
 }
 
 /// `[crm]`
@@ -554,6 +562,12 @@ impl Config {
         }
         if self.store.unavailable_after_ms == 0 {
             return bad("store.unavailable_after_ms", "must be at least 1");
+        }
+        if self.store.keep_finished_days > MAX_KEEP_FINISHED_DAYS {
+            return bad(
+                "store.keep_finished_days",
+                "at most 36500 (100 years); 0 keeps finished jobs forever",
+            );
         }
         if !matches!(
             self.store.sqlite_synchronous.as_str(),

@@ -112,6 +112,14 @@ const JOB_BY_ID: &str = concat!(
     " WHERE j.id = $1"
 );
 
+/// The final states, as an SQL list: retention deletes only jobs in them (the
+/// predicate of the `jobs_finished` index, spelled the same so the planner uses it).
+macro_rules! finished {
+    () => {
+        "('succeeded', 'failed', 'cancelled')"
+    };
+}
+
 /// `WHERE` fragment that fences a write to the lease holder: `$1` job id, `$2` owner,
 /// `$3` attempt.
 macro_rules! fence {
@@ -410,8 +418,8 @@ async fn ingest_one(
     .await?;
     if inserted.rows_affected() == 0 {
         let row = sqlx::query(
-            "SELECT e.body_sha256, (SELECT j.id FROM jobs j WHERE j.source = e.source \
-               AND j.event_id = e.event_id AND j.parent_id IS NULL ORDER BY j.id LIMIT 1) AS job_id \
+            "SELECT e.body_sha256, COALESCE((SELECT j.id FROM jobs j WHERE j.source = e.source \
+               AND j.event_id = e.event_id AND j.parent_id IS NULL ORDER BY j.id LIMIT 1), e.pruned_job_id) AS job_id \
              FROM events e WHERE e.source = $1 AND e.event_id = $2",
         )
         .bind(&ev.source)
@@ -855,6 +863,74 @@ impl Statements for PgStore {
         }
         tx.commit().await?;
         Ok(job)
+    }
+
+    async fn prune_batch(&self, before: i64, limit: u32) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        // SKIP LOCKED: two replicas' pruners take different jobs, and a job an
+        // operator is acting on right now is left for the next round.
+        let picked = sqlx::query(concat!(
+            "SELECT id, source, event_id FROM jobs j \
+             WHERE state IN ",
+            finished!(),
+            " AND updated_at < $1 \
+               AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = j.id AND c.state NOT IN ",
+            finished!(),
+            ") AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.job_id = j.id \
+                               AND n.state IN ('pending', 'sending')) \
+             LIMIT $2 FOR UPDATE SKIP LOCKED"
+        ))
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        if picked.is_empty() {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        let mut ids = Vec::with_capacity(picked.len());
+        let mut sources = Vec::with_capacity(picked.len());
+        let mut event_ids = Vec::with_capacity(picked.len());
+        for row in &picked {
+            ids.push(row.try_get::<String, _>("id")?);
+            sources.push(row.try_get::<String, _>("source")?);
+            event_ids.push(row.try_get::<String, _>("event_id")?);
+        }
+        // The tombstone first, while the job still says which one it was.
+        sqlx::query(
+            "UPDATE events e SET pruned_job_id = j.id FROM jobs j \
+             WHERE j.id = ANY($1) AND j.parent_id IS NULL \
+               AND e.source = j.source AND e.event_id = j.event_id",
+        )
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+        for statement in [
+            "DELETE FROM checkpoints WHERE job_id = ANY($1)",
+            "DELETE FROM notifications WHERE job_id = ANY($1)",
+            "DELETE FROM seat_actions WHERE job_id = ANY($1)",
+            "DELETE FROM audit WHERE job_id = ANY($1)",
+        ] {
+            sqlx::query(statement).bind(&ids).execute(&mut *tx).await?;
+        }
+        let gone = sqlx::query("DELETE FROM jobs WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        // An event no job refers to any more keeps only what dedupe needs.
+        sqlx::query(
+            "UPDATE events e SET payload = 'null' \
+             FROM unnest($1::text[], $2::text[]) AS p(source, event_id) \
+             WHERE e.source = p.source AND e.event_id = p.event_id \
+               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.source = e.source AND j.event_id = e.event_id)",
+        )
+        .bind(&sources)
+        .bind(&event_ids)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(gone)
     }
 
     async fn scim_select(&self, id: &str) -> StoreResult<Option<ScimUser>> {
