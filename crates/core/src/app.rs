@@ -419,8 +419,14 @@ async fn run_pruner(store: SharedStore, days: u32, shutdown: CancellationToken) 
         };
         match round {
             Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, keep_finished_days = days, "retention pruned finished jobs"),
-            Err(e) => tracing::warn!(error = %e, "retention pruning failed; trying again next round"),
+            Ok(pruned) => tracing::info!(
+                pruned,
+                keep_finished_days = days,
+                "retention pruned finished jobs"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "retention pruning failed; trying again next round")
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(store::retention::PRUNE_EVERY) => {}

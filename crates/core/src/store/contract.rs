@@ -832,10 +832,11 @@ pub trait JobStore: Send + Sync + 'static {
     /// whose last write is older than `keep` on the store's clock, in one short
     /// transaction, with their audit rows, checkpoints, seat reservations and
     /// notifications; returns how many jobs went. A job is kept while a follow-up of
-    /// it is not finished or one of its notifications is still to be delivered. Its
+    /// it is still stored (the follow-up points at it; it goes first) or one of its
+    /// notifications is still to be delivered. Its
     /// event stays as a dedupe tombstone (source, id, body hash and the job id a
     /// redelivery is a duplicate of), its payload dropped once no job refers to it.
-    /// The caller repeats until it gets fewer than `batch` (`store::retention`).
+    /// The caller repeats until a batch finds nothing (`store::retention::prune`).
     async fn prune_finished(&self, keep: Duration, batch: u32) -> Result<u64, StoreError>;
 
     /// One SCIM user by id.

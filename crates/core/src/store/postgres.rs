@@ -874,9 +874,8 @@ impl Statements for PgStore {
              WHERE state IN ",
             finished!(),
             " AND updated_at < $1 \
-               AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = j.id AND c.state NOT IN ",
-            finished!(),
-            ") AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.job_id = j.id \
+               AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = j.id) \
+               AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.job_id = j.id \
                                AND n.state IN ('pending', 'sending')) \
              LIMIT $2 FOR UPDATE SKIP LOCKED"
         ))

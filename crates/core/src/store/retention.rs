@@ -35,7 +35,9 @@ pub async fn prune(store: &dyn JobStore, keep_finished_days: u32) -> Result<u64,
         let gone = store.prune_finished(keep, BATCH).await?;
         total += gone;
         metrics::counter!(crate::metrics::STORE_PRUNED_JOBS_TOTAL).increment(gone);
-        if gone < u64::from(BATCH) {
+        // Until a batch finds nothing (not merely fewer than BATCH): a parent
+        // becomes prunable only once its follow-up went in the batch before.
+        if gone == 0 {
             return Ok(total);
         }
         // Between batches, whoever queued for the writer goes first.

@@ -967,7 +967,7 @@ impl Statements for SqliteStore {
         let picked = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT id, source, event_id FROM jobs j \
              WHERE state IN {FINISHED} AND updated_at < ?1 \
-               AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = j.id AND c.state NOT IN {FINISHED}) \
+               AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = j.id) \
                AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.job_id = j.id \
                                AND n.state IN ('pending', 'sending')) \
              LIMIT ?2"
