@@ -24,6 +24,7 @@
 //!   under an id that makes a second write of the same cause insert nothing, and
 //!   its delivery results are fenced by its own lease (id + owner + attempt).
 
+pub mod bulk;
 mod contract;
 mod outbox;
 pub mod postgres;

@@ -112,6 +112,136 @@ const JOB_BY_ID: &str = concat!(
     " WHERE j.id = $1"
 );
 
+/// The notification columns (`rows::NOTIFICATION_COLUMNS`, with `message` as text).
+macro_rules! notification_cols {
+    () => {
+        "id, job_id, event, channel, target, message::text AS message, state, attempts, \
+         next_at, last_error, delivered_at, created_at, updated_at"
+    };
+}
+
+/// A page of jobs, newest first (`select_jobs`; binds as `BindShared::filter`).
+/// The cursor is a bound (`'~'` sorts after every id under the ids' C collation),
+/// not an `OR`, so the page is one index range however deep the cursor (as SQLite's).
+const SELECT_JOBS: &str = concat!(
+    "SELECT ",
+    job_cols!(),
+    " FROM ",
+    jobs_with_event!(),
+    " WHERE ($1::text IS NULL OR j.state = $1) AND ($2::text IS NULL OR j.employee_email = $2) \
+       AND ($3::bigint IS NULL OR j.created_at >= $3) AND j.id < COALESCE($4::text, '~') \
+     ORDER BY j.id DESC LIMIT $5"
+);
+
+/// A job's checkpoints (`select_detail`).
+const DETAIL_CHECKPOINTS: &str =
+    "SELECT key, value::text AS value FROM checkpoints WHERE job_id = $1";
+
+/// A job's audit trail, in order (`select_detail`).
+const DETAIL_AUDIT: &str =
+    "SELECT at, kind, detail::text AS detail FROM audit WHERE job_id = $1 ORDER BY id";
+
+/// A job's notifications (`select_detail`).
+const DETAIL_NOTIFICATIONS: &str = concat!(
+    "SELECT ",
+    notification_cols!(),
+    " FROM notifications WHERE job_id = $1 ORDER BY created_at, id"
+);
+
+/// Jobs per state.
+const COUNT_STATES: &str = "SELECT state, count(*) AS n FROM jobs GROUP BY state";
+
+/// `run_at` of the oldest due job.
+const OLDEST_DUE: &str =
+    "SELECT min(run_at) FROM jobs WHERE state IN ('queued', 'scheduled') AND run_at <= $1";
+
+/// Notifications still to deliver, per channel.
+const NOTIFICATIONS_PENDING: &str = "SELECT channel, COUNT(*) AS n FROM notifications \
+     WHERE state IN ('pending', 'sending') GROUP BY channel";
+
+/// A parameter of a statement `EXPLAIN`ed by [`measured_statements`].
+#[derive(Debug, Clone)]
+pub(super) enum Param {
+    /// A text value.
+    Text(String),
+    /// A bigint value.
+    Int(i64),
+    /// A NULL text (a filter that is not set).
+    NullText,
+    /// A NULL bigint.
+    NullInt,
+}
+
+/// The statements `offboard bench store` times, by name, exactly as the methods
+/// above run them, with parameters of the kind the bench binds (`EXPLAIN` plans
+/// with values; `store::bulk::query_plans`).
+pub(super) fn measured_statements() -> Vec<(&'static str, String, Vec<Param>)> {
+    let now = i64::MAX / 2;
+    let id = || Param::Text("01a00000-0000-7000-8000-000000000001".to_owned());
+    vec![
+        (
+            "claim",
+            CLAIM.to_owned(),
+            vec![
+                Param::Text("bench".into()),
+                Param::Int(1),
+                Param::Int(now),
+                Param::Int(now),
+            ],
+        ),
+        (
+            "list_jobs (first page)",
+            SELECT_JOBS.to_owned(),
+            vec![
+                Param::NullText,
+                Param::NullText,
+                Param::NullInt,
+                Param::NullText,
+                Param::Int(100),
+            ],
+        ),
+        (
+            "list_jobs (a cursor)",
+            SELECT_JOBS.to_owned(),
+            vec![
+                Param::NullText,
+                Param::NullText,
+                Param::NullInt,
+                id(),
+                Param::Int(100),
+            ],
+        ),
+        ("get_job: job", JOB_BY_ID.to_owned(), vec![id()]),
+        (
+            "get_job: checkpoints",
+            DETAIL_CHECKPOINTS.to_owned(),
+            vec![id()],
+        ),
+        ("get_job: audit", DETAIL_AUDIT.to_owned(), vec![id()]),
+        (
+            "get_job: notifications",
+            DETAIL_NOTIFICATIONS.to_owned(),
+            vec![id()],
+        ),
+        ("metrics: count_by_state", COUNT_STATES.to_owned(), vec![]),
+        (
+            "metrics: oldest_runnable_age",
+            OLDEST_DUE.to_owned(),
+            vec![Param::Int(now)],
+        ),
+        (
+            "metrics: seats_pending",
+            SEATS_PENDING_SQL.to_owned(),
+            vec![],
+        ),
+        (
+            "metrics: notifications_pending",
+            NOTIFICATIONS_PENDING.to_owned(),
+            vec![],
+        ),
+    ]
+}
+
 /// The final states, as an SQL list: retention deletes only jobs in them (the
 /// predicate of the `jobs_finished` index, spelled the same so the planner uses it).
 macro_rules! finished {
@@ -166,14 +296,6 @@ const CLAIM: &str = concat!(
     RETURNING ",
     job_cols!()
 );
-
-/// The notification columns (`rows::NOTIFICATION_COLUMNS`, with `message` as text).
-macro_rules! notification_cols {
-    () => {
-        "id, job_id, event, channel, target, message::text AS message, state, attempts, \
-         next_at, last_error, delivered_at, created_at, updated_at"
-    };
-}
 
 /// One notice of a step (see [`outbox::insert_notices`]).
 const NOTICE_INSERT: &str = "INSERT INTO notifications (id, job_id, event, channel, target, \
@@ -770,16 +892,7 @@ impl Statements for PgStore {
     }
 
     async fn select_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            job_cols!(),
-            " FROM ",
-            jobs_with_event!(),
-            " WHERE ($1::text IS NULL OR j.state = $1) AND ($2::text IS NULL OR j.employee_email = $2) \
-               AND ($3::bigint IS NULL OR j.created_at >= $3) AND ($4::text IS NULL OR j.id < $4) \
-             ORDER BY j.id DESC LIMIT $5"
-        ))
-        .filter(filter);
+        let rows = sqlx::query(SELECT_JOBS).filter(filter);
         decode_jobs(&rows.fetch_all(&self.pool).await?)
     }
 
@@ -797,25 +910,18 @@ impl Statements for PgStore {
         else {
             return Ok(None);
         };
-        let checkpoints =
-            sqlx::query("SELECT key, value::text AS value FROM checkpoints WHERE job_id = $1")
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
-        let audit = sqlx::query(
-            "SELECT at, kind, detail::text AS detail FROM audit WHERE job_id = $1 ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-        let notifications = sqlx::query(concat!(
-            "SELECT ",
-            notification_cols!(),
-            " FROM notifications WHERE job_id = $1 ORDER BY created_at, id"
-        ))
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
+        let checkpoints = sqlx::query(DETAIL_CHECKPOINTS)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let audit = sqlx::query(DETAIL_AUDIT)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let notifications = sqlx::query(DETAIL_NOTIFICATIONS)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         decode_detail(&row, &checkpoints, &audit, &notifications).map(Some)
     }
@@ -1038,14 +1144,12 @@ impl Statements for PgStore {
     }
 
     async fn count_states(&self) -> StoreResult<BTreeMap<JobState, u64>> {
-        let query = sqlx::query("SELECT state, count(*) AS n FROM jobs GROUP BY state");
+        let query = sqlx::query(COUNT_STATES);
         rows::tally_states(&query.fetch_all(&self.pool).await?)
     }
 
     async fn oldest_due(&self, now: i64) -> StoreResult<Option<i64>> {
-        let query = sqlx::query_scalar(
-            "SELECT min(run_at) FROM jobs WHERE state IN ('queued', 'scheduled') AND run_at <= $1",
-        );
+        let query = sqlx::query_scalar(OLDEST_DUE);
         Ok(query.bind(now).fetch_one(&self.pool).await?)
     }
 
@@ -1145,12 +1249,9 @@ impl Statements for PgStore {
     }
 
     async fn count_notifications_pending(&self) -> StoreResult<BTreeMap<Channel, u64>> {
-        let rows = sqlx::query(
-            "SELECT channel, COUNT(*) AS n FROM notifications \
-             WHERE state IN ('pending', 'sending') GROUP BY channel",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(NOTIFICATIONS_PENDING)
+            .fetch_all(&self.pool)
+            .await?;
         rows::tally_channels(&rows)
     }
 

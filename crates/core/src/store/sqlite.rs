@@ -531,6 +531,78 @@ const SCIM_COLUMNS: &str =
 /// The conditions of a SCIM user list, numbered as [`BindShared::scim_query`] binds.
 const SCIM_WHERE: &str = "(?1 IS NULL OR user_name_key = ?1) AND (?2 IS NULL OR external_id = ?2)";
 
+/// Leases due jobs: one runnable job per employee, and none whose employee already
+/// has a running job (`claim_due`).
+const CLAIM_DUE: &str = "SELECT MIN(id) FROM jobs j \
+     WHERE state IN ('queued', 'scheduled') AND run_at <= ?1 \
+       AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.employee_email = j.employee_email AND r.state = 'running') \
+     GROUP BY employee_email ORDER BY MIN(run_at), MIN(id) LIMIT ?2";
+
+/// A page of jobs, newest first (`select_jobs`; binds as [`BindShared::filter`]).
+/// The cursor is a bound, not `?4 IS NULL OR id < ?4`: with the `OR` SQLite walked
+/// the primary key from the newest job down to the cursor (a last page read every
+/// job); `'~'` sorts after every id (hex digits and dashes), so no cursor is the
+/// first page and either way the page is one seek.
+fn select_jobs_sql() -> String {
+    format!(
+        "SELECT {JOB_COLUMNS} FROM jobs \
+         WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR employee_email = ?2) \
+           AND (?3 IS NULL OR created_at >= ?3) AND id < COALESCE(?4, '~') \
+         ORDER BY id DESC LIMIT ?5"
+    )
+}
+
+/// One job with its event (`select_detail`).
+fn job_by_id_sql() -> String {
+    format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1")
+}
+
+/// A job's checkpoints (`select_detail`).
+const DETAIL_CHECKPOINTS: &str =
+    "SELECT key, value FROM checkpoints WHERE job_id = ?1 ORDER BY key";
+
+/// A job's audit trail, in order (`select_detail`).
+const DETAIL_AUDIT: &str = "SELECT at, kind, detail FROM audit WHERE job_id = ?1 ORDER BY id";
+
+/// A job's notifications (`select_detail`).
+fn detail_notifications_sql() -> String {
+    format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE job_id = ?1 ORDER BY created_at, id"
+    )
+}
+
+/// Jobs per state, kept by triggers (migration 0005): one row per state, not a
+/// scan of every job.
+const COUNT_STATES: &str = "SELECT state, n FROM job_counts";
+
+/// `run_at` of the oldest due job.
+const OLDEST_DUE: &str =
+    "SELECT MIN(run_at) FROM jobs WHERE state IN ('queued', 'scheduled') AND run_at <= ?1";
+
+/// Notifications still to deliver, per channel.
+const NOTIFICATIONS_PENDING: &str = "SELECT channel, COUNT(*) AS n FROM notifications \
+     WHERE state IN ('pending', 'sending') GROUP BY channel";
+
+/// The statements `offboard bench store` times, by name, exactly as the methods
+/// above run them, for `EXPLAIN QUERY PLAN` (`store::bulk::query_plans`).
+pub(super) fn measured_statements() -> Vec<(&'static str, String)> {
+    vec![
+        ("claim", CLAIM_DUE.to_owned()),
+        ("list_jobs", select_jobs_sql()),
+        ("get_job: job", job_by_id_sql()),
+        ("get_job: checkpoints", DETAIL_CHECKPOINTS.to_owned()),
+        ("get_job: audit", DETAIL_AUDIT.to_owned()),
+        ("get_job: notifications", detail_notifications_sql()),
+        ("metrics: count_by_state", COUNT_STATES.to_owned()),
+        ("metrics: oldest_runnable_age", OLDEST_DUE.to_owned()),
+        ("metrics: seats_pending", SEATS_PENDING_SQL.to_owned()),
+        (
+            "metrics: notifications_pending",
+            NOTIFICATIONS_PENDING.to_owned(),
+        ),
+    ]
+}
+
 /// The final states, as an SQL list: retention deletes only jobs in them.
 const FINISHED: &str = "('succeeded', 'failed', 'cancelled')";
 
@@ -613,16 +685,11 @@ impl Statements for SqliteStore {
     async fn claim_due(&self, round: Round<'_>) -> StoreResult<Vec<Job>> {
         let mut tx = self.write_tx().await?;
         // One runnable job per employee, and none whose employee already has a running job.
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT MIN(id) FROM jobs j \
-             WHERE state IN ('queued', 'scheduled') AND run_at <= ? \
-               AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.employee_email = j.employee_email AND r.state = 'running') \
-             GROUP BY employee_email ORDER BY MIN(run_at), MIN(id) LIMIT ?",
-        )
-        .bind(round.now)
-        .bind(i64::try_from(round.n).unwrap_or(i64::MAX))
-        .fetch_all(&mut *tx)
-        .await?;
+        let ids: Vec<String> = sqlx::query_scalar(CLAIM_DUE)
+            .bind(round.now)
+            .bind(i64::try_from(round.n).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await?;
         let mut claimed = Vec::with_capacity(ids.len());
         for id in ids {
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -881,41 +948,30 @@ impl Statements for SqliteStore {
     }
 
     async fn select_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs \
-             WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR employee_email = ?2) \
-               AND (?3 IS NULL OR created_at >= ?3) AND (?4 IS NULL OR id < ?4) \
-             ORDER BY id DESC LIMIT ?5"
-        )))
-        .filter(filter);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(select_jobs_sql())).filter(filter);
         decode_jobs(&rows.fetch_all(&self.reader).await?)
     }
 
     async fn select_detail(&self, id: &str) -> StoreResult<Option<JobDetail>> {
         // One read transaction: the job, its checkpoints and its trail agree.
         let mut tx = self.reader.begin().await?;
-        let job = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
-        )))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let job = sqlx::query(sqlx::AssertSqlSafe(job_by_id_sql()))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(job) = job else { return Ok(None) };
-        let checkpoints =
-            sqlx::query("SELECT key, value FROM checkpoints WHERE job_id = ? ORDER BY key")
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
-        let audit = sqlx::query("SELECT at, kind, detail FROM audit WHERE job_id = ? ORDER BY id")
+        let checkpoints = sqlx::query(DETAIL_CHECKPOINTS)
             .bind(id)
             .fetch_all(&mut *tx)
             .await?;
-        let notifications = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE job_id = ? ORDER BY created_at, id"
-        )))
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
+        let audit = sqlx::query(DETAIL_AUDIT)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let notifications = sqlx::query(sqlx::AssertSqlSafe(detail_notifications_sql()))
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
         let detail = decode_detail(&job, &checkpoints, &audit, &notifications)?;
         tx.commit().await?;
         Ok(Some(detail))
@@ -1111,20 +1167,15 @@ impl Statements for SqliteStore {
     }
 
     async fn count_states(&self) -> StoreResult<BTreeMap<JobState, u64>> {
-        let rows = // Kept by triggers (migration 0005): one row per state, not a scan of every job.
-        sqlx::query("SELECT state, n FROM job_counts")
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = sqlx::query(COUNT_STATES).fetch_all(&self.reader).await?;
         rows::tally_states(&rows)
     }
 
     async fn oldest_due(&self, now: i64) -> StoreResult<Option<i64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(run_at) FROM jobs WHERE state IN ('queued', 'scheduled') AND run_at <= ?",
-        )
-        .bind(now)
-        .fetch_one(&self.reader)
-        .await?)
+        Ok(sqlx::query_scalar(OLDEST_DUE)
+            .bind(now)
+            .fetch_one(&self.reader)
+            .await?)
     }
 
     async fn count_seats_pending(&self) -> StoreResult<BTreeMap<String, u64>> {
@@ -1215,12 +1266,9 @@ impl Statements for SqliteStore {
     }
 
     async fn count_notifications_pending(&self) -> StoreResult<BTreeMap<Channel, u64>> {
-        let rows = sqlx::query(
-            "SELECT channel, COUNT(*) AS n FROM notifications \
-             WHERE state IN ('pending', 'sending') GROUP BY channel",
-        )
-        .fetch_all(&self.reader)
-        .await?;
+        let rows = sqlx::query(NOTIFICATIONS_PENDING)
+            .fetch_all(&self.reader)
+            .await?;
         rows::tally_channels(&rows)
     }
 
