@@ -118,8 +118,8 @@ pub struct Application {
     store: SharedStore,
     policy: Arc<CurrentPolicy>,
     policy_path: PathBuf,
-    /// `[store] keep_finished_days` when this process prunes (it runs a worker and
-    /// retention is on); `None`: it doesn't.
+    /// `[store] keep_finished_days` when this process runs the pruner's rounds (it
+    /// runs a worker); `None`: it doesn't.
     prune_after_days: Option<u32>,
 }
 
@@ -324,8 +324,8 @@ impl Application {
             })?;
         // The pruner runs where jobs run: a receiver-only replica leaves it to the
         // workers (with PostgreSQL, several workers' pruners skip each other's rows).
-        let prune_after_days = (role != Role::Receiver && config.store.keep_finished_days > 0)
-            .then_some(config.store.keep_finished_days);
+        // It runs with retention off too (`0`): its round also folds the job counts.
+        let prune_after_days = (role != Role::Receiver).then_some(config.store.keep_finished_days);
         Ok(Self {
             listener,
             router,
@@ -408,13 +408,14 @@ impl Application {
     }
 }
 
-/// Retention: prunes finished jobs older than `days` at start-up and every
-/// [`store::retention::PRUNE_EVERY`] until `shutdown`. A failed round is logged and
+/// Retention: prunes finished jobs older than `days` (none when `0`) and folds the
+/// job counts, at start-up and every [`store::retention::PRUNE_EVERY`] until
+/// `shutdown`. A failed round is logged and
 /// tried again next round: retention is housekeeping, never a reason to stop.
 async fn run_pruner(store: SharedStore, days: u32, shutdown: CancellationToken) {
     loop {
         let round = tokio::select! {
-            round = store::retention::prune(store.as_ref(), days) => round,
+            round = store::retention::round(store.as_ref(), days) => round,
             () = shutdown.cancelled() => return,
         };
         match round {

@@ -838,6 +838,11 @@ pub trait JobStore: Send + Sync + 'static {
     /// redelivery is a duplicate of), its payload dropped once no job refers to it.
     /// The caller repeats until a batch finds nothing (`store::retention::prune`).
     async fn prune_finished(&self, keep: Duration, batch: u32) -> Result<u64, StoreError>;
+    /// Folds the per-transaction deltas behind [`JobStore::count_by_state`] into one
+    /// row per state (PostgreSQL appends a delta per state change so that workers
+    /// never contend on a counter row); a no-op where counts are kept in place
+    /// (SQLite). The pruner's round calls it, retention on or off.
+    async fn compact_job_counts(&self) -> Result<(), StoreError>;
 
     /// One SCIM user by id.
     async fn scim_user(&self, id: &str) -> Result<Option<ScimUser>, StoreError>;

@@ -166,6 +166,11 @@ pub trait Statements: Send + Sync + 'static {
     async fn count_seats_pending(&self) -> StoreResult<BTreeMap<String, u64>>;
     /// Those seat changes' jobs with their request time, oldest job first.
     async fn select_seat_waits(&self, limit: u32) -> StoreResult<Vec<SeatWait>>;
+    /// Folds job-count deltas ([`JobStore::compact_job_counts`]); nothing to fold
+    /// by default.
+    async fn compact_counts(&self) -> StoreResult<()> {
+        Ok(())
+    }
     /// Deletes up to `limit` finished jobs last written before `before` (Unix ms),
     /// as [`JobStore::prune_finished`] says, in one transaction; how many.
     async fn prune_batch(&self, before: i64, limit: u32) -> StoreResult<u64>;
@@ -361,6 +366,10 @@ impl<S: Statements> JobStore for S {
 
     async fn seat_waits(&self, limit: u32) -> StoreResult<Vec<SeatWait>> {
         self.select_seat_waits(limit).await
+    }
+
+    async fn compact_job_counts(&self) -> StoreResult<()> {
+        self.compact_counts().await
     }
 
     async fn prune_finished(&self, keep: Duration, batch: u32) -> StoreResult<u64> {

@@ -2,8 +2,9 @@
 //! deleted in batches, each one short transaction
 //! ([`JobStore::prune_finished`](super::contract::JobStore::prune_finished)), so
 //! the single SQLite writer is never held for long and a webhook waits at most one
-//! batch. `Application` runs [`prune`] every [`PRUNE_EVERY`] in processes that run
-//! a worker. What is kept and why (the dedupe tombstone) is in
+//! batch. `Application` runs a [`round`] every [`PRUNE_EVERY`] in processes that
+//! run a worker (also with retention off: the round folds PostgreSQL's job-count
+//! deltas too). What is kept and why (the dedupe tombstone) is in
 //! `migrations/sqlite/0005_retention.sql`.
 
 use std::time::Duration;
@@ -20,6 +21,13 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(300);
 
 /// A day, in the unit `keep_finished_days` counts.
 const DAY: Duration = Duration::from_secs(86_400);
+
+/// One round of the pruner: folds the job counts' deltas
+/// ([`JobStore::compact_job_counts`], whatever the retention), then [`prune`]s.
+pub async fn round(store: &dyn JobStore, keep_finished_days: u32) -> Result<u64, StoreError> {
+    store.compact_job_counts().await?;
+    prune(store, keep_finished_days).await
+}
 
 /// Deletes every finished job last written more than `keep_finished_days` ago (on
 /// the store's clock), [`BATCH`] per transaction, and returns how many went.
