@@ -8,6 +8,10 @@
 -- and `payload` becomes JSON `null` once no job refers to the event.
 ALTER TABLE events ADD COLUMN pruned_job_id text;
 
+-- A page of one state's jobs, newest first (the console's and the API's
+-- `?state=`): without it a rare state (needs_review) walked every job.
+CREATE INDEX jobs_state ON jobs (state, id);
+
 -- The pruner's search: finished jobs by finish time (the predicate is the pruner's).
 CREATE INDEX jobs_finished ON jobs (updated_at) WHERE state IN ('succeeded', 'failed', 'cancelled');
 

@@ -15,6 +15,10 @@
 -- separate tombstone table) keeps one dedupe lookup on one primary key for ingest.
 ALTER TABLE events ADD COLUMN pruned_job_id TEXT;
 
+-- A page of one state's jobs, newest first (the console's and the API's
+-- `?state=`): without it a rare state (needs_review) walked every job.
+CREATE INDEX jobs_state ON jobs (state, id);
+
 -- The pruner's search: finished jobs by finish time.
 CREATE INDEX jobs_finished ON jobs (state, updated_at);
 

@@ -12,7 +12,8 @@
 //! - **claim**: `claim(1)` of a runnable job, which is then put back (`Scheduled`,
 //!   due at once; the put-back is not timed);
 //! - **list, first page** and **list, last page**: `list_jobs` without a cursor, and
-//!   with the cursor that returns the 100 oldest jobs;
+//!   with the cursor that returns the 100 oldest jobs; **by state** (`needs_review`,
+//!   which no seeded job is in: a filter's worst case) and **one employee**;
 //! - **job detail**: `get_job` of an old job (five audit rows, two checkpoints, a
 //!   notification);
 //! - **/metrics**: the four store reads of one scrape (`count_by_state`,
@@ -311,15 +312,19 @@ enum Op {
     Claim,
     FirstPage,
     LastPage,
+    ByState,
+    ByEmployee,
     Detail,
     Metrics,
 }
 
 impl Op {
-    const ALL: [Op; 5] = [
+    const ALL: [Op; 7] = [
         Op::Claim,
         Op::FirstPage,
         Op::LastPage,
+        Op::ByState,
+        Op::ByEmployee,
         Op::Detail,
         Op::Metrics,
     ];
@@ -329,6 +334,8 @@ impl Op {
             Op::Claim => "claim (1 job)",
             Op::FirstPage => "list_jobs, first page",
             Op::LastPage => "list_jobs, last page",
+            Op::ByState => "list_jobs, state=needs_review",
+            Op::ByEmployee => "list_jobs, one employee",
             Op::Detail => "get_job (an old job)",
             Op::Metrics => "/metrics store reads",
         }
@@ -364,6 +371,22 @@ impl Op {
                 };
                 let page = store.list_jobs(&filter).await?;
                 anyhow::ensure!(page.len() == 100, "last page: {} jobs", page.len());
+            }
+            Op::ByState => {
+                // A state no seeded job is in: the worst case for a filter.
+                let filter = JobFilter {
+                    state: Some(offboard_core::domain::JobState::NeedsReview),
+                    ..JobFilter::default()
+                };
+                store.list_jobs(&filter).await?;
+            }
+            Op::ByEmployee => {
+                let filter = JobFilter {
+                    employee: Some(format!("leaver-{}@example.com", seed.first + 50)),
+                    ..JobFilter::default()
+                };
+                let page = store.list_jobs(&filter).await?;
+                anyhow::ensure!(page.len() == 1, "one employee: {} jobs", page.len());
             }
             Op::Detail => {
                 let id = seed.job_id(seed.first + 50);

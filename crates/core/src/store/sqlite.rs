@@ -542,12 +542,21 @@ const CLAIM_DUE: &str = "SELECT MIN(id) FROM jobs j \
 /// The cursor is a bound, not `?4 IS NULL OR id < ?4`: with the `OR` SQLite walked
 /// the primary key from the newest job down to the cursor (a last page read every
 /// job); `'~'` sorts after every id (hex digits and dashes), so no cursor is the
-/// first page and either way the page is one seek.
-fn select_jobs_sql() -> String {
+/// first page and either way the page is one seek. A filter that is set is written
+/// as a plain equality (the statement is picked per filter), so it seeks too: by
+/// employee through `jobs_employee` (an employee has a few jobs), by state through
+/// `jobs_state` (state, id) in id order; with an `OR` a rare state read every job.
+fn select_jobs_sql(filter: &JobFilter) -> String {
+    let by = if filter.employee.is_some() {
+        "employee_email = ?2 AND (?1 IS NULL OR state = ?1)"
+    } else if filter.state.is_some() {
+        "state = ?1"
+    } else {
+        "?1 IS NULL AND ?2 IS NULL"
+    };
     format!(
         "SELECT {JOB_COLUMNS} FROM jobs \
-         WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR employee_email = ?2) \
-           AND (?3 IS NULL OR created_at >= ?3) AND id < COALESCE(?4, '~') \
+         WHERE {by} AND (?3 IS NULL OR created_at >= ?3) AND id < COALESCE(?4, '~') \
          ORDER BY id DESC LIMIT ?5"
     )
 }
@@ -588,7 +597,21 @@ const NOTIFICATIONS_PENDING: &str = "SELECT channel, COUNT(*) AS n FROM notifica
 pub(super) fn measured_statements() -> Vec<(&'static str, String)> {
     vec![
         ("claim", CLAIM_DUE.to_owned()),
-        ("list_jobs", select_jobs_sql()),
+        ("list_jobs", select_jobs_sql(&JobFilter::default())),
+        (
+            "list_jobs (a state)",
+            select_jobs_sql(&JobFilter {
+                state: Some(JobState::NeedsReview),
+                ..JobFilter::default()
+            }),
+        ),
+        (
+            "list_jobs (an employee)",
+            select_jobs_sql(&JobFilter {
+                employee: Some(String::new()),
+                ..JobFilter::default()
+            }),
+        ),
         ("get_job: job", job_by_id_sql()),
         ("get_job: checkpoints", DETAIL_CHECKPOINTS.to_owned()),
         ("get_job: audit", DETAIL_AUDIT.to_owned()),
@@ -948,7 +971,7 @@ impl Statements for SqliteStore {
     }
 
     async fn select_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(select_jobs_sql())).filter(filter);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(select_jobs_sql(filter))).filter(filter);
         decode_jobs(&rows.fetch_all(&self.reader).await?)
     }
 
