@@ -10,9 +10,11 @@
 -- event row is never deleted: it stays as a tombstone of (source, event_id,
 -- body_sha256), with `pruned_job_id` naming the job the first delivery created
 -- (what a duplicate answers) and `payload` replaced by JSON `null` once no job
--- refers to it any more. A tombstone is ~150 bytes against the ~1-2 KB of a job
--- with its event, trail and checkpoints; keeping the row (rather than moving it to a
--- separate tombstone table) keeps one dedupe lookup on one primary key for ingest.
+-- refers to it any more. A tombstone takes ~0.4 KB of the file (row, primary-key
+-- entry, the space its shrunk page keeps) against ~2.2 KB for a job with its event,
+-- trail and checkpoints (`offboard bench store --retention`); keeping the row
+-- rather than moving it to a separate tombstone table keeps ingest's dedupe one
+-- lookup on one primary key.
 ALTER TABLE events ADD COLUMN pruned_job_id TEXT;
 
 -- A page of one state's jobs, newest first (the console's and the API's

@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use super::contract::{JobStore, StoreError};
 
-/// Jobs per pruning transaction: small enough that the writer is free again within
-/// a few milliseconds (about 10 ms per batch of 1,000 on SQLite, BENCHMARKS.md).
+/// Jobs per pruning transaction: small enough that the writer is free again soon
+/// (SQLite, a million jobs: 47 ms per batch at the median, 86 ms p99, on the
+/// 2-vCPU development VM; BENCHMARKS.md "Store growth"), so a webhook waits at most
+/// about that long behind the pruner.
 pub const BATCH: u32 = 1000;
 
 /// How often the pruner looks for finished jobs past the cutoff. Retention counts
