@@ -26,7 +26,8 @@ CREATE INDEX jobs_active ON jobs (id) WHERE state IN ('queued', 'running', 'sche
 -- insert-only, so concurrent workers never wait on a shared counter row, as they
 -- would if one row per state were updated. The count is the sum of the deltas;
 -- the pruner's round folds them into one row per state
--- (`JobStore::compact_job_counts`), so the sum reads a handful of rows.
+-- (`JobStore::compact_job_counts`, which truncates the table so that it does not
+-- keep the pages of a burst), so the sum reads a handful of rows.
 CREATE TABLE job_count_deltas (
     state text   NOT NULL,
     n     bigint NOT NULL

@@ -843,6 +843,20 @@ mod tests {
     }
 
     #[test]
+    fn keep_finished_days_defaults_to_90_allows_0_and_refuses_nonsense() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.store.keep_finished_days, 90);
+        let c = Config::from_toml("[store]\nkeep_finished_days = 0").unwrap();
+        assert_eq!(c.store.keep_finished_days, 0, "0 keeps everything");
+        for bad in ["-1", "\"90d\"", "36501"] {
+            let err = Config::from_toml(&format!("[store]\nkeep_finished_days = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("keep_finished_days"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn missing_secret_names_the_key() {
         let c = Config::from_toml("[crm]\ntoken_env = \"OFFBOARD_TEST_SURELY_UNSET_VAR\"").unwrap();
         let err = c.crm_token().unwrap_err().to_string();

@@ -172,11 +172,20 @@ const DETAIL_NOTIFICATIONS: &str = concat!(
 /// folded by [`COMPACT_COUNTS`] every pruner round, so a few rows, not every job.
 const COUNT_STATES: &str = "SELECT state, sum(n)::bigint AS n FROM job_count_deltas GROUP BY state";
 
-/// Folds the deltas into one row per state. The DELETE takes only the rows its
-/// snapshot sees, so deltas committed meanwhile stay, and a concurrent fold waits on
-/// the rows this one locked and then skips them: the sum never changes.
-const COMPACT_COUNTS: &str = "WITH gone AS (DELETE FROM job_count_deltas RETURNING state, n) \
-     INSERT INTO job_count_deltas (state, n) SELECT state, sum(n) FROM gone GROUP BY state";
+/// Folds the deltas into one row per state, in one transaction: under an exclusive
+/// lock (state changes wait for it, a few milliseconds every pruner round) the sums
+/// are read, the table truncated and the sums written back. TRUNCATE rather than
+/// DELETE because a deleted row's page stays in the table until VACUUM and a live
+/// row keeps the table from shrinking: after a million state changes (a bulk load,
+/// a layoff) every `/metrics` scrape read the 40 MB that was left
+/// (`offboard bench store`: 9.9 ms against 1.4 ms); after TRUNCATE it reads one page.
+pub(super) const COMPACT_COUNTS: &[&str] = &[
+    "LOCK TABLE job_count_deltas IN ACCESS EXCLUSIVE MODE",
+    "CREATE TEMP TABLE job_count_sums ON COMMIT DROP AS \
+     SELECT state, sum(n)::bigint AS n FROM job_count_deltas GROUP BY state",
+    "TRUNCATE job_count_deltas",
+    "INSERT INTO job_count_deltas (state, n) SELECT state, n FROM job_count_sums WHERE n <> 0",
+];
 
 /// `run_at` of the oldest due job.
 const OLDEST_DUE: &str =
@@ -1029,7 +1038,11 @@ impl Statements for PgStore {
     }
 
     async fn compact_counts(&self) -> StoreResult<()> {
-        sqlx::query(COMPACT_COUNTS).execute(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        for &statement in COMPACT_COUNTS {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
