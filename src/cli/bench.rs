@@ -8,6 +8,7 @@ use offboard_bench::{
     pacing::{self, PacingArgs},
     scaling::{self, ScalingArgs},
     soak::{self, SoakArgs},
+    store::{self, StoreArgs},
 };
 
 /// The benchmarks.
@@ -31,6 +32,11 @@ pub(super) enum BenchCommand {
     /// accepted was lost, every job is where it should be, RSS stayed steady and
     /// nothing panicked (RELIABILITY.md). Exits 1 when a check fails.
     Soak(SoakArgs),
+    /// Flat cost as the store grows: claim, list (first and last page), job detail
+    /// and the `/metrics` reads on a store of `--jobs` finished jobs against an
+    /// empty one (ratios), the plan of each statement, and with `--retention` what
+    /// pruning does to the SQLite file.
+    Store(StoreArgs),
 }
 
 pub(super) async fn run(command: BenchCommand) -> Result<(), CliError> {
@@ -40,5 +46,6 @@ pub(super) async fn run(command: BenchCommand) -> Result<(), CliError> {
         BenchCommand::Pacing(args) => pacing::run(args).await.map_err(CliError::Failed),
         BenchCommand::Scaling(args) => scaling::run(args).await.map_err(CliError::Failed),
         BenchCommand::Soak(args) => soak::run(args).await.map_err(CliError::Failed),
+        BenchCommand::Store(args) => store::run(args).await.map_err(CliError::Failed),
     }
 }

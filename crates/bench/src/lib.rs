@@ -13,6 +13,9 @@
 //!   sequential client, against the calls needed at the CRM's rate.
 //! - [`scaling`]: jobs per second with 1, 2, 3 worker processes on PostgreSQL and
 //!   1 on SQLite, and the cost of a permit from the shared CRM budget.
+//! - [`store`]: claim, list, job detail and the `/metrics` reads on a store of a
+//!   million finished jobs against an empty one, the statements' plans, and what
+//!   retention does to the SQLite file.
 //! - [`soak`]: a bounded soak (`offboard bench soak`): webhooks at a steady rate
 //!   with hostile ones among them, a faulty CRM sandbox, the worker SIGKILLed and
 //!   restarted, policy reloads; then checks that nothing accepted was lost and
@@ -28,3 +31,4 @@ pub mod layoff;
 pub mod pacing;
 pub mod scaling;
 pub mod soak;
+pub mod store;

@@ -118,6 +118,9 @@ pub struct Application {
     store: SharedStore,
     policy: Arc<CurrentPolicy>,
     policy_path: PathBuf,
+    /// `[store] keep_finished_days` when this process runs the pruner's rounds (it
+    /// runs a worker); `None`: it doesn't.
+    prune_after_days: Option<u32>,
 }
 
 /// An [`Application`] being put together: the configuration and role, plus what a
@@ -319,6 +322,10 @@ impl Application {
                 addr: config.server.listen,
                 error,
             })?;
+        // The pruner runs where jobs run: a receiver-only replica leaves it to the
+        // workers (with PostgreSQL, several workers' pruners skip each other's rows).
+        // It runs with retention off too (`0`): its round also folds the job counts.
+        let prune_after_days = (role != Role::Receiver).then_some(config.store.keep_finished_days);
         Ok(Self {
             listener,
             router,
@@ -326,6 +333,7 @@ impl Application {
             store,
             policy,
             policy_path: config.policy.file.clone(),
+            prune_after_days,
         })
     }
 
@@ -376,6 +384,9 @@ impl Application {
     /// accepting, drains in-flight requests and jobs, and returns.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), ServeError> {
         let worker_task = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
+        let pruner_task = self
+            .prune_after_days
+            .map(|days| tokio::spawn(run_pruner(self.store.clone(), days, shutdown.clone())));
         let token = shutdown.clone();
         let server = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move { token.cancelled().await });
@@ -388,7 +399,40 @@ impl Application {
             // or an abort, which would otherwise vanish with the task.
             tracing::error!(error = %e, "the worker task ended abnormally");
         }
+        if let Some(t) = pruner_task
+            && let Err(e) = t.await
+        {
+            tracing::error!(error = %e, "the retention pruner task ended abnormally");
+        }
         served.map_err(ServeError::Http)
+    }
+}
+
+/// Retention: prunes finished jobs older than `days` (none when `0`) and folds the
+/// job counts, at start-up and every [`store::retention::PRUNE_EVERY`] until
+/// `shutdown`. A failed round is logged and
+/// tried again next round: retention is housekeeping, never a reason to stop.
+async fn run_pruner(store: SharedStore, days: u32, shutdown: CancellationToken) {
+    loop {
+        let round = tokio::select! {
+            round = store::retention::round(store.as_ref(), days) => round,
+            () = shutdown.cancelled() => return,
+        };
+        match round {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(
+                pruned,
+                keep_finished_days = days,
+                "retention pruned finished jobs"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "retention pruning failed; trying again next round")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(store::retention::PRUNE_EVERY) => {}
+            () = shutdown.cancelled() => return,
+        }
     }
 }
 

@@ -177,6 +177,10 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
 }
 
+/// The longest `[store] keep_finished_days` accepted: beyond it a typo (an extra
+/// digit) is likelier than intent, and `0` already means forever.
+pub const MAX_KEEP_FINISHED_DAYS: u32 = 36_500;
+
 /// `[store]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -191,6 +195,10 @@ pub struct StoreConfig {
     /// How long a request (a webhook, SCIM, the admin API, `/readyz`) waits for the
     /// store before it is answered 503 `store_unavailable` with `Retry-After`.
     pub unavailable_after_ms: u64,
+    /// Days a finished job (succeeded, failed, cancelled) is kept after it finished,
+    /// with its audit trail; then the pruner deletes it, keeping only its event as a
+    /// dedupe tombstone. `0` keeps everything forever.
+    pub keep_finished_days: u32,
 }
 
 /// `[crm]`
@@ -555,6 +563,12 @@ impl Config {
         if self.store.unavailable_after_ms == 0 {
             return bad("store.unavailable_after_ms", "must be at least 1");
         }
+        if self.store.keep_finished_days > MAX_KEEP_FINISHED_DAYS {
+            return bad(
+                "store.keep_finished_days",
+                "at most 36500 (100 years); 0 keeps finished jobs forever",
+            );
+        }
         if !matches!(
             self.store.sqlite_synchronous.as_str(),
             "full" | "normal" | "extra"
@@ -826,6 +840,20 @@ mod tests {
         assert_eq!(shipped.crm.salesforce_api_version().unwrap(), "66.0");
         assert_eq!(normalize_api_version(" V66.0 ").as_deref(), Some("66.0"));
         assert_eq!(normalize_api_version("v"), None);
+    }
+
+    #[test]
+    fn keep_finished_days_defaults_to_90_allows_0_and_refuses_nonsense() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.store.keep_finished_days, 90);
+        let c = Config::from_toml("[store]\nkeep_finished_days = 0").unwrap();
+        assert_eq!(c.store.keep_finished_days, 0, "0 keeps everything");
+        for bad in ["-1", "\"90d\"", "36501"] {
+            let err = Config::from_toml(&format!("[store]\nkeep_finished_days = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("keep_finished_days"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub const SCIM_REQUESTS_TOTAL: &str = "offboard_scim_requests_total";
 pub const STORE_GROUP_COMMITS_TOTAL: &str = "offboard_store_group_commits_total";
 /// `offboard_store_group_commit_requests_total` (see [`FAMILIES`] for its labels and meaning).
 pub const STORE_GROUP_COMMIT_REQUESTS_TOTAL: &str = "offboard_store_group_commit_requests_total";
+/// `offboard_store_pruned_jobs_total` (see [`FAMILIES`]).
+pub const STORE_PRUNED_JOBS_TOTAL: &str = "offboard_store_pruned_jobs_total";
 /// `offboard_http_request_duration_seconds` (see [`FAMILIES`] for its labels and meaning).
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "offboard_http_request_duration_seconds";
 /// `offboard_jobs` (see [`FAMILIES`] for its labels and meaning).
@@ -152,6 +154,12 @@ pub const FAMILIES: &[Family] = &[
         kind: Kind::Counter,
         labels: &[],
         help: "Webhook requests stored through SQLite group commits; divided by offboard_store_group_commits_total, the mean group size.",
+    },
+    Family {
+        name: STORE_PRUNED_JOBS_TOTAL,
+        kind: Kind::Counter,
+        labels: &[],
+        help: "Finished jobs deleted by retention ([store] keep_finished_days), with their audit trail; their events stay as dedupe tombstones.",
     },
     Family {
         name: HTTP_REQUEST_DURATION_SECONDS,
@@ -289,6 +297,7 @@ fn install() -> PrometheusHandle {
     ::metrics::counter!(CRM_RATE_LIMIT_WAITS_TOTAL).increment(0);
     ::metrics::counter!(STORE_GROUP_COMMITS_TOTAL).increment(0);
     ::metrics::counter!(STORE_GROUP_COMMIT_REQUESTS_TOTAL).increment(0);
+    ::metrics::counter!(STORE_PRUNED_JOBS_TOTAL).increment(0);
     ::metrics::counter!(CRM_BUDGET_SLOTS_DROPPED_TOTAL).increment(0);
     ::metrics::counter!(CRM_BUDGET_ERRORS_TOTAL).increment(0);
     // A delivery alert must see 0 before it sees 1.

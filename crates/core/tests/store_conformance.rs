@@ -2519,3 +2519,400 @@ async fn notification_delivery_is_leased_retried_and_given_up(
         Some(&0)
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Retention ([store] keep_finished_days; store/retention.rs)
+// ---------------------------------------------------------------------------------
+
+/// One test on both stores, with the harness (these read rows behind the store's back).
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod retention_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(&super::Harness::sqlite(true).await).await;
+                }
+            )*
+        }
+        mod retention_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(h) = super::Harness::postgres(true).await else { return };
+                    super::$name(&h).await;
+                    h.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores![
+    retention_prunes_old_finished_jobs_with_their_trail,
+    retention_keeps_a_parent_until_its_follow_up_is_finished_and_dedupe_survives,
+    retention_zero_days_prunes_nothing,
+];
+
+/// How many rows `sql` (one `$1` parameter, a `COUNT(*)`) counts, behind the store's back.
+async fn raw_count(h: &Harness, sql: &str, arg: &str) -> i64 {
+    use sqlx::Connection;
+    let text = sqlx::AssertSqlSafe(sql.to_owned());
+    let n = if h.pg.is_some() {
+        let mut raw = sqlx::PgConnection::connect(&h.url).await.expect("connect");
+        sqlx::query_scalar(text).bind(arg).fetch_one(&mut raw).await
+    } else {
+        let mut raw = sqlx::SqliteConnection::connect(&h.url)
+            .await
+            .expect("connect");
+        sqlx::query_scalar(text).bind(arg).fetch_one(&mut raw).await
+    };
+    n.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Rows left of a job in every table that holds its trail.
+async fn rows_of_job(h: &Harness, job_id: &str) -> i64 {
+    let mut n = 0;
+    for table in [
+        "jobs",
+        "audit",
+        "checkpoints",
+        "notifications",
+        "seat_actions",
+    ] {
+        let column = if table == "jobs" { "id" } else { "job_id" };
+        n += raw_count(
+            h,
+            &format!("SELECT COUNT(*) FROM {table} WHERE {column} = $1"),
+            job_id,
+        )
+        .await;
+    }
+    n
+}
+
+/// Whether the event's row is a tombstone: kept, its payload dropped.
+async fn is_tombstone(h: &Harness, event_id: &str) -> bool {
+    let cast = if h.pg.is_some() {
+        "payload::text"
+    } else {
+        "payload"
+    };
+    let sql = format!("SELECT COUNT(*) FROM events WHERE event_id = $1 AND {cast} = 'null'");
+    raw_count(h, &sql, event_id).await == 1
+}
+
+fn days(n: i64) -> chrono::Duration {
+    chrono::Duration::days(n)
+}
+
+async fn redelivery(store: &SharedStore, id: &str, email: &str) -> IngestOutcome {
+    let mut out = store
+        .ingest(vec![new_event(id, email)])
+        .await
+        .expect("ingest");
+    assert_eq!(out.len(), 1);
+    out.remove(0)
+}
+
+/// Old succeeded, failed and cancelled jobs go with their audit, checkpoints,
+/// delivered notifications and seat reservation; young finished jobs, active jobs
+/// and a finished job whose notification is still due stay; a redelivery of a
+/// pruned job's event is still a duplicate of that job, another body a conflict.
+async fn retention_prunes_old_finished_jobs_with_their_trail(h: &Harness) {
+    let (store, clock) = (&h.store, &h.clock);
+    // Succeeded, with every kind of row a job can have.
+    let done = ingest(store, new_event("evt-done", "a@example.com")).await;
+    let c = claim_one(store, "w", LEASE).await;
+    store
+        .put_checkpoint(&c.lease, "crm_user_id", &json!(42))
+        .await
+        .expect("checkpoint");
+    store
+        .audit(
+            &done,
+            &[("decision".into(), json!({"action": "deactivate"}))],
+        )
+        .await
+        .expect("audit");
+    let reserved = store
+        .reserve_seat_action(&c.lease, "deactivate", clock.now(), None, None)
+        .await
+        .expect("reserve");
+    assert_eq!(reserved, Reservation::Granted);
+    store
+        .finish_with(
+            &c.lease,
+            Outcome::Succeeded,
+            &[notice("ntf-done", "job.succeeded", None)],
+        )
+        .await
+        .expect("finish");
+    let sent = store
+        .claim_notifications("sender", 10, LEASE)
+        .await
+        .expect("claim notification");
+    assert_eq!(sent.len(), 1);
+    assert!(
+        store
+            .notification_delivered(&sent[0].lease)
+            .await
+            .expect("delivered")
+    );
+    // Failed.
+    let failed = ingest(store, new_event("evt-failed", "b@example.com")).await;
+    let c = claim_one(store, "w", LEASE).await;
+    store
+        .finish(
+            &c.lease,
+            Outcome::Failed {
+                error: "permanent".into(),
+            },
+        )
+        .await
+        .expect("finish");
+    // Cancelled by an operator before it ran.
+    let cancelled = ingest(store, new_event("evt-cancelled", "c@example.com")).await;
+    store
+        .cancel(&cancelled, "mistake", Via::Api)
+        .await
+        .expect("cancel");
+    // Needs review, and finished with a notification not delivered yet.
+    let review = ingest(store, new_event("evt-review", "d@example.com")).await;
+    let c = claim_one(store, "w", LEASE).await;
+    store
+        .finish(
+            &c.lease,
+            Outcome::NeedsReview {
+                reason: "guard".into(),
+            },
+        )
+        .await
+        .expect("finish");
+    let undelivered = ingest(store, new_event("evt-undelivered", "e@example.com")).await;
+    let c = claim_one(store, "w", LEASE).await;
+    store
+        .finish_with(
+            &c.lease,
+            Outcome::Succeeded,
+            &[notice("ntf-late", "job.succeeded", None)],
+        )
+        .await
+        .expect("finish");
+    // Running (its lease long lapsed by the end: requeueing is not retention's job).
+    let running = ingest(store, new_event("evt-running", "f@example.com")).await;
+    claim_one(store, "w", LEASE).await;
+    // Queued, not due for years (so no claim below takes it).
+    let mut later = new_event("evt-queued", "g@example.com");
+    later.run_at = clock.now() + days(1000);
+    let queued = ingest(store, later).await;
+
+    // A job finished 31 days before the prune: young.
+    clock.advance(days(60));
+    let young = ingest(store, new_event("evt-young", "h@example.com")).await;
+    let c = store.claim("w", 10, LEASE).await.expect("claim");
+    let c = c
+        .iter()
+        .find(|c| c.job.id == young)
+        .expect("the young job is due");
+    store
+        .finish(&c.lease, Outcome::Succeeded)
+        .await
+        .expect("finish");
+    let before = store.count_by_state().await.expect("counts");
+    clock.advance(days(31));
+
+    // One transaction per batch: a batch of 2 takes two of the three.
+    let keep = Duration::from_secs(90 * 86_400);
+    assert_eq!(store.prune_finished(keep, 2).await.expect("prune"), 2);
+    let rest = offboard_core::store::retention::prune(store.as_ref(), 90)
+        .await
+        .expect("prune");
+    assert_eq!(rest, 1, "the third old finished job");
+    assert_eq!(
+        offboard_core::store::retention::prune(store.as_ref(), 90)
+            .await
+            .expect("again"),
+        0,
+        "nothing left to prune"
+    );
+
+    for id in [&done, &failed, &cancelled] {
+        assert!(
+            store.get_job(id).await.expect("get").is_none(),
+            "{id} pruned"
+        );
+        assert_eq!(rows_of_job(h, id).await, 0, "{id}: its trail went with it");
+    }
+    for id in [&review, &undelivered, &running, &queued, &young] {
+        assert!(store.get_job(id).await.expect("get").is_some(), "{id} kept");
+    }
+    assert!(
+        rows_of_job(h, &undelivered).await > 1,
+        "kept with its trail"
+    );
+    let after = store.count_by_state().await.expect("counts");
+    assert_eq!(
+        after[&JobState::Succeeded],
+        before[&JobState::Succeeded] - 1
+    );
+    assert_eq!(after[&JobState::Failed], 0);
+    assert_eq!(after[&JobState::Cancelled], 0);
+    assert_eq!(after[&JobState::NeedsReview], 1);
+    assert_eq!(after[&JobState::Running], 1);
+    assert_eq!(after[&JobState::Queued], 1);
+    store.compact_job_counts().await.expect("compact");
+    assert_eq!(
+        store.count_by_state().await.expect("counts"),
+        after,
+        "folding the counts changes none"
+    );
+    let listed = store.list_jobs(&JobFilter::default()).await.expect("list");
+    assert_eq!(
+        listed.len(),
+        5,
+        "the kept jobs still list, with their events"
+    );
+
+    // Dedupe survives: the tombstone answers for the pruned job.
+    assert!(is_tombstone(h, "evt-done").await);
+    assert_eq!(
+        redelivery(store, "evt-done", "a@example.com").await,
+        IngestOutcome::Duplicate {
+            event_id: "evt-done".into(),
+            job_id: done.clone()
+        }
+    );
+    assert_eq!(
+        redelivery(store, "evt-failed", "b@example.com").await,
+        IngestOutcome::Duplicate {
+            event_id: "evt-failed".into(),
+            job_id: failed.clone()
+        }
+    );
+    let mut other_body = new_event("evt-cancelled", "c@example.com");
+    other_body.body_sha256 = "another body".into();
+    assert_eq!(
+        store.ingest(vec![other_body]).await.expect("ingest"),
+        vec![IngestOutcome::Conflict {
+            event_id: "evt-cancelled".into()
+        }]
+    );
+    assert!(
+        store.get_job(&done).await.expect("get").is_none(),
+        "a duplicate makes no new job"
+    );
+}
+
+/// A finished parent is kept while its follow-up (`delete_after_retention`) is
+/// still there — open, or finished but young — so a follow-up never outlives the
+/// job it points at; then the follow-up goes and the parent after it, in one
+/// round, and the event's redelivery is a duplicate of the parent throughout.
+async fn retention_keeps_a_parent_until_its_follow_up_is_finished_and_dedupe_survives(h: &Harness) {
+    let (store, clock) = (&h.store, &h.clock);
+    let parent = ingest(store, new_event("evt-1", "jane@example.com")).await;
+    let c = claim_one(store, "w", LEASE).await;
+    let follow = store
+        .enqueue_follow_up(
+            &c.lease,
+            JobKind::DeleteAfterRetention,
+            clock.now() + days(200),
+        )
+        .await
+        .expect("follow-up");
+    store
+        .finish(&c.lease, Outcome::Succeeded)
+        .await
+        .expect("finish");
+
+    clock.advance(days(100));
+    assert_eq!(
+        offboard_core::store::retention::prune(store.as_ref(), 90)
+            .await
+            .expect("prune"),
+        0,
+        "the follow-up is still scheduled"
+    );
+    assert!(store.get_job(&parent).await.expect("get").is_some());
+
+    clock.advance(days(100));
+    let c = claim_one(store, "w", LEASE).await;
+    assert_eq!(c.job.id, follow);
+    store
+        .finish(&c.lease, Outcome::Succeeded)
+        .await
+        .expect("finish");
+    clock.advance(days(1));
+    assert_eq!(
+        offboard_core::store::retention::prune(store.as_ref(), 90)
+            .await
+            .expect("prune"),
+        0,
+        "the parent finished 201 days ago, but its follow-up is still there (and young)"
+    );
+    let kept = store
+        .get_job(&follow)
+        .await
+        .expect("get")
+        .expect("follow-up kept");
+    assert_eq!(
+        kept.job.event.id, "evt-1",
+        "the shared event is still there"
+    );
+    assert!(!is_tombstone(h, "evt-1").await);
+    let duplicate = IngestOutcome::Duplicate {
+        event_id: "evt-1".into(),
+        job_id: parent.clone(),
+    };
+    assert_eq!(
+        redelivery(store, "evt-1", "jane@example.com").await,
+        duplicate
+    );
+
+    clock.advance(days(91));
+    assert_eq!(
+        offboard_core::store::retention::prune(store.as_ref(), 90)
+            .await
+            .expect("prune"),
+        2,
+        "the follow-up, then its parent, in one round"
+    );
+    assert!(store.get_job(&follow).await.expect("get").is_none());
+    assert!(store.get_job(&parent).await.expect("get").is_none());
+    assert!(is_tombstone(h, "evt-1").await);
+    assert_eq!(
+        redelivery(store, "evt-1", "jane@example.com").await,
+        duplicate
+    );
+    assert!(
+        store.claim("w", 10, LEASE).await.expect("claim").is_empty(),
+        "no new job for a redelivery"
+    );
+}
+
+/// `keep_finished_days = 0` keeps everything, however old.
+async fn retention_zero_days_prunes_nothing(h: &Harness) {
+    let (store, clock) = (&h.store, &h.clock);
+    let id = ingest(store, new_event("evt-1", "jane@example.com")).await;
+    let c = claim_one(store, "w", LEASE).await;
+    store
+        .finish(&c.lease, Outcome::Succeeded)
+        .await
+        .expect("finish");
+    clock.advance(days(3650));
+    assert_eq!(
+        offboard_core::store::retention::prune(store.as_ref(), 0)
+            .await
+            .expect("prune"),
+        0
+    );
+    assert!(store.get_job(&id).await.expect("get").is_some());
+    assert_eq!(rows_of_job(h, &id).await, 1, "the job row is still there");
+    // The same job goes once retention is on: the 0 above is the setting, not luck.
+    assert_eq!(
+        offboard_core::store::retention::prune(store.as_ref(), 1)
+            .await
+            .expect("prune"),
+        1
+    );
+}

@@ -828,6 +828,22 @@ pub trait JobStore: Send + Sync + 'static {
     /// console's "seats waiting for the CRM admin", in one query.
     async fn seat_waits(&self, limit: u32) -> Result<Vec<SeatWait>, StoreError>;
 
+    /// Retention: deletes up to `batch` finished jobs (succeeded, failed, cancelled)
+    /// whose last write is older than `keep` on the store's clock, in one short
+    /// transaction, with their audit rows, checkpoints, seat reservations and
+    /// notifications; returns how many jobs went. A job is kept while a follow-up of
+    /// it is still stored (the follow-up points at it; it goes first) or one of its
+    /// notifications is still to be delivered. Its
+    /// event stays as a dedupe tombstone (source, id, body hash and the job id a
+    /// redelivery is a duplicate of), its payload dropped once no job refers to it.
+    /// The caller repeats until a batch finds nothing (`store::retention::prune`).
+    async fn prune_finished(&self, keep: Duration, batch: u32) -> Result<u64, StoreError>;
+    /// Folds the per-transaction deltas behind [`JobStore::count_by_state`] into one
+    /// row per state (PostgreSQL appends a delta per state change so that workers
+    /// never contend on a counter row); a no-op where counts are kept in place
+    /// (SQLite). The pruner's round calls it, retention on or off.
+    async fn compact_job_counts(&self) -> Result<(), StoreError>;
+
     /// One SCIM user by id.
     async fn scim_user(&self, id: &str) -> Result<Option<ScimUser>, StoreError>;
     /// SCIM users matching `query`, oldest first.

@@ -18,15 +18,19 @@
 //! - every write a worker makes for a job is fenced by its [`Lease`] (owner + attempt),
 //!   so a worker whose lease expired cannot overwrite a newer attempt;
 //! - at most one job per employee e-mail is `running` at a time;
+//! - a pruned job's event stays as a dedupe tombstone ([`retention`]), so a
+//!   redelivery after retention is still a duplicate;
 //! - a notification is written in the transaction of the step that causes it,
 //!   under an id that makes a second write of the same cause insert nothing, and
 //!   its delivery results are fenced by its own lease (id + owner + attempt).
 
+pub mod bulk;
 mod contract;
 mod outbox;
 pub mod postgres;
 pub mod postgres_budget;
 mod queue;
+pub mod retention;
 mod rows;
 mod rules;
 pub mod sqlite;

@@ -166,6 +166,14 @@ pub trait Statements: Send + Sync + 'static {
     async fn count_seats_pending(&self) -> StoreResult<BTreeMap<String, u64>>;
     /// Those seat changes' jobs with their request time, oldest job first.
     async fn select_seat_waits(&self, limit: u32) -> StoreResult<Vec<SeatWait>>;
+    /// Folds job-count deltas ([`JobStore::compact_job_counts`]); nothing to fold
+    /// by default.
+    async fn compact_counts(&self) -> StoreResult<()> {
+        Ok(())
+    }
+    /// Deletes up to `limit` finished jobs last written before `before` (Unix ms),
+    /// as [`JobStore::prune_finished`] says, in one transaction; how many.
+    async fn prune_batch(&self, before: i64, limit: u32) -> StoreResult<u64>;
     /// One SCIM user by id.
     async fn scim_select(&self, id: &str) -> StoreResult<Option<ScimUser>>;
     /// The page and total count [`ScimUserQuery`] asks for.
@@ -358,6 +366,18 @@ impl<S: Statements> JobStore for S {
 
     async fn seat_waits(&self, limit: u32) -> StoreResult<Vec<SeatWait>> {
         self.select_seat_waits(limit).await
+    }
+
+    async fn compact_job_counts(&self) -> StoreResult<()> {
+        self.compact_counts().await
+    }
+
+    async fn prune_finished(&self, keep: Duration, batch: u32) -> StoreResult<u64> {
+        if batch == 0 {
+            return Ok(0);
+        }
+        let before = self.now().saturating_sub(duration_ms(keep));
+        self.prune_batch(before, batch).await
     }
 
     async fn scim_user(&self, id: &str) -> StoreResult<Option<ScimUser>> {

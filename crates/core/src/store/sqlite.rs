@@ -317,8 +317,8 @@ async fn commit_group_batched(
     let mut known: HashMap<(String, String), (String, Option<String>)> = HashMap::new();
     for row in sqlx::query(
         "SELECT e.source, e.event_id, e.body_sha256, \
-           (SELECT j.id FROM jobs j WHERE j.source = e.source AND j.event_id = e.event_id \
-              AND j.parent_id IS NULL ORDER BY j.id LIMIT 1) AS job_id \
+           COALESCE((SELECT j.id FROM jobs j WHERE j.source = e.source AND j.event_id = e.event_id \
+              AND j.parent_id IS NULL ORDER BY j.id LIMIT 1), e.pruned_job_id) AS job_id \
          FROM jsonb_each(?) k JOIN events e ON e.source = k.value ->> 0 AND e.event_id = k.value ->> 1",
     )
     .bind(keys)
@@ -494,8 +494,8 @@ async fn ingest_one(
 ) -> Result<IngestOutcome, StoreError> {
     let event_id = ev.event.id.clone();
     let existing = sqlx::query(
-        "SELECT e.body_sha256, (SELECT j.id FROM jobs j WHERE j.source = e.source \
-           AND j.event_id = e.event_id AND j.parent_id IS NULL ORDER BY j.id LIMIT 1) AS job_id \
+        "SELECT e.body_sha256, COALESCE((SELECT j.id FROM jobs j WHERE j.source = e.source \
+           AND j.event_id = e.event_id AND j.parent_id IS NULL ORDER BY j.id LIMIT 1), e.pruned_job_id) AS job_id \
          FROM events e WHERE e.source = ? AND e.event_id = ?",
     )
     .bind(&ev.source)
@@ -530,6 +530,108 @@ const SCIM_COLUMNS: &str =
 
 /// The conditions of a SCIM user list, numbered as [`BindShared::scim_query`] binds.
 const SCIM_WHERE: &str = "(?1 IS NULL OR user_name_key = ?1) AND (?2 IS NULL OR external_id = ?2)";
+
+/// Leases due jobs: one runnable job per employee, and none whose employee already
+/// has a running job (`claim_due`).
+const CLAIM_DUE: &str = "SELECT MIN(id) FROM jobs j \
+     WHERE state IN ('queued', 'scheduled') AND run_at <= ?1 \
+       AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.employee_email = j.employee_email AND r.state = 'running') \
+     GROUP BY employee_email ORDER BY MIN(run_at), MIN(id) LIMIT ?2";
+
+/// A page of jobs, newest first (`select_jobs`; binds as [`BindShared::filter`]).
+/// The cursor is a bound, not `?4 IS NULL OR id < ?4`: with the `OR` SQLite walked
+/// the primary key from the newest job down to the cursor (a last page read every
+/// job); `'~'` sorts after every id (hex digits and dashes), so no cursor is the
+/// first page and either way the page is one seek. A filter that is set is written
+/// as a plain equality (the statement is picked per filter), so it seeks too: by
+/// employee through `jobs_employee` (an employee has a few jobs), by state through
+/// `jobs_state` (state, id) in id order; with an `OR` a rare state read every job.
+fn select_jobs_sql(filter: &JobFilter) -> String {
+    let by = if filter.employee.is_some() {
+        "employee_email = ?2 AND (?1 IS NULL OR state = ?1)"
+    } else if filter.state.is_some() {
+        "state = ?1"
+    } else {
+        "?1 IS NULL AND ?2 IS NULL"
+    };
+    format!(
+        "SELECT {JOB_COLUMNS} FROM jobs \
+         WHERE {by} AND (?3 IS NULL OR created_at >= ?3) AND id < COALESCE(?4, '~') \
+         ORDER BY id DESC LIMIT ?5"
+    )
+}
+
+/// One job with its event (`select_detail`).
+fn job_by_id_sql() -> String {
+    format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1")
+}
+
+/// A job's checkpoints (`select_detail`).
+const DETAIL_CHECKPOINTS: &str =
+    "SELECT key, value FROM checkpoints WHERE job_id = ?1 ORDER BY key";
+
+/// A job's audit trail, in order (`select_detail`).
+const DETAIL_AUDIT: &str = "SELECT at, kind, detail FROM audit WHERE job_id = ?1 ORDER BY id";
+
+/// A job's notifications (`select_detail`).
+fn detail_notifications_sql() -> String {
+    format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE job_id = ?1 ORDER BY created_at, id"
+    )
+}
+
+/// Jobs per state, kept by triggers (migration 0005): one row per state, not a
+/// scan of every job.
+const COUNT_STATES: &str = "SELECT state, n FROM job_counts";
+
+/// `run_at` of the oldest due job.
+const OLDEST_DUE: &str =
+    "SELECT MIN(run_at) FROM jobs WHERE state IN ('queued', 'scheduled') AND run_at <= ?1";
+
+/// Notifications still to deliver, per channel.
+const NOTIFICATIONS_PENDING: &str = "SELECT channel, COUNT(*) AS n FROM notifications \
+     WHERE state IN ('pending', 'sending') GROUP BY channel";
+
+/// The statements `offboard bench store` times, by name, exactly as the methods
+/// above run them, for `EXPLAIN QUERY PLAN` (`store::bulk::query_plans`).
+pub(super) fn measured_statements() -> Vec<(&'static str, String)> {
+    vec![
+        ("claim", CLAIM_DUE.to_owned()),
+        ("list_jobs", select_jobs_sql(&JobFilter::default())),
+        (
+            "list_jobs (a state)",
+            select_jobs_sql(&JobFilter {
+                state: Some(JobState::NeedsReview),
+                ..JobFilter::default()
+            }),
+        ),
+        (
+            "list_jobs (an employee)",
+            select_jobs_sql(&JobFilter {
+                employee: Some(String::new()),
+                ..JobFilter::default()
+            }),
+        ),
+        ("get_job: job", job_by_id_sql()),
+        ("get_job: checkpoints", DETAIL_CHECKPOINTS.to_owned()),
+        ("get_job: audit", DETAIL_AUDIT.to_owned()),
+        ("get_job: notifications", detail_notifications_sql()),
+        ("metrics: count_by_state", COUNT_STATES.to_owned()),
+        ("metrics: oldest_runnable_age", OLDEST_DUE.to_owned()),
+        ("metrics: seats_pending", SEATS_PENDING_SQL.to_owned()),
+        (
+            "metrics: notifications_pending",
+            NOTIFICATIONS_PENDING.to_owned(),
+        ),
+    ]
+}
+
+/// The final states, as an SQL list: retention deletes only jobs in them.
+const FINISHED: &str = "('succeeded', 'failed', 'cancelled')";
+
+/// The tables whose rows belong to one job (`job_id`) and go with it when it is
+/// pruned, children before the job row their foreign keys point at.
+const PRUNED_WITH_JOB: [&str; 4] = ["checkpoints", "notifications", "seat_actions", "audit"];
 
 /// `WHERE` fragment that fences a write to the lease holder.
 const FENCE: &str = "id = ?1 AND lease_owner = ?2 AND attempt = ?3 AND state = 'running'";
@@ -606,16 +708,11 @@ impl Statements for SqliteStore {
     async fn claim_due(&self, round: Round<'_>) -> StoreResult<Vec<Job>> {
         let mut tx = self.write_tx().await?;
         // One runnable job per employee, and none whose employee already has a running job.
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT MIN(id) FROM jobs j \
-             WHERE state IN ('queued', 'scheduled') AND run_at <= ? \
-               AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.employee_email = j.employee_email AND r.state = 'running') \
-             GROUP BY employee_email ORDER BY MIN(run_at), MIN(id) LIMIT ?",
-        )
-        .bind(round.now)
-        .bind(i64::try_from(round.n).unwrap_or(i64::MAX))
-        .fetch_all(&mut *tx)
-        .await?;
+        let ids: Vec<String> = sqlx::query_scalar(CLAIM_DUE)
+            .bind(round.now)
+            .bind(i64::try_from(round.n).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await?;
         let mut claimed = Vec::with_capacity(ids.len());
         for id in ids {
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -874,41 +971,30 @@ impl Statements for SqliteStore {
     }
 
     async fn select_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs \
-             WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR employee_email = ?2) \
-               AND (?3 IS NULL OR created_at >= ?3) AND (?4 IS NULL OR id < ?4) \
-             ORDER BY id DESC LIMIT ?5"
-        )))
-        .filter(filter);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(select_jobs_sql(filter))).filter(filter);
         decode_jobs(&rows.fetch_all(&self.reader).await?)
     }
 
     async fn select_detail(&self, id: &str) -> StoreResult<Option<JobDetail>> {
         // One read transaction: the job, its checkpoints and its trail agree.
         let mut tx = self.reader.begin().await?;
-        let job = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
-        )))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let job = sqlx::query(sqlx::AssertSqlSafe(job_by_id_sql()))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(job) = job else { return Ok(None) };
-        let checkpoints =
-            sqlx::query("SELECT key, value FROM checkpoints WHERE job_id = ? ORDER BY key")
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
-        let audit = sqlx::query("SELECT at, kind, detail FROM audit WHERE job_id = ? ORDER BY id")
+        let checkpoints = sqlx::query(DETAIL_CHECKPOINTS)
             .bind(id)
             .fetch_all(&mut *tx)
             .await?;
-        let notifications = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE job_id = ? ORDER BY created_at, id"
-        )))
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
+        let audit = sqlx::query(DETAIL_AUDIT)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let notifications = sqlx::query(sqlx::AssertSqlSafe(detail_notifications_sql()))
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
         let detail = decode_detail(&job, &checkpoints, &audit, &notifications)?;
         tx.commit().await?;
         Ok(Some(detail))
@@ -953,6 +1039,69 @@ impl Statements for SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(job)
+    }
+
+    async fn prune_batch(&self, before: i64, limit: u32) -> StoreResult<u64> {
+        let mut tx = self.write_tx().await?;
+        let picked = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, source, event_id FROM jobs j \
+             WHERE state IN {FINISHED} AND updated_at < ?1 \
+               AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = j.id) \
+               AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.job_id = j.id \
+                               AND n.state IN ('pending', 'sending')) \
+             LIMIT ?2"
+        )))
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        if picked.is_empty() {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        let mut ids = Vec::with_capacity(picked.len());
+        let mut events = Vec::with_capacity(picked.len());
+        for row in &picked {
+            ids.push(row.try_get::<String, _>("id")?);
+            events.push((
+                row.try_get::<String, _>("source")?,
+                row.try_get::<String, _>("event_id")?,
+            ));
+        }
+        let ids = to_json(&ids)?;
+        // The tombstone first, while the job still says which one it was.
+        sqlx::query(
+            "UPDATE events SET pruned_job_id = j.id FROM jobs j \
+             WHERE j.id IN (SELECT value FROM json_each(?1)) AND j.parent_id IS NULL \
+               AND events.source = j.source AND events.event_id = j.event_id",
+        )
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+        for table in PRUNED_WITH_JOB {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE job_id IN (SELECT value FROM json_each(?1))"
+            )))
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let gone = sqlx::query("DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?1))")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        // An event no job refers to any more keeps only what dedupe needs.
+        sqlx::query(
+            "UPDATE events SET payload = 'null' \
+             WHERE (source, event_id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1)) \
+               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.source = events.source AND j.event_id = events.event_id)",
+        )
+        .bind(to_json(&events)?)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(gone)
     }
 
     async fn scim_select(&self, id: &str) -> StoreResult<Option<ScimUser>> {
@@ -1041,19 +1190,15 @@ impl Statements for SqliteStore {
     }
 
     async fn count_states(&self) -> StoreResult<BTreeMap<JobState, u64>> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = sqlx::query(COUNT_STATES).fetch_all(&self.reader).await?;
         rows::tally_states(&rows)
     }
 
     async fn oldest_due(&self, now: i64) -> StoreResult<Option<i64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(run_at) FROM jobs WHERE state IN ('queued', 'scheduled') AND run_at <= ?",
-        )
-        .bind(now)
-        .fetch_one(&self.reader)
-        .await?)
+        Ok(sqlx::query_scalar(OLDEST_DUE)
+            .bind(now)
+            .fetch_one(&self.reader)
+            .await?)
     }
 
     async fn count_seats_pending(&self) -> StoreResult<BTreeMap<String, u64>> {
@@ -1144,12 +1289,9 @@ impl Statements for SqliteStore {
     }
 
     async fn count_notifications_pending(&self) -> StoreResult<BTreeMap<Channel, u64>> {
-        let rows = sqlx::query(
-            "SELECT channel, COUNT(*) AS n FROM notifications \
-             WHERE state IN ('pending', 'sending') GROUP BY channel",
-        )
-        .fetch_all(&self.reader)
-        .await?;
+        let rows = sqlx::query(NOTIFICATIONS_PENDING)
+            .fetch_all(&self.reader)
+            .await?;
         rows::tally_channels(&rows)
     }
 
