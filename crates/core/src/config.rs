@@ -843,9 +843,9 @@ mod tests {
     }
 
     #[test]
-    fn keep_finished_days_defaults_to_90_allows_0_and_refuses_nonsense() {
+    fn keep_finished_days_defaults_to_400_allows_0_and_refuses_nonsense() {
         let c = Config::from_toml("").unwrap();
-        assert_eq!(c.store.keep_finished_days, 90);
+        assert_eq!(c.store.keep_finished_days, 400);
         let c = Config::from_toml("[store]\nkeep_finished_days = 0").unwrap();
         assert_eq!(c.store.keep_finished_days, 0, "0 keeps everything");
         for bad in ["-1", "\"90d\"", "36501"] {
