@@ -23,7 +23,7 @@ use std::{
     fmt,
     sync::{
         Arc, LazyLock, Mutex, MutexGuard, Weak,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     time::Duration,
 };
@@ -165,6 +165,7 @@ impl RateBudget for LocalBudget {
     }
 
     fn on_throttled(&self, retry_after: Option<Duration>) {
+        self.grid.widen();
         let now = Instant::now();
         let mut state = self.lock();
         if let Some(wait) = retry_after {
@@ -217,13 +218,17 @@ impl RateBudget for LocalBudget {
 /// keeps its schedule instead and lets a late caller go at once, as long as it is
 /// no more than [`CATCH_UP`] behind; a caller later than that (the budget was
 /// idle) starts a new schedule from now. A CRM counts requests in a window of a
-/// second, so the interval is the window plus [`HEADROOM`] divided by the limit:
+/// second, so the interval is the window plus a headroom divided by the limit:
 /// two requests `limit` turns apart are always at least a window apart, even
 /// when the first went `CATCH_UP` late and the network delivers them unevenly
-/// by up to the rest of the headroom.
+/// by up to the rest of the headroom. The headroom starts at [`HEADROOM`] and
+/// each 429 widens it by as much, up to [`MAX_HEADROOM`]: a 429 while paced
+/// says the way to the CRM is less even than assumed, and stays so.
 struct Grid {
-    /// One request's share of the window.
-    interval: Duration,
+    /// The limit the interval divides the window by.
+    rate: u32,
+    /// The headroom in force, in milliseconds.
+    headroom_ms: AtomicU32,
     /// How far behind schedule a caller may be and still keep it.
     catch_up: Duration,
     /// The next start time; held while a caller waits for it, so callers go in
@@ -239,6 +244,8 @@ const WINDOW: Duration = Duration::from_secs(1);
 /// apart; 5 ms of headroom saw 5 answers 429 in 1,160). 1 % of the limit is
 /// the price.
 const HEADROOM: Duration = Duration::from_millis(10);
+/// The widest the headroom grows: 5 % of the limit.
+const MAX_HEADROOM: Duration = Duration::from_millis(50);
 /// Timer wake-ups on a busy machine are a millisecond or two late.
 const CATCH_UP: Duration = Duration::from_millis(2);
 
@@ -249,7 +256,8 @@ impl Grid {
         // A configured burst lets that many go at once after an idle period.
         let burst = interval * settings.burst.max(1).saturating_sub(1);
         Self {
-            interval,
+            rate,
+            headroom_ms: AtomicU32::new(millis(HEADROOM)),
             catch_up: CATCH_UP.max(burst),
             next: tokio::sync::Mutex::new(None),
         }
@@ -265,8 +273,27 @@ impl Grid {
             _ => now,
         };
         tokio::time::sleep_until(turn).await;
-        *next = Some(turn + self.interval * cost);
+        *next = Some(turn + self.interval() * cost);
     }
+
+    /// One request's share of the window.
+    fn interval(&self) -> Duration {
+        let headroom = Duration::from_millis(self.headroom_ms.load(Ordering::Relaxed).into());
+        (WINDOW + headroom) / self.rate
+    }
+
+    /// After a 429: more headroom, up to [`MAX_HEADROOM`].
+    fn widen(&self) {
+        let _ = self
+            .headroom_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |ms| {
+                Some((ms + millis(HEADROOM)).min(millis(MAX_HEADROOM)))
+            });
+    }
+}
+
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -322,6 +349,28 @@ mod tests {
         for pair in sent.windows(51) {
             assert!(pair[50] - pair[0] > WINDOW, "{:?}", pair[50] - pair[0]);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_429_widens_the_headroom_up_to_five_percent() {
+        let budget = LocalBudget::new(BudgetSettings {
+            cooldown: Duration::ZERO,
+            recover_after: 1,
+            ..settings(50, 8)
+        });
+        assert_eq!(budget.grid.interval(), Duration::from_micros(20_200));
+        budget.on_throttled(None);
+        assert_eq!(budget.grid.interval(), Duration::from_micros(20_400));
+        for _ in 0..10 {
+            budget.on_throttled(None);
+        }
+        assert_eq!(budget.grid.interval(), Duration::from_micros(21_000));
+        // Successes bring the rate back, not the old headroom.
+        for _ in 0..20 {
+            budget.on_success();
+        }
+        assert_eq!(budget.slowdown(), 1);
+        assert_eq!(budget.grid.interval(), Duration::from_micros(21_000));
     }
 
     #[tokio::test(start_paused = true)]
@@ -407,12 +456,13 @@ mod tests {
         for _ in 0..4 {
             drop(budget.acquire().await);
         }
-        // At half of 40/s each request costs two intervals of (1 s + 10 ms) / 40
-        // (202 ms; the timer wakes on whole milliseconds).
+        // At half of 40/s each request costs two intervals of (1 s + 20 ms) / 40:
+        // the 429 also widened the headroom (204 ms; the timer wakes on whole
+        // milliseconds).
         let elapsed = started.elapsed();
         assert!(
-            elapsed >= Duration::from_micros(4 * 2 * 25_250)
-                && elapsed <= Duration::from_millis(203),
+            elapsed >= Duration::from_micros(4 * 2 * 25_500)
+                && elapsed <= Duration::from_millis(205),
             "{elapsed:?}"
         );
     }
