@@ -344,9 +344,14 @@ async fn move_records(
     let mut in_flight = FuturesUnordered::new();
     let mut rejected = Vec::new();
     let mut first_error = None;
-    loop {
+    // A store error ends the run, but only once the calls already sent have
+    // answered: dropping them would leave writes the CRM received without their
+    // result in the audit trail.
+    let mut stopped: Option<JobError> = None;
+    'calls: loop {
         // A stopping worker, or one that lost its lease, sends nothing more.
         while in_flight.len() < max_in_flight
+            && stopped.is_none()
             && !ctx.stop.is_cancelled()
             && !ctx.lost.is_cancelled()
         {
@@ -355,9 +360,17 @@ async fn move_records(
                 let Some(resource) = run.first().map(|r| r.resource) else {
                     continue;
                 };
-                let p = progress_of(progress, resource)?;
-                p.sending.extend(run.iter().map(|r| r.id.clone()));
-                ctx.set_checkpoint(cp::reassign(resource), &*p).await?;
+                let marked = match progress_of(progress, resource) {
+                    Ok(p) => {
+                        p.sending.extend(run.iter().map(|r| r.id.clone()));
+                        ctx.set_checkpoint(cp::reassign(resource), &*p).await
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = marked {
+                    stopped = Some(e);
+                    continue 'calls;
+                }
             }
             let owner = owner.clone();
             // A call carrying several resources queues in the most urgent one's lane.
@@ -390,18 +403,31 @@ async fn move_records(
             }
         };
         for (resource, outcome) in outcomes {
-            let p = progress_of(progress, resource)?;
-            record_outcome(
-                ctx,
-                resource,
-                owner,
-                outcome,
-                p,
-                &mut rejected,
-                &mut first_error,
-            )
-            .await?;
+            if stopped.is_some() {
+                break;
+            }
+            let recorded = match progress_of(progress, resource) {
+                Ok(p) => {
+                    record_outcome(
+                        ctx,
+                        resource,
+                        owner,
+                        outcome,
+                        p,
+                        &mut rejected,
+                        &mut first_error,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = recorded {
+                stopped = Some(e);
+            }
         }
+    }
+    if let Some(e) = stopped {
+        return Err(e);
     }
     for (resource, p) in progress.iter() {
         ctx.set_checkpoint(cp::reassign(*resource), p).await?;
